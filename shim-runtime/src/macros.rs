@@ -1,0 +1,61 @@
+//! The two macros a shim is written with: one hook table, and one thin exported function per hook.
+
+/// Declares a shim's hook table once: the `Hook` ids, the names published in the segment (`HOOKS`), and the real
+/// functions (`REAL`), looked up in loaded libraries whose file names start with one of `libraries`.
+#[macro_export]
+macro_rules! hook_table {
+    (libraries: $libraries:expr; $($id:ident => $name:literal),* $(,)?) => {
+        /// Hook ids: indexes into [`HOOKS`], the segment's counters and arm mask.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[repr(usize)]
+        pub enum Hook { $($id),* }
+        /// Names of the intercepted functions, in [`Hook`] order.
+        pub const HOOKS: &[&str] = &[$($name),*];
+        static REAL: [$crate::RealFn; HOOKS.len()] = [$($crate::RealFn::new($crate::cstr(concat!($name, "\0").as_bytes()), $libraries)),*];
+    };
+}
+
+/// One exported hook: enter (count, decide, record), then return `$fail(code)` for an injected fault, or forward
+/// to the real function (`$fail($missing)` if it cannot be found). Not exported under `cfg(test)`, so unit tests
+/// do not interpose on themselves.
+#[macro_export]
+macro_rules! hook {
+    ($id:ident, fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty, size = $size:expr, fail = $fail:expr, missing = $missing:expr) => {
+        #[doc = concat!("Intercepts `", stringify!($name), "`.")]
+        ///
+        /// # Safety
+        /// The caller upholds the real function's contract; arguments are forwarded unchanged.
+        #[cfg_attr(not(test), no_mangle)]
+        #[allow(non_snake_case)] // the C API's own names
+        pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
+            type Real = unsafe extern "C" fn($($ty),*) -> $ret;
+            let call = RUNTIME.enter(Hook::$id as usize, $size as u64);
+            if let Some(code) = call.fault() {
+                return $fail(code);
+            }
+            let real = REAL[Hook::$id as usize].get();
+            if real.is_null() {
+                return $fail($missing);
+            }
+            // SAFETY: `real` is the non-null address of the real function of this name, whose C signature `Real`
+            // mirrors; the arguments are the caller's, unchanged.
+            unsafe { std::mem::transmute::<*mut std::ffi::c_void, Real>(real)($($arg),*) }
+        }
+    };
+}
+
+/// Runs `$runtime.init()` when the library is loaded (an `.init_array` entry), except in unit tests.
+#[macro_export]
+macro_rules! constructor {
+    ($runtime:ident) => {
+        #[cfg(not(test))]
+        #[used]
+        #[link_section = ".init_array"]
+        static CONSTRUCTOR: extern "C" fn() = {
+            extern "C" fn init() {
+                $runtime.init();
+            }
+            init
+        };
+    };
+}

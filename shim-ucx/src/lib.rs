@@ -1,0 +1,109 @@
+//! `libfaultline_ucx.so`: preloaded into a UCX application, it intercepts the UCP data path and setup calls and
+//! makes them fail as the process's faultline segment says. Every export is a thin body over [`shim_runtime`]:
+//! enter (count, decide, record), then either return the injected status or call the real function.
+//!
+//! - An injected `*_nbx` fault returns `UCS_STATUS_PTR(code)` without starting the operation, so its callback
+//!   never runs; an injected `ucs_status_t` function returns the code and leaves its outputs untouched.
+//! - `ucp_worker_progress` is never intercepted (called millions of times a second); `ucp_request_check_status` is
+//!   intercepted but not armed by default (faulting it lies about in-flight requests).
+//! - The real function comes from `RTLD_NEXT` or any loaded `libucp*` (wheel copies loaded `RTLD_LOCAL`); libucp
+//!   is never linked. If none is loaded, a call fails with `UCS_ERR_NO_ELEM` instead of jumping to null.
+#![deny(unsafe_op_in_unsafe_fn)]
+
+use std::ffi::{c_int, c_uint, c_void};
+
+use shim_runtime::{hook, Runtime, ShimSpec};
+
+/// `ucs_status_t`.
+pub type Status = c_int;
+/// `ucs_status_ptr_t`: a request pointer, or a status encoded as a pointer.
+pub type StatusPtr = *mut c_void;
+/// Any opaque UCP handle (`ucp_ep_h`, `ucp_worker_h`, …).
+pub type Handle = *mut c_void;
+
+/// `UCS_ERR_NO_ELEM`: what a call returns when the real function is nowhere to be found.
+pub const UCS_ERR_NO_ELEM: Status = -12;
+
+/// `UCS_STATUS_PTR(code)`.
+#[inline(always)]
+fn status_ptr(code: Status) -> StatusPtr {
+    code as isize as StatusPtr
+}
+
+#[inline(always)]
+fn status(code: Status) -> Status {
+    code
+}
+
+const LIBUCP: &[&str] = &["libucp"];
+
+shim_runtime::hook_table! {
+    libraries: LIBUCP;
+    GetNbx => "ucp_get_nbx",
+    PutNbx => "ucp_put_nbx",
+    TagSendNbx => "ucp_tag_send_nbx",
+    TagSendSyncNbx => "ucp_tag_send_sync_nbx",
+    TagRecvNbx => "ucp_tag_recv_nbx",
+    AmSendNbx => "ucp_am_send_nbx",
+    AmRecvDataNbx => "ucp_am_recv_data_nbx",
+    StreamSendNbx => "ucp_stream_send_nbx",
+    StreamRecvNbx => "ucp_stream_recv_nbx",
+    AtomicOpNbx => "ucp_atomic_op_nbx",
+    EpFlushNbx => "ucp_ep_flush_nbx",
+    WorkerFlushNbx => "ucp_worker_flush_nbx",
+    EpCloseNbx => "ucp_ep_close_nbx",
+    EpCreate => "ucp_ep_create",
+    MemMap => "ucp_mem_map",
+    RkeyPack => "ucp_rkey_pack",
+    EpRkeyUnpack => "ucp_ep_rkey_unpack",
+    RequestCheckStatus => "ucp_request_check_status",
+}
+
+fn default_armed(hook: usize) -> bool {
+    hook != Hook::RequestCheckStatus as usize && hook < HOOKS.len()
+}
+
+static SPEC: ShimSpec = ShimSpec { kind: shim_runtime::Kind::Ucx, hooks: HOOKS, default_armed };
+static RUNTIME: Runtime = Runtime::new(&SPEC);
+
+shim_runtime::constructor!(RUNTIME);
+
+hook!(GetNbx, fn ucp_get_nbx(ep: Handle, buffer: *mut c_void, count: usize, remote_addr: u64, rkey: Handle, param: *const c_void) -> StatusPtr, size = count, fail = status_ptr, missing = UCS_ERR_NO_ELEM);
+hook!(PutNbx, fn ucp_put_nbx(ep: Handle, buffer: *const c_void, count: usize, remote_addr: u64, rkey: Handle, param: *const c_void) -> StatusPtr, size = count, fail = status_ptr, missing = UCS_ERR_NO_ELEM);
+hook!(TagSendNbx, fn ucp_tag_send_nbx(ep: Handle, buffer: *const c_void, count: usize, tag: u64, param: *const c_void) -> StatusPtr, size = count, fail = status_ptr, missing = UCS_ERR_NO_ELEM);
+hook!(TagSendSyncNbx, fn ucp_tag_send_sync_nbx(ep: Handle, buffer: *const c_void, count: usize, tag: u64, param: *const c_void) -> StatusPtr, size = count, fail = status_ptr, missing = UCS_ERR_NO_ELEM);
+hook!(TagRecvNbx, fn ucp_tag_recv_nbx(worker: Handle, buffer: *mut c_void, count: usize, tag: u64, tag_mask: u64, param: *const c_void) -> StatusPtr, size = count, fail = status_ptr, missing = UCS_ERR_NO_ELEM);
+hook!(AmSendNbx, fn ucp_am_send_nbx(ep: Handle, id: c_uint, header: *const c_void, header_length: usize, buffer: *const c_void, count: usize, param: *const c_void) -> StatusPtr, size = count, fail = status_ptr, missing = UCS_ERR_NO_ELEM);
+hook!(AmRecvDataNbx, fn ucp_am_recv_data_nbx(worker: Handle, data_desc: *mut c_void, buffer: *mut c_void, count: usize, param: *const c_void) -> StatusPtr, size = count, fail = status_ptr, missing = UCS_ERR_NO_ELEM);
+hook!(StreamSendNbx, fn ucp_stream_send_nbx(ep: Handle, buffer: *const c_void, count: usize, param: *const c_void) -> StatusPtr, size = count, fail = status_ptr, missing = UCS_ERR_NO_ELEM);
+hook!(StreamRecvNbx, fn ucp_stream_recv_nbx(ep: Handle, buffer: *mut c_void, count: usize, length: *mut usize, param: *const c_void) -> StatusPtr, size = count, fail = status_ptr, missing = UCS_ERR_NO_ELEM);
+hook!(AtomicOpNbx, fn ucp_atomic_op_nbx(ep: Handle, opcode: c_int, buffer: *const c_void, count: usize, remote_addr: u64, rkey: Handle, param: *const c_void) -> StatusPtr, size = count, fail = status_ptr, missing = UCS_ERR_NO_ELEM);
+hook!(EpFlushNbx, fn ucp_ep_flush_nbx(ep: Handle, param: *const c_void) -> StatusPtr, size = 0, fail = status_ptr, missing = UCS_ERR_NO_ELEM);
+hook!(WorkerFlushNbx, fn ucp_worker_flush_nbx(worker: Handle, param: *const c_void) -> StatusPtr, size = 0, fail = status_ptr, missing = UCS_ERR_NO_ELEM);
+hook!(EpCloseNbx, fn ucp_ep_close_nbx(ep: Handle, param: *const c_void) -> StatusPtr, size = 0, fail = status_ptr, missing = UCS_ERR_NO_ELEM);
+hook!(EpCreate, fn ucp_ep_create(worker: Handle, params: *const c_void, ep_p: *mut Handle) -> Status, size = 0, fail = status, missing = UCS_ERR_NO_ELEM);
+hook!(MemMap, fn ucp_mem_map(context: Handle, params: *const c_void, memh_p: *mut Handle) -> Status, size = 0, fail = status, missing = UCS_ERR_NO_ELEM);
+hook!(RkeyPack, fn ucp_rkey_pack(context: Handle, memh: Handle, rkey_buffer_p: *mut *mut c_void, size_p: *mut usize) -> Status, size = 0, fail = status, missing = UCS_ERR_NO_ELEM);
+hook!(EpRkeyUnpack, fn ucp_ep_rkey_unpack(ep: Handle, rkey_buffer: *const c_void, rkey_p: *mut Handle) -> Status, size = 0, fail = status, missing = UCS_ERR_NO_ELEM);
+hook!(RequestCheckStatus, fn ucp_request_check_status(request: *mut c_void) -> Status, size = 0, fail = status, missing = UCS_ERR_NO_ELEM);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hook_ids_match_the_published_names() {
+        assert_eq!(HOOKS.len(), REAL.len());
+        assert_eq!(HOOKS[Hook::PutNbx as usize], "ucp_put_nbx");
+        assert_eq!(HOOKS[Hook::RequestCheckStatus as usize], "ucp_request_check_status");
+        assert!(REAL.iter().zip(HOOKS).all(|(real, name)| real.name() == *name));
+        assert!(!HOOKS.contains(&"ucp_worker_progress"));
+    }
+
+    #[test]
+    fn everything_but_request_check_status_is_armed_by_default() {
+        let armed: Vec<_> = (0..HOOKS.len()).filter(|&h| default_armed(h)).collect();
+        assert_eq!(armed.len(), HOOKS.len() - 1);
+        assert!(!default_armed(Hook::RequestCheckStatus as usize));
+    }
+}

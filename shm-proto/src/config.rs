@@ -1,0 +1,355 @@
+//! Parsing what users type — probabilities, X/O patterns, hook lists, switches — shared by the shims' start-up
+//! environment (`FAULTLINE_*`) and the `faultline` tool, so both accept and reject exactly the same things.
+
+use crate::codes::{self, CodeError};
+use crate::control::Strategy;
+use crate::layout::{DelayMode, Kind, Mode, MAX_HOOKS, PATTERN_CAP};
+
+/// A value a user gave that faultline cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Probability not a number in 0–100.
+    #[error("probability '{0}' is not a percentage between 0 and 100 (decimals allowed, e.g. 12.5)")]
+    Probability(String),
+    /// Pattern with other letters, empty or too long.
+    #[error("pattern '{text}': {why}")]
+    Pattern {
+        /// What was given (shortened).
+        text: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// A hook name that matches nothing.
+    #[error("unknown hook '{name}' (known: {known})")]
+    UnknownHook {
+        /// What was given.
+        name: String,
+        /// The segment's hooks.
+        known: String,
+    },
+    /// Not a number where one is needed.
+    #[error("{what} '{text}' is not a whole number ≥ 0")]
+    Number {
+        /// Which setting.
+        what: &'static str,
+        /// What was given.
+        text: String,
+    },
+    /// Not 0/1/on/off/true/false.
+    #[error("{what} '{text}' is not on/off (1/0)")]
+    Switch {
+        /// Which setting.
+        what: &'static str,
+        /// What was given.
+        text: String,
+    },
+    /// A code list problem.
+    #[error(transparent)]
+    Code(#[from] CodeError),
+    /// Unknown log level.
+    #[error("log level '{0}' is not off, faults or debug")]
+    LogLevel(String),
+}
+
+/// Parses a percentage (`30`, `12.5`, `0.0001`, optionally with `%`) into parts per million.
+pub fn parse_probability(text: &str) -> Result<u32, ConfigError> {
+    let bad = || ConfigError::Probability(text.to_string());
+    let t = text.trim().trim_end_matches('%').trim();
+    let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
+    if whole.is_empty() && frac.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+        || frac.len() > 4 && frac[4..].bytes().any(|b| b != b'0')
+    {
+        return Err(bad());
+    }
+    let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
+    let frac_ppm: u64 = format!("{:0<4}", &frac[..frac.len().min(4)]).parse().map_err(|_| bad())?;
+    let ppm = whole.checked_mul(10_000).and_then(|w| w.checked_add(frac_ppm)).ok_or_else(bad)?;
+    if ppm > 1_000_000 {
+        return Err(bad());
+    }
+    Ok(ppm as u32)
+}
+
+/// Formats parts per million as the shortest percentage (`12.5`, `100`, `0.0001`).
+pub fn format_probability(ppm: u32) -> String {
+    let whole = ppm / 10_000;
+    let frac = ppm % 10_000;
+    if frac == 0 {
+        whole.to_string()
+    } else {
+        format!("{whole}.{}", format!("{frac:04}").trim_end_matches('0'))
+    }
+}
+
+/// Parses an X/O pattern (`X`/`x` fault, `O`/`o` pass), 1 to 65,536 positions.
+pub fn parse_pattern(text: &str) -> Result<Vec<bool>, ConfigError> {
+    let shown =
+        if text.len() > 40 { format!("{}…", &text[..text.floor_char_boundary(40)]) } else { text.to_string() };
+    let err = |why: String| ConfigError::Pattern { text: shown.clone(), why };
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(err("empty; use X for fault and O for pass, e.g. XOOOOXOO".into()));
+    }
+    let mut pattern = Vec::with_capacity(text.len());
+    for (i, c) in text.chars().enumerate() {
+        match c {
+            'X' | 'x' => pattern.push(true),
+            'O' | 'o' => pattern.push(false),
+            other => return Err(err(format!("'{other}' at position {} is neither X (fault) nor O (pass)", i + 1))),
+        }
+    }
+    if pattern.len() > PATTERN_CAP {
+        return Err(err(format!("{} positions, at most {PATTERN_CAP}", pattern.len())));
+    }
+    Ok(pattern)
+}
+
+/// The short form of a hook name: without the API prefix (`ucp_`, `cuda`, `cu`) and the `_nbx` suffix.
+pub fn short_hook_name(name: &str) -> &str {
+    let name = name.strip_prefix("ucp_").unwrap_or(name);
+    name.strip_suffix("_nbx").unwrap_or(name)
+}
+
+/// Whether `alias` names hook `name`: the full name, its short form (`put`, `tag_send`), or the last words of the
+/// short form (`flush` names both `ucp_ep_flush_nbx` and `ucp_worker_flush_nbx`), case-insensitively.
+pub fn hook_matches(name: &str, alias: &str) -> bool {
+    let alias = alias.trim();
+    let short = short_hook_name(name);
+    name.eq_ignore_ascii_case(alias)
+        || short.eq_ignore_ascii_case(alias)
+        || short.len() > alias.len()
+            && short.as_bytes()[short.len() - alias.len() - 1] == b'_'
+            && short[short.len() - alias.len()..].eq_ignore_ascii_case(alias)
+}
+
+/// Resolves `all`, `none` or a comma list of hook names/aliases against a segment's hook table into an arm mask.
+pub fn parse_hooks(hooks: &[impl AsRef<str>], text: &str) -> Result<[u64; MAX_HOOKS / 64], ConfigError> {
+    let mut mask = [0u64; MAX_HOOKS / 64];
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("none") {
+        return Ok(mask);
+    }
+    for alias in text.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        let mut any = false;
+        for (index, name) in hooks.iter().enumerate().take(MAX_HOOKS) {
+            if alias.eq_ignore_ascii_case("all") || hook_matches(name.as_ref(), alias) {
+                mask[index / 64] |= 1 << (index % 64);
+                any = true;
+            }
+        }
+        if !any {
+            let known = hooks.iter().map(|h| h.as_ref()).collect::<Vec<_>>().join(", ");
+            return Err(ConfigError::UnknownHook { name: alias.to_string(), known });
+        }
+    }
+    if mask.iter().all(|&w| w == 0) {
+        let known = hooks.iter().map(|h| h.as_ref()).collect::<Vec<_>>().join(", ");
+        return Err(ConfigError::UnknownHook { name: text.to_string(), known });
+    }
+    Ok(mask)
+}
+
+/// Parses on/off, 1/0, true/false, yes/no.
+pub fn parse_switch(what: &'static str, text: &str) -> Result<bool, ConfigError> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "on" | "true" | "yes" => Ok(true),
+        "0" | "off" | "false" | "no" => Ok(false),
+        _ => Err(ConfigError::Switch { what, text: text.to_string() }),
+    }
+}
+
+/// Parses a whole number ≥ 0 (decimal, or hex with `0x`).
+pub fn parse_count(what: &'static str, text: &str) -> Result<u64, ConfigError> {
+    let t = text.trim();
+    let parsed = match t.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => t.parse(),
+    };
+    parsed.map_err(|_| ConfigError::Number { what, text: text.to_string() })
+}
+
+/// Parses `random` (→ `None`) or an X/O pattern (→ `Some`).
+pub fn parse_strategy(text: &str) -> Result<Option<Vec<bool>>, ConfigError> {
+    if text.trim().eq_ignore_ascii_case("random") {
+        Ok(None)
+    } else {
+        parse_pattern(text).map(Some)
+    }
+}
+
+/// Parses a delay in microseconds (fits 32 bits: up to about 71 minutes).
+pub fn parse_delay_us(text: &str) -> Result<u32, ConfigError> {
+    let us = parse_count("delay (µs)", text)?;
+    u32::try_from(us).map_err(|_| ConfigError::Number { what: "delay (µs)", text: text.to_string() })
+}
+
+/// Parses `off`, `before-fault` or `instead-of-fault`.
+pub fn parse_delay_mode(text: &str) -> Result<DelayMode, ConfigError> {
+    match text.trim() {
+        "off" => Ok(DelayMode::Off),
+        "before-fault" => Ok(DelayMode::BeforeFault),
+        "instead-of-fault" => Ok(DelayMode::InsteadOfFault),
+        _ => {
+            Err(ConfigError::Switch { what: "delay mode (off|before-fault|instead-of-fault)", text: text.to_string() })
+        }
+    }
+}
+
+fn parse_log_level(text: &str) -> Result<LogLevel, ConfigError> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "off" | "0" | "" => Ok(LogLevel::Off),
+        "faults" | "1" => Ok(LogLevel::Faults),
+        "debug" | "2" => Ok(LogLevel::Debug),
+        _ => Err(ConfigError::LogLevel(text.to_string())),
+    }
+}
+
+/// Shim logging, off by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum LogLevel {
+    /// Nothing but the one-time warnings.
+    #[default]
+    Off,
+    /// One line per injected fault (rate-limited).
+    Faults,
+    /// Also start-up details.
+    Debug,
+}
+
+/// The start-up state a shim takes from its environment.
+#[derive(Debug, Clone)]
+pub struct Startup {
+    /// The strategy to publish before the first call.
+    pub strategy: Strategy,
+    /// `FAULTLINE_LOG`.
+    pub log: LogLevel,
+    /// One line per invalid variable; each was ignored.
+    pub warnings: Vec<String>,
+}
+
+/// Reads `FAULTLINE_*` through `var` (so tests need no process environment). Invalid values are reported in
+/// `warnings` and ignored; everything else keeps its default.
+pub fn startup_from_env(
+    kind: Kind,
+    hooks: &[&str],
+    default_armed: impl Fn(usize) -> bool,
+    var: impl Fn(&str) -> Option<String>,
+) -> Startup {
+    let mut s = Strategy::defaults(codes::default_pool(kind), default_armed);
+    let mut log = LogLevel::Off;
+    let mut warnings = Vec::new();
+    let get = |name: &'static str| var(name).map(|value| (name, value));
+    let mut report = |name: &str, value: &str, e: ConfigError| warnings.push(format!("{name}={value}: {e}; ignored"));
+    macro_rules! set {
+        ($name:literal, |$v:ident| $parse:expr, |$parsed:ident| $assign:expr) => {
+            if let Some((name, $v)) = get($name) {
+                match $parse {
+                    Ok($parsed) => $assign,
+                    Err(e) => report(name, &$v, e),
+                }
+            }
+        };
+    }
+    set!("FAULTLINE_ENABLED", |v| parse_switch("FAULTLINE_ENABLED", &v), |on| s.enabled = on);
+    set!("FAULTLINE_RECORD", |v| parse_switch("FAULTLINE_RECORD", &v), |on| s.recording = on);
+    set!("FAULTLINE_STRATEGY", |v| parse_strategy(&v), |pattern| match pattern {
+        None => s.mode = Mode::Random,
+        Some(pattern) => {
+            s.pattern = pattern;
+            s.mode = Mode::Pattern;
+        }
+    });
+    set!("FAULTLINE_PROBABILITY", |v| parse_probability(&v), |ppm| s.probability_ppm = ppm);
+    set!("FAULTLINE_ERROR_CODES", |v| codes::parse_code_list(kind, &v).map_err(ConfigError::from), |pool| s.pool =
+        pool);
+    set!("FAULTLINE_HOOKS", |v| parse_hooks(hooks, &v), |mask| s.arm_mask = mask);
+    set!("FAULTLINE_SEED", |v| parse_count("FAULTLINE_SEED", &v), |seed| s.seed = seed);
+    set!("FAULTLINE_SKIP", |v| parse_count("FAULTLINE_SKIP", &v), |skip| s.skip = skip);
+    set!("FAULTLINE_LIMIT", |v| parse_count("FAULTLINE_LIMIT", &v), |limit| s.limit = limit);
+    set!("FAULTLINE_DELAY_US", |v| parse_delay_us(&v), |us| {
+        s.delay_us = us;
+        s.delay_mode = if us == 0 { DelayMode::Off } else { DelayMode::BeforeFault };
+    });
+    set!("FAULTLINE_DELAY_MODE", |v| parse_delay_mode(&v), |mode| s.delay_mode = mode);
+    set!("FAULTLINE_LOG", |v| parse_log_level(&v), |level| log = level);
+    Startup { strategy: s, log, warnings }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probabilities() {
+        assert_eq!(parse_probability("30"), Ok(300_000));
+        assert_eq!(parse_probability("12.5"), Ok(125_000));
+        assert_eq!(parse_probability("0.0001"), Ok(1));
+        assert_eq!(parse_probability("100%"), Ok(1_000_000));
+        assert_eq!(parse_probability(".5"), Ok(5_000));
+        for bad in ["150", "-1", "abc", "", "1e3", "100.0001", "0.00001", "12.5.1"] {
+            assert!(parse_probability(bad).is_err(), "{bad}");
+        }
+        assert_eq!(format_probability(125_000), "12.5");
+        assert_eq!(format_probability(1), "0.0001");
+        assert_eq!(format_probability(1_000_000), "100");
+    }
+
+    #[test]
+    fn patterns() {
+        assert_eq!(parse_pattern("XoO").unwrap(), vec![true, false, false]);
+        let err = parse_pattern("XQX").unwrap_err().to_string();
+        assert!(err.contains("'Q' at position 2"), "{err}");
+        assert!(parse_pattern("").is_err());
+        assert!(parse_pattern(&"X".repeat(PATTERN_CAP + 1)).is_err());
+        assert!(parse_pattern(&"O".repeat(PATTERN_CAP)).is_ok());
+    }
+
+    #[test]
+    fn hook_aliases() {
+        let hooks = [
+            "ucp_get_nbx",
+            "ucp_put_nbx",
+            "ucp_ep_flush_nbx",
+            "ucp_worker_flush_nbx",
+            "ucp_tag_send_nbx",
+            "ucp_tag_send_sync_nbx",
+        ];
+        let mask = parse_hooks(&hooks, "get,flush").unwrap();
+        assert_eq!(mask[0], 0b1101);
+        assert_eq!(parse_hooks(&hooks, "tag_send").unwrap()[0], 0b1_0000);
+        assert_eq!(parse_hooks(&hooks, "UCP_PUT_NBX").unwrap()[0], 0b10);
+        assert_eq!(parse_hooks(&hooks, "all").unwrap()[0], 0b11_1111);
+        assert_eq!(parse_hooks(&hooks, "none").unwrap()[0], 0);
+        assert!(parse_hooks(&hooks, "lush").is_err(), "only whole words match");
+        assert!(matches!(parse_hooks(&hooks, "get,bogus"), Err(ConfigError::UnknownHook { .. })));
+    }
+
+    #[test]
+    fn environment_sets_the_startup_strategy_and_reports_bad_values() {
+        let hooks = ["ucp_get_nbx", "ucp_put_nbx", "ucp_request_check_status"];
+        let env = |name: &str| {
+            match name {
+                "FAULTLINE_ENABLED" => Some("1"),
+                "FAULTLINE_STRATEGY" => Some("XOOOOXOO"),
+                "FAULTLINE_ERROR_CODES" => Some("UCS_ERR_IO_ERROR,-20"),
+                "FAULTLINE_HOOKS" => Some("put"),
+                "FAULTLINE_PROBABILITY" => Some("150"),
+                "FAULTLINE_SKIP" => Some("3"),
+                _ => None,
+            }
+            .map(String::from)
+        };
+        let s = startup_from_env(Kind::Ucx, &hooks, |h| h != 2, env);
+        assert!(s.strategy.enabled);
+        assert_eq!(s.strategy.mode, Mode::Pattern);
+        assert_eq!(s.strategy.pattern_text(), "XOOOOXOO");
+        assert_eq!(s.strategy.pool, vec![-3, -20]);
+        assert_eq!(s.strategy.arm_mask[0], 0b10);
+        assert_eq!(s.strategy.skip, 3);
+        assert_eq!(s.strategy.probability_ppm, 0, "the invalid probability is ignored");
+        assert_eq!(s.warnings.len(), 1);
+        assert!(s.warnings[0].starts_with("FAULTLINE_PROBABILITY=150"), "{:?}", s.warnings);
+    }
+}

@@ -1,0 +1,330 @@
+//! The segment's memory layout: `#[repr(C)]`, fixed size, every shared field an atomic.
+//!
+//! The creator zero-fills the file, initialises everything, then stores `magic` last; readers check magic, ABI
+//! version, kind and sizes before trusting anything else. Changing anything here without bumping [`ABI_VERSION`]
+//! fails the layout assertions at the bottom of this file.
+
+use crate::ring::Ring;
+use crate::seqlock::SeqLock;
+use crate::sync::{AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
+
+/// First eight bytes of every segment.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"FLTLINE\x01");
+/// Bumped on every layout or semantic change of the segment.
+pub const ABI_VERSION: u32 = 1;
+
+/// Hooks a shim can declare (the CUDA shim needs the most).
+pub const MAX_HOOKS: usize = 128;
+/// Bytes of a hook name, NUL-padded.
+pub const HOOK_NAME_LEN: usize = 48;
+/// Bytes of the executable name, NUL-padded.
+pub const EXE_NAME_LEN: usize = 64;
+/// Positions of an X/O pattern.
+pub const PATTERN_CAP: usize = 65_536;
+/// 64-bit words of the pattern bitmap.
+pub const PATTERN_WORDS: usize = PATTERN_CAP / 64;
+/// Codes in an error pool.
+pub const POOL_CAP: usize = 32;
+/// Calls in a replay program.
+pub const REPLAY_CAP: usize = 65_536;
+/// Records in the flight recorder.
+pub const RING_CAP: usize = 8_192;
+/// Counter stripes; each thread writes its own (the last one is shared by any threads beyond).
+pub const COUNTER_STRIPES: usize = 32;
+
+/// Which shim owns a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u32)]
+pub enum Kind {
+    /// `libfaultline_ucx.so`
+    Ucx = 1,
+    /// `libfaultline_cuda.so`
+    Cuda = 2,
+}
+
+impl Kind {
+    /// The name used in file names, the CLI and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Ucx => "ucx",
+            Kind::Cuda => "cuda",
+        }
+    }
+
+    /// Parses `ucx` / `cuda`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "ucx" => Some(Kind::Ucx),
+            "cuda" => Some(Kind::Cuda),
+            _ => None,
+        }
+    }
+
+    /// Decodes the header's kind field.
+    pub fn from_raw(raw: u32) -> Option<Self> {
+        match raw {
+            1 => Some(Kind::Ucx),
+            2 => Some(Kind::Cuda),
+            _ => None,
+        }
+    }
+}
+
+/// How armed calls are decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Mode {
+    /// Each armed call faults with the set probability.
+    Random = 0,
+    /// X/O pattern, cycling.
+    Pattern = 1,
+    /// An exact per-call program taken from a recording.
+    Replay = 2,
+}
+
+impl Mode {
+    /// Decodes the control block's mode field (unknown values read as random, the safe default).
+    pub fn from_raw(raw: u32) -> Self {
+        match raw {
+            1 => Mode::Pattern,
+            2 => Mode::Replay,
+            _ => Mode::Random,
+        }
+    }
+
+    /// The name used by the CLI and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Random => "random",
+            Mode::Pattern => "pattern",
+            Mode::Replay => "replay",
+        }
+    }
+}
+
+/// What the delay action does to a call that would fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum DelayMode {
+    /// No delay.
+    Off = 0,
+    /// Sleep, then fail.
+    BeforeFault = 1,
+    /// Sleep, then pass the call through (a slow call instead of a failed one).
+    InsteadOfFault = 2,
+}
+
+impl DelayMode {
+    /// Decodes the control block's delay-mode field.
+    pub fn from_raw(raw: u32) -> Self {
+        match raw {
+            1 => DelayMode::BeforeFault,
+            2 => DelayMode::InsteadOfFault,
+            _ => DelayMode::Off,
+        }
+    }
+
+    /// The name used by the CLI and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            DelayMode::Off => "off",
+            DelayMode::BeforeFault => "before-fault",
+            DelayMode::InsteadOfFault => "instead-of-fault",
+        }
+    }
+}
+
+/// Identity of the process and its shim. Written once by the creator before `magic`.
+#[repr(C, align(64))]
+pub struct Header {
+    /// [`MAGIC`], stored last by the creator.
+    pub magic: AtomicU64,
+    /// [`ABI_VERSION`] of the creator.
+    pub abi_version: AtomicU32,
+    /// [`Kind`] as `u32`.
+    pub kind: AtomicU32,
+    /// `size_of::<Segment>()` of the creator.
+    pub total_size: AtomicU64,
+    /// The process id as the process itself sees it (its own pid namespace).
+    pub pid: AtomicU32,
+    /// Number of valid entries in `hook_names`.
+    pub hook_count: AtomicU32,
+    /// Field 22 of `/proc/self/stat` (clock ticks since boot), to tell a reused pid from the original process.
+    pub start_time_ticks: AtomicU64,
+    /// Wall-clock creation time, nanoseconds since the Unix epoch.
+    pub created_unix_ns: AtomicU64,
+    /// `CLOCK_MONOTONIC` ns of a recent intercepted call (updated every few hundred calls per thread).
+    pub heartbeat_ns: AtomicU64,
+    /// Bit 0: the shim could not find some real function (calls to it fail with a "not found" status).
+    pub flags: AtomicU32,
+    _reserved: [u32; 5],
+    /// The executable's name, NUL-padded.
+    pub exe_name: [AtomicU8; EXE_NAME_LEN],
+    /// The shim's hook names, so readers need no hard-coded list.
+    pub hook_names: [[AtomicU8; HOOK_NAME_LEN]; MAX_HOOKS],
+}
+
+/// The strategy, written by one writer at a time under `lock` and read consistently by the shims.
+#[repr(C, align(64))]
+pub struct Control {
+    /// Guards every field below for multi-word consistency.
+    pub lock: SeqLock,
+    _pad0: [u64; 6],
+    /// 0/1. Also read alone (relaxed) first on the hot path: disabled costs one load.
+    pub enabled: AtomicU32,
+    /// 0/1: record armed calls into the ring.
+    pub recording: AtomicU32,
+    /// [`Mode`] as `u32`.
+    pub mode: AtomicU32,
+    /// Fault probability in parts per million (random mode).
+    pub probability_ppm: AtomicU32,
+    /// RNG seed (random mode).
+    pub seed: AtomicU64,
+    /// Bit `i` arms hook `i`.
+    pub arm_mask: [AtomicU64; MAX_HOOKS / 64],
+    /// Armed calls passed before the strategy starts.
+    pub skip: AtomicU64,
+    /// Stop after this many faults (0: no limit).
+    pub limit: AtomicU64,
+    /// Microseconds of the delay action.
+    pub delay_us: AtomicU32,
+    /// [`DelayMode`] as `u32`.
+    pub delay_mode: AtomicU32,
+    /// Number of codes in `pool`.
+    pub pool_len: AtomicU32,
+    /// Number of positions in the pattern.
+    pub pattern_len: AtomicU32,
+    /// Number of `X` in the pattern.
+    pub pattern_faults: AtomicU32,
+    /// Number of calls in the replay program.
+    pub replay_len: AtomicU32,
+    /// 0/1: replay loops instead of passing everything after its end.
+    pub replay_loop: AtomicU32,
+    _pad1: u32,
+    /// Error codes to inject.
+    pub pool: [AtomicI32; POOL_CAP],
+    /// Pattern bitmap: bit `p % 64` of word `p / 64` set means position `p` is `X`.
+    pub pattern_bits: [AtomicU64; PATTERN_WORDS],
+    /// Number of `X` in the words before each word, so an X's ordinal (for code cycling) is O(1).
+    pub pattern_rank: [AtomicU32; PATTERN_WORDS],
+    /// The replay program: 0 passes the call, anything else is injected as that code.
+    pub replay: [AtomicI32; REPLAY_CAP],
+}
+
+/// Process-wide sequence state the shims advance. Own cache lines: hot in pattern mode.
+#[repr(C, align(64))]
+pub struct Cursor {
+    /// Armed calls since the current strategy started (the pattern / replay position).
+    pub armed_calls: AtomicU64,
+    _pad0: [u64; 7],
+    /// Faults taken against `limit` since the current strategy started.
+    pub fault_tickets: AtomicU64,
+    _pad1: [u64; 7],
+    /// Next thread ordinal to hand out (counter stripe and RNG stream of each thread).
+    pub next_thread: AtomicU32,
+    _pad2: [u32; 15],
+}
+
+/// Calls and faults of one hook in one stripe.
+#[repr(C)]
+pub struct HookCounter {
+    /// Intercepted calls while enabled.
+    pub calls: AtomicU64,
+    /// Injected faults.
+    pub faults: AtomicU64,
+}
+
+/// One thread's counters for every hook.
+#[repr(C, align(64))]
+pub struct Stripe {
+    /// Indexed by hook.
+    pub hooks: [HookCounter; MAX_HOOKS],
+}
+
+/// The whole segment.
+#[repr(C, align(64))]
+pub struct Segment {
+    /// Identity.
+    pub header: Header,
+    /// Strategy.
+    pub control: Control,
+    /// Sequence state.
+    pub cursor: Cursor,
+    /// Per-thread counters; a reader sums the stripes.
+    pub stripes: [Stripe; COUNTER_STRIPES],
+    /// The flight recorder.
+    pub ring: Ring<RING_CAP>,
+}
+
+/// Marks types that may live in the shared segment.
+///
+/// # Safety
+/// Implementors are `#[repr(C)]`, contain only atomics, integers and padding (no pointers, no references, no
+/// `Drop`), and every bit pattern — in particular all-zero — is a valid value.
+pub unsafe trait ShmSafe {}
+// SAFETY: Segment and all its parts are repr(C) aggregates of atomics and integer padding.
+unsafe impl ShmSafe for Segment {}
+
+impl Header {
+    /// The executable name written by the creator.
+    pub fn exe_name(&self) -> String {
+        read_name(&self.exe_name)
+    }
+
+    /// Hook name `index`, or `None` past `hook_count`.
+    pub fn hook_name(&self, index: usize) -> Option<String> {
+        let count = (self.hook_count.load(Ordering::Relaxed) as usize).min(MAX_HOOKS);
+        (index < count).then(|| read_name(&self.hook_names[index]))
+    }
+
+    /// Every hook name, in table order.
+    pub fn hook_names(&self) -> Vec<String> {
+        (0..MAX_HOOKS).map_while(|i| self.hook_name(i)).collect()
+    }
+}
+
+/// Writes `name` NUL-padded (truncated to fit, keeping a final NUL).
+pub(crate) fn write_name(dst: &[AtomicU8], name: &str) {
+    let bytes = name.as_bytes();
+    for (i, cell) in dst.iter().enumerate() {
+        let byte = if i + 1 < dst.len() { bytes.get(i).copied().unwrap_or(0) } else { 0 };
+        cell.store(byte, Ordering::Relaxed);
+    }
+}
+
+fn read_name(src: &[AtomicU8]) -> String {
+    let bytes: Vec<u8> = src.iter().map(|b| b.load(Ordering::Relaxed)).take_while(|&b| b != 0).collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+// Layout pins: a change to any of these is an ABI change. Bump ABI_VERSION and update the numbers together.
+#[cfg(not(loom))]
+const _: () = {
+    use std::mem::{align_of, offset_of, size_of};
+    assert!(ABI_VERSION == 1, "layout numbers below belong to ABI 1");
+    assert!(size_of::<Header>() == 6336);
+    assert!(offset_of!(Header, magic) == 0);
+    assert!(offset_of!(Header, abi_version) == 8);
+    assert!(offset_of!(Header, kind) == 12);
+    assert!(offset_of!(Header, total_size) == 16);
+    assert!(offset_of!(Header, pid) == 24);
+    assert!(offset_of!(Header, start_time_ticks) == 32);
+    assert!(offset_of!(Header, heartbeat_ns) == 48);
+    assert!(offset_of!(Header, exe_name) == 80);
+    assert!(offset_of!(Header, hook_names) == 144);
+    assert!(size_of::<Control>() == 274_752);
+    assert!(offset_of!(Control, enabled) == 64);
+    assert!(offset_of!(Control, pool) == 152);
+    assert!(offset_of!(Control, pattern_bits) == 280);
+    assert!(offset_of!(Control, pattern_rank) == 8472);
+    assert!(offset_of!(Control, replay) == 12_568);
+    assert!(size_of::<Cursor>() == 192);
+    assert!(size_of::<Stripe>() == 2048);
+    assert!(size_of::<Ring<RING_CAP>>() == 64 + 64 * RING_CAP);
+    assert!(offset_of!(Segment, control) == 6336);
+    assert!(offset_of!(Segment, cursor) == 6336 + 274_752);
+    assert!(offset_of!(Segment, stripes) == 6336 + 274_752 + 192);
+    assert!(offset_of!(Segment, ring) == 6336 + 274_752 + 192 + 2048 * COUNTER_STRIPES);
+    assert!(size_of::<Segment>() == 6336 + 274_752 + 192 + 2048 * COUNTER_STRIPES + 64 + 64 * RING_CAP);
+    assert!(align_of::<Segment>() == 64);
+};

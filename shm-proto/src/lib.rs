@@ -1,0 +1,38 @@
+//! The per-process faultline segment, shared by the shims (which create it and decide every intercepted call from
+//! it) and the `faultline` tool (which discovers, reads and steers it).
+//!
+//! - [`layout`]: the `#[repr(C)]` shared structures and their pinned layout;
+//! - [`seqlock`], [`ring`]: the lock-free protocols (model-checked with loom under `--cfg loom`);
+//! - [`decide`], [`call`]: the decision engine and the per-call path both shims run;
+//! - [`control`]: the strategy as a value, read and published consistently;
+//! - [`config`], [`codes`]: parsing what users type (probabilities, patterns, hooks, codes) and the environment;
+//! - [`segment`]: create, attach, discover, liveness, cleanup.
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod ring;
+pub mod seqlock;
+pub mod sync;
+
+#[cfg(not(loom))]
+pub mod call;
+#[cfg(not(loom))]
+pub mod codes;
+#[cfg(not(loom))]
+pub mod config;
+#[cfg(not(loom))]
+pub mod control;
+#[cfg(not(loom))]
+pub mod decide;
+#[cfg(not(loom))]
+pub mod layout;
+#[cfg(not(loom))]
+pub mod segment;
+
+#[cfg(not(loom))]
+pub use {
+    call::ThreadCtx,
+    control::Strategy,
+    decide::Decision,
+    layout::{Cursor, Kind, Mode, Segment},
+    segment::{Access, AttachOptions, SegmentError, SegmentMap},
+};
