@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU8, Ordering::Acquire, Order
 
 use shm_proto::config::{self, LogLevel};
 use shm_proto::segment::{self, Created, Identity};
-use shm_proto::{codes, Decision, Kind, Segment, SegmentMap, ThreadCtx};
+use shm_proto::{codes, Decision, Kind, Segment, SegmentMap, Strategy, ThreadCtx};
 
 /// What a shim declares about itself.
 pub struct ShimSpec {
@@ -164,7 +164,7 @@ impl Runtime {
         self.state.store(READY, Release);
     }
 
-    fn create_segment(&self, strategy: &shm_proto::Strategy) {
+    fn create_segment(&self, strategy: &Strategy) {
         let exe = std::env::current_exe().ok();
         let exe_name = exe.as_deref().and_then(|p| p.file_name()).and_then(|n| n.to_str()).unwrap_or("?");
         let identity = Identity {
@@ -173,6 +173,7 @@ impl Runtime {
             start_time_ticks: segment::start_time_ticks("self").unwrap_or(0),
             exe_name,
             hooks: self.spec.hooks,
+            default_arm_mask: Strategy::defaults(&[], self.spec.default_armed).arm_mask,
         };
         match SegmentMap::create(&identity, strategy) {
             Ok((map, created)) => {

@@ -157,7 +157,9 @@ pub struct Header {
     pub heartbeat_ns: AtomicU64,
     /// Bit 0: the shim could not find some real function (calls to it fail with a "not found" status).
     pub flags: AtomicU32,
-    _reserved: [u32; 5],
+    _reserved: u32,
+    /// The hooks the shim arms by default (what `reset` goes back to).
+    pub default_arm_mask: [AtomicU64; MAX_HOOKS / 64],
     /// The executable's name, NUL-padded.
     pub exe_name: [AtomicU8; EXE_NAME_LEN],
     /// The shim's hook names, so readers need no hard-coded list.
@@ -310,6 +312,7 @@ const _: () = {
     assert!(offset_of!(Header, pid) == 24);
     assert!(offset_of!(Header, start_time_ticks) == 32);
     assert!(offset_of!(Header, heartbeat_ns) == 48);
+    assert!(offset_of!(Header, default_arm_mask) == 64);
     assert!(offset_of!(Header, exe_name) == 80);
     assert!(offset_of!(Header, hook_names) == 144);
     assert!(size_of::<Control>() == 274_752);

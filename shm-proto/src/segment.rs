@@ -153,6 +153,8 @@ pub struct Identity<'a> {
     pub exe_name: &'a str,
     /// The shim's hooks, in index order.
     pub hooks: &'a [&'a str],
+    /// The hooks armed by default.
+    pub default_arm_mask: [u64; MAX_HOOKS / 64],
 }
 
 /// The directory segments live in.
@@ -232,6 +234,9 @@ impl SegmentMap {
             write_name(slot, name);
         }
         h.hook_count.store(hooks.len() as u32, Relaxed);
+        for (word, default) in h.default_arm_mask.iter().zip(id.default_arm_mask) {
+            word.store(default, Relaxed);
+        }
         // Nobody else can have the lock yet: the file was just created by us, without magic.
         let _ = seg.control.publish(&seg.cursor, strategy, id.pid, |_| true);
         h.magic.store(MAGIC, Release);
@@ -422,6 +427,28 @@ pub fn start_time_ticks(pid: &str) -> Option<u64> {
 /// Whether the process that created `segment`, seen as `pid` from here, is still running (same pid, same start).
 pub fn is_alive(segment: &Segment, pid: u32) -> bool {
     start_time_ticks(&pid.to_string()) == Some(segment.header.start_time_ticks.load(Relaxed))
+}
+
+/// Whether no process `pid` exists any more (used to break a dead writer's lock).
+pub fn pid_is_dead(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else { return true };
+    // SAFETY: signal 0 only checks for existence and permission; it sends nothing.
+    let result = unsafe { libc::kill(pid, 0) };
+    result != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+}
+
+impl Segment {
+    /// The strategy `reset` returns to: the built-in defaults of this segment's kind and shim.
+    pub fn default_strategy(&self) -> Strategy {
+        let kind = Kind::from_raw(self.header.kind.load(Relaxed)).unwrap_or(Kind::Ucx);
+        let mask: Vec<u64> = self.header.default_arm_mask.iter().map(|w| w.load(Relaxed)).collect();
+        Strategy::defaults(crate::codes::default_pool(kind), |hook| mask[hook / 64] & (1 << (hook % 64)) != 0)
+    }
+
+    /// The segment's kind (validated on attach).
+    pub fn kind(&self) -> Kind {
+        Kind::from_raw(self.header.kind.load(Relaxed)).unwrap_or(Kind::Ucx)
+    }
 }
 
 /// Removes the files of dead processes among `found`; returns what was removed. Unreadable or foreign-version

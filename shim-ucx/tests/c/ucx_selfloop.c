@@ -523,9 +523,9 @@ static void op_tag(struct tstate *ts)
     ucs_status_ptr_t sreq = ucp_tag_send_nbx(ts->ep, ts->src, opt_size,
                                              TAG_VALUE, &prm);
     ucs_status_t sst = wait_op(ts, sreq, FN_TAG_SEND);
-    if (UCS_PTR_IS_ERR(sreq) && rreq != NULL) {
-        /* Nothing will match the posted receive; cancelling completes it
-         * with UCS_ERR_CANCELED. */
+    if (sst != UCS_OK && rreq != NULL) {
+        /* Likely nothing will match the posted receive; cancelling completes
+         * it with UCS_ERR_CANCELED (a no-op if it already matched). */
         ucp_request_cancel(ts->worker, rreq);
     }
     ucs_status_t rst = wait_op(ts, rreq, FN_TAG_RECV);

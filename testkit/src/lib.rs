@@ -1,0 +1,267 @@
+//! Test support shared by the shim and CLI integration tests (a dev-dependency only).
+//!
+//! - [`artifacts`]: the release shims and the `faultline` binary (built once per test run, or taken from
+//!   `FAULTLINE_UCX_SHIM` / `FAULTLINE_CUDA_SHIM` / `FAULTLINE_BIN`);
+//! - [`c_program`]: compiles a C test program from `*/tests/c/` once per test run;
+//! - [`ShmDir`]: a private segment directory per test (`FAULTLINE_SHM_DIR`), removed on drop, so tests never see
+//!   each other's processes and leave nothing in `/dev/shm`;
+//! - [`Program`]: a process under test with its stdout lines collected, killed on drop;
+//! - [`wait_until`]: polling with a generous watchdog instead of fixed sleeps.
+#![deny(unsafe_op_in_unsafe_fn)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How long any wait may take before a test fails (a watchdog, not a timing assertion).
+pub const WATCHDOG: Duration = Duration::from_secs(120);
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("testkit lives in the workspace").to_path_buf()
+}
+
+/// Paths of the built artifacts.
+pub struct Artifacts {
+    /// `libfaultline_ucx.so`
+    pub ucx_shim: PathBuf,
+    /// `libfaultline_cuda.so`
+    pub cuda_shim: PathBuf,
+    /// `faultline`
+    pub faultline: PathBuf,
+}
+
+/// Builds the release artifacts once per test process (or uses the paths given in the environment).
+pub fn artifacts() -> &'static Artifacts {
+    static ARTIFACTS: OnceLock<Artifacts> = OnceLock::new();
+    ARTIFACTS.get_or_init(|| {
+        let overridden = |var: &str| std::env::var_os(var).map(PathBuf::from);
+        if let (Some(ucx_shim), Some(cuda_shim), Some(faultline)) =
+            (overridden("FAULTLINE_UCX_SHIM"), overridden("FAULTLINE_CUDA_SHIM"), overridden("FAULTLINE_BIN"))
+        {
+            return Artifacts { ucx_shim, cuda_shim, faultline };
+        }
+        let root = workspace_root();
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--release", "-p", "shim-ucx", "-p", "shim-cuda", "-p", "faultline"])
+            .current_dir(&root)
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the release artifacts failed");
+        let release = target_dir().join("release");
+        Artifacts {
+            ucx_shim: release.join("libfaultline_ucx.so"),
+            cuda_shim: release.join("libfaultline_cuda.so"),
+            faultline: release.join("faultline"),
+        }
+    })
+}
+
+/// The cargo target directory.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace_root().join("target"), PathBuf::from)
+}
+
+/// Compiles `source` (relative to the workspace root) with `cc` and `args` (libraries), once per test process.
+pub fn c_program(source: &str, args: &[&str]) -> PathBuf {
+    static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = built.get(source) {
+        return path.clone();
+    }
+    let src = workspace_root().join(source);
+    let out_dir = target_dir().join("testkit");
+    std::fs::create_dir_all(&out_dir).expect("target dir is writable");
+    let stem = src.file_stem().expect("a file").to_string_lossy().into_owned();
+    // One binary per test process: parallel test binaries must not write the same file.
+    let out = out_dir.join(format!("{stem}.{}", std::process::id()));
+    let output = Command::new("cc")
+        .args(["-O1", "-Wall", "-Wextra", "-Werror", "-pthread", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .args(args)
+        .output()
+        .expect("cc runs");
+    assert!(output.status.success(), "compiling {source} failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    built.insert(source.to_string(), out.clone());
+    out
+}
+
+/// A private segment directory, removed (with everything in it) on drop.
+pub struct ShmDir {
+    dir: tempfile::TempDir,
+}
+
+impl ShmDir {
+    /// A new empty directory on tmpfs where available.
+    pub fn new() -> Self {
+        let base = if Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
+        ShmDir { dir: tempfile::Builder::new().prefix("faultline-test.").tempdir_in(base).expect("temp dir") }
+    }
+
+    /// Its path (pass as `FAULTLINE_SHM_DIR`).
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The segment file a process of `kind` with `pid` creates here.
+    pub fn segment(&self, kind: &str, pid: u32) -> PathBuf {
+        self.path().join(format!("faultline.{kind}.{pid}"))
+    }
+}
+
+impl Default for ShmDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A running program whose stdout lines are collected; killed and reaped on drop.
+pub struct Program {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    /// Every stdout line so far.
+    pub seen: Vec<String>,
+}
+
+impl Program {
+    /// Starts `command` with piped stdin/stdout (stderr inherited, so failures show in test output).
+    pub fn spawn(mut command: Command) -> Self {
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut child = command.spawn().expect("program starts");
+        let stdout = child.stdout.take().expect("piped");
+        let stdin = child.stdin.take();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Program { child, stdin, lines, seen: Vec::new() }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Writes one line to its stdin.
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        writeln!(stdin, "{line}").and_then(|_| stdin.flush()).expect("program reads stdin");
+    }
+
+    /// Collects lines until one satisfies `done` (returned lines include it). Panics after [`WATCHDOG`].
+    pub fn lines_until(&mut self, done: impl Fn(&str) -> bool) -> Vec<String> {
+        let deadline = Instant::now() + WATCHDOG;
+        let mut got = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    let finished = done(&line);
+                    got.push(line);
+                    if finished {
+                        return got;
+                    }
+                }
+                Err(e) => panic!("program {} gave no expected line ({e}); last lines: {:?}", self.pid(), last(&got)),
+            }
+        }
+    }
+
+    /// Kills it with `signal` and reaps it.
+    pub fn kill(&mut self, signal: i32) {
+        // SAFETY: signalling our own child by pid; it has not been reaped yet, so the pid is still ours.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+        let _ = self.child.wait();
+    }
+
+    /// Closes stdin and waits for a clean exit.
+    pub fn finish(mut self) -> std::process::ExitStatus {
+        self.stdin.take();
+        let status = self.child.wait().expect("wait works");
+        for line in self.lines.try_iter() {
+            self.seen.push(line);
+        }
+        status
+    }
+}
+
+fn last(lines: &[String]) -> &[String] {
+    &lines[lines.len().saturating_sub(5)..]
+}
+
+impl Drop for Program {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `condition` until it holds; panics after [`WATCHDOG`] with `what`.
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WATCHDOG;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Runs `faultline` with `args`, its segment directory set to `shm`.
+pub fn faultline(shm: &ShmDir, args: &[&str]) -> Output {
+    Command::new(&artifacts().faultline)
+        .args(args)
+        .env("FAULTLINE_SHM_DIR", shm.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("faultline runs")
+}
+
+/// One `CALL` line of the C test programs: `CALL <n> <function> <status>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// The counter as printed (`7` or `2:7` with threads).
+    pub n: String,
+    /// The function called.
+    pub function: String,
+    /// What it returned.
+    pub status: i32,
+}
+
+/// Parses the `CALL` lines among `lines`.
+pub fn calls(lines: &[String]) -> Vec<Call> {
+    lines
+        .iter()
+        .filter_map(|line| {
+            let mut words = line.strip_prefix("CALL ")?.split_whitespace();
+            Some(Call {
+                n: words.next()?.to_string(),
+                function: words.next()?.to_string(),
+                status: words.next()?.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// Parses `SUMMARY <function> calls=<c> failures=<f>` lines into function → (calls, failures).
+pub fn summaries(lines: &[String]) -> BTreeMap<String, (u64, u64)> {
+    lines
+        .iter()
+        .filter_map(|line| {
+            let mut words = line.strip_prefix("SUMMARY ")?.split_whitespace();
+            let function = words.next()?.to_string();
+            let calls = words.next()?.strip_prefix("calls=")?.parse().ok()?;
+            let failures = words.next()?.strip_prefix("failures=")?.parse().ok()?;
+            Some((function, (calls, failures)))
+        })
+        .collect()
+}
