@@ -1,6 +1,54 @@
-//! `faultline`: attach to shimmed processes by pid and steer their faults.
-fn main() {
-    for found in shm_proto::segment::discover(false) {
-        println!("{} {} {}", found.pid, found.kind.name(), found.path.display());
+//! `faultline`: attach to shimmed processes by pid and steer their faults. This file only parses the command line,
+//! hands the request to the library, prints the report and maps errors to exit statuses.
+#![forbid(unsafe_code)]
+
+mod cli;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+use faultline::error::{EXIT_FAILED, EXIT_OK};
+use faultline::{output, Options, Selection};
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) if is_broken_pipe(&error) => ExitCode::from(EXIT_OK),
+        Err(error) => {
+            let code = error.downcast_ref::<faultline::Error>().map_or(EXIT_FAILED, faultline::Error::exit_code);
+            eprintln!("faultline: {error:#}");
+            ExitCode::from(code)
+        }
     }
+}
+
+fn run(cli: Cli) -> anyhow::Result<u8> {
+    let Some(command) = cli.command else {
+        // Reserved for the dashboard.
+        Cli::command().print_help()?;
+        return Ok(EXIT_OK);
+    };
+    if let Command::Completions { shell } = command {
+        clap_complete::generate(shell, &mut Cli::command(), "faultline", &mut io::stdout());
+        return Ok(EXIT_OK);
+    }
+    let selection = Selection { pids: cli.pids, kind: cli.kind.map(Into::into) };
+    let request = command.request(selection.kind)?;
+    let report = faultline::execute(&request, &selection, Options { read_only: cli.read_only })?;
+    let rendered = output::render(&report, cli.json);
+    for note in &rendered.notes {
+        eprintln!("faultline: {note}");
+    }
+    let mut stdout = io::stdout().lock();
+    stdout.write_all(rendered.stdout.as_bytes())?;
+    stdout.flush()?;
+    Ok(if report.has_failures() { EXIT_FAILED } else { EXIT_OK })
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
 }

@@ -1,0 +1,319 @@
+//! Every change faultline can make to a process, once: [`Change`] says what the user asked for (values that do not
+//! depend on the target already parsed), [`plan`] computes the target's next state without touching it (so every
+//! target is validated before any is changed), and [`apply`] publishes it.
+//!
+//! A change is a read-modify-write of the whole [`Strategy`]: snapshot, modify, publish under the segment's writer
+//! lock. Publishing a strategy that starts a new sequence (new mode, pattern, replay program, skip or limit, or
+//! enabling) restarts the pattern / replay / skip / limit at the process's next armed call. Setting a strategy,
+//! replay, skip or limit restarts it even when the value is unchanged: `strategy XOOOOXOO` always means "fail the
+//! next armed call, then every fifth and eighth…", whatever ran before.
+
+use shm_proto::codes;
+use shm_proto::config;
+use shm_proto::control::PublishError;
+use shm_proto::layout::{DelayMode, REPLAY_CAP};
+use shm_proto::segment::pid_is_dead;
+use shm_proto::seqlock::LockError;
+use shm_proto::sync::Ordering::Relaxed;
+use shm_proto::{Kind, Mode, Segment, Strategy};
+
+use crate::error::Error;
+use crate::recording;
+use crate::targets::Target;
+
+/// On, off, or the opposite of what it is now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Switch {
+    /// Turn it on.
+    On,
+    /// Turn it off.
+    Off,
+    /// Flip it, per process.
+    Toggle,
+}
+
+impl Switch {
+    /// Parses `toggle` or any on/off spelling `shm_proto::config::parse_switch` accepts.
+    pub fn parse(what: &'static str, text: &str) -> Result<Switch, Error> {
+        if text.trim().eq_ignore_ascii_case("toggle") {
+            return Ok(Switch::Toggle);
+        }
+        Ok(if config::parse_switch(what, text)? { Switch::On } else { Switch::Off })
+    }
+
+    /// The new value given the current one.
+    pub fn resolve(self, current: bool) -> bool {
+        match self {
+            Switch::On => true,
+            Switch::Off => false,
+            Switch::Toggle => !current,
+        }
+    }
+}
+
+/// Where a replay program comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplaySource {
+    /// Each target's own recording (the seed's `replay`).
+    OwnRecording,
+    /// A program read beforehand (from another process's recording or a pattern file): per armed call, 0 passes and
+    /// anything else is injected as that code.
+    Program(Vec<i32>),
+}
+
+/// A change a user asked for. Values that mean the same for every target are parsed when the change is built;
+/// error codes and hook names are resolved per target (they depend on its kind and hook table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// `enable` / `disable` / `toggle`.
+    Enabled(Switch),
+    /// `probability <percent>`, in parts per million.
+    Probability(u32),
+    /// `strategy random|<pattern> [--error-codes LIST]`: `None` is random.
+    Strategy {
+        /// The X/O pattern, or `None` for random.
+        pattern: Option<Vec<bool>>,
+        /// A new error pool, as typed.
+        error_codes: Option<String>,
+    },
+    /// `error-codes <list>`, as typed.
+    ErrorCodes(String),
+    /// `hooks <list|all|none>`, as typed.
+    Hooks(String),
+    /// `seed <n>`.
+    Seed(u64),
+    /// `skip <n>`.
+    Skip(u64),
+    /// `limit <n>`.
+    Limit(u64),
+    /// `delay <µs> [--mode …]`.
+    Delay {
+        /// Microseconds; 0 turns the delay off.
+        us: u32,
+        /// The mode asked for, if any.
+        mode: Option<DelayMode>,
+    },
+    /// `reset`: the shim's defaults (counters and the recording are kept).
+    Reset,
+    /// `record on|off|toggle`.
+    Recording(Switch),
+    /// `replay`: play an exact per-call program from the next armed call (enables injection).
+    Replay {
+        /// The program's origin.
+        source: ReplaySource,
+        /// Loop instead of passing every call after the end.
+        looping: bool,
+    },
+    /// `record clear`: forget what the ring holds.
+    ClearRecording,
+}
+
+impl Change {
+    /// `probability <percent>`.
+    pub fn probability(percent: &str) -> Result<Change, Error> {
+        Ok(Change::Probability(config::parse_probability(percent)?))
+    }
+
+    /// `strategy random|<X/O pattern>`, optionally with a new error pool.
+    pub fn strategy(strategy: &str, error_codes: Option<&str>) -> Result<Change, Error> {
+        Ok(Change::Strategy { pattern: config::parse_strategy(strategy)?, error_codes: error_codes.map(String::from) })
+    }
+
+    /// `seed <n>`.
+    pub fn seed(seed: &str) -> Result<Change, Error> {
+        Ok(Change::Seed(config::parse_count("seed", seed)?))
+    }
+
+    /// `skip <n>`.
+    pub fn skip(count: &str) -> Result<Change, Error> {
+        Ok(Change::Skip(config::parse_count("skip", count)?))
+    }
+
+    /// `limit <n>`.
+    pub fn limit(count: &str) -> Result<Change, Error> {
+        Ok(Change::Limit(config::parse_count("limit", count)?))
+    }
+
+    /// `delay <µs> [--mode off|before-fault|instead-of-fault]`.
+    pub fn delay(us: &str, mode: Option<&str>) -> Result<Change, Error> {
+        let mode = mode.map(config::parse_delay_mode).transpose()?;
+        Ok(Change::Delay { us: config::parse_delay_us(us)?, mode })
+    }
+
+    /// `record on|off|toggle`.
+    pub fn recording(switch: &str) -> Result<Change, Error> {
+        Ok(Change::Recording(Switch::parse("recording", switch)?))
+    }
+
+    /// Whether the change (re)starts the call sequence: pattern, replay, skip and limit count from the next armed
+    /// call again.
+    pub fn starts_sequence(&self) -> bool {
+        matches!(self, Change::Strategy { .. } | Change::Replay { .. } | Change::Skip(_) | Change::Limit(_))
+    }
+
+    /// What the change does, for messages (`--read-only: refusing to …`).
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Change::Enabled(Switch::On) => "enable fault injection",
+            Change::Enabled(Switch::Off) => "disable fault injection",
+            Change::Enabled(Switch::Toggle) => "toggle fault injection",
+            Change::Probability(_) => "set the probability",
+            Change::Strategy { .. } => "set the strategy",
+            Change::ErrorCodes(_) => "set the error codes",
+            Change::Hooks(_) => "set the armed hooks",
+            Change::Seed(_) => "set the seed",
+            Change::Skip(_) => "set skip",
+            Change::Limit(_) => "set limit",
+            Change::Delay { .. } => "set the delay",
+            Change::Reset => "reset",
+            Change::Recording(_) => "switch recording",
+            Change::Replay { .. } => "start a replay",
+            Change::ClearRecording => "clear the recording",
+        }
+    }
+}
+
+/// What [`apply`] will do to one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Planned {
+    /// Publish this strategy.
+    Publish {
+        /// The next strategy.
+        strategy: Strategy,
+        /// Also restart the sequence, which publishing alone would not (the sequence settings are unchanged).
+        restart: bool,
+    },
+    /// Clear the recording ring.
+    ClearRecording,
+}
+
+/// The strategy a target has now, read consistently.
+pub fn current_strategy(target: &Target) -> Result<Strategy, Error> {
+    target.segment().control.snapshot().ok_or_else(|| Error::Inconsistent { target: target.label() })
+}
+
+/// Computes what `change` does to `target`, validating every value against the target's kind and hook table.
+/// Changes nothing.
+pub fn plan(change: &Change, target: &Target) -> Result<Planned, Error> {
+    let kind = target.kind();
+    let current = current_strategy(target)?;
+    let mut next = current.clone();
+    match change {
+        Change::Enabled(switch) => next.enabled = switch.resolve(current.enabled),
+        Change::Probability(ppm) => next.probability_ppm = *ppm,
+        Change::Strategy { pattern, error_codes } => {
+            match pattern {
+                None => next.mode = Mode::Random,
+                Some(pattern) => {
+                    next.mode = Mode::Pattern;
+                    next.pattern.clone_from(pattern);
+                }
+            }
+            if let Some(list) = error_codes {
+                next.pool = codes::parse_code_list(kind, list)?;
+            }
+        }
+        Change::ErrorCodes(list) => next.pool = codes::parse_code_list(kind, list)?,
+        Change::Hooks(list) => next.arm_mask = config::parse_hooks(&target.segment().header.hook_names(), list)?,
+        Change::Seed(seed) => next.seed = *seed,
+        Change::Skip(skip) => next.skip = *skip,
+        Change::Limit(limit) => next.limit = *limit,
+        Change::Delay { us, mode } => {
+            next.delay_us = *us;
+            next.delay_mode = match (*us, *mode) {
+                (0, _) => DelayMode::Off,
+                (_, Some(mode)) => mode,
+                (_, None) if current.delay_mode != DelayMode::Off => current.delay_mode,
+                (_, None) => DelayMode::BeforeFault,
+            };
+        }
+        Change::Reset => next = target.segment().default_strategy(),
+        Change::Recording(switch) => next.recording = switch.resolve(current.recording),
+        Change::Replay { source, looping } => {
+            next.replay = match source {
+                ReplaySource::OwnRecording => recording::replay_program(&recording::read(target), &target.label())?,
+                ReplaySource::Program(program) => program.clone(),
+            };
+            check_replay_program(kind, &next.replay)?;
+            next.mode = Mode::Replay;
+            next.replay_loop = *looping;
+            next.enabled = true;
+        }
+        Change::ClearRecording => return Ok(Planned::ClearRecording),
+    }
+    let restart = change.starts_sequence() && !current.restarts_sequence(&next);
+    Ok(Planned::Publish { strategy: next, restart })
+}
+
+/// Checks a replay program against a kind: 1 to [`REPLAY_CAP`] calls, every nonzero entry an error of that kind.
+pub fn check_replay_program(kind: Kind, program: &[i32]) -> Result<(), Error> {
+    if program.is_empty() {
+        return Err(Error::usage("the replay program is empty: nothing was recorded"));
+    }
+    if program.len() > REPLAY_CAP {
+        return Err(Error::usage(format!(
+            "the replay program has {} calls; a process holds at most {REPLAY_CAP}",
+            program.len()
+        )));
+    }
+    for &code in program.iter().filter(|&&code| code != 0) {
+        if !codes::is_error(kind, code) {
+            // parse_code explains why (not an error for this kind / unknown code) in the shared wording.
+            codes::parse_code(kind, &code.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+/// Carries out a planned change.
+pub fn apply(planned: &Planned, target: &Target) -> Result<(), PublishError> {
+    let segment = target.segment();
+    match planned {
+        Planned::Publish { strategy, restart } => {
+            segment.control.publish(&segment.cursor, strategy, std::process::id(), pid_is_dead)?;
+            if *restart {
+                restart_sequence(segment)?;
+            }
+            Ok(())
+        }
+        Planned::ClearRecording => {
+            segment.ring.clear();
+            Ok(())
+        }
+    }
+}
+
+impl ReplaySource {
+    /// The recording of process `pid` (alive or dead), narrowed to `kind` when it has both shims.
+    pub fn from_pid(pid: u32, kind: Option<Kind>) -> Result<ReplaySource, Error> {
+        let selection = crate::targets::Selection { pids: vec![pid], kind };
+        let found = crate::targets::select(&selection, crate::targets::Purpose::Read)?;
+        match found.targets.as_slice() {
+            [source] => {
+                Ok(ReplaySource::Program(recording::replay_program(&recording::read(source), &source.label())?))
+            }
+            _ => Err(Error::usage(format!("pid {pid} has a ucx and a cuda segment; choose one with --kind"))),
+        }
+    }
+
+    /// A pattern-format JSON file (see [`recording::replay_program_from_file`]).
+    pub fn from_file(path: &std::path::Path) -> Result<ReplaySource, Error> {
+        Ok(ReplaySource::Program(recording::replay_program_from_file(path)?))
+    }
+}
+
+/// Starts the current sequence over at the next armed call, holding the writer lock so no other faultline publishes
+/// meanwhile. Used only when the sequence settings did not change, so calls between the publication and this restart
+/// simply continued the same sequence.
+fn restart_sequence(segment: &Segment) -> Result<(), PublishError> {
+    let nonce = std::process::id().rotate_left(16) ^ 0x0005_7A27;
+    let guard = segment
+        .control
+        .lock
+        .try_lock(std::process::id(), nonce, pid_is_dead)
+        .map_err(|LockError::Busy { holder_pid }| PublishError::Busy { holder_pid })?;
+    segment.cursor.armed_calls.store(0, Relaxed);
+    segment.cursor.fault_tickets.store(0, Relaxed);
+    drop(guard);
+    Ok(())
+}

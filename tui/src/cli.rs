@@ -1,0 +1,291 @@
+//! The command line: clap definitions, and their translation into library [`Request`]s. Values are kept as typed
+//! here and parsed by the library (with `shm_proto`'s shared parsers), so the CLI, the seed's JSON objects and the
+//! shims' environment accept and reject exactly the same things.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use faultline::actions::{Change, ReplaySource, Switch};
+use faultline::recording::DumpFormat;
+use faultline::{compat, Error, Request};
+use shm_proto::Kind;
+
+const EXAMPLES: &str = "\
+Examples:
+  LD_PRELOAD=/path/to/libfaultline_ucx.so my_ucx_app &   start a program under the UCX shim
+  faultline ps                                         list every shimmed process
+  faultline enable                                     turn injection on everywhere
+  faultline probability 12.5                           fail 12.5% of armed calls (random mode)
+  faultline strategy XOOOOXOO --error-codes UCS_ERR_IO_ERROR,-20
+  faultline --pid 1234 hooks put,get                   only ucp_put_nbx / ucp_get_nbx can fail in pid 1234
+  faultline record on; faultline record dump pattern -o run.json
+  faultline --pid 5678 replay --from-file run.json     replay exactly those faults in another process
+  faultline send '{\"command\":\"set_probability\",\"probability\":25}'   the seed client's JSON commands
+
+Without --pid, a command acts on every running process you can attach. Exit status: 0 done, 1 nothing to act on
+or some processes failed (each is reported), 2 bad usage or value (nothing was changed).";
+
+/// Steer the faults of processes running a faultline shim (LD_PRELOAD=libfaultline_ucx.so / libfaultline_cuda.so).
+#[derive(Debug, Parser)]
+#[command(name = "faultline", version, after_help = EXAMPLES, max_term_width = 120)]
+pub struct Cli {
+    /// Act on this process only (repeatable). Default: every running process you can attach.
+    #[arg(long = "pid", value_name = "PID", global = true)]
+    pub pids: Vec<u32>,
+
+    /// Only processes running this shim.
+    #[arg(long, value_enum, value_name = "KIND", global = true)]
+    pub kind: Option<KindArg>,
+
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Refuse anything that would change a process or remove a file (exit 2).
+    #[arg(long, global = true)]
+    pub read_only: bool,
+
+    /// Without a command, faultline will open the dashboard (for now it prints this help).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// `--kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KindArg {
+    // Variants stay undocumented so the help lists them compactly: [possible values: ucx, cuda].
+    Ucx,
+    Cuda,
+}
+
+impl From<KindArg> for Kind {
+    fn from(kind: KindArg) -> Kind {
+        match kind {
+            KindArg::Ucx => Kind::Ucx,
+            KindArg::Cuda => Kind::Cuda,
+        }
+    }
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List every process with a faultline segment: pid, executable, kind, alive/dead, mode, calls, faults.
+    Ps,
+    /// Show the strategy in force and every hook's calls and faults.
+    Status,
+    /// Turn fault injection on.
+    Enable,
+    /// Turn fault injection off (calls pass straight through).
+    Disable,
+    /// Turn fault injection on where it is off and off where it is on.
+    Toggle,
+    /// Set the fault probability of random mode, in percent (decimals allowed: 0.5, 12.5).
+    Probability {
+        /// 0 to 100.
+        #[arg(value_name = "PERCENT", allow_hyphen_values = true)]
+        percent: String,
+    },
+    /// Choose random faults or an X/O pattern (X fails a call, O passes it; the pattern repeats).
+    #[command(after_help = "XOOOOXOO fails armed calls 1, 6, 9, 14, 17, …; each X takes the next code of the pool.")]
+    Strategy {
+        /// `random` or a pattern such as XOOOOXOO.
+        #[arg(value_name = "random|PATTERN")]
+        strategy: String,
+        /// Also set the error pool (as for `error-codes`).
+        #[arg(long, value_name = "CODES", allow_hyphen_values = true)]
+        error_codes: Option<String>,
+    },
+    /// Set the error codes injected faults return: numbers or names, comma-separated.
+    #[command(after_help = "Examples: -3,-6,-20   UCS_ERR_IO_ERROR,UCS_ERR_TIMED_OUT   cudaErrorNoDevice")]
+    ErrorCodes {
+        /// Up to 32 codes; each must be an error of the process's API (not 0, not a positive UCX status).
+        #[arg(value_name = "CODES", allow_hyphen_values = true)]
+        codes: String,
+    },
+    /// Choose which intercepted functions can fail: names or short names (put, get, flush, …), all or none.
+    Hooks {
+        /// e.g. `put,get`, `ucp_tag_send_nbx`, `all`, `none`.
+        #[arg(value_name = "HOOKS|all|none")]
+        hooks: String,
+    },
+    /// Set the random-mode seed (a single-threaded run is reproducible).
+    Seed {
+        /// A whole number, decimal or 0x-hex.
+        #[arg(value_name = "N", allow_hyphen_values = true)]
+        seed: String,
+    },
+    /// Let the first N armed calls pass before the strategy starts.
+    Skip {
+        /// Armed calls to pass.
+        #[arg(value_name = "N", allow_hyphen_values = true)]
+        count: String,
+    },
+    /// Stop injecting after N faults (0: no limit).
+    Limit {
+        /// Faults to inject.
+        #[arg(value_name = "N", allow_hyphen_values = true)]
+        count: String,
+    },
+    /// Sleep before failing a call, or instead of failing it (0 turns the delay off).
+    Delay {
+        /// Microseconds.
+        #[arg(value_name = "MICROSECONDS", allow_hyphen_values = true)]
+        microseconds: String,
+        /// before-fault: sleep, then fail; instead-of-fault: sleep, then pass the call (a slow call).
+        #[arg(long, value_name = "MODE", value_parser = ["before-fault", "instead-of-fault", "off"])]
+        mode: Option<String>,
+    },
+    /// Go back to the shim's defaults (disabled, random 0%, default pool and hooks, recording off); counters stay.
+    Reset,
+    /// Record armed calls into the process's flight recorder, dump it, or clear it.
+    Record {
+        #[command(subcommand)]
+        action: RecordCommand,
+    },
+    /// Play an exact per-call sequence of passes and faults (codes included) from the next armed call.
+    #[command(after_help = "Without --from-*, each process replays its own recording. Replay enables injection and \
+                      overrides the mode, skip and limit until another strategy is set.")]
+    Replay {
+        /// Take the sequence from this process's recording (it may have exited).
+        #[arg(long, value_name = "PID", conflicts_with = "from_file")]
+        from_pid: Option<u32>,
+        /// Take the sequence from a pattern dump (`faultline record dump pattern -o FILE`, or the seed's format).
+        #[arg(long, value_name = "FILE")]
+        from_file: Option<PathBuf>,
+        /// Start over after the last call instead of passing everything.
+        #[arg(long = "loop")]
+        looping: bool,
+    },
+    /// Remove the segments of processes that have exited.
+    Clean,
+    /// Print a shell completion script.
+    #[command(after_help = "e.g. faultline completions bash > /etc/bash_completion.d/faultline")]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Run one of the seed client's JSON command objects, e.g. '{"command":"set_strategy","pattern":"XOX"}'.
+    #[command(after_help = format!("Commands: {}", compat::SEED_COMMANDS.join(", ")))]
+    Send {
+        /// The JSON object.
+        #[arg(value_name = "JSON")]
+        json: String,
+    },
+    /// Seed spelling of `record on|off|toggle` (no argument toggles).
+    #[command(hide = true)]
+    RecordToggle {
+        /// on or off.
+        state: Option<String>,
+    },
+    /// Seed spelling of `record dump`.
+    #[command(hide = true)]
+    RecordDump(DumpArgs),
+    /// Seed spelling of `record dump records --count N`.
+    #[command(hide = true)]
+    RecordDumpCount {
+        /// Records.
+        count: String,
+    },
+    /// Seed spelling of `record clear`.
+    #[command(hide = true)]
+    RecordClear,
+}
+
+/// `record …`.
+#[derive(Debug, Subcommand)]
+pub enum RecordCommand {
+    /// Start recording.
+    On,
+    /// Stop recording (what was recorded stays).
+    Off,
+    /// Start recording where it is off, stop it where it is on.
+    Toggle,
+    /// Print the recording as JSON (the seed's formats), or write it to a file.
+    Dump(DumpArgs),
+    /// Forget everything recorded so far.
+    Clear,
+}
+
+/// The options of `record dump`.
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// summary: statistics; pattern: X/O and codes (for `replay --from-file`); records: every call.
+    #[arg(value_enum, default_value = "summary")]
+    pub format: FormatArg,
+    /// Only the last N records.
+    #[arg(long, value_name = "N")]
+    pub count: Option<String>,
+    /// Write the JSON to FILE (replaced whole) instead of printing it; needs a single process.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// Dump formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// Statistics.
+    Summary,
+    /// X/O pattern and codes.
+    Pattern,
+    /// Every recorded call.
+    Records,
+}
+
+impl DumpArgs {
+    fn request(self) -> Result<Request, Error> {
+        let format = match self.format {
+            FormatArg::Summary => DumpFormat::Summary,
+            FormatArg::Pattern => DumpFormat::Pattern,
+            FormatArg::Records => DumpFormat::Records,
+        };
+        let count = self.count.map(|n| shm_proto::config::parse_count("count", &n)).transpose()?;
+        Ok(Request::Dump { format, count, output: self.output })
+    }
+}
+
+impl Command {
+    /// The library request this command stands for (`kind` narrows `replay --from-pid`). Not for `completions`,
+    /// which the binary handles itself.
+    pub fn request(self, kind: Option<Kind>) -> Result<Request, Error> {
+        let change = match self {
+            Command::Ps => return Ok(Request::Ps),
+            Command::Status => return Ok(Request::Status),
+            Command::Clean => return Ok(Request::Clean),
+            Command::Send { json } => return compat::parse_seed_command(&json),
+            Command::Record { action: RecordCommand::Dump(dump) } | Command::RecordDump(dump) => return dump.request(),
+            Command::RecordDumpCount { count } => {
+                return DumpArgs { format: FormatArg::Records, count: Some(count), output: None }.request()
+            }
+            Command::Completions { .. } => return Err(Error::usage("completions are printed by the binary")),
+            Command::Enable => Change::Enabled(Switch::On),
+            Command::Disable => Change::Enabled(Switch::Off),
+            Command::Toggle => Change::Enabled(Switch::Toggle),
+            Command::Probability { percent } => Change::probability(&percent)?,
+            Command::Strategy { strategy, error_codes } => Change::strategy(&strategy, error_codes.as_deref())?,
+            Command::ErrorCodes { codes } => Change::ErrorCodes(codes),
+            Command::Hooks { hooks } => Change::Hooks(hooks),
+            Command::Seed { seed } => Change::seed(&seed)?,
+            Command::Skip { count } => Change::skip(&count)?,
+            Command::Limit { count } => Change::limit(&count)?,
+            Command::Delay { microseconds, mode } => Change::delay(&microseconds, mode.as_deref())?,
+            Command::Reset => Change::Reset,
+            Command::Record { action: RecordCommand::On } => Change::Recording(Switch::On),
+            Command::Record { action: RecordCommand::Off } => Change::Recording(Switch::Off),
+            Command::Record { action: RecordCommand::Toggle } => Change::Recording(Switch::Toggle),
+            Command::Record { action: RecordCommand::Clear } | Command::RecordClear => Change::ClearRecording,
+            Command::RecordToggle { state: None } => Change::Recording(Switch::Toggle),
+            Command::RecordToggle { state: Some(state) } => Change::recording(&state)?,
+            Command::Replay { from_pid, from_file, looping } => {
+                let source = match (from_pid, from_file) {
+                    (Some(pid), _) => ReplaySource::from_pid(pid, kind)?,
+                    (None, Some(file)) => ReplaySource::from_file(&file)?,
+                    (None, None) => ReplaySource::OwnRecording,
+                };
+                Change::Replay { source, looping }
+            }
+        };
+        Ok(Request::Change(change))
+    }
+}

@@ -1,0 +1,25 @@
+//! The `faultline` tool as a library: everything the binary (and later the dashboard) does to shimmed processes,
+//! separate from argument parsing and printing.
+//!
+//! - [`targets`]: discover segments, attach them, tell live from dead, select by `--pid` / `--kind`;
+//! - [`actions`]: every change, once: plan (validate) per target, then apply;
+//! - [`recording`]: the flight recorder: read, dump (the seed's formats), replay programs;
+//! - [`state`]: what a process's state and counters look like as plain values;
+//! - [`request`]: the single entry point — a [`request::Request`] is executed into a [`request::Report`];
+//! - [`output`]: text and JSON rendering of reports;
+//! - [`compat`]: the seed client's JSON command objects;
+//! - [`error`]: errors and their exit statuses.
+#![forbid(unsafe_code)]
+
+pub mod actions;
+pub mod compat;
+pub mod error;
+pub mod output;
+pub mod recording;
+pub mod request;
+pub mod state;
+pub mod targets;
+
+pub use error::Error;
+pub use request::{execute, Options, Report, Request};
+pub use targets::Selection;

@@ -1,0 +1,396 @@
+//! The flight recorder as users see it: reading a process's ring (alive or dead), the seed's three dump formats
+//! (`summary`, `pattern`, `records`, with extra fields), and turning a recording or a pattern file into an exact
+//! replay program.
+//!
+//! The ring holds only *armed* calls — exactly the calls a replay program counts — so a recording replayed into a
+//! process running the same call sequence reproduces every status, codes included.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use shm_proto::config;
+use shm_proto::ring::{Record, RingCursor};
+
+use crate::error::Error;
+use crate::targets::Target;
+
+/// What a reader got from a ring.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recording {
+    /// The records still in the ring, oldest first.
+    pub records: Vec<Record>,
+    /// Records written since the last clear, including those no longer available.
+    pub recorded: u64,
+    /// Records written since the last clear that this reader did not get (overwritten, dropped or torn).
+    pub missed: u64,
+}
+
+/// Reads everything `target`'s ring holds since its last clear. A dead process's unfinished records count as missed.
+pub fn read(target: &Target) -> Recording {
+    let ring = &target.segment().ring;
+    let mut cursor = RingCursor::oldest(ring);
+    let mut records = Vec::new();
+    cursor.drain(ring, !target.alive, |record| records.push(record));
+    let recorded = cursor.next.saturating_sub(ring.cleared_below());
+    let missed = recorded.saturating_sub(records.len() as u64);
+    Recording { records, recorded, missed }
+}
+
+/// The dump formats of `record dump`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DumpFormat {
+    /// Statistics.
+    Summary,
+    /// The X/O pattern and codes, ready for `replay --from-file`.
+    Pattern,
+    /// Every record.
+    Records,
+}
+
+impl DumpFormat {
+    /// Parses `summary`, `pattern` or `records`.
+    pub fn parse(text: &str) -> Result<DumpFormat, Error> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "summary" => Ok(DumpFormat::Summary),
+            "pattern" => Ok(DumpFormat::Pattern),
+            "records" => Ok(DumpFormat::Records),
+            other => Err(Error::usage(format!("unknown dump format '{other}' (summary, pattern or records)"))),
+        }
+    }
+}
+
+/// Calls and faults of one hook among the dumped records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct HookTally {
+    /// Recorded calls.
+    pub calls: u64,
+    /// Of which injected.
+    pub faults: u64,
+}
+
+/// The seed's summary format, plus `pid`, `kind`, `missed` and per-hook tallies.
+///
+/// `total_calls` counts every call recorded since the last clear; `pattern_length` the records dumped (what a
+/// replay would play); `fault_count` and `fault_rate` are over those dumped records.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// Whether the process is recording now.
+    pub recording_enabled: bool,
+    /// Calls recorded since the last clear.
+    pub total_calls: u64,
+    /// Injected faults among the dumped records.
+    pub fault_count: u64,
+    /// `fault_count / pattern_length` (0 when empty).
+    pub fault_rate: f64,
+    /// Records dumped.
+    pub pattern_length: u64,
+    /// Distinct injected codes, as strings like the seed, in order of first appearance.
+    pub unique_error_codes: Vec<String>,
+    /// The process.
+    pub pid: u32,
+    /// Its shim.
+    pub kind: &'static str,
+    /// Recorded calls no longer available.
+    pub missed: u64,
+    /// Per hook name, among the dumped records.
+    pub hooks: BTreeMap<String, HookTally>,
+}
+
+/// The seed's pattern format, plus `fault_codes` (the exact code of each `X`, in order), `pid`, `kind`, `missed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatternDump {
+    /// `X` for an injected call, `O` for a passed one.
+    pub pattern: String,
+    /// Distinct injected codes in order of first appearance (the process's pool when nothing was injected).
+    pub error_codes: Vec<i64>,
+    /// Length of the pattern.
+    pub total_calls: u64,
+    /// The code of each `X`, in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_codes: Option<Vec<i64>>,
+    /// The process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// Its shim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Recorded calls no longer available (the pattern starts after them).
+    #[serde(default)]
+    pub missed: u64,
+}
+
+/// One record in the seed's records format, plus `hook`, `thread` and `size`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordView {
+    /// 1-based position in the process's recording.
+    pub sequence: u64,
+    /// Wall-clock time of the call, µs since the Unix epoch.
+    pub timestamp_us: u64,
+    /// Whether faultline failed the call.
+    pub fault_injected: bool,
+    /// The injected code (0 when passed).
+    pub error_code: i32,
+    /// The intercepted function.
+    pub hook: String,
+    /// Kernel thread id of the caller.
+    pub thread: u32,
+    /// The call's size argument (bytes), 0 where it has none.
+    pub size: u64,
+}
+
+/// The seed's records format, plus `pid`, `kind`, `missed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordsDump {
+    /// The records, oldest first.
+    pub records: Vec<RecordView>,
+    /// How many records are listed.
+    pub total_count: usize,
+    /// The process.
+    pub pid: u32,
+    /// Its shim.
+    pub kind: &'static str,
+    /// Recorded calls no longer available.
+    pub missed: u64,
+}
+
+/// Dumps `target`'s recording in `format`, limited to the last `count` records if given.
+pub fn dump(target: &Target, format: DumpFormat, count: Option<u64>) -> Result<serde_json::Value, Error> {
+    let recording = read(target);
+    let window = last(&recording.records, count);
+    let value = match format {
+        DumpFormat::Summary => serde_json::to_value(summary(target, &recording, window)?),
+        DumpFormat::Pattern => serde_json::to_value(pattern(target, &recording, window)?),
+        DumpFormat::Records => serde_json::to_value(records(target, &recording, window)),
+    };
+    value.map_err(|e| Error::usage(format!("cannot encode the dump: {e}")))
+}
+
+fn last(records: &[Record], count: Option<u64>) -> &[Record] {
+    let keep = count.map_or(records.len(), |n| usize::try_from(n).unwrap_or(usize::MAX).min(records.len()));
+    &records[records.len() - keep..]
+}
+
+fn distinct_fault_codes(records: &[Record]) -> Vec<i32> {
+    let mut seen = Vec::new();
+    for record in records.iter().filter(|r| r.injected) {
+        if !seen.contains(&record.code) {
+            seen.push(record.code);
+        }
+    }
+    seen
+}
+
+/// The summary format.
+pub fn summary(target: &Target, recording: &Recording, window: &[Record]) -> Result<Summary, Error> {
+    let strategy = crate::actions::current_strategy(target)?;
+    let hook_names = target.segment().header.hook_names();
+    let mut hooks = BTreeMap::new();
+    for record in window {
+        let tally: &mut HookTally = hooks.entry(hook_name(&hook_names, record.hook)).or_default();
+        tally.calls += 1;
+        tally.faults += u64::from(record.injected);
+    }
+    let fault_count = window.iter().filter(|r| r.injected).count() as u64;
+    let pattern_length = window.len() as u64;
+    Ok(Summary {
+        recording_enabled: strategy.recording,
+        total_calls: recording.recorded,
+        fault_count,
+        fault_rate: if pattern_length == 0 { 0.0 } else { fault_count as f64 / pattern_length as f64 },
+        pattern_length,
+        unique_error_codes: distinct_fault_codes(window).iter().map(i32::to_string).collect(),
+        pid: target.pid(),
+        kind: target.kind().name(),
+        missed: recording.missed,
+        hooks,
+    })
+}
+
+/// The pattern format.
+pub fn pattern(target: &Target, recording: &Recording, window: &[Record]) -> Result<PatternDump, Error> {
+    let mut error_codes = distinct_fault_codes(window);
+    if error_codes.is_empty() {
+        error_codes = crate::actions::current_strategy(target)?.pool;
+    }
+    Ok(PatternDump {
+        pattern: window.iter().map(|r| if r.injected { 'X' } else { 'O' }).collect(),
+        error_codes: error_codes.into_iter().map(i64::from).collect(),
+        total_calls: window.len() as u64,
+        fault_codes: Some(window.iter().filter(|r| r.injected).map(|r| i64::from(r.code)).collect()),
+        pid: Some(target.pid()),
+        kind: Some(target.kind().name().to_string()),
+        missed: recording.missed,
+    })
+}
+
+/// The records format.
+pub fn records(target: &Target, recording: &Recording, window: &[Record]) -> RecordsDump {
+    let hook_names = target.segment().header.hook_names();
+    let wall_minus_monotonic_ns = wall_clock_ns().saturating_sub(shm_proto::call::monotonic_ns());
+    let records: Vec<RecordView> = window
+        .iter()
+        .map(|r| RecordView {
+            sequence: r.sequence,
+            timestamp_us: r.time_ns.saturating_add(wall_minus_monotonic_ns) / 1000,
+            fault_injected: r.injected,
+            error_code: r.code,
+            hook: hook_name(&hook_names, r.hook),
+            thread: r.thread,
+            size: r.size,
+        })
+        .collect();
+    RecordsDump {
+        total_count: records.len(),
+        records,
+        pid: target.pid(),
+        kind: target.kind().name(),
+        missed: recording.missed,
+    }
+}
+
+fn hook_name(names: &[String], index: u16) -> String {
+    names.get(usize::from(index)).cloned().unwrap_or_else(|| format!("hook#{index}"))
+}
+
+fn wall_clock_ns() -> u64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The replay program of a recording: per recorded call, 0 if it passed, its code if it was injected.
+/// `label` names the process in the error when nothing was recorded.
+pub fn replay_program(recording: &Recording, label: &str) -> Result<Vec<i32>, Error> {
+    if recording.records.is_empty() {
+        return Err(Error::usage(format!(
+            "{label}: nothing recorded to replay (turn recording on with `faultline record on`, then run)"
+        )));
+    }
+    Ok(recording.records.iter().map(|r| if r.injected { r.code } else { 0 }).collect())
+}
+
+/// The replay program of a pattern-format file (what `record dump pattern -o FILE` writes, or the seed's): each `X`
+/// gets its code from `fault_codes` when present, else the next code of `error_codes`, cycling (the seed's rule).
+pub fn replay_program_from_file(path: &Path) -> Result<Vec<i32>, Error> {
+    let bad = |why: String| Error::usage(format!("{}: {why}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let dump: PatternDump = serde_json::from_str(&text)
+        .map_err(|e| bad(format!("not a pattern dump ({e}); make one with `faultline record dump pattern -o FILE`")))?;
+    replay_program_from_pattern(&dump).map_err(|e| bad(e.to_string()))
+}
+
+/// The replay program of a pattern dump (see [`replay_program_from_file`]).
+pub fn replay_program_from_pattern(dump: &PatternDump) -> Result<Vec<i32>, Error> {
+    if dump.pattern.trim().is_empty() {
+        return Err(Error::usage("the pattern is empty (nothing was recorded)"));
+    }
+    let pattern = config::parse_pattern(&dump.pattern)?;
+    let faults = pattern.iter().filter(|&&x| x).count();
+    let to_code =
+        |code: i64| i32::try_from(code).map_err(|_| Error::usage(format!("error code {code} is out of range")));
+    let codes: Vec<i32> = match &dump.fault_codes {
+        Some(fault_codes) if fault_codes.len() != faults => {
+            return Err(Error::usage(format!(
+                "fault_codes has {} codes but the pattern has {faults} X",
+                fault_codes.len()
+            )));
+        }
+        Some(fault_codes) => fault_codes.iter().map(|&c| to_code(c)).collect::<Result<_, _>>()?,
+        None if faults > 0 && dump.error_codes.is_empty() => {
+            return Err(Error::usage("the pattern has X but error_codes is empty"));
+        }
+        None => {
+            let pool = dump.error_codes.iter().map(|&c| to_code(c)).collect::<Result<Vec<_>, _>>()?;
+            (0..faults).map(|i| pool[i % pool.len()]).collect()
+        }
+    };
+    let mut next_code = codes.into_iter();
+    Ok(pattern.into_iter().map(|x| if x { next_code.next().unwrap_or(0) } else { 0 }).collect())
+}
+
+/// Writes `text` to `path` through a temporary file in the same directory and a rename, so a reader never sees a
+/// half-written file and an existing file is replaced whole.
+pub fn write_atomically(path: &Path, text: &str) -> Result<(), Error> {
+    let io_error = |source| Error::Io { path: path.to_path_buf(), source };
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| io_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name")))?;
+    let temp = dir.join(format!(".{}.faultline-{}.tmp", name.to_string_lossy(), std::process::id()));
+    let written = std::fs::File::create(&temp)
+        .and_then(|mut file| file.write_all(text.as_bytes()).and_then(|()| file.sync_all()))
+        .and_then(|()| std::fs::rename(&temp, path));
+    if let Err(source) = written {
+        let _ = std::fs::remove_file(&temp);
+        return Err(io_error(source));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dump(pattern: &str, error_codes: &[i64], fault_codes: Option<&[i64]>) -> PatternDump {
+        PatternDump {
+            pattern: pattern.into(),
+            error_codes: error_codes.to_vec(),
+            total_calls: pattern.len() as u64,
+            fault_codes: fault_codes.map(<[i64]>::to_vec),
+            pid: None,
+            kind: None,
+            missed: 0,
+        }
+    }
+
+    #[test]
+    fn fault_codes_give_each_x_its_exact_code() {
+        let program = replay_program_from_pattern(&dump("XOXX", &[-3], Some(&[-6, -20, -3]))).unwrap();
+        assert_eq!(program, vec![-6, 0, -20, -3]);
+    }
+
+    #[test]
+    fn without_fault_codes_the_pool_cycles_over_the_xs_like_the_seed() {
+        let program = replay_program_from_pattern(&dump("XOXXX", &[-4, -15], None)).unwrap();
+        assert_eq!(program, vec![-4, 0, -15, -4, -15]);
+    }
+
+    #[test]
+    fn inconsistent_or_empty_patterns_are_refused() {
+        assert!(replay_program_from_pattern(&dump("XOX", &[-3], Some(&[-3]))).is_err());
+        assert!(replay_program_from_pattern(&dump("", &[-3], None)).is_err());
+        assert!(replay_program_from_pattern(&dump("XQX", &[-3], None)).is_err());
+        assert!(replay_program_from_pattern(&dump("XO", &[], None)).is_err());
+        assert!(replay_program_from_pattern(&dump("XO", &[1 << 40], None)).is_err());
+    }
+
+    #[test]
+    fn the_seed_pattern_document_parses() {
+        let seed = r#"{"pattern": "OOXOOOXOOOOXOO", "error_codes": [-3, -6, -20], "total_calls": 14}"#;
+        let parsed: PatternDump = serde_json::from_str(seed).unwrap();
+        let program = replay_program_from_pattern(&parsed).unwrap();
+        assert_eq!(program.iter().filter(|&&c| c != 0).copied().collect::<Vec<_>>(), vec![-3, -6, -20]);
+    }
+
+    #[test]
+    fn last_keeps_the_newest_records() {
+        let records: Vec<Record> = (1..=5).map(|sequence| Record { sequence, ..Record::default() }).collect();
+        assert_eq!(last(&records, Some(2)).iter().map(|r| r.sequence).collect::<Vec<_>>(), vec![4, 5]);
+        assert_eq!(last(&records, Some(50)).len(), 5);
+        assert_eq!(last(&records, None).len(), 5);
+    }
+
+    #[test]
+    fn atomic_write_replaces_the_file_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dump.json");
+        std::fs::write(&path, "old").unwrap();
+        write_atomically(&path, "{}\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{}\n");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

@@ -1,0 +1,323 @@
+//! What faultline shows about a process: its strategy in force, counters and identity, as plain values
+//! ([`ProcessState`] for `status` and after every change, [`PsRow`] for `ps`). Both serialize to the `--json` output.
+//!
+//! Nothing here depends on time passing: reading an idle process twice gives equal values.
+
+use serde::Serialize;
+use shm_proto::codes;
+use shm_proto::config;
+use shm_proto::layout::DelayMode;
+use shm_proto::sync::Ordering::Relaxed;
+use shm_proto::Strategy;
+
+use crate::actions::current_strategy;
+use crate::error::Error;
+use crate::targets::{Target, Unusable};
+
+/// One hook's settings and counters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HookState {
+    /// The intercepted function.
+    pub name: String,
+    /// Whether its calls are subject to injection.
+    pub armed: bool,
+    /// Intercepted calls while injection was enabled.
+    pub calls: u64,
+    /// Injected faults.
+    pub faults: u64,
+}
+
+/// A code of the error pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CodeState {
+    /// The number.
+    pub code: i32,
+    /// Its name, where the kind's table has one.
+    pub name: Option<&'static str>,
+}
+
+/// Everything faultline knows about one process: identity, the strategy in force, counters.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProcessState {
+    /// Pid as seen from here.
+    pub pid: u32,
+    /// `ucx` or `cuda`.
+    pub kind: &'static str,
+    /// Executable name.
+    pub exe: String,
+    /// Whether the process is running.
+    pub alive: bool,
+    /// Found inside a container's `/dev/shm`.
+    pub in_container: bool,
+    /// The segment file.
+    pub path: String,
+    /// Faults are injected at all.
+    pub enabled: bool,
+    /// Armed calls are recorded.
+    pub recording: bool,
+    /// `random`, `pattern` or `replay`.
+    pub mode: &'static str,
+    /// Random mode: percent.
+    pub probability_percent: f64,
+    /// Random mode: parts per million (exact).
+    pub probability_ppm: u32,
+    /// Random mode: RNG seed.
+    pub seed: u64,
+    /// Pattern mode: X/O text (kept while another mode is in force).
+    pub pattern: String,
+    /// Armed calls since the current sequence started (the pattern / replay position).
+    pub position: u64,
+    /// The error pool.
+    pub error_codes: Vec<CodeState>,
+    /// Number of armed hooks.
+    pub hooks_armed: usize,
+    /// Every hook.
+    pub hooks: Vec<HookState>,
+    /// Armed calls passed before the strategy starts.
+    pub skip: u64,
+    /// Faults after which injection stops (0: unlimited).
+    pub limit: u64,
+    /// Delay action length.
+    pub delay_us: u32,
+    /// `off`, `before-fault` or `instead-of-fault`.
+    pub delay_mode: &'static str,
+    /// Replay program length.
+    pub replay_length: usize,
+    /// Faults in the replay program.
+    pub replay_faults: usize,
+    /// The replay loops.
+    pub replay_loop: bool,
+    /// Calls of every hook while enabled.
+    pub calls: u64,
+    /// Faults injected.
+    pub faults: u64,
+    /// `faults / calls` in percent (0 without calls).
+    pub fault_percent: f64,
+}
+
+impl ProcessState {
+    /// Reads `target`'s current state.
+    pub fn read(target: &Target) -> Result<ProcessState, Error> {
+        let strategy = current_strategy(target)?;
+        Ok(ProcessState::of(target, &strategy))
+    }
+
+    /// The state of `target` with `strategy` in force.
+    pub fn of(target: &Target, strategy: &Strategy) -> ProcessState {
+        let segment = target.segment();
+        let kind = target.kind();
+        let hooks: Vec<HookState> = segment
+            .header
+            .hook_names()
+            .into_iter()
+            .enumerate()
+            .map(|(index, name)| {
+                let (calls, faults) = segment.hook_totals(index);
+                HookState { name, armed: strategy.is_armed(index), calls, faults }
+            })
+            .collect();
+        let calls = hooks.iter().map(|h| h.calls).sum();
+        let faults = hooks.iter().map(|h| h.faults).sum();
+        ProcessState {
+            pid: target.pid(),
+            kind: kind.name(),
+            exe: target.exe(),
+            alive: target.alive,
+            in_container: target.found.in_container,
+            path: target.found.path.display().to_string(),
+            enabled: strategy.enabled,
+            recording: strategy.recording,
+            mode: strategy.mode.name(),
+            probability_percent: f64::from(strategy.probability_ppm) / 10_000.0,
+            probability_ppm: strategy.probability_ppm,
+            seed: strategy.seed,
+            pattern: strategy.pattern_text(),
+            position: segment.cursor.armed_calls.load(Relaxed),
+            error_codes: strategy
+                .pool
+                .iter()
+                .map(|&code| CodeState { code, name: codes::name_of(kind, code) })
+                .collect(),
+            hooks_armed: hooks.iter().filter(|h| h.armed).count(),
+            hooks,
+            skip: strategy.skip,
+            limit: strategy.limit,
+            delay_us: strategy.delay_us,
+            delay_mode: strategy.delay_mode.name(),
+            replay_length: strategy.replay.len(),
+            replay_faults: strategy.replay.iter().filter(|&&c| c != 0).count(),
+            replay_loop: strategy.replay_loop,
+            calls,
+            faults,
+            fault_percent: percent(faults, calls),
+        }
+    }
+
+    /// `pid 1234 (ucx_selfloop, ucx)`, with `, dead` / `, container` where they apply.
+    pub fn label(&self) -> String {
+        let mut extra = String::new();
+        if !self.alive {
+            extra.push_str(", dead");
+        }
+        if self.in_container {
+            extra.push_str(", container");
+        }
+        format!("pid {} ({}, {}{extra})", self.pid, self.exe, self.kind)
+    }
+
+    /// The mode and its parameters: `random 30%`, `pattern XOOOOXOO (pos 17)`, `replay 120 calls once (pos 3)`.
+    pub fn mode_text(&self) -> String {
+        match self.mode {
+            "pattern" => format!("pattern {} (pos {})", shorten(&self.pattern, 64), self.position),
+            "replay" => format!(
+                "replay {} calls ({} faults) {} (pos {})",
+                self.replay_length,
+                self.replay_faults,
+                if self.replay_loop { "looping" } else { "once" },
+                self.position
+            ),
+            _ => format!("random {}%", config::format_probability(self.probability_ppm)),
+        }
+    }
+
+    /// The error pool as `UCS_ERR_IO_ERROR(-3),UCS_ERR_UNREACHABLE(-6)`.
+    pub fn pool_text(&self) -> String {
+        let names: Vec<String> = self
+            .error_codes
+            .iter()
+            .map(|c| c.name.map_or_else(|| c.code.to_string(), |name| format!("{name}({})", c.code)))
+            .collect();
+        names.join(",")
+    }
+
+    /// `delay off` or `delay 500µs before-fault`.
+    pub fn delay_text(&self) -> String {
+        if self.delay_mode == DelayMode::Off.name() {
+            "delay off".to_string()
+        } else {
+            format!("delay {}µs {}", self.delay_us, self.delay_mode)
+        }
+    }
+
+    /// The one-line summary printed after every change.
+    pub fn line(&self) -> String {
+        format!(
+            "{}: {}, {}, pool {}, hooks {}/{} armed, skip {}, limit {}, {}, seed {:#x}, recording {}; calls {} faults {} ({:.1}%)",
+            self.label(),
+            if self.enabled { "enabled" } else { "disabled" },
+            self.mode_text(),
+            self.pool_text(),
+            self.hooks_armed,
+            self.hooks.len(),
+            self.skip,
+            self.limit,
+            self.delay_text(),
+            self.seed,
+            if self.recording { "on" } else { "off" },
+            self.calls,
+            self.faults,
+            self.fault_percent,
+        )
+    }
+}
+
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let head: String = text.chars().take(max).collect();
+        format!("{head}… ({} positions)", text.chars().count())
+    }
+}
+
+/// `part / whole` in percent, 0 when `whole` is 0.
+pub fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
+/// One line of `ps`: a usable segment's summary, or an unusable one with the reason.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PsRow {
+    /// Pid as seen from here.
+    pub pid: u32,
+    /// Executable name (unknown for unusable segments).
+    pub exe: Option<String>,
+    /// `ucx` or `cuda`.
+    pub kind: &'static str,
+    /// `alive`, `dead`, or why the segment cannot be used: `incompatible`, `corrupt`, `not yours`, `unreadable`.
+    pub state: &'static str,
+    /// Faults are injected.
+    pub enabled: Option<bool>,
+    /// `random`, `pattern` or `replay`.
+    pub mode: Option<&'static str>,
+    /// Calls while enabled.
+    pub calls: Option<u64>,
+    /// Faults injected.
+    pub faults: Option<u64>,
+    /// Faults / calls in percent.
+    pub fault_percent: Option<f64>,
+    /// Recording is on.
+    pub recording: Option<bool>,
+    /// Found inside a container.
+    pub in_container: bool,
+    /// The segment file.
+    pub path: String,
+    /// Why the segment cannot be used, or why its state could not be read.
+    pub reason: Option<String>,
+}
+
+impl PsRow {
+    /// The row of an attached segment.
+    pub fn of(target: &Target) -> PsRow {
+        let mut row = PsRow {
+            pid: target.pid(),
+            exe: Some(target.exe()),
+            kind: target.kind().name(),
+            state: if target.alive { "alive" } else { "dead" },
+            enabled: None,
+            mode: None,
+            calls: None,
+            faults: None,
+            fault_percent: None,
+            recording: None,
+            in_container: target.found.in_container,
+            path: target.found.path.display().to_string(),
+            reason: None,
+        };
+        match ProcessState::read(target) {
+            Ok(state) => {
+                row.enabled = Some(state.enabled);
+                row.mode = Some(state.mode);
+                row.calls = Some(state.calls);
+                row.faults = Some(state.faults);
+                row.fault_percent = Some(state.fault_percent);
+                row.recording = Some(state.recording);
+            }
+            Err(error) => row.reason = Some(error.to_string()),
+        }
+        row
+    }
+
+    /// The row of a segment that cannot be used.
+    pub fn unusable(unusable: &Unusable) -> PsRow {
+        PsRow {
+            pid: unusable.pid,
+            exe: None,
+            kind: unusable.kind.name(),
+            state: unusable.problem,
+            enabled: None,
+            mode: None,
+            calls: None,
+            faults: None,
+            fault_percent: None,
+            recording: None,
+            in_container: false,
+            path: unusable.path.display().to_string(),
+            reason: Some(unusable.reason.clone()),
+        }
+    }
+}

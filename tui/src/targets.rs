@@ -1,0 +1,237 @@
+//! Which processes a command acts on: discovery of segments, attaching them, liveness, and selection by `--pid` /
+//! `--kind`.
+//!
+//! - Without `--pid`, changes and reads go to every *live* process whose segment this user can attach (the seed's
+//!   broadcast); a segment that cannot be used (other ABI version, corrupt, someone else's) is skipped with a note.
+//! - With `--pid`, every named pid must have a usable segment, or the whole command is refused (exit 2) before
+//!   anything is touched. Reads also work on dead processes named this way (post-mortem); changes do not.
+
+use std::path::{Path, PathBuf};
+
+use shm_proto::segment::{self, Found};
+use shm_proto::{Access, AttachOptions, Kind, Segment, SegmentError, SegmentMap};
+
+use crate::error::Error;
+
+/// Which processes a command is aimed at, as the user said.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// `--pid` values; empty means every process.
+    pub pids: Vec<u32>,
+    /// `--kind`; `None` means both shims.
+    pub kind: Option<Kind>,
+}
+
+impl Selection {
+    /// Every process of every kind.
+    pub fn everything() -> Self {
+        Selection::default()
+    }
+
+    /// Whether no `--pid` narrows the selection.
+    pub fn is_broadcast(&self) -> bool {
+        self.pids.is_empty()
+    }
+
+    /// Whether `--kind` lets segments of `kind` through.
+    pub fn wants_kind(&self, kind: Kind) -> bool {
+        self.kind.is_none() || self.kind == Some(kind)
+    }
+}
+
+/// What a command will do with its targets; decides how they are attached and whether dead ones count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// `ps`: every segment, dead or alive, read-only; unusable ones are listed too.
+    Survey,
+    /// `status`, `record dump`: read-only; live processes, plus dead ones named by `--pid`.
+    Read,
+    /// Anything that writes a segment: read-write, live processes only.
+    Change,
+}
+
+/// An attached, validated segment and what is known about its process.
+pub struct Target {
+    /// Where it was found.
+    pub found: Found,
+    /// The mapping.
+    pub map: SegmentMap,
+    /// Whether the process that created it is still running (same pid, same start time).
+    pub alive: bool,
+}
+
+impl Target {
+    /// The pid as seen from here.
+    pub fn pid(&self) -> u32 {
+        self.found.pid
+    }
+
+    /// Which shim created the segment.
+    pub fn kind(&self) -> Kind {
+        self.segment().kind()
+    }
+
+    /// The shared segment.
+    pub fn segment(&self) -> &Segment {
+        self.map.segment()
+    }
+
+    /// The executable name the shim wrote.
+    pub fn exe(&self) -> String {
+        self.segment().header.exe_name()
+    }
+
+    /// `pid 1234 (ucx_selfloop, ucx)`, with `, dead` / `, container` where they apply.
+    pub fn label(&self) -> String {
+        let mut extra = String::new();
+        if !self.alive {
+            extra.push_str(", dead");
+        }
+        if self.found.in_container {
+            extra.push_str(", container");
+        }
+        format!("pid {} ({}, {}{extra})", self.pid(), self.exe(), self.kind().name())
+    }
+}
+
+/// A segment that was found but cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Unusable {
+    /// The pid from the file name (mapped to this pid namespace where possible).
+    pub pid: u32,
+    /// The kind from the file name.
+    #[serde(serialize_with = "serialize_kind")]
+    pub kind: Kind,
+    /// The file.
+    pub path: PathBuf,
+    /// `incompatible`, `corrupt`, `not yours` or `unreadable`.
+    pub problem: &'static str,
+    /// The full reason.
+    pub reason: String,
+}
+
+impl Unusable {
+    fn new(found: &Found, error: &SegmentError) -> Self {
+        Unusable {
+            pid: found.pid,
+            kind: found.kind,
+            path: found.path.clone(),
+            problem: problem_of(error),
+            reason: error.to_string(),
+        }
+    }
+}
+
+fn serialize_kind<S: serde::Serializer>(kind: &Kind, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(kind.name())
+}
+
+/// The processes a command acts on, plus the segments it had to leave out.
+pub struct Targets {
+    /// Attached segments, in pid order.
+    pub targets: Vec<Target>,
+    /// Segments that were found but could not be used (broadcast only: with `--pid` they are an error).
+    pub unusable: Vec<Unusable>,
+}
+
+/// A one-word classification of why a segment cannot be used.
+pub fn problem_of(error: &SegmentError) -> &'static str {
+    match error {
+        SegmentError::VersionMismatch { .. } => "incompatible",
+        SegmentError::BadMagic { .. } | SegmentError::Corrupt { .. } | SegmentError::Truncated { .. } => "corrupt",
+        SegmentError::NotOwner { .. } | SegmentError::BadMode { .. } => "not yours",
+        SegmentError::Io { .. } => "unreadable",
+    }
+}
+
+/// Whether discovery also looks into other mount namespaces (`/proc/*/root/dev/shm`): only as root (others could
+/// not read them anyway), and only when `FAULTLINE_SHM_DIR` does not point faultline at one specific directory.
+pub fn include_containers() -> bool {
+    std::env::var_os("FAULTLINE_SHM_DIR").is_none() && effective_uid() == Some(0)
+}
+
+/// The effective uid, from `/proc/self/status`.
+fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uids = status.lines().find_map(|line| line.strip_prefix("Uid:"))?;
+    uids.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Every segment file faultline can see (see [`include_containers`]).
+pub fn discover() -> Vec<Found> {
+    segment::discover(include_containers())
+}
+
+/// Attaches one found segment for `purpose` and checks whether its process still runs.
+pub fn attach(found: &Found, purpose: Purpose) -> Result<Target, SegmentError> {
+    let access = if purpose == Purpose::Change { Access::ReadWrite } else { Access::ReadOnly };
+    // Root on a node may steer containerised processes owned by other uids (still only mode-0600 files).
+    let options = AttachOptions { allow_foreign: effective_uid() == Some(0) };
+    let map = SegmentMap::attach(&found.path, access, options)?;
+    let alive = segment::is_alive(map.segment(), found.pid);
+    Ok(Target { found: found.clone(), map, alive })
+}
+
+/// Finds and attaches the targets of a command. Errors (exit 2) for an explicit `--pid` without a usable segment,
+/// or a change aimed at a dead one; errors (exit 1) when a broadcast finds nothing to act on.
+pub fn select(selection: &Selection, purpose: Purpose) -> Result<Targets, Error> {
+    select_from(&discover(), selection, purpose)
+}
+
+/// [`select`] over an already discovered list of segments.
+pub fn select_from(found: &[Found], selection: &Selection, purpose: Purpose) -> Result<Targets, Error> {
+    let candidates: Vec<&Found> = found.iter().filter(|f| selection.wants_kind(f.kind)).collect();
+    let mut targets = Vec::new();
+    let mut unusable = Vec::new();
+    if selection.is_broadcast() {
+        for found in candidates {
+            match attach(found, purpose) {
+                Ok(target) if target.alive || purpose == Purpose::Survey => targets.push(target),
+                Ok(_dead) => {}
+                Err(error) => unusable.push(Unusable::new(found, &error)),
+            }
+        }
+        if targets.is_empty() && purpose != Purpose::Survey {
+            return Err(Error::NoTargets(no_targets_message(selection, purpose, &unusable)));
+        }
+    } else {
+        let mut pids = selection.pids.clone();
+        pids.sort_unstable();
+        pids.dedup();
+        for pid in pids {
+            let mine: Vec<&&Found> = candidates.iter().filter(|f| f.pid == pid).collect();
+            if mine.is_empty() {
+                return Err(Error::UnknownPid { pid, kind: selection.kind, dir: segment::shm_dir() });
+            }
+            for found in mine {
+                let target = attach(found, purpose)?;
+                if purpose == Purpose::Change && !target.alive {
+                    return Err(Error::NotRunning { pid, kind: target.kind() });
+                }
+                targets.push(target);
+            }
+        }
+    }
+    Ok(Targets { targets, unusable })
+}
+
+fn no_targets_message(selection: &Selection, purpose: Purpose, unusable: &[Unusable]) -> String {
+    let kind = selection.kind.map(|k| format!("{} ", k.name())).unwrap_or_default();
+    let mut message = format!("no running {kind}faultline processes found in {}", describe_dir(&segment::shm_dir()));
+    if !unusable.is_empty() {
+        let reasons: Vec<String> = unusable.iter().map(|u| u.reason.clone()).collect();
+        message.push_str(&format!(" ({} unusable: {})", unusable.len(), reasons.join("; ")));
+    }
+    if purpose == Purpose::Change {
+        message.push_str("; nothing changed");
+    }
+    message
+}
+
+fn describe_dir(dir: &Path) -> String {
+    if include_containers() {
+        format!("{} or any container", dir.display())
+    } else {
+        dir.display().to_string()
+    }
+}

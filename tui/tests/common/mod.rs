@@ -1,0 +1,92 @@
+//! Shared helpers of the `faultline` CLI integration tests: start the UCX self-loop program under the real shim in a
+//! private segment directory, drive it phase by phase, and run the real `faultline` binary against it.
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use testkit::{Call, Program, ShmDir};
+
+/// The self-loop C program, built once per test binary.
+pub fn selfloop_binary() -> std::path::PathBuf {
+    testkit::c_program("shim-ucx/tests/c/ucx_selfloop.c", &["-lucp", "-lucs"])
+}
+
+/// Starts `ucx_selfloop --stdin --ops <ops>` under the UCX shim and waits until its setup is done (its segment
+/// exists and it answered `run 0`), so every later call is a loop call.
+pub fn start(shm: &ShmDir, ops: &str) -> Program {
+    let mut command = Command::new(selfloop_binary());
+    command
+        .args(["--stdin", "--ops", ops])
+        .env("LD_PRELOAD", &testkit::artifacts().ucx_shim)
+        .env("FAULTLINE_SHM_DIR", shm.path())
+        .env("UCX_WARN_UNUSED_ENV_VARS", "n");
+    let mut program = Program::spawn(command);
+    let segment = shm.segment("ucx", program.pid());
+    testkit::wait_until("the shim creates its segment", || segment.exists());
+    program.send("run 0");
+    program.lines_until(|line| line == "DONE");
+    program
+}
+
+/// Runs `iterations` loop iterations and returns the calls the program printed.
+pub fn run(program: &mut Program, iterations: u32) -> Vec<Call> {
+    program.send(&format!("run {iterations}"));
+    testkit::calls(&program.lines_until(|line| line == "DONE"))
+}
+
+/// The statuses of `calls`, in order.
+pub fn statuses(calls: &[Call]) -> Vec<i32> {
+    calls.iter().map(|call| call.status).collect()
+}
+
+/// The statuses of `iterations` loop iterations.
+pub fn run_statuses(program: &mut Program, iterations: u32) -> Vec<i32> {
+    statuses(&run(program, iterations))
+}
+
+/// Standard output and error of a finished `faultline`.
+pub fn text(output: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+/// Runs `faultline args`, asserts exit status 0, returns its standard output.
+pub fn ok(shm: &ShmDir, args: &[&str]) -> String {
+    let output = testkit::faultline(shm, args);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "faultline {args:?} failed\nstdout: {stdout}\nstderr: {stderr}");
+    stdout
+}
+
+/// Runs `faultline args`, asserts exit status `code`, returns its standard error.
+pub fn fails(shm: &ShmDir, args: &[&str], code: i32) -> String {
+    let output = testkit::faultline(shm, args);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(code), "faultline {args:?}\nstdout: {stdout}\nstderr: {stderr}");
+    stderr
+}
+
+/// `faultline --pid <pid> status --json`: the process's state.
+pub fn status(shm: &ShmDir, pid: u32) -> Value {
+    let stdout = ok(shm, &["--pid", &pid.to_string(), "status", "--json"]);
+    let mut document: Value = serde_json::from_str(&stdout).expect("status --json is JSON");
+    let processes = document["processes"].take();
+    let [state]: [Value; 1] = serde_json::from_value(processes).expect("exactly one process");
+    state
+}
+
+/// Runs `faultline --pid <pid> args…` and asserts success.
+pub fn on(shm: &ShmDir, pid: u32, args: &[&str]) -> String {
+    let mut all = vec!["--pid".to_string(), pid.to_string()];
+    all.extend(args.iter().map(|a| a.to_string()));
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    ok(shm, &all)
+}
+
+/// The UCX shim's default error pool.
+pub const DEFAULT_POOL: [i32; 3] = [-3, -6, -20];
+
+/// The entry of hook `name` in a `status --json` state.
+pub fn hook(state: &Value, name: &str) -> Value {
+    state["hooks"].as_array().expect("hooks").iter().find(|h| h["name"] == name).expect("hook exists").clone()
+}
