@@ -171,7 +171,7 @@ pub enum Command {
     Send {
         /// The JSON object.
         #[arg(value_name = "JSON")]
-        json: String,
+        object: String,
     },
     /// Seed spelling of `record on|off|toggle` (no argument toggles).
     #[command(hide = true)]
@@ -253,7 +253,7 @@ impl Command {
             Command::Ps => return Ok(Request::Ps),
             Command::Status => return Ok(Request::Status),
             Command::Clean => return Ok(Request::Clean),
-            Command::Send { json } => return compat::parse_seed_command(&json),
+            Command::Send { object } => return compat::parse_seed_command(&object),
             Command::Record { action: RecordCommand::Dump(dump) } | Command::RecordDump(dump) => return dump.request(),
             Command::RecordDumpCount { count } => {
                 return DumpArgs { format: FormatArg::Records, count: Some(count), output: None }.request()
@@ -287,5 +287,27 @@ impl Command {
             }
         };
         Ok(Request::Change(change))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_do_not_shadow_subcommand_arguments() {
+        let cli = Cli::try_parse_from(["faultline", "send", r#"{"command":"status"}"#, "--json"]).unwrap();
+        assert!(cli.json);
+        assert!(matches!(cli.command, Some(Command::Send { .. })));
+        let cli = Cli::try_parse_from(["faultline", "error-codes", "-3,-6,-20", "--pid", "7"]).unwrap();
+        assert_eq!(cli.pids, vec![7]);
+        assert!(matches!(cli.command, Some(Command::ErrorCodes { codes }) if codes == "-3,-6,-20"));
     }
 }

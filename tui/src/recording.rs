@@ -126,7 +126,8 @@ pub struct PatternDump {
 pub struct RecordView {
     /// 1-based position in the process's recording.
     pub sequence: u64,
-    /// Wall-clock time of the call, µs since the Unix epoch.
+    /// Wall-clock time of the call, µs since the Unix epoch (derived from `monotonic_ns` with the clocks' offset at
+    /// dump time, so two dumps may differ by a microsecond).
     pub timestamp_us: u64,
     /// Whether faultline failed the call.
     pub fault_injected: bool,
@@ -138,6 +139,8 @@ pub struct RecordView {
     pub thread: u32,
     /// The call's size argument (bytes), 0 where it has none.
     pub size: u64,
+    /// `CLOCK_MONOTONIC` time of the call as the shim recorded it (exact, comparable across processes of one boot).
+    pub monotonic_ns: u64,
 }
 
 /// The seed's records format, plus `pid`, `kind`, `missed`.
@@ -239,6 +242,7 @@ pub fn records(target: &Target, recording: &Recording, window: &[Record]) -> Rec
             hook: hook_name(&hook_names, r.hook),
             thread: r.thread,
             size: r.size,
+            monotonic_ns: r.time_ns,
         })
         .collect();
     RecordsDump {

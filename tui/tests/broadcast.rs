@@ -1,0 +1,62 @@
+//! Without `--pid` a command reaches every running shimmed process (the seed's broadcast); `--pid` and `--kind`
+//! narrow it.
+
+mod common;
+
+use common::{fails, ok, run_statuses, start, status};
+use serde_json::Value;
+use testkit::ShmDir;
+
+#[test]
+fn one_command_reaches_every_process_and_pid_reaches_one() {
+    let shm = ShmDir::new();
+    let mut programs: Vec<_> = (0..3).map(|_| start(&shm, "put")).collect();
+    let pids: Vec<u32> = programs.iter().map(|p| p.pid()).collect();
+
+    let ps: Value = serde_json::from_str(&ok(&shm, &["ps", "--json"])).unwrap();
+    let listed: Vec<u64> = ps["processes"].as_array().unwrap().iter().map(|p| p["pid"].as_u64().unwrap()).collect();
+    let mut expected: Vec<u64> = pids.iter().map(|&p| u64::from(p)).collect();
+    expected.sort_unstable();
+    assert_eq!(listed, expected);
+
+    ok(&shm, &["enable"]);
+    ok(&shm, &["hooks", "put"]);
+    let stdout = ok(&shm, &["probability", "100"]);
+    assert_eq!(stdout.lines().count(), 3, "one line per process: {stdout}");
+    for pid in &pids {
+        // The test build names the program ucx_selfloop.<test pid>.
+        let line = stdout.lines().find(|line| line.starts_with(&format!("pid {pid} (ucx_selfloop"))).expect(&stdout);
+        assert!(line.contains(", ucx): enabled, random 100%"), "{line}");
+    }
+    for program in &mut programs {
+        assert!(run_statuses(program, 3).iter().all(|&s| s != 0), "pid {} fails every put", program.pid());
+    }
+
+    let stdout = ok(&shm, &["--pid", &pids[1].to_string(), "probability", "0"]);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert_eq!(run_statuses(&mut programs[1], 3), vec![0; 3]);
+    assert!(run_statuses(&mut programs[0], 3).iter().all(|&s| s != 0));
+    assert!(run_statuses(&mut programs[2], 3).iter().all(|&s| s != 0));
+    assert_eq!(status(&shm, pids[0])["probability_ppm"], 1_000_000);
+    assert_eq!(status(&shm, pids[1])["probability_ppm"], 0);
+
+    // Repeated --pid, and JSON results.
+    let changed: Value = serde_json::from_str(&ok(
+        &shm,
+        &["--pid", &pids[0].to_string(), "--pid", &pids[2].to_string(), "disable", "--json"],
+    ))
+    .unwrap();
+    let disabled: Vec<u64> =
+        changed["processes"].as_array().unwrap().iter().map(|p| p["pid"].as_u64().unwrap()).collect();
+    assert_eq!(disabled.len(), 2);
+    assert!(disabled.contains(&u64::from(pids[0])) && disabled.contains(&u64::from(pids[2])));
+    assert_eq!(changed["failures"], serde_json::json!([]));
+    assert_eq!(run_statuses(&mut programs[0], 2), vec![0; 2]);
+    assert_eq!(status(&shm, pids[1])["enabled"], true);
+
+    // --kind narrows: there is no CUDA process here.
+    let stderr = fails(&shm, &["--kind", "cuda", "enable"], 1);
+    assert!(stderr.contains("no running cuda faultline processes"), "{stderr}");
+    let statuses: Value = serde_json::from_str(&ok(&shm, &["--kind", "ucx", "status", "--json"])).unwrap();
+    assert_eq!(statuses["processes"].as_array().unwrap().len(), 3);
+}

@@ -1,0 +1,105 @@
+//! The command line itself: help, completions, no-target behaviour, and the seed's JSON objects doing exactly what
+//! the corresponding subcommands do.
+
+mod common;
+
+use common::{fails, ok, on, start, status};
+use serde_json::Value;
+use testkit::ShmDir;
+
+#[test]
+fn help_and_completions_read_like_a_cli() {
+    let shm = ShmDir::new();
+    let help = ok(&shm, &["--help"]);
+    for expected in
+        ["Usage: faultline [OPTIONS] [COMMAND]", "probability", "strategy", "record", "replay", "--pid <PID>"]
+    {
+        assert!(help.contains(expected), "--help mentions {expected}: {help}");
+    }
+    assert!(!help.contains("record-dump-count"), "the seed's spellings are hidden: {help}");
+    assert_eq!(ok(&shm, &[]), ok(&shm, &["-h"]), "no command: the help, until the dashboard exists");
+
+    let record_help = ok(&shm, &["record", "--help"]);
+    for expected in ["on", "off", "toggle", "dump", "clear"] {
+        assert!(record_help.contains(expected), "{record_help}");
+    }
+    let dump_help = ok(&shm, &["record", "dump", "--help"]);
+    assert!(dump_help.contains("--count <N>") && dump_help.contains("-o, --output <FILE>"), "{dump_help}");
+
+    for shell in ["bash", "zsh", "fish"] {
+        let script = ok(&shm, &["completions", shell]);
+        assert!(script.contains("faultline") && script.contains("probability"), "{shell}: {script}");
+    }
+    fails(&shm, &["completions", "cmd.exe"], 2);
+}
+
+#[test]
+fn without_processes_changes_and_reads_say_so_and_fail() {
+    let shm = ShmDir::new();
+    let dir = shm.path().display().to_string();
+    for args in [&["enable"][..], &["probability", "50"], &["record", "on"], &["status"], &["record", "dump"]] {
+        let stderr = fails(&shm, args, 1);
+        assert!(stderr.contains(&format!("no running faultline processes found in {dir}")), "{args:?}: {stderr}");
+    }
+    assert!(fails(&shm, &["reset"], 1).contains("nothing changed"));
+    // A bad value is reported as such even when nothing runs.
+    fails(&shm, &["probability", "150"], 2);
+    // Listing nothing is not an error.
+    let ps: Value = serde_json::from_str(&ok(&shm, &["ps", "--json"])).unwrap();
+    assert_eq!(ps["processes"], serde_json::json!([]));
+    assert!(ok(&shm, &["clean"]).contains("nothing to clean"));
+}
+
+/// The strategy part of a `status --json` state (what a change can affect).
+fn strategy(state: &Value) -> Value {
+    let mut state = state.clone();
+    let object = state.as_object_mut().unwrap();
+    for identity in ["pid", "exe", "path", "alive", "in_container", "calls", "faults", "fault_percent", "position"] {
+        object.remove(identity);
+    }
+    for hook in object["hooks"].as_array_mut().unwrap() {
+        hook.as_object_mut().unwrap().retain(|key, _| key == "name" || key == "armed");
+    }
+    state
+}
+
+#[test]
+fn each_seed_json_object_does_what_its_subcommand_does() {
+    let shm = ShmDir::new();
+    let by_command = start(&shm, "put");
+    let by_json = start(&shm, "put");
+    let pairs: &[(&[&str], &str)] = &[
+        (&["toggle"], r#"{"command":"toggle"}"#),
+        (
+            &["strategy", "XOX", "--error-codes", "-4,-15"],
+            r#"{"command":"set_strategy","pattern":"XOX","error_codes":[-4,-15]}"#,
+        ),
+        (&["strategy", "XOOOOXOO"], r#"{"command":"set_strategy","pattern":"XOOOOXOO"}"#),
+        (&["error-codes", "-3,-6,-20,-25"], r#"{"command":"set_error_codes","error_codes":[-3,-6,-20,-25]}"#),
+        (
+            &["error-codes", "UCS_ERR_IO_ERROR,UCS_ERR_TIMED_OUT"],
+            r#"{"command":"set_error_codes","error_codes":"UCS_ERR_IO_ERROR,UCS_ERR_TIMED_OUT"}"#,
+        ),
+        (&["strategy", "random"], r#"{"command":"set_strategy","pattern":"random"}"#),
+        (&["probability", "12.5"], r#"{"command":"set_probability","probability":12.5}"#),
+        (&["record", "on"], r#"{"command":"toggle_recording","enabled":true}"#),
+        (&["record", "toggle"], r#"{"command":"toggle_recording"}"#),
+        (&["disable"], r#"{"command":"disable"}"#),
+        (&["enable"], r#"{"command":"enable"}"#),
+        (&["reset"], r#"{"command":"reset"}"#),
+    ];
+    for (command, json) in pairs {
+        let said = on(&shm, by_command.pid(), command);
+        let sent = on(&shm, by_json.pid(), &["send", json]);
+        let pid_free = |line: &str, pid: u32| line.replace(&format!("pid {pid} "), "pid P ");
+        assert_eq!(pid_free(&said, by_command.pid()), pid_free(&sent, by_json.pid()), "{command:?} vs {json}");
+        assert_eq!(
+            strategy(&status(&shm, by_command.pid())),
+            strategy(&status(&shm, by_json.pid())),
+            "{command:?} vs {json}"
+        );
+    }
+    let sent_status = on(&shm, by_json.pid(), &["send", r#"{"command":"status"}"#]);
+    let said_status = on(&shm, by_json.pid(), &["status"]);
+    assert_eq!(sent_status, said_status);
+}
