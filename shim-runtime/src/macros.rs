@@ -29,17 +29,27 @@ macro_rules! hook {
         #[allow(non_snake_case)] // the C API's own names
         pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
             type Real = unsafe extern "C" fn($($ty),*) -> $ret;
-            let call = RUNTIME.enter(Hook::$id as usize, $size as u64);
-            if let Some(code) = call.fault() {
-                return $fail(code);
-            }
             let real = REAL[Hook::$id as usize].get();
-            if real.is_null() {
-                return $fail($missing);
+            if !RUNTIME.enabled() && !real.is_null() {
+                // SAFETY: `real` is the non-null address of the real function of this name, whose C signature
+                // `Real` mirrors; the arguments are the caller's, unchanged. A tail call: nothing runs after it.
+                return unsafe { std::mem::transmute::<*mut std::ffi::c_void, Real>(real)($($arg),*) };
             }
-            // SAFETY: `real` is the non-null address of the real function of this name, whose C signature `Real`
-            // mirrors; the arguments are the caller's, unchanged.
-            unsafe { std::mem::transmute::<*mut std::ffi::c_void, Real>(real)($($arg),*) }
+            #[inline(never)]
+            #[allow(clippy::too_many_arguments)] // the C signature plus the real function
+            unsafe fn enabled(real: *mut std::ffi::c_void, $($arg: $ty),*) -> $ret {
+                let call = RUNTIME.enter(Hook::$id as usize, $size as u64);
+                if let Some(code) = call.fault() {
+                    return $fail(code);
+                }
+                if real.is_null() {
+                    return $fail($missing);
+                }
+                // SAFETY: as above; `call` keeps the reentrancy guard alive across the real call.
+                unsafe { std::mem::transmute::<*mut std::ffi::c_void, Real>(real)($($arg),*) }
+            }
+            // SAFETY: forwards the caller's arguments under the same contract.
+            unsafe { enabled(real, $($arg),*) }
         }
     };
 }

@@ -1,6 +1,6 @@
 //! The shim's process-wide state: an atomic init state machine, the segment pointer, and the per-thread context.
 
-use std::cell::Cell;
+use std::cell::{Cell, UnsafeCell};
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU8, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 
 use shm_proto::config::{self, LogLevel};
@@ -31,30 +31,32 @@ pub struct Runtime {
     log: AtomicU8,
 }
 
-#[derive(Clone, Copy)]
-struct ThreadSlot {
-    in_call: bool,
-    generation: u32,
-    ctx: Option<ThreadCtx>,
+/// Per-thread state, mutated in place after one thread-local lookup per call.
+struct ThreadState {
+    /// Set while an intercepted call of this thread is inside the real function (or deciding).
+    in_call: Cell<bool>,
+    /// The runtime generation `ctx` was registered under (a forked child starts a new one).
+    generation: Cell<u32>,
+    ctx: UnsafeCell<Option<ThreadCtx>>,
 }
 
 thread_local! {
-    static THREAD: Cell<ThreadSlot> = const { Cell::new(ThreadSlot { in_call: false, generation: 0, ctx: None }) };
+    static THREAD: ThreadState = const {
+        ThreadState { in_call: Cell::new(false), generation: Cell::new(0), ctx: UnsafeCell::new(None) }
+    };
 }
 
 /// The runtime that `pthread_atfork` re-initialises in a child (one per shim library: each has its own statics).
 static FORK_RUNTIME: AtomicPtr<Runtime> = AtomicPtr::new(std::ptr::null_mut());
 
 /// Clears the calling thread's in-call flag when the intercepted call returns.
-pub struct CallGuard(());
+pub struct CallGuard(*const Cell<bool>);
 
 impl Drop for CallGuard {
     fn drop(&mut self) {
-        let _ = THREAD.try_with(|cell| {
-            let mut slot = cell.get();
-            slot.in_call = false;
-            cell.set(slot);
-        });
+        // SAFETY: points at this thread's `in_call`, which outlives the call (no TLS destructor is registered for
+        // ThreadState: it needs no drop), and the guard never leaves the thread.
+        unsafe { (*self.0).set(false) };
     }
 }
 
@@ -106,42 +108,40 @@ impl Runtime {
         (!ptr.is_null()).then(|| unsafe { &*ptr })
     }
 
-    /// Decides one intercepted call of `hook` with size argument `size`. Disabled: one load, no guard.
+    /// Whether faults are enabled: what a disabled call pays before forwarding (two loads).
     #[inline(always)]
-    pub fn enter(&'static self, hook: usize, size: u64) -> Entered {
+    pub fn enabled(&self) -> bool {
         let ptr = self.segment.load(Acquire);
-        if !ptr.is_null() {
-            // SAFETY: see `segment`.
-            let segment = unsafe { &*ptr };
-            if segment.enabled() {
-                return self.enter_enabled(segment, hook, size);
-            }
-        }
-        Entered { decision: Decision::Pass, hook, runtime: self, _guard: None }
+        // SAFETY: see `segment`.
+        !ptr.is_null() && unsafe { &*ptr }.enabled()
     }
 
+    /// Decides one intercepted call of `hook` with size argument `size` while enabled. One thread-local lookup;
+    /// nested calls (the library calling its own public API) pass straight through.
     #[inline]
-    fn enter_enabled(&'static self, segment: &Segment, hook: usize, size: u64) -> Entered {
+    pub fn enter(&'static self, hook: usize, size: u64) -> Entered {
         let pass = Entered { decision: Decision::Pass, hook, runtime: self, _guard: None };
+        let Some(segment) = self.segment() else { return pass };
+        let Ok(state) = THREAD.try_with(|state| state as *const ThreadState) else { return pass };
+        // SAFETY: this thread's own state, alive for the thread's lifetime; only this thread touches it.
+        let state = unsafe { &*state };
+        if state.in_call.replace(true) {
+            return pass;
+        }
+        // `in_call` is set before `ctx` is borrowed, so a signal handler calling in here passes through above.
+        let guard = CallGuard(&state.in_call);
+        // SAFETY: exclusive: only this thread, and only outside any nested call (guarded by in_call).
+        let ctx = unsafe { &mut *state.ctx.get() };
         let generation = self.generation.load(Relaxed);
-        THREAD
-            .try_with(|cell| {
-                let mut slot = cell.get();
-                if slot.in_call {
-                    return None; // the library calling its own public API: pass straight through
-                }
-                let mut ctx = match slot.ctx {
-                    Some(ctx) if slot.generation == generation => ctx,
-                    _ => register_thread(segment),
-                };
-                let decision = segment.on_call(hook, &mut ctx, size);
-                slot = ThreadSlot { in_call: true, generation, ctx: Some(ctx) };
-                cell.set(slot);
-                Some(decision)
-            })
-            .ok()
-            .flatten()
-            .map_or(pass, |decision| Entered { decision, hook, runtime: self, _guard: Some(CallGuard(())) })
+        if ctx.is_none() || state.generation.get() != generation {
+            *ctx = Some(register_thread(segment));
+            state.generation.set(generation);
+        }
+        let decision = match ctx {
+            Some(ctx) => segment.on_call(hook, ctx, size),
+            None => Decision::Pass,
+        };
+        Entered { decision, hook, runtime: self, _guard: Some(guard) }
     }
 
     /// Creates the segment from the environment. Idempotent; call from the library constructor.

@@ -267,6 +267,14 @@ pub unsafe trait ShmSafe {}
 // SAFETY: Segment and all its parts are repr(C) aggregates of atomics and integer padding.
 unsafe impl ShmSafe for Segment {}
 
+impl Segment {
+    /// A zeroed segment in private heap memory (tests, previews). Not initialised: no magic, no strategy.
+    pub fn new_zeroed() -> Box<Segment> {
+        // SAFETY: Segment is ShmSafe: all-zero is a valid value of every field.
+        unsafe { Box::<Segment>::new_zeroed().assume_init() }
+    }
+}
+
 impl Header {
     /// The executable name written by the creator.
     pub fn exe_name(&self) -> String {

@@ -69,6 +69,25 @@ impl<const N: usize> Ring<N> {
         N as u64 - 1
     };
 
+    /// An empty ring (for small rings in tests and models; the segment's ring starts zeroed instead).
+    pub fn new() -> Self {
+        let slot = || Slot {
+            stamp: AtomicU64::new(0),
+            dropped_below: AtomicU64::new(0),
+            time_ns: AtomicU64::new(0),
+            size: AtomicU64::new(0),
+            hook_flags_thread: AtomicU64::new(0),
+            code: AtomicU64::new(0),
+            _pad: [0; 2],
+        };
+        Ring {
+            head: AtomicU64::new(0),
+            cleared_below: AtomicU64::new(0),
+            _pad: [0; 6],
+            slots: std::array::from_fn(|_| slot()),
+        }
+    }
+
     /// Number of records ever written (claimed), including overwritten ones.
     pub fn written(&self) -> u64 {
         self.head.load(Ordering::Acquire)
@@ -144,6 +163,12 @@ impl<const N: usize> Ring<N> {
     /// The capacity in records.
     pub const fn capacity(&self) -> usize {
         N
+    }
+}
+
+impl<const N: usize> Default for Ring<N> {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

@@ -70,6 +70,12 @@ pub enum SegmentError {
         /// Which field and why.
         what: String,
     },
+    /// The file cannot be opened: another user's segment (mode 0600).
+    #[error("{path}: permission denied; the segment belongs to another user (run faultline as that user or as root)")]
+    PermissionDenied {
+        /// The file.
+        path: PathBuf,
+    },
     /// Read-write attach to a segment that belongs to another user.
     #[error(
         "{path}: owned by uid {owner}, not by you (uid {you}); faultline attaches read-write only to your own \
@@ -249,7 +255,10 @@ impl SegmentMap {
             .write(access == Access::ReadWrite)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(path)
-            .map_err(|e| SegmentError::io(path, e))?;
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::PermissionDenied => SegmentError::PermissionDenied { path: path.into() },
+                _ => SegmentError::io(path, e),
+            })?;
         let meta = file.metadata().map_err(|e| SegmentError::io(path, e))?;
         if !meta.file_type().is_file() {
             return Err(SegmentError::Corrupt { path: path.into(), what: "not a regular file".into() });

@@ -175,7 +175,7 @@ struct tstate {
     ucp_mem_h        memh;
     ucp_rkey_h       rkey;
     uint8_t         *rbuf;      /* mapped buffer: the RMA/atomic target */
-    uint8_t         *src;       /* payload sent by put/tag/am/stream */
+    uint8_t         *src;       /* payload sent by put/tag/am */
     uint8_t         *dst;       /* landing area for get/tag/stream */
     uint8_t         *aux;       /* stream payload / expected stream data */
     unsigned long    ncalls;    /* printed-call counter */
