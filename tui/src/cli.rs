@@ -203,6 +203,8 @@ pub enum RecordCommand {
     /// Start recording where it is off, stop it where it is on.
     Toggle,
     /// Print the recording as JSON (the seed's formats), or write it to a file.
+    #[command(after_help = "Several processes: one JSON document each, in pid order. A dead process's recording is \
+                            readable with --pid until `faultline clean` removes it.")]
     Dump(DumpArgs),
     /// Forget everything recorded so far.
     Clear,

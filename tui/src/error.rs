@@ -96,11 +96,22 @@ impl Error {
         }
     }
 
+    /// The message without the target it names, for per-target reports that print the target already.
+    pub fn detail(&self) -> String {
+        match self {
+            Error::Inconsistent { .. } => BUSY_SETTINGS.to_string(),
+            other => other.to_string(),
+        }
+    }
+
     /// A usage error with `message`.
     pub fn usage(message: impl Into<String>) -> Self {
         Error::Usage(message.into())
     }
 }
+
+const BUSY_SETTINGS: &str =
+    "its settings are being changed by another faultline right now (or one died mid-change); try again";
 
 fn kind_prefix(kind: &Option<Kind>) -> String {
     kind.map(|k| format!("{} ", k.name())).unwrap_or_default()

@@ -59,8 +59,8 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn new(target: &Target, error: impl ToString) -> Self {
-        Failure { pid: target.pid(), kind: target.kind().name(), target: target.label(), error: error.to_string() }
+    fn new(target: &Target, error: String) -> Self {
+        Failure { pid: target.pid(), kind: target.kind().name(), target: target.label(), error }
     }
 }
 
@@ -153,7 +153,7 @@ fn status(selection: &Selection) -> Result<Report, Error> {
     for target in &found.targets {
         match ProcessState::read(target) {
             Ok(state) => processes.push(state),
-            Err(error) => failures.push(Failure::new(target, error)),
+            Err(error) => failures.push(Failure::new(target, error.detail())),
         }
     }
     Ok(Report::States { changed: false, processes, failures, unusable: found.unusable })
@@ -161,16 +161,26 @@ fn status(selection: &Selection) -> Result<Report, Error> {
 
 fn change_all(change: &Change, selection: &Selection) -> Result<Report, Error> {
     let found = targets::select(selection, Purpose::Change)?;
-    let plans = found.targets.iter().map(|target| actions::plan(change, target)).collect::<Result<Vec<_>, Error>>()?;
-    let mut processes = Vec::new();
+    let mut plans = Vec::new();
     let mut failures = Vec::new();
-    for (target, plan) in found.targets.iter().zip(&plans) {
-        match actions::apply(plan, target) {
+    for target in &found.targets {
+        match actions::plan(change, target) {
+            Ok(plan) => plans.push((target, plan)),
+            // Busy is about this process, not about the request: the others still get the change.
+            Err(error @ Error::Inconsistent { .. }) => failures.push(Failure::new(target, error.detail())),
+            Err(bad_request) => return Err(bad_request),
+        }
+    }
+    let mut processes = Vec::new();
+    for (target, plan) in plans {
+        match actions::apply(&plan, target) {
             Ok(()) => match ProcessState::read(target) {
                 Ok(state) => processes.push(state),
-                Err(error) => failures.push(Failure::new(target, format!("changed, but cannot read it back: {error}"))),
+                Err(error) => {
+                    failures.push(Failure::new(target, format!("changed, but cannot read it back: {}", error.detail())))
+                }
             },
-            Err(error) => failures.push(Failure::new(target, error)),
+            Err(error) => failures.push(Failure::new(target, error.to_string())),
         }
     }
     Ok(Report::States { changed: true, processes, failures, unusable: found.unusable })

@@ -134,13 +134,20 @@ pub struct Targets {
     pub unusable: Vec<Unusable>,
 }
 
-/// A one-word classification of why a segment cannot be used.
+/// A one-word classification of why a segment cannot be used (`unreadable` for anything not named here, such as
+/// another user's file).
 pub fn problem_of(error: &SegmentError) -> &'static str {
-    match error {
-        SegmentError::VersionMismatch { .. } => "incompatible",
-        SegmentError::BadMagic { .. } | SegmentError::Corrupt { .. } | SegmentError::Truncated { .. } => "corrupt",
-        SegmentError::NotOwner { .. } | SegmentError::BadMode { .. } => "not yours",
-        SegmentError::Io { .. } => "unreadable",
+    if matches!(error, SegmentError::VersionMismatch { .. }) {
+        "incompatible"
+    } else if matches!(
+        error,
+        SegmentError::BadMagic { .. } | SegmentError::Corrupt { .. } | SegmentError::Truncated { .. }
+    ) {
+        "corrupt"
+    } else if matches!(error, SegmentError::NotOwner { .. } | SegmentError::BadMode { .. }) {
+        "not yours"
+    } else {
+        "unreadable"
     }
 }
 
@@ -184,15 +191,16 @@ pub fn select_from(found: &[Found], selection: &Selection, purpose: Purpose) -> 
     let mut targets = Vec::new();
     let mut unusable = Vec::new();
     if selection.is_broadcast() {
+        let mut dead = 0;
         for found in candidates {
             match attach(found, purpose) {
                 Ok(target) if target.alive || purpose == Purpose::Survey => targets.push(target),
-                Ok(_dead) => {}
+                Ok(_dead) => dead += 1,
                 Err(error) => unusable.push(Unusable::new(found, &error)),
             }
         }
         if targets.is_empty() && purpose != Purpose::Survey {
-            return Err(Error::NoTargets(no_targets_message(selection, purpose, &unusable)));
+            return Err(Error::NoTargets(no_targets_message(selection, purpose, dead, &unusable)));
         }
     } else {
         let mut pids = selection.pids.clone();
@@ -215,9 +223,14 @@ pub fn select_from(found: &[Found], selection: &Selection, purpose: Purpose) -> 
     Ok(Targets { targets, unusable })
 }
 
-fn no_targets_message(selection: &Selection, purpose: Purpose, unusable: &[Unusable]) -> String {
+fn no_targets_message(selection: &Selection, purpose: Purpose, dead: usize, unusable: &[Unusable]) -> String {
     let kind = selection.kind.map(|k| format!("{} ", k.name())).unwrap_or_default();
     let mut message = format!("no running {kind}faultline processes found in {}", describe_dir(&segment::shm_dir()));
+    if dead > 0 {
+        message.push_str(&format!(
+            " ({dead} exited process(es) left segments: read them with --pid, remove them with `faultline clean`)"
+        ));
+    }
     if !unusable.is_empty() {
         let reasons: Vec<String> = unusable.iter().map(|u| u.reason.clone()).collect();
         message.push_str(&format!(" ({} unusable: {})", unusable.len(), reasons.join("; ")));

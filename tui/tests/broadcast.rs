@@ -60,3 +60,29 @@ fn one_command_reaches_every_process_and_pid_reaches_one() {
     let statuses: Value = serde_json::from_str(&ok(&shm, &["--kind", "ucx", "status", "--json"])).unwrap();
     assert_eq!(statuses["processes"].as_array().unwrap().len(), 3);
 }
+
+#[test]
+fn a_process_another_writer_is_changing_is_reported_and_the_others_still_change() {
+    let shm = ShmDir::new();
+    let busy = start(&shm, "put");
+    let free = start(&shm, "put");
+    let segment = shm.segment("ucx", busy.pid());
+    let map = shm_proto::SegmentMap::attach(&segment, shm_proto::Access::ReadWrite, Default::default()).unwrap();
+    // This test process plays a faultline in the middle of a change.
+    let writing = map.segment().control.lock.try_lock(std::process::id(), 1, |_| false).expect("lock is free");
+
+    let output = testkit::faultline(&shm, &["probability", "50"]);
+    let (stdout, stderr) = common::text(&output);
+    assert_eq!(output.status.code(), Some(1), "partial failure: {stdout}{stderr}");
+    assert!(stdout.starts_with(&format!("pid {} (", free.pid())) && stdout.lines().count() == 1, "{stdout}");
+    assert!(
+        stderr.contains(&format!("pid {} (", busy.pid())) && stderr.contains("being changed by another faultline"),
+        "{stderr}"
+    );
+    let stderr = fails(&shm, &["--pid", &busy.pid().to_string(), "status"], 1);
+    assert!(stderr.contains("try again"), "{stderr}");
+
+    drop(writing);
+    assert_eq!(status(&shm, free.pid())["probability_ppm"], 500_000);
+    assert_eq!(status(&shm, busy.pid())["probability_ppm"], 0, "the busy process was left alone");
+}
