@@ -10,6 +10,7 @@
 //! - [`compat`]: the seed client's JSON command objects;
 //! - [`error`]: errors and their exit statuses.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod actions;
 pub mod compat;

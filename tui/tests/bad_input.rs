@@ -118,6 +118,9 @@ fn segments_of_another_abi_version_or_corrupt_ones_are_refused_when_named_and_sk
     let corrupt = std::os::unix::process::parent_id();
     fake_segment(&shm.segment("ucx", newer), ABI_VERSION + 1, shm_proto::segment::SEGMENT_SIZE as u64, 4096);
     fake_segment(&shm.segment("ucx", corrupt), ABI_VERSION, 12_345, 4096);
+    let fake_bytes =
+        || (std::fs::read(shm.segment("ucx", newer)).unwrap(), std::fs::read(shm.segment("ucx", corrupt)).unwrap());
+    let fakes_before = fake_bytes();
     let (newer, corrupt) = (newer.to_string(), corrupt.to_string());
     let version_message =
         format!("segment ABI version {}, this faultline speaks version {ABI_VERSION}", ABI_VERSION + 1);
@@ -131,6 +134,7 @@ fn segments_of_another_abi_version_or_corrupt_ones_are_refused_when_named_and_sk
     }
     refused(&shm, &["--pid", &pid, "--pid", &newer, "probability", "50"], &version_message);
     assert_eq!(status(&shm, program.pid()), before, "a bad segment among the targets: nothing changed");
+    assert!(fake_bytes() == fakes_before, "the bad segments were not written");
 
     // ps lists them with the reason.
     let ps = ok(&shm, &["ps"]);

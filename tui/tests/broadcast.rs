@@ -54,6 +54,11 @@ fn one_command_reaches_every_process_and_pid_reaches_one() {
     assert_eq!(run_statuses(&mut programs[0], 2), vec![0; 2]);
     assert_eq!(status(&shm, pids[1])["enabled"], true);
 
+    // A dump to one file needs one process.
+    let stderr = fails(&shm, &["record", "dump", "-o", "unused.json"], 2);
+    assert!(stderr.contains("-o writes the recording of one process, but 3 match"), "{stderr}");
+    assert!(!std::path::Path::new("unused.json").exists());
+
     // --kind narrows: there is no CUDA process here.
     let stderr = fails(&shm, &["--kind", "cuda", "enable"], 1);
     assert!(stderr.contains("no running cuda faultline processes"), "{stderr}");
@@ -85,4 +90,33 @@ fn a_process_another_writer_is_changing_is_reported_and_the_others_still_change(
     drop(writing);
     assert_eq!(status(&shm, free.pid())["probability_ppm"], 500_000);
     assert_eq!(status(&shm, busy.pid())["probability_ppm"], 0, "the busy process was left alone");
+}
+
+#[test]
+fn values_are_checked_against_every_targets_kind_before_anything_changes() {
+    let shm = ShmDir::new();
+    let ucx = start(&shm, "put");
+    // Any program preloading the CUDA shim gets a cuda segment at load.
+    let mut sleeper = std::process::Command::new("sleep");
+    sleeper.arg("600").env("LD_PRELOAD", &testkit::artifacts().cuda_shim).env("FAULTLINE_SHM_DIR", shm.path());
+    let cuda = testkit::Program::spawn(sleeper);
+    let cuda_segment = shm.segment("cuda", cuda.pid());
+    testkit::wait_until("the CUDA shim creates its segment", || cuda_segment.exists());
+    let before = (status(&shm, ucx.pid()), status(&shm, cuda.pid()));
+
+    let stderr = fails(&shm, &["error-codes", "-3"], 2);
+    assert!(stderr.contains("unknown cuda status code '-3'"), "{stderr}");
+    let stderr = fails(&shm, &["hooks", "put"], 2);
+    assert!(stderr.contains("unknown hook 'put' (known: cudaGetDeviceCount"), "{stderr}");
+    assert_eq!((status(&shm, ucx.pid()), status(&shm, cuda.pid())), before, "the UCX process was not changed either");
+
+    ok(&shm, &["--kind", "ucx", "error-codes", "UCS_ERR_CANCELED"]);
+    let line = ok(&shm, &["--kind", "cuda", "error-codes", "cudaErrorECCUncorrectable"]);
+    assert!(line.contains("(sleep, cuda)") && line.contains("pool cudaErrorECCUncorrectable(214)"), "{line}");
+    assert_eq!(status(&shm, ucx.pid())["error_codes"], serde_json::json!([{"code": -16, "name": "UCS_ERR_CANCELED"}]));
+
+    let ps: Value = serde_json::from_str(&ok(&shm, &["ps", "--json"])).unwrap();
+    let kinds: Vec<&str> = ps["processes"].as_array().unwrap().iter().map(|p| p["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.len(), 2);
+    assert!(kinds.contains(&"ucx") && kinds.contains(&"cuda"), "{kinds:?}");
 }
