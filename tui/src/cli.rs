@@ -215,7 +215,7 @@ pub enum RecordCommand {
 pub struct DumpArgs {
     /// summary: statistics; pattern: X/O and codes (for `replay --from-file`); records: every call.
     #[arg(value_enum, default_value = "summary")]
-    pub format: FormatArg,
+    pub format: DumpFormat,
     /// Only the last N records.
     #[arg(long, value_name = "N")]
     pub count: Option<String>,
@@ -224,26 +224,10 @@ pub struct DumpArgs {
     pub output: Option<PathBuf>,
 }
 
-/// Dump formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FormatArg {
-    /// Statistics.
-    Summary,
-    /// X/O pattern and codes.
-    Pattern,
-    /// Every recorded call.
-    Records,
-}
-
 impl DumpArgs {
     fn request(self) -> Result<Request, Error> {
-        let format = match self.format {
-            FormatArg::Summary => DumpFormat::Summary,
-            FormatArg::Pattern => DumpFormat::Pattern,
-            FormatArg::Records => DumpFormat::Records,
-        };
         let count = self.count.map(|n| shm_proto::config::parse_count("count", &n)).transpose()?;
-        Ok(Request::Dump { format, count, output: self.output })
+        Ok(Request::Dump { format: self.format, count, output: self.output })
     }
 }
 
@@ -258,7 +242,7 @@ impl Command {
             Command::Send { object } => return compat::parse_seed_command(&object),
             Command::Record { action: RecordCommand::Dump(dump) } | Command::RecordDump(dump) => return dump.request(),
             Command::RecordDumpCount { count } => {
-                return DumpArgs { format: FormatArg::Records, count: Some(count), output: None }.request()
+                return DumpArgs { format: DumpFormat::Records, count: Some(count), output: None }.request()
             }
             Command::Completions { .. } => return Err(Error::usage("completions are printed by the binary")),
             Command::Enable => Change::Enabled(Switch::On),

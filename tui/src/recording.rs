@@ -38,26 +38,22 @@ pub fn read(target: &Target) -> Recording {
     Recording { records, recorded, missed }
 }
 
-/// The dump formats of `record dump`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The dump formats of `record dump` (also the command line's values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DumpFormat {
     /// Statistics.
     Summary,
-    /// The X/O pattern and codes, ready for `replay --from-file`.
+    /// X/O pattern and codes (for `replay --from-file`).
     Pattern,
-    /// Every record.
+    /// Every recorded call.
     Records,
 }
 
 impl DumpFormat {
-    /// Parses `summary`, `pattern` or `records`.
+    /// Parses `summary`, `pattern` or `records` (any case).
     pub fn parse(text: &str) -> Result<DumpFormat, Error> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "summary" => Ok(DumpFormat::Summary),
-            "pattern" => Ok(DumpFormat::Pattern),
-            "records" => Ok(DumpFormat::Records),
-            other => Err(Error::usage(format!("unknown dump format '{other}' (summary, pattern or records)"))),
-        }
+        <DumpFormat as clap::ValueEnum>::from_str(text.trim(), true)
+            .map_err(|_| Error::usage(format!("unknown dump format '{}' (summary, pattern or records)", text.trim())))
     }
 }
 

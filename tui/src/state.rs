@@ -12,7 +12,7 @@ use shm_proto::Strategy;
 
 use crate::actions::current_strategy;
 use crate::error::Error;
-use crate::targets::{Target, Unusable};
+use crate::targets::{process_label, Target, Unusable};
 
 /// One hook's settings and counters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -155,14 +155,7 @@ impl ProcessState {
 
     /// `pid 1234 (ucx_selfloop, ucx)`, with `, dead` / `, container` where they apply.
     pub fn label(&self) -> String {
-        let mut extra = String::new();
-        if !self.alive {
-            extra.push_str(", dead");
-        }
-        if self.in_container {
-            extra.push_str(", container");
-        }
-        format!("pid {} ({}, {}{extra})", self.pid, self.exe, self.kind)
+        process_label(self.pid, &self.exe, self.kind, self.alive, self.in_container)
     }
 
     /// The mode and its parameters: `random 30%`, `pattern XOOOOXOO (pos 17)`, `replay 120 calls once (pos 3)`.

@@ -83,15 +83,15 @@ impl Target {
 
     /// `pid 1234 (ucx_selfloop, ucx)`, with `, dead` / `, container` where they apply.
     pub fn label(&self) -> String {
-        let mut extra = String::new();
-        if !self.alive {
-            extra.push_str(", dead");
-        }
-        if self.found.in_container {
-            extra.push_str(", container");
-        }
-        format!("pid {} ({}, {}{extra})", self.pid(), self.exe(), self.kind().name())
+        process_label(self.pid(), &self.exe(), self.kind().name(), self.alive, self.found.in_container)
     }
+}
+
+/// How messages name a process: `pid 1234 (ucx_selfloop, ucx)`, with `, dead` / `, container` where they apply.
+pub fn process_label(pid: u32, exe: &str, kind: &str, alive: bool, in_container: bool) -> String {
+    let dead = if alive { "" } else { ", dead" };
+    let container = if in_container { ", container" } else { "" };
+    format!("pid {pid} ({exe}, {kind}{dead}{container})")
 }
 
 /// A segment that was found but cannot be used.
