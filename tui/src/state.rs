@@ -241,7 +241,7 @@ pub struct PsRow {
     pub exe: Option<String>,
     /// `ucx` or `cuda`.
     pub kind: &'static str,
-    /// `alive`, `dead`, or why the segment cannot be used: `incompatible`, `corrupt`, `not yours`, `unreadable`.
+    /// `alive`, `dead`, or why the segment cannot be used (see [`crate::targets::problem_of`]).
     pub state: &'static str,
     /// Faults are injected.
     pub enabled: Option<bool>,

@@ -2,7 +2,8 @@
 //! `--kind`.
 //!
 //! - Without `--pid`, changes and reads go to every *live* process whose segment this user can attach (the seed's
-//!   broadcast); a segment that cannot be used (other ABI version, corrupt, someone else's) is skipped with a note.
+//!   broadcast); a segment that cannot be used (other ABI version, corrupt) is skipped with a note, and other
+//!   users' segments are left out silently (`ps` lists them all).
 //! - With `--pid`, every named pid must have a usable segment, or the whole command is refused (exit 2) before
 //!   anything is touched. Reads also work on dead processes named this way (post-mortem); changes do not.
 
@@ -104,7 +105,7 @@ pub struct Unusable {
     pub kind: Kind,
     /// The file.
     pub path: PathBuf,
-    /// `incompatible`, `corrupt`, `not yours` or `unreadable`.
+    /// `incompatible`, `corrupt`, `not yours`, `unsafe mode` or `unreadable` (see [`problem_of`]).
     pub problem: &'static str,
     /// The full reason.
     pub reason: String,
@@ -134,22 +135,20 @@ pub struct Targets {
     pub unusable: Vec<Unusable>,
 }
 
-/// A one-word classification of why a segment cannot be used (`unreadable` for anything not named here, such as
-/// another user's file).
+/// A short classification of why a segment cannot be used.
 pub fn problem_of(error: &SegmentError) -> &'static str {
-    if matches!(error, SegmentError::VersionMismatch { .. }) {
-        "incompatible"
-    } else if matches!(
-        error,
-        SegmentError::BadMagic { .. } | SegmentError::Corrupt { .. } | SegmentError::Truncated { .. }
-    ) {
-        "corrupt"
-    } else if matches!(error, SegmentError::NotOwner { .. } | SegmentError::BadMode { .. }) {
-        "not yours"
-    } else {
-        "unreadable"
+    match error {
+        SegmentError::VersionMismatch { .. } => "incompatible",
+        SegmentError::BadMagic { .. } | SegmentError::Corrupt { .. } | SegmentError::Truncated { .. } => "corrupt",
+        SegmentError::NotOwner { .. } | SegmentError::PermissionDenied { .. } => NOT_YOURS,
+        SegmentError::BadMode { .. } => "unsafe mode",
+        SegmentError::Io { .. } => "unreadable",
     }
 }
+
+/// The problem of another user's segment: listed by `ps`, silently left out of broadcasts (the broadcast goes to
+/// every process *you* can attach).
+const NOT_YOURS: &str = "not yours";
 
 /// Whether discovery also looks into other mount namespaces (`/proc/*/root/dev/shm`): only as root (others could
 /// not read them anyway), and only when `FAULTLINE_SHM_DIR` does not point faultline at one specific directory.
@@ -196,6 +195,7 @@ pub fn select_from(found: &[Found], selection: &Selection, purpose: Purpose) -> 
             match attach(found, purpose) {
                 Ok(target) if target.alive || purpose == Purpose::Survey => targets.push(target),
                 Ok(_dead) => dead += 1,
+                Err(error) if purpose != Purpose::Survey && problem_of(&error) == NOT_YOURS => {}
                 Err(error) => unusable.push(Unusable::new(found, &error)),
             }
         }
