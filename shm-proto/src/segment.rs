@@ -203,13 +203,21 @@ impl SegmentMap {
     }
 
     /// Creates this process's segment (the shim's side), replacing a stale file a dead process with the same pid
-    /// (or this process before an `exec`) left behind. Falls back to private memory if no shared file can be made.
+    /// (or this process before an `exec`) left behind; a rename publishes it complete. Falls back to private memory if no shared file can be made.
     pub fn create(identity: &Identity<'_>, strategy: &Strategy) -> Result<(SegmentMap, Created), SegmentError> {
         let dir = shm_dir();
         let path = dir.join(file_name(identity.kind, identity.pid));
-        let map = match create_file(&path) {
-            Ok(raw) => SegmentMap { backing: Backing::File(raw), path: Some(path.clone()), access: Access::ReadWrite },
+        // Built under a name discovery ignores, then renamed: readers never see a half-initialised segment.
+        let building = dir.join(format!("{}.new", file_name(identity.kind, identity.pid)));
+        let shared = create_file(&building).and_then(|raw| {
+            let map = SegmentMap { backing: Backing::File(raw), path: Some(path.clone()), access: Access::ReadWrite };
+            map.initialise(identity, strategy);
+            fs::rename(&building, &path).map(|()| map)
+        });
+        match shared {
+            Ok(map) => Ok((map, Created::Shared(path))),
             Err(err) => {
+                let _ = fs::remove_file(&building);
                 let reason = format!(
                     "cannot create {}: {err}; using private memory, tools cannot see this process",
                     path.display()
@@ -217,11 +225,9 @@ impl SegmentMap {
                 let anon = MmapMut::map_anon(SEGMENT_SIZE).map_err(|e| SegmentError::io(&path, e))?;
                 let map = SegmentMap { backing: Backing::Private(anon), path: None, access: Access::ReadWrite };
                 map.initialise(identity, strategy);
-                return Ok((map, Created::Private(reason)));
+                Ok((map, Created::Private(reason)))
             }
-        };
-        map.initialise(identity, strategy);
-        Ok((map, Created::Shared(path)))
+        }
     }
 
     fn initialise(&self, id: &Identity<'_>, strategy: &Strategy) {
@@ -302,7 +308,7 @@ fn create_file(path: &Path) -> io::Result<MmapRaw> {
     };
     let file: File = match open() {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            // Our pid is ours: whatever is there belongs to a dead process that had it, or to us before exec.
+            // Our pid is ours: whatever is there was left by a dead process that had it (or by us before exec).
             fs::remove_file(path)?;
             open()?
         }

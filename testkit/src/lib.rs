@@ -66,11 +66,13 @@ pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace_root().join("target"), PathBuf::from)
 }
 
-/// Compiles `source` (relative to the workspace root) with `cc` and `args` (libraries), once per test process.
+/// Compiles `source` (relative to the workspace root) with `cc` and `args` (flags and libraries; `-shared` makes
+/// a `.so`), once per test process and argument list.
 pub fn c_program(source: &str, args: &[&str]) -> PathBuf {
     static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
+    let key = format!("{source} {}", args.join(" "));
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(path) = built.get(source) {
+    if let Some(path) = built.get(&key) {
         return path.clone();
     }
     let src = workspace_root().join(source);
@@ -78,7 +80,9 @@ pub fn c_program(source: &str, args: &[&str]) -> PathBuf {
     std::fs::create_dir_all(&out_dir).expect("target dir is writable");
     let stem = src.file_stem().expect("a file").to_string_lossy().into_owned();
     // One binary per test process: parallel test binaries must not write the same file.
-    let out = out_dir.join(format!("{stem}.{}", std::process::id()));
+    let variant = built.len();
+    let suffix = if args.contains(&"-shared") { ".so" } else { "" };
+    let out = out_dir.join(format!("{stem}.{}.{variant}{suffix}", std::process::id()));
     let output = Command::new("cc")
         .args(["-O1", "-Wall", "-Wextra", "-Werror", "-pthread", "-o"])
         .arg(&out)
@@ -87,7 +91,7 @@ pub fn c_program(source: &str, args: &[&str]) -> PathBuf {
         .output()
         .expect("cc runs");
     assert!(output.status.success(), "compiling {source} failed:\n{}", String::from_utf8_lossy(&output.stderr));
-    built.insert(source.to_string(), out.clone());
+    built.insert(key, out.clone());
     out
 }
 
