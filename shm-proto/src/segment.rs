@@ -395,33 +395,48 @@ pub fn discover(include_containers: bool) -> Vec<Found> {
     };
     scan(&shm_dir(), false, &|_| None);
     if include_containers {
-        let mut mount_namespaces = std::collections::HashSet::new();
-        for host_pid in proc_pids() {
-            let Ok(mnt) = fs::read_link(format!("/proc/{host_pid}/ns/mnt")) else { continue };
-            if !mount_namespaces.insert(mnt) {
+        let processes = process_table();
+        let own_mnt = fs::read_link("/proc/self/ns/mnt").ok();
+        let mut scanned = std::collections::HashSet::new();
+        for process in &processes {
+            if Some(&process.mnt_ns) == own_mnt.as_ref() || !scanned.insert(&process.mnt_ns) {
                 continue;
             }
-            let Ok(pidns) = fs::read_link(format!("/proc/{host_pid}/ns/pid")) else { continue };
-            let dir = PathBuf::from(format!("/proc/{host_pid}/root{DEFAULT_SHM_DIR}"));
-            scan(&dir, true, &|ns_pid| host_pid_for(&pidns, ns_pid));
+            // A segment's name carries the pid its process has in its own (innermost) pid namespace; the host pid
+            // is the process in this mount namespace with that innermost pid.
+            let pid_of = |ns_pid: u32| {
+                processes.iter().find(|p| p.mnt_ns == process.mnt_ns && p.innermost_pid == ns_pid).map(|p| p.pid)
+            };
+            let dir = PathBuf::from(format!("/proc/{}/root{DEFAULT_SHM_DIR}", process.pid));
+            scan(&dir, true, &pid_of);
         }
     }
     found.sort_by_key(|f| (f.pid, f.kind));
     found
 }
 
+struct ProcessEntry {
+    pid: u32,
+    mnt_ns: PathBuf,
+    innermost_pid: u32,
+}
+
+/// Every process we may inspect: host pid, mount namespace, pid in its innermost pid namespace.
+fn process_table() -> Vec<ProcessEntry> {
+    proc_pids()
+        .into_iter()
+        .filter_map(|pid| {
+            let mnt_ns = fs::read_link(format!("/proc/{pid}/ns/mnt")).ok()?;
+            let innermost_pid = *ns_pids(pid)?.last()?;
+            Some(ProcessEntry { pid, mnt_ns, innermost_pid })
+        })
+        .collect()
+}
+
 fn proc_pids() -> Vec<u32> {
     fs::read_dir("/proc")
         .map(|dir| dir.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
         .unwrap_or_default()
-}
-
-/// Finds the host pid of the process whose innermost pid is `ns_pid` in pid namespace `pidns` (via `NSpid`).
-fn host_pid_for(pidns: &Path, ns_pid: u32) -> Option<u32> {
-    proc_pids().into_iter().find(|&host| {
-        fs::read_link(format!("/proc/{host}/ns/pid")).is_ok_and(|ns| ns == pidns)
-            && ns_pids(host).is_some_and(|pids| pids.last() == Some(&ns_pid))
-    })
 }
 
 /// The `NSpid` line of `/proc/<pid>/status`: the pid in each nested namespace, outermost first.
