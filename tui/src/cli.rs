@@ -45,7 +45,15 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub read_only: bool,
 
-    /// Without a command, faultline will open the dashboard (for now it prints this help).
+    /// Measure the dashboard for `--bench-seconds` and write frame times and CPU use to this file (benchmarks).
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub bench_report: Option<PathBuf>,
+
+    /// How long `--bench-report` measures.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, hide = true)]
+    pub bench_seconds: f64,
+
+    /// Without a command, faultline opens the dashboard (`--pid P` focuses it on one process).
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -159,6 +167,10 @@ pub enum Command {
     },
     /// Remove the segments of processes that have exited.
     Clean,
+    /// Open the dashboard on a built-in demo workload: real UCX traffic, the shim preloaded, 5% faults.
+    #[command(after_help = "Compiles a small UCX program (needs cc and libucx-dev), starts it with \
+                            LD_PRELOAD=libfaultline_ucx.so, and stops it when the dashboard exits.")]
+    Demo,
     /// Print a shell completion script.
     #[command(after_help = "e.g. faultline completions bash > /etc/bash_completion.d/faultline")]
     Completions {
@@ -244,7 +256,9 @@ impl Command {
             Command::RecordDumpCount { count } => {
                 return DumpArgs { format: DumpFormat::Records, count: Some(count), output: None }.request()
             }
-            Command::Completions { .. } => return Err(Error::usage("completions are printed by the binary")),
+            Command::Completions { .. } | Command::Demo => {
+                return Err(Error::usage("completions and the demo are run by the binary"))
+            }
             Command::Enable => Change::Enabled(Switch::On),
             Command::Disable => Change::Enabled(Switch::Off),
             Command::Toggle => Change::Enabled(Switch::Toggle),

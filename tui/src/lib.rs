@@ -8,12 +8,16 @@
 //! - [`request`]: the single entry point — a [`request::Request`] is executed into a [`request::Report`];
 //! - [`output`]: text and JSON rendering of reports;
 //! - [`compat`]: the seed client's JSON command objects;
+//! - [`dashboard`]: the terminal dashboard (`faultline` without a command);
+//! - [`demo`]: `faultline demo`, the dashboard on a built-in UCX workload;
 //! - [`error`]: errors and their exit statuses.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod actions;
 pub mod compat;
+pub mod dashboard;
+pub mod demo;
 pub mod error;
 pub mod output;
 pub mod recording;

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 use faultline::error::{EXIT_FAILED, EXIT_OK};
-use faultline::{output, Options, Selection};
+use faultline::{dashboard, output, Options, Selection};
 
 use crate::cli::{Cli, Command};
 
@@ -28,10 +28,15 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
     let Some(command) = cli.command else {
-        // Reserved for the dashboard.
-        Cli::command().print_help()?;
+        let bench = cli.bench_report.map(|report| dashboard::Bench { seconds: cli.bench_seconds, report });
+        let selection = Selection { pids: cli.pids, kind: cli.kind.map(Into::into) };
+        dashboard::run(dashboard::Options { selection, read_only: cli.read_only, bench })?;
         return Ok(EXIT_OK);
     };
+    if let Command::Demo = command {
+        faultline::demo::run(cli.read_only)?;
+        return Ok(EXIT_OK);
+    }
     if let Command::Completions { shell } = command {
         clap_complete::generate(shell, &mut Cli::command(), "faultline", &mut io::stdout());
         return Ok(EXIT_OK);

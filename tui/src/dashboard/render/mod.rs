@@ -1,0 +1,195 @@
+//! Drawing: one file per screen area, each a `render(frame, &App, area)` that only reads the model. This file lays
+//! the screen out ([`layout`], also used to map mouse clicks) and draws the title and status lines.
+//!
+//! ```text
+//! title ─────────────────────────────────────────────────────────────
+//! process list (pid, executable, kind, state, inject, mode, rates, %, rec)
+//! ┌ rates chart ─────────────────────┐┌ recording tail ─────────────┐
+//! ├ strategy ─────┐┌ hooks ──────────┤│                             │
+//! └───────────────┘└─────────────────┘└─────────────────────────────┘
+//! status / key hints ────────────────────────────────────────────────
+//! ```
+
+pub mod dialogs;
+pub mod editor;
+pub mod help;
+pub mod process_list;
+pub mod process_view;
+pub mod recording;
+pub mod theme;
+pub mod too_small;
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use super::app::{App, Overlay};
+use super::keys::{Context, Intent};
+
+/// The smallest terminal the dashboard draws in.
+pub const MIN_WIDTH: u16 = 80;
+/// The smallest terminal the dashboard draws in.
+pub const MIN_HEIGHT: u16 = 24;
+
+/// Where each area of the main screen is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Areas {
+    /// Title bar.
+    pub title: Rect,
+    /// Process list.
+    pub list: Rect,
+    /// Chart, strategy and hooks together.
+    pub view: Rect,
+    /// Rate chart.
+    pub chart: Rect,
+    /// Strategy.
+    pub strategy: Rect,
+    /// Per-hook table.
+    pub hooks: Rect,
+    /// Recording tail.
+    pub recording: Rect,
+    /// Status line.
+    pub status: Rect,
+}
+
+/// Lays out the main screen in `area`.
+pub fn layout(area: Rect) -> Areas {
+    let [title, list, body, status] =
+        Layout::vertical([Constraint::Length(1), Constraint::Fill(2), Constraint::Fill(5), Constraint::Length(1)])
+            .areas(area);
+    let [view, recording] = Layout::horizontal([Constraint::Fill(5), Constraint::Fill(4)]).areas(body);
+    let (chart, strategy, hooks) = process_view::areas(view);
+    Areas { title, list, view, chart, strategy, hooks, recording, status }
+}
+
+/// Draws the whole screen.
+pub fn render(frame: &mut Frame, app: &App) {
+    let area = frame.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        too_small::render(frame, app, area);
+        return;
+    }
+    let areas = layout(area);
+    title(frame, app, areas.title);
+    process_list::render(frame, app, areas.list);
+    process_view::render(frame, app, areas.view);
+    recording::render(frame, app, areas.recording);
+    status(frame, app, areas.status);
+    match &app.overlay {
+        Overlay::None => {}
+        Overlay::Help(_) => help::render(frame, app, area),
+        Overlay::Editor(_) => editor::render(frame, app, area),
+        Overlay::Dump(_) | Overlay::Replay(_) => dialogs::render(frame, app, area),
+    }
+}
+
+fn title(frame: &mut Frame, app: &App, area: Rect) {
+    let theme = app.theme;
+    let rows = &app.snapshot.rows;
+    let dead = rows.iter().filter(|r| !r.alive).count();
+    let mut spans = vec![
+        Span::styled(" faultline ", theme.title()),
+        Span::raw(format!("│ {} process{} ({dead} dead) ", rows.len(), if rows.len() == 1 { "" } else { "es" })),
+        Span::raw(format!("│ sort {} {} ", app.sort.title(), app.sort.arrow(app.descending))),
+    ];
+    if !app.filter.is_empty() {
+        spans.push(Span::raw(format!("│ filter \"{}\" ", app.filter)));
+    }
+    if app.frozen {
+        spans.push(Span::styled("│ FROZEN (f) ", theme.warn()));
+    }
+    if app.read_only {
+        spans.push(Span::styled("│ READ-ONLY ", theme.warn()));
+    }
+    let help = format!(
+        "{} help  {} quit ",
+        app.keys.keys_of(Context::Main, Intent::Help),
+        app.keys.keys_of(Context::Main, Intent::Quit).split('/').next().unwrap_or("q")
+    );
+    let used: usize = spans.iter().map(Span::width).sum();
+    let gap = usize::from(area.width).saturating_sub(used + help.chars().count());
+    spans.push(Span::raw(" ".repeat(gap)));
+    spans.push(Span::styled(help, theme.dim()));
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn status(frame: &mut Frame, app: &App, area: Rect) {
+    let theme = app.theme;
+    let line = if app.filtering {
+        Line::from(vec![
+            Span::styled("/", theme.header()),
+            Span::raw(format!("{}▏", app.filter)),
+            Span::styled("  Enter keep · Esc clear", theme.dim()),
+        ])
+    } else if let Some(status) = &app.status {
+        Line::styled(format!(" {}", status.text), if status.error { theme.error() } else { theme.ok() })
+    } else {
+        let keys = &app.keys;
+        let hint = |intent, what: &str| format!("{} {what}", keys.keys_of(Context::Main, intent));
+        let hints = [
+            hint(Intent::Edit, "edit"),
+            hint(Intent::ToggleEnabled, "on/off"),
+            hint(Intent::ToggleRecording, "record"),
+            hint(Intent::Dump, "dump"),
+            hint(Intent::Replay, "replay"),
+            hint(Intent::Filter, "filter"),
+            hint(Intent::SortNext, "sort"),
+            hint(Intent::Freeze, "freeze"),
+            "Tab pane".to_string(),
+        ];
+        Line::styled(format!(" {}", hints.join("  ")), theme.dim())
+    };
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+/// `1234567` → `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A rate for a narrow column: `0.0`, `12.5`, `2,500`, `1.25M`.
+pub fn rate(per_s: f64) -> String {
+    if per_s >= 1e6 {
+        format!("{:.2}M", per_s / 1e6)
+    } else if per_s >= 1000.0 {
+        thousands(per_s.round() as u64)
+    } else {
+        format!("{per_s:.1}")
+    }
+}
+
+/// `text` cut to `width` characters, with `…` when cut.
+pub fn fit(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        text.to_string()
+    } else if width == 0 {
+        String::new()
+    } else {
+        let mut cut: String = text.chars().take(width - 1).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+/// A rectangle of at most `width` × `height` centred in `area`.
+pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let width = width.min(area.width);
+    let height = height.min(area.height);
+    Rect::new(area.x + (area.width - width) / 2, area.y + (area.height - height) / 2, width, height)
+}
+
+/// `HH:MM:SS.mmm` (UTC) of a wall-clock time in ns since the epoch.
+pub fn clock(wall_ns: u64) -> String {
+    let ms = wall_ns / 1_000_000;
+    let s = ms / 1000;
+    format!("{:02}:{:02}:{:02}.{:03}", (s / 3600) % 24, (s / 60) % 60, s % 60, ms % 1000)
+}

@@ -1,0 +1,178 @@
+//! `faultline demo`: the dashboard on a built-in workload. It compiles the bundled UCX self-loop program (a small C
+//! program doing real UCX put/get/tag/active-message/flush traffic to itself, in a loop), starts it with the UCX
+//! shim preloaded and 5 % random faults enabled, opens the dashboard focused on it, and when the dashboard exits
+//! stops the workload and removes its segment.
+//!
+//! The program is built once into `$XDG_CACHE_HOME/faultline` (or `~/.cache/faultline`) and rebuilt when its
+//! source changes; the shim is taken from beside the running `faultline` (or `FAULTLINE_UCX_SHIM`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use shm_proto::segment;
+use shm_proto::Kind;
+
+use crate::dashboard;
+use crate::targets::Selection;
+
+/// The workload's source, bundled into the binary.
+pub const SOURCE: &str = include_str!("../../shim-ucx/tests/c/ucx_selfloop.c");
+/// How the workload runs: forever, an iteration every 2 ms, all the UCP traffic kinds that need no extra setup.
+pub const ARGS: [&str; 6] = ["--forever", "--interval-us", "2000", "--quiet", "--ops", "put,get,tag,am,flush"];
+/// The Debian packages the build needs.
+pub const PACKAGES: &str = "build-essential libucx-dev";
+
+/// Builds and starts the workload, runs the dashboard on it, and stops the workload afterwards.
+pub fn run(read_only: bool) -> anyhow::Result<()> {
+    let shim = find_shim()?;
+    let cache = cache_dir();
+    let program = build(&cache)?;
+    let mut workload = Workload::start(&program, &shim, &cache)?;
+    workload.wait_for_segment()?;
+    let pid = workload.child.id();
+    dashboard::run(dashboard::Options { selection: Selection { pids: vec![pid], kind: None }, read_only, bench: None })
+}
+
+/// `$XDG_CACHE_HOME/faultline`, `~/.cache/faultline`, or a directory under the system's temporary directory.
+pub fn cache_dir() -> PathBuf {
+    let non_empty = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from);
+    non_empty("XDG_CACHE_HOME")
+        .or_else(|| non_empty("HOME").map(|home| home.join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("faultline")
+}
+
+/// `libfaultline_ucx.so`: `FAULTLINE_UCX_SHIM`, or beside the running executable.
+pub fn find_shim() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("FAULTLINE_UCX_SHIM").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe().context("cannot tell where the faultline binary is")?;
+    let shim = exe.with_file_name("libfaultline_ucx.so");
+    if !shim.is_file() {
+        bail!(
+            "{} not found next to {}: build it with `cargo build --release --workspace` (scripts/demo.sh does), \
+             or point FAULTLINE_UCX_SHIM at it",
+            shim.display(),
+            exe.display()
+        );
+    }
+    Ok(shim)
+}
+
+/// FNV-1a: a hash of the source that stays the same across Rust versions, for the cache file name.
+fn source_hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// Compiles the workload into `cache` unless the binary for this source is there already.
+pub fn build(cache: &Path) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(cache).with_context(|| format!("cannot create {}", cache.display()))?;
+    // One directory per source version, so the process is still called `ucx_selfloop` on screen.
+    let dir = cache.join(format!("ucx_selfloop-{:016x}", source_hash(SOURCE)));
+    let binary = dir.join("ucx_selfloop");
+    if binary.is_file() {
+        return Ok(binary);
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let source = dir.join("ucx_selfloop.c");
+    std::fs::write(&source, SOURCE).with_context(|| format!("cannot write {}", source.display()))?;
+    let building = dir.join(format!("ucx_selfloop.{}.tmp", std::process::id()));
+    let output = Command::new("cc")
+        .args(["-O1", "-pthread", "-o"])
+        .arg(&building)
+        .arg(&source)
+        .args(["-lucp", "-lucs"])
+        .output();
+    let output = match output {
+        Ok(output) => output,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            bail!("faultline demo compiles a small UCX program but no C compiler (cc) was found: apt-get install {PACKAGES}")
+        }
+        Err(error) => return Err(error).context("cannot run cc"),
+    };
+    if !output.status.success() {
+        let _ = std::fs::remove_file(&building);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let hint = if stderr.contains("ucp/api/ucp.h") || stderr.contains("-lucp") || stderr.contains("-lucs") {
+            format!("UCX's headers or libraries are missing: apt-get install {PACKAGES}\n")
+        } else {
+            String::new()
+        };
+        bail!("{hint}compiling the demo workload failed:\n{stderr}");
+    }
+    std::fs::rename(&building, &binary).with_context(|| format!("cannot write {}", binary.display()))?;
+    Ok(binary)
+}
+
+/// The running workload: killed, reaped and its segment removed when dropped.
+struct Workload {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Workload {
+    fn start(program: &Path, shim: &Path, cache: &Path) -> anyhow::Result<Workload> {
+        let log = cache.join("demo-workload.log");
+        let stderr = std::fs::File::create(&log).with_context(|| format!("cannot write {}", log.display()))?;
+        let child = Command::new(program)
+            .args(ARGS)
+            .env("LD_PRELOAD", shim)
+            .env("FAULTLINE_ENABLED", "1")
+            .env("FAULTLINE_PROBABILITY", "5")
+            .env("UCX_WARN_UNUSED_ENV_VARS", "n")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .with_context(|| format!("cannot start {}", program.display()))?;
+        Ok(Workload { child, log })
+    }
+
+    fn segment(&self) -> PathBuf {
+        segment::shm_dir().join(segment::file_name(Kind::Ucx, self.child.id()))
+    }
+
+    /// Waits until the shim has published the workload's segment.
+    fn wait_for_segment(&mut self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let path = self.segment();
+        while !path.exists() {
+            if let Some(status) = self.child.try_wait()? {
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                bail!("the demo workload exited ({status}) before it started:\n{log}");
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the demo workload (pid {}) has no segment {} after 30 s; its log is {}",
+                    self.child.id(),
+                    path.display(),
+                    self.log.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(self.segment());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_name_follows_the_source() {
+        assert_ne!(source_hash("a"), source_hash("b"));
+        assert_eq!(source_hash(""), 0xcbf2_9ce4_8422_2325);
+    }
+}
