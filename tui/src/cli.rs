@@ -2,6 +2,9 @@
 //! here and parsed by the library (with `shm_proto`'s shared parsers), so the CLI, the seed's JSON objects and the
 //! shims' environment accept and reject exactly the same things.
 
+pub mod cluster;
+pub mod node;
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -185,6 +188,16 @@ pub enum Command {
         #[arg(value_name = "JSON")]
         object: String,
     },
+    /// On a Kubernetes node, as root (the faultline-node agent pod): inject XIDs into the kernel log; run the
+    /// process commands across every container (`faultline node ps`, `faultline node status --pid <host pid>`).
+    #[command(after_help = "Process commands: every command above (ps, status, enable, probability, record, …), \
+                            e.g. `faultline node ps`, `faultline node enable --pid 4242`; --pid takes host pids.")]
+    Node {
+        #[command(subcommand)]
+        command: node::NodeCommand,
+    },
+    /// Against the Kubernetes API (current kubeconfig context, like kubectl): GPU nodes, XID injection.
+    Cluster(cluster::ClusterArgs),
     /// Seed spelling of `record on|off|toggle` (no argument toggles).
     #[command(hide = true)]
     RecordToggle {
@@ -258,6 +271,9 @@ impl Command {
             }
             Command::Completions { .. } | Command::Demo => {
                 return Err(Error::usage("completions and the demo are run by the binary"))
+            }
+            Command::Node { .. } | Command::Cluster(_) => {
+                return Err(Error::usage("node and cluster commands are run by the binary"))
             }
             Command::Enable => Change::Enabled(Switch::On),
             Command::Disable => Change::Enabled(Switch::Off),

@@ -71,6 +71,12 @@ pub enum Error {
         /// Which process.
         target: String,
     },
+    /// `faultline node …`: an XID injection or a node-wide process command.
+    #[error(transparent)]
+    Node(#[from] crate::node::NodeError),
+    /// `faultline cluster …`: a Kubernetes API action.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// A file faultline had to read or write.
     #[error("{}: {source}", .path.display())]
     Io {
@@ -85,6 +91,8 @@ impl Error {
     /// The exit status the binary gives this error.
     pub fn exit_code(&self) -> u8 {
         match self {
+            Error::Node(error) => error.exit_code(),
+            Error::Cluster(error) => error.exit_code(),
             Error::NoTargets(_) | Error::Inconsistent { .. } | Error::Io { .. } => EXIT_FAILED,
             Error::Usage(_)
             | Error::Config(_)

@@ -10,15 +10,19 @@
 //! - [`compat`]: the seed client's JSON command objects;
 //! - [`dashboard`]: the terminal dashboard (`faultline` without a command);
 //! - [`demo`]: `faultline demo`, the dashboard on a built-in UCX workload;
+//! - [`node`]: on a Kubernetes node: XID lines into the kernel log, process commands across containers;
+//! - [`cluster`]: against the Kubernetes API: GPU nodes, XID injection through the node agent, Events;
 //! - [`error`]: errors and their exit statuses.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod actions;
+pub mod cluster;
 pub mod compat;
 pub mod dashboard;
 pub mod demo;
 pub mod error;
+pub mod node;
 pub mod output;
 pub mod recording;
 pub mod request;

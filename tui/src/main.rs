@@ -37,6 +37,13 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         faultline::demo::run(cli.read_only)?;
         return Ok(EXIT_OK);
     }
+    if let Command::Node { command } = command {
+        let globals = cli::node::Globals { pids: cli.pids, kind: cli.kind, json: cli.json, read_only: cli.read_only };
+        return cli::node::run(command, globals);
+    }
+    if let Command::Cluster(args) = command {
+        return cli::cluster::run(args, &cli.pids, cli.json, cli.read_only);
+    }
     if let Command::Completions { shell } = command {
         clap_complete::generate(shell, &mut Cli::command(), "faultline", &mut io::stdout());
         return Ok(EXIT_OK);

@@ -153,7 +153,21 @@ const NOT_YOURS: &str = "not yours";
 /// Whether discovery also looks into other mount namespaces (`/proc/*/root/dev/shm`): only as root (others could
 /// not read them anyway), and only when `FAULTLINE_SHM_DIR` does not point faultline at one specific directory.
 pub fn include_containers() -> bool {
-    std::env::var_os("FAULTLINE_SHM_DIR").is_none() && effective_uid() == Some(0)
+    FORCE_CONTAINERS.load(std::sync::atomic::Ordering::Relaxed)
+        || (std::env::var_os("FAULTLINE_SHM_DIR").is_none() && running_as_root())
+}
+
+static FORCE_CONTAINERS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From now on, discovery also looks into every container, even when `FAULTLINE_SHM_DIR` names a directory
+/// (`faultline node …`: the node-wide view, run as root on a node).
+pub fn force_container_discovery() {
+    FORCE_CONTAINERS.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether faultline runs with effective uid 0.
+pub fn running_as_root() -> bool {
+    effective_uid() == Some(0)
 }
 
 /// The effective uid, from `/proc/self/status`.

@@ -1,0 +1,302 @@
+//! `faultline cluster xid inject`: run `faultline node xid …` in the node agent's pod through the exec API,
+//! record a Kubernetes Event on the Node (reason [`EVENT_REASON`]), and optionally follow the node until it is
+//! cordoned (NVSentinel's reaction to a fatal XID) or a timeout passes.
+//!
+//! Order matters for "bad input changes nothing": the XID is checked against the catalog, the node fetched and
+//! its agent pod found before anything is written; the Event is recorded only after the agent confirmed that the
+//! line landed in the kernel log (a dry run records none).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Event, EventSource, Node, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use serde::Serialize;
+
+use super::exec::{ExecTarget, PodExec};
+use super::kube_api::{KubeApi, AGENT_CONTAINER};
+use super::nodes::{self, is_gpu_node};
+use super::{ClusterError, DEFAULT_WATCH_INTERVAL};
+use crate::node::{self, xid, XidReport};
+
+/// The Event reason of an injected XID.
+pub const EVENT_REASON: &str = "FaultlineXidInjected";
+
+/// Label on everything faultline creates.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "faultline");
+
+/// Label carrying the fault id.
+pub const FAULT_ID_LABEL: &str = "faultline.dev/fault-id";
+
+/// Annotation saying when the object may be removed (`faultline cluster reap`); Events also expire on their own.
+pub const EXPIRES_ANNOTATION: &str = "faultline.dev/expires-at";
+
+/// How long an XID Event is kept (the API server's default event TTL).
+pub const EVENT_TTL: Duration = Duration::from_secs(3600);
+
+/// What to inject where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XidInjectRequest {
+    /// The node.
+    pub node: String,
+    /// GPU minor number on that node.
+    pub gpu: u32,
+    /// The XID.
+    pub xid: u32,
+    /// The GPU's PCI address, when the driver cannot tell.
+    pub pci: Option<String>,
+    /// `pid=` in the line.
+    pub pid: Option<u32>,
+    /// `name=` in the line.
+    pub process_name: Option<String>,
+    /// Allow an XID outside the catalog.
+    pub force: bool,
+    /// Ask the agent to format the line without writing it (no Event either).
+    pub dry_run: bool,
+    /// Follow the node until it is cordoned, for at most this long.
+    pub watch: Option<Duration>,
+    /// How often to look at the node while watching (default [`DEFAULT_WATCH_INTERVAL`]).
+    pub watch_interval: Option<Duration>,
+}
+
+impl XidInjectRequest {
+    /// Injection of `xid` on GPU `gpu` of `node`, no options.
+    pub fn new(node: &str, gpu: u32, xid: u32) -> Self {
+        XidInjectRequest {
+            node: node.to_string(),
+            gpu,
+            xid,
+            pci: None,
+            pid: None,
+            process_name: None,
+            force: false,
+            dry_run: false,
+            watch: None,
+            watch_interval: None,
+        }
+    }
+}
+
+/// What happened, step by step (for progress lines or a dashboard log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// The agent pod that will run the command.
+    Agent {
+        /// Pod name.
+        pod: String,
+    },
+    /// The agent wrote (or, dry run, formatted) the line.
+    Injected {
+        /// The agent's report.
+        report: Box<XidReport>,
+    },
+    /// The Event was recorded.
+    EventRecorded {
+        /// Its name.
+        name: String,
+    },
+    /// Still waiting for the cordon.
+    Waiting {
+        /// Since the injection.
+        elapsed: Duration,
+        /// The node's taints now.
+        taints: Vec<String>,
+    },
+    /// The node is cordoned.
+    Cordoned {
+        /// After how long.
+        elapsed: Duration,
+    },
+}
+
+/// The outcome of `--watch`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WatchOutcome {
+    /// Whether the node was cordoned before the timeout.
+    pub cordoned: bool,
+    /// Seconds waited.
+    pub waited_s: f64,
+    /// The node's taints at the end.
+    pub taints: Vec<String>,
+}
+
+/// What `inject` did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct XidInjectResult {
+    /// The fault id (in the kernel log line and on the Event).
+    pub fault_id: String,
+    /// The node.
+    pub node: String,
+    /// The agent pod that wrote the line.
+    pub pod: String,
+    /// The agent's own report (`faultline node xid` JSON).
+    pub agent: XidReport,
+    /// The Event's name (none for a dry run).
+    pub event: Option<String>,
+    /// The watch's outcome, with `--watch`.
+    pub watch: Option<WatchOutcome>,
+}
+
+impl XidInjectResult {
+    /// Whether `--watch` was asked for and timed out.
+    pub fn watch_timed_out(&self) -> bool {
+        self.watch.as_ref().is_some_and(|w| !w.cordoned)
+    }
+}
+
+/// The command run in the agent pod.
+pub fn agent_command(request: &XidInjectRequest, fault_id: &str) -> Vec<String> {
+    let mut command: Vec<String> = ["faultline", "node", "xid", "--xid"].map(String::from).to_vec();
+    command.push(request.xid.to_string());
+    command.extend(["--gpu".to_string(), request.gpu.to_string(), "--fault-id".to_string(), fault_id.to_string()]);
+    if let Some(pci) = &request.pci {
+        command.extend(["--pci".to_string(), pci.clone()]);
+    }
+    if let Some(pid) = request.pid {
+        command.extend(["--pid".to_string(), pid.to_string()]);
+    }
+    if let Some(name) = &request.process_name {
+        command.extend(["--name".to_string(), name.clone()]);
+    }
+    if request.force {
+        command.push("--force".to_string());
+    }
+    if request.dry_run {
+        command.push("--dry-run".to_string());
+    }
+    command
+}
+
+/// Injects the XID (see the module docs); `progress` hears about each step.
+pub async fn inject(
+    api: &KubeApi,
+    exec: &impl PodExec,
+    request: &XidInjectRequest,
+    progress: &mut (dyn FnMut(&Progress) + Send),
+) -> Result<XidInjectResult, ClusterError> {
+    if xid::lookup(request.xid).is_none() && !request.force {
+        return Err(ClusterError::Usage(node::NodeError::UnknownXid(request.xid).to_string()));
+    }
+    let node = api.get_node(&request.node).await?;
+    let pods = api.list_agent_pods(Some(&request.node)).await?;
+    let Some(pod) = nodes::agent_pod_on(&pods, &request.node) else {
+        return Err(ClusterError::NoAgentPod {
+            node: request.node.clone(),
+            namespace: api.namespace().to_string(),
+            gpu_node: is_gpu_node(&node),
+        });
+    };
+    let pod_name = pod.metadata.name.clone().unwrap_or_default();
+    if !nodes::pod_ready(pod) {
+        return Err(ClusterError::AgentNotReady {
+            node: request.node.clone(),
+            pod: pod_name,
+            phase: nodes::pod_phase(pod),
+        });
+    }
+    progress(&Progress::Agent { pod: pod_name.clone() });
+
+    let fault_id = node::new_fault_id();
+    let command = agent_command(request, &fault_id);
+    let target = ExecTarget { pod: pod_name.clone(), container: AGENT_CONTAINER.to_string() };
+    let output = exec.exec(&target, &command).await?;
+    if !output.success {
+        return Err(ClusterError::AgentFailed {
+            pod: pod_name,
+            command: command.join(" "),
+            exit_code: output.exit_code,
+            stderr: output.stderr.trim().to_string(),
+        });
+    }
+    let report: XidReport = serde_json::from_str(output.stdout.trim()).map_err(|e| ClusterError::AgentOutput {
+        pod: pod_name.clone(),
+        message: e.to_string(),
+        stdout: output.stdout.clone(),
+    })?;
+    progress(&Progress::Injected { report: Box::new(report.clone()) });
+
+    let event = if request.dry_run {
+        None
+    } else {
+        let event = xid_event(&node, api.namespace(), &report, k8s_openapi::jiff::Timestamp::now());
+        let created = api.create_event(&event).await?;
+        let name = created.metadata.name.or(event.metadata.name).unwrap_or_default();
+        progress(&Progress::EventRecorded { name: name.clone() });
+        Some(name)
+    };
+
+    let watch = match (request.watch, request.dry_run) {
+        (Some(timeout), false) => {
+            let interval = request.watch_interval.unwrap_or(DEFAULT_WATCH_INTERVAL);
+            Some(watch_cordon(api, &request.node, timeout, interval, progress).await?)
+        }
+        _ => None,
+    };
+    Ok(XidInjectResult { fault_id, node: request.node.clone(), pod: pod_name, agent: report, event, watch })
+}
+
+/// Polls `node` every `interval` until it is cordoned or `timeout` has passed (only `get` on nodes: no watch
+/// permission needed).
+pub async fn watch_cordon(
+    api: &KubeApi,
+    node: &str,
+    timeout: Duration,
+    interval: Duration,
+    progress: &mut (dyn FnMut(&Progress) + Send),
+) -> Result<WatchOutcome, ClusterError> {
+    let start = Instant::now();
+    loop {
+        let current = api.get_node(node).await?;
+        let taints = nodes::taints(&current);
+        let elapsed = start.elapsed();
+        if current.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false) {
+            progress(&Progress::Cordoned { elapsed });
+            return Ok(WatchOutcome { cordoned: true, waited_s: elapsed.as_secs_f64(), taints });
+        }
+        if elapsed >= timeout {
+            return Ok(WatchOutcome { cordoned: false, waited_s: elapsed.as_secs_f64(), taints });
+        }
+        progress(&Progress::Waiting { elapsed, taints });
+        tokio::time::sleep(interval.min(timeout.saturating_sub(elapsed))).await;
+    }
+}
+
+/// The Event recording `report` on `node` (in `namespace`, the agent's).
+pub fn xid_event(node: &Node, namespace: &str, report: &XidReport, now: k8s_openapi::jiff::Timestamp) -> Event {
+    let node_name = node.metadata.name.clone().unwrap_or_default();
+    let expires = now.checked_add(EVENT_TTL).unwrap_or(now);
+    let labels = BTreeMap::from([
+        (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
+        (FAULT_ID_LABEL.to_string(), report.fault_id.clone()),
+    ]);
+    let annotations = BTreeMap::from([(EXPIRES_ANNOTATION.to_string(), expires.to_string())]);
+    Event {
+        metadata: ObjectMeta {
+            name: Some(format!("{node_name}.{}", report.fault_id)),
+            namespace: Some(namespace.to_string()),
+            labels: Some(labels),
+            annotations: Some(annotations),
+            ..ObjectMeta::default()
+        },
+        involved_object: ObjectReference {
+            api_version: Some("v1".to_string()),
+            kind: Some("Node".to_string()),
+            name: Some(node_name.clone()),
+            uid: node.metadata.uid.clone(),
+            ..ObjectReference::default()
+        },
+        reason: Some(EVENT_REASON.to_string()),
+        message: Some(format!(
+            "XID {} ({}, {}) injected on GPU {} (PCI {}) of node {node_name} by faultline, fault {}",
+            report.xid, report.xid_name, report.severity, report.gpu, report.pci, report.fault_id
+        )),
+        type_: Some("Warning".to_string()),
+        source: Some(EventSource { component: Some("faultline".to_string()), host: None }),
+        reporting_component: Some("faultline".to_string()),
+        reporting_instance: Some(node_name),
+        first_timestamp: Some(Time(now)),
+        last_timestamp: Some(Time(now)),
+        count: Some(1),
+        ..Event::default()
+    }
+}
