@@ -162,13 +162,36 @@ impl Control {
         writer_pid: u32,
         is_dead: impl Fn(u32) -> bool,
     ) -> Result<(), PublishError> {
+        self.publish_with(cursor, next, false, writer_pid, is_dead)
+    }
+
+    /// Like [`Control::publish`], but always starts a new sequence, even if `next` equals what is in force (a user
+    /// who sets the same pattern again means "from the next call").
+    pub fn publish_and_restart(
+        &self,
+        cursor: &Cursor,
+        next: &Strategy,
+        writer_pid: u32,
+        is_dead: impl Fn(u32) -> bool,
+    ) -> Result<(), PublishError> {
+        self.publish_with(cursor, next, true, writer_pid, is_dead)
+    }
+
+    fn publish_with(
+        &self,
+        cursor: &Cursor,
+        next: &Strategy,
+        always_restart: bool,
+        writer_pid: u32,
+        is_dead: impl Fn(u32) -> bool,
+    ) -> Result<(), PublishError> {
         check_lengths(next)?;
         let guard = self
             .lock
             .try_lock(writer_pid, next.seed as u32 ^ 0x5A5A, is_dead)
             .map_err(|LockError::Busy { holder_pid }| PublishError::Busy { holder_pid })?;
         // Holding the lock, what is stored is exactly the previous state.
-        let restart = self.load_unsynchronised().restarts_sequence(next);
+        let restart = always_restart || self.load_unsynchronised().restarts_sequence(next);
         self.store_unsynchronised(next);
         if restart {
             cursor.armed_calls.store(0, Relaxed);

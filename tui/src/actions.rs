@@ -13,9 +13,7 @@ use shm_proto::config;
 use shm_proto::control::PublishError;
 use shm_proto::layout::{DelayMode, REPLAY_CAP};
 use shm_proto::segment::pid_is_dead;
-use shm_proto::seqlock::LockError;
-use shm_proto::sync::Ordering::Relaxed;
-use shm_proto::{Kind, Mode, Segment, Strategy};
+use shm_proto::{Kind, Mode, Strategy};
 
 use crate::error::Error;
 use crate::recording;
@@ -180,7 +178,7 @@ pub enum Planned {
     Publish {
         /// The next strategy.
         strategy: Strategy,
-        /// Also restart the sequence, which publishing alone would not (the sequence settings are unchanged).
+        /// Restart the sequence even if the sequence settings are unchanged.
         restart: bool,
     },
     /// Clear the recording ring.
@@ -241,7 +239,7 @@ pub fn plan(change: &Change, target: &Target) -> Result<Planned, Error> {
         }
         Change::ClearRecording => return Ok(Planned::ClearRecording),
     }
-    let restart = change.starts_sequence() && !current.restarts_sequence(&next);
+    let restart = change.starts_sequence();
     Ok(Planned::Publish { strategy: next, restart })
 }
 
@@ -269,12 +267,11 @@ pub fn check_replay_program(kind: Kind, program: &[i32]) -> Result<(), Error> {
 pub fn apply(planned: &Planned, target: &Target) -> Result<(), PublishError> {
     let segment = target.segment();
     match planned {
-        Planned::Publish { strategy, restart } => {
-            segment.control.publish(&segment.cursor, strategy, std::process::id(), pid_is_dead)?;
-            if *restart {
-                restart_sequence(segment)?;
-            }
-            Ok(())
+        Planned::Publish { strategy, restart: true } => {
+            segment.control.publish_and_restart(&segment.cursor, strategy, std::process::id(), pid_is_dead)
+        }
+        Planned::Publish { strategy, restart: false } => {
+            segment.control.publish(&segment.cursor, strategy, std::process::id(), pid_is_dead)
         }
         Planned::ClearRecording => {
             segment.ring.clear();
@@ -300,20 +297,4 @@ impl ReplaySource {
     pub fn from_file(path: &std::path::Path) -> Result<ReplaySource, Error> {
         Ok(ReplaySource::Program(recording::replay_program_from_file(path)?))
     }
-}
-
-/// Starts the current sequence over at the next armed call, holding the writer lock so no other faultline publishes
-/// meanwhile. Used only when the sequence settings did not change, so calls between the publication and this restart
-/// simply continued the same sequence.
-fn restart_sequence(segment: &Segment) -> Result<(), PublishError> {
-    let nonce = std::process::id().rotate_left(16) ^ 0x0005_7A27;
-    let guard = segment
-        .control
-        .lock
-        .try_lock(std::process::id(), nonce, pid_is_dead)
-        .map_err(|LockError::Busy { holder_pid }| PublishError::Busy { holder_pid })?;
-    segment.cursor.armed_calls.store(0, Relaxed);
-    segment.cursor.fault_tickets.store(0, Relaxed);
-    drop(guard);
-    Ok(())
 }
