@@ -1,0 +1,381 @@
+//! `faultline cluster …` against a local Kubernetes API emulator (PyPI `kmock`, started by each test from
+//! `tests/kmock_server.py` on a free loopback port): GPU node listing, Event creation, error paths (no agent pod,
+//! node not found, forbidden, unreachable, unknown context). kmock has no exec endpoint, so the injection itself
+//! runs through the `PodExec` test double in library-level tests — the double runs the real `faultline node xid`
+//! on this machine, so the whole chain down to the kernel log is real except the exec transport.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use faultline::cluster::exec::{ExecOutput, ScriptedExec};
+use faultline::cluster::xid_inject::{self, Progress, XidInjectRequest, EVENT_REASON};
+use faultline::cluster::{nodes, ClusterError, KubeApi};
+use serde_json::{json, Value};
+use testkit::Program;
+
+const NAMESPACE: &str = "faultline-system";
+
+/// A running kmock and a kubeconfig pointing at it; both go away on drop.
+struct Kmock {
+    server: Program,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Kmock {
+    fn start(spec: &Value) -> Kmock {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kmock_server.py");
+        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
+        let probe = Command::new(&python).args(["-c", "import kmock"]).output().expect("python3 runs");
+        assert!(
+            probe.status.success(),
+            "PyPI kmock is missing: run `scripts/install-deps.sh --test` (the README's test command installs it)"
+        );
+        let mut command = Command::new(python);
+        command.arg(script);
+        let mut server = Program::spawn(command);
+        server.send(&spec.to_string());
+        let lines = server.lines_until(|line| line.starts_with("PORT "));
+        let port = lines.last().unwrap().trim_start_matches("PORT ").parse().expect("a port");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let kubeconfig = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: kmock\n  cluster:\n    server: http://127.0.0.1:{port}\n\
+             - name: nowhere\n  cluster:\n    server: http://127.0.0.1:1\ncontexts:\n\
+             - name: kmock\n  context:\n    cluster: kmock\n    user: tester\n\
+             - name: nowhere\n  context:\n    cluster: nowhere\n    user: tester\n\
+             current-context: kmock\nusers:\n- name: tester\n  user: {{}}\n"
+        );
+        std::fs::write(dir.path().join("kubeconfig"), kubeconfig).expect("kubeconfig written");
+        Kmock { server, port, dir }
+    }
+
+    fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
+    fn faultline(&self, args: &[&str]) -> Output {
+        Command::new(&testkit::artifacts().faultline)
+            .args(args)
+            .env("KUBECONFIG", self.kubeconfig())
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("faultline runs")
+    }
+
+    fn api(&self) -> KubeApi {
+        let url = format!("http://127.0.0.1:{}", self.port);
+        let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).expect("client");
+        KubeApi::from_client(client, NAMESPACE, &url)
+    }
+
+    /// A raw HTTP request to the emulator (what another actor in the cluster, e.g. NVSentinel, would do).
+    fn http(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("kmock listens");
+        let body = body.map(Value::to_string).unwrap_or_default();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/merge-patch+json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (_, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+        serde_json::from_str(body).unwrap_or(Value::Null)
+    }
+
+    fn events(&self) -> Vec<Value> {
+        let list = self.http("GET", &format!("/api/v1/namespaces/{NAMESPACE}/events"), None);
+        list["items"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for Kmock {
+    fn drop(&mut self) {
+        self.server.kill(libc::SIGTERM);
+    }
+}
+
+fn node(name: &str, gpu: bool, gpus: u32, cordoned: bool, taints: Value) -> Value {
+    let labels = if gpu { json!({"nvidia.com/gpu.present": "true"}) } else { json!({"kubernetes.io/os": "linux"}) };
+    json!({"resource": "v1/nodes", "body": {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "uid": format!("uid-{name}"), "labels": labels},
+        "spec": {"unschedulable": cordoned, "taints": taints},
+        "status": {"capacity": {"nvidia.com/gpu": gpus.to_string(), "cpu": "96"},
+                   "conditions": [{"type": "Ready", "status": "True"}]}}})
+}
+
+fn agent_pod(name: &str, node: &str, ready: bool) -> Value {
+    let phase = if ready { "Running" } else { "Pending" };
+    json!({"resource": "v1/pods", "body": {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"app.kubernetes.io/name": "faultline-node"}},
+        "spec": {"nodeName": node, "containers": [{"name": "agent", "image": "faultline"}]},
+        "status": {"phase": phase, "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}}})
+}
+
+/// gpu-a: 8 GPUs, agent ready. gpu-b: cordoned and tainted, agent pending. gpu-c: no agent. cpu-1: no GPU label
+/// (kmock ignores label selectors, so faultline must filter it out itself). A stray pod of another app on gpu-c.
+fn cluster(forbidden: &[&str]) -> Value {
+    let quarantine = json!([{"key": "nvidia.com/gpu-health", "value": "xid-79", "effect": "NoSchedule"}]);
+    let stray = json!({"resource": "v1/pods", "body": {"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web-1", "namespace": NAMESPACE, "labels": {"app.kubernetes.io/name": "web"}},
+        "spec": {"nodeName": "gpu-c"}, "status": {"phase": "Running"}}});
+    let old_xid = json!({"resource": "v1/events", "body": {"apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": "gpu-a.fl-000000000001", "namespace": NAMESPACE,
+                     "labels": {"app.kubernetes.io/managed-by": "faultline", "faultline.dev/fault-id": "fl-000000000001"}},
+        "involvedObject": {"kind": "Node", "name": "gpu-a", "apiVersion": "v1"},
+        "reason": EVENT_REASON, "message": "XID 48 (Double bit ECC error, critical) injected on GPU 3",
+        "lastTimestamp": "2026-01-02T03:04:05Z", "type": "Warning"}});
+    json!({
+        "objects": [
+            node("gpu-a", true, 8, false, json!([])),
+            node("gpu-b", true, 4, true, quarantine),
+            node("gpu-c", true, 2, false, json!([])),
+            node("cpu-1", false, 0, false, json!([])),
+            agent_pod("faultline-node-a", "gpu-a", true),
+            agent_pod("faultline-node-b", "gpu-b", false),
+            stray,
+            old_xid,
+        ],
+        "resources": ["v1/events"],
+        "forbidden": forbidden,
+    })
+}
+
+fn text(output: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+fn expect(output: &Output, code: i32) -> (String, String) {
+    let (stdout, stderr) = text(output);
+    assert_eq!(output.status.code(), Some(code), "stdout: {stdout}\nstderr: {stderr}");
+    (stdout, stderr)
+}
+
+#[test]
+fn nodes_lists_gpu_nodes_with_agent_cordon_taints_gpus_and_recent_xids() {
+    let kmock = Kmock::start(&cluster(&[]));
+    let (stdout, _) = expect(&kmock.faultline(&["cluster", "nodes", "--json"]), 0);
+    let document: Value = serde_json::from_str(&stdout).unwrap();
+    let nodes = document["nodes"].as_array().unwrap();
+    let names: Vec<&str> = nodes.iter().map(|n| n["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["gpu-a", "gpu-b", "gpu-c"], "cpu-1 has no GPU label");
+    let [a, b, c] = [&nodes[0], &nodes[1], &nodes[2]];
+    assert_eq!((a["gpus"].as_u64(), a["cordoned"].as_bool(), a["ready"].as_bool()), (Some(8), Some(false), Some(true)));
+    assert_eq!(a["agent"], json!({"name": "faultline-node-a", "phase": "Running", "ready": true}));
+    assert_eq!(a["recent_xids"][0]["fault_id"], "fl-000000000001");
+    assert_eq!((b["cordoned"].as_bool(), b["agent"]["ready"].as_bool()), (Some(true), Some(false)));
+    assert_eq!(b["taints"], json!(["nvidia.com/gpu-health=xid-79:NoSchedule"]));
+    assert_eq!(c["agent"], Value::Null, "the stray pod on gpu-c is not an agent");
+
+    let (table, _) = expect(&kmock.faultline(&["cluster", "nodes"]), 0);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("NODE") && lines[0].contains("CORDONED") && lines[0].contains("LAST XID"), "{table}");
+    assert!(lines[1].starts_with("gpu-a") && lines[1].contains("ready") && lines[1].contains("XID 48"), "{table}");
+    assert!(lines[2].starts_with("gpu-b") && lines[2].contains("pending"), "{table}");
+    assert!(lines[3].starts_with("gpu-c") && lines[3].contains("none"), "{table}");
+}
+
+#[test]
+fn xid_inject_refuses_clearly_before_changing_anything() {
+    let kmock = Kmock::start(&cluster(&[]));
+    let inject = |node: &str, xid: &str| kmock.faultline(&["cluster", "xid", "inject", "--node", node, "--xid", xid]);
+
+    let (_, stderr) = expect(&inject("ghost", "79"), 2);
+    assert!(stderr.contains("node ghost not found"), "{stderr}");
+    let (_, stderr) = expect(&inject("gpu-c", "79"), 1);
+    assert!(stderr.contains("no faultline-node agent pod on node gpu-c in namespace faultline-system"), "{stderr}");
+    assert!(stderr.contains("kubectl apply -k deploy/"), "{stderr}");
+    let (_, stderr) = expect(&inject("cpu-1", "79"), 1);
+    assert!(stderr.contains("not labelled nvidia.com/gpu.present=true"), "{stderr}");
+    let (_, stderr) = expect(&inject("gpu-b", "79"), 1);
+    assert!(stderr.contains("faultline-node-b on node gpu-b is not ready (phase Pending)"), "{stderr}");
+    let (_, stderr) = expect(&inject("gpu-a", "7"), 2);
+    assert!(stderr.contains("XID 7 is not in faultline's catalog"), "{stderr}");
+    let (_, stderr) =
+        expect(&kmock.faultline(&["--read-only", "cluster", "xid", "inject", "--node", "gpu-a", "--xid", "79"]), 2);
+    assert!(stderr.contains("--read-only"), "{stderr}");
+    // A namespace without the agent.
+    let (_, stderr) =
+        expect(&kmock.faultline(&["cluster", "-n", "elsewhere", "xid", "inject", "--node", "gpu-a", "--xid", "79"]), 1);
+    assert!(stderr.contains("no faultline-node agent pod on node gpu-a in namespace elsewhere"), "{stderr}");
+    assert_eq!(kmock.events().len(), 1, "nothing but the seeded event");
+}
+
+#[test]
+fn forbidden_unreachable_and_unknown_contexts_are_reported_as_such() {
+    let kmock = Kmock::start(&cluster(&["get /api/v1/nodes", "get /api/v1/nodes/gpu-a"]));
+    let (_, stderr) = expect(&kmock.faultline(&["cluster", "nodes"]), 1);
+    assert!(stderr.contains("forbidden: you may not list nodes"), "{stderr}");
+    assert!(stderr.contains("deploy/rbac.yaml"), "{stderr}");
+    let (_, stderr) = expect(&kmock.faultline(&["cluster", "xid", "inject", "--node", "gpu-a", "--xid", "79"]), 1);
+    assert!(stderr.contains("forbidden: you may not get node gpu-a"), "{stderr}");
+
+    let (_, stderr) = expect(&kmock.faultline(&["cluster", "--context", "nowhere", "nodes"]), 1);
+    assert!(stderr.contains("cannot list nodes (http://127.0.0.1:1/)"), "{stderr}");
+    let (_, stderr) = expect(&kmock.faultline(&["cluster", "--context", "staging", "nodes"]), 2);
+    assert!(stderr.contains("no context staging in the kubeconfig"), "{stderr}");
+}
+
+#[test]
+fn exec_against_the_emulator_fails_with_a_clear_message() {
+    // kmock has no exec endpoint: the real exec path gets an error that names the pod, not a hang or a panic.
+    let kmock = Kmock::start(&cluster(&[]));
+    let (_, stderr) = expect(&kmock.faultline(&["cluster", "xid", "inject", "--node", "gpu-a", "--xid", "79"]), 1);
+    assert!(stderr.contains("exec into pod faultline-node-a in namespace faultline-system"), "{stderr}");
+    assert_eq!(kmock.events().len(), 1, "no Event without an injection");
+}
+
+/// An exec double that runs the command it is given on this machine (the agent's `faultline`, for real).
+fn local_agent(port_for_cordon: Option<u16>) -> ScriptedExec {
+    ScriptedExec::new(move |target, command| {
+        assert_eq!((target.pod.as_str(), target.container.as_str()), ("faultline-node-a", "agent"));
+        assert_eq!(&command[..3], ["faultline", "node", "xid"]);
+        let output = Command::new(&testkit::artifacts().faultline).args(&command[1..]).output().expect("runs");
+        if let Some(port) = port_for_cordon {
+            // NVSentinel's part: cordon and taint the node once the XID is in the log.
+            let patch = json!({"spec": {"unschedulable": true,
+                "taints": [{"key": "nvidia.com/gpu-health", "value": "xid", "effect": "NoSchedule"}]}});
+            std::thread::spawn(move || {
+                let kmock = KmockClient { port };
+                kmock.patch("/api/v1/nodes/gpu-a", &patch);
+            });
+        }
+        Ok(ExecOutput {
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            success: output.status.success(),
+            exit_code: output.status.code(),
+        })
+    })
+}
+
+struct KmockClient {
+    port: u16,
+}
+
+impl KmockClient {
+    fn patch(&self, path: &str, body: &Value) {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let body = body.to_string();
+        write!(
+            stream,
+            "PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/merge-patch+json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+#[test]
+fn inject_runs_the_agent_records_an_event_on_the_node_and_watches_the_cordon() {
+    assert!(faultline::targets::running_as_root(), "the double runs `faultline node xid` for real: needs root");
+    let kmock = Kmock::start(&cluster(&[]));
+    let runtime = runtime();
+    let api = runtime.block_on(async { kmock.api() });
+    let exec = local_agent(Some(kmock.port));
+    let request = XidInjectRequest {
+        pci: Some("0000:3b:00.0".into()),
+        pid: Some(4242),
+        process_name: Some("python3".into()),
+        watch: Some(testkit::WATCHDOG),
+        watch_interval: Some(Duration::from_millis(50)),
+        ..XidInjectRequest::new("gpu-a", 0, 79)
+    };
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let mut progress = move |p: &Progress| log.lock().unwrap().push(p.clone());
+    let result = runtime.block_on(xid_inject::inject(&api, &exec, &request, &mut progress)).expect("injected");
+
+    // The agent ran once with the fault id that ended up everywhere.
+    let calls = exec.calls();
+    assert_eq!(calls.len(), 1);
+    let command = &calls[0].1;
+    let id_at = command.iter().position(|a| a == "--fault-id").unwrap();
+    assert_eq!(command[id_at + 1], result.fault_id);
+    for pair in [["--xid", "79"], ["--gpu", "0"], ["--pci", "0000:3b:00.0"], ["--pid", "4242"], ["--name", "python3"]] {
+        assert!(command.windows(2).any(|w| w == pair), "{pair:?} in {command:?}");
+    }
+    assert!(result.agent.confirmed && result.agent.line.contains("NVRM: Xid (PCI:0000:3b:00): 79, pid=4242"));
+    assert_eq!(result.agent.fault_id, result.fault_id);
+
+    // The Event is on the Node, in the agent's namespace, labelled and readable back.
+    let events = kmock.events();
+    let event = events.iter().find(|e| e["metadata"]["name"] == result.event.clone().unwrap()).expect("Event");
+    assert_eq!(event["reason"], EVENT_REASON);
+    assert_eq!(event["type"], "Warning");
+    assert_eq!(
+        event["involvedObject"],
+        json!({"apiVersion": "v1", "kind": "Node", "name": "gpu-a", "uid": "uid-gpu-a"})
+    );
+    assert_eq!(event["metadata"]["labels"]["app.kubernetes.io/managed-by"], "faultline");
+    assert_eq!(event["metadata"]["labels"]["faultline.dev/fault-id"], result.fault_id.as_str());
+    assert!(event["metadata"]["annotations"]["faultline.dev/expires-at"].is_string());
+    let message = event["message"].as_str().unwrap();
+    for part in ["XID 79", "GPU 0", "PCI 0000:3b:00.0", result.fault_id.as_str()] {
+        assert!(message.contains(part), "{part} in {message}");
+    }
+
+    // The watch saw the cordon, and the node list now shows it with the new XID first.
+    let watch = result.watch.clone().unwrap();
+    assert!(watch.cordoned, "{watch:?}");
+    assert_eq!(watch.taints, ["nvidia.com/gpu-health=xid:NoSchedule"]);
+    let steps = seen.lock().unwrap().clone();
+    assert!(matches!(steps.first(), Some(Progress::Agent { pod }) if pod == "faultline-node-a"), "{steps:?}");
+    assert!(steps.iter().any(|s| matches!(s, Progress::EventRecorded { .. })), "{steps:?}");
+    assert!(matches!(steps.last(), Some(Progress::Cordoned { .. })), "{steps:?}");
+    let rows = runtime.block_on(nodes::gpu_nodes(&api)).unwrap();
+    let a = rows.iter().find(|n| n.name == "gpu-a").unwrap();
+    assert!(a.cordoned);
+    assert_eq!(a.recent_xids[0].fault_id.as_deref(), Some(result.fault_id.as_str()));
+}
+
+#[test]
+fn the_watch_times_out_dry_runs_record_nothing_and_agent_failures_surface() {
+    assert!(faultline::targets::running_as_root(), "the double runs `faultline node xid` for real: needs root");
+    let kmock = Kmock::start(&cluster(&[]));
+    let runtime = runtime();
+    let api = runtime.block_on(async { kmock.api() });
+    let exec = local_agent(None);
+    let mut ignore = |_: &Progress| {};
+
+    let request = XidInjectRequest {
+        pci: Some("0000:3b:00.0".into()),
+        watch: Some(Duration::from_millis(300)),
+        watch_interval: Some(Duration::from_millis(50)),
+        ..XidInjectRequest::new("gpu-a", 0, 94)
+    };
+    let result = runtime.block_on(xid_inject::inject(&api, &exec, &request, &mut ignore)).unwrap();
+    assert!(result.watch_timed_out(), "{result:?}");
+    assert_eq!(kmock.events().len(), 2, "the seeded one and this one");
+
+    let dry =
+        XidInjectRequest { pci: Some("0000:3b:00.0".into()), dry_run: true, ..XidInjectRequest::new("gpu-a", 0, 79) };
+    let result = runtime.block_on(xid_inject::inject(&api, &exec, &dry, &mut ignore)).unwrap();
+    assert!(result.agent.dry_run && !result.agent.confirmed && result.event.is_none());
+    assert_eq!(kmock.events().len(), 2, "a dry run records no Event");
+
+    // The agent's own refusal (no driver, no --pci) comes back with its message and exit status.
+    let error = runtime
+        .block_on(xid_inject::inject(&api, &exec, &XidInjectRequest::new("gpu-a", 0, 79), &mut ignore))
+        .unwrap_err();
+    assert!(matches!(&error, ClusterError::AgentFailed { exit_code: Some(2), .. }), "{error:?}");
+    assert_eq!(error.exit_code(), 2);
+    assert!(error.to_string().contains("give the GPU's PCI address with --pci"), "{error}");
+    assert_eq!(kmock.events().len(), 2, "no Event for a failed injection");
+}
