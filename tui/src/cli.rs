@@ -190,8 +190,9 @@ pub enum Command {
     },
     /// On a Kubernetes node, as root (the faultline-node agent pod): inject XIDs into the kernel log; run the
     /// process commands across every container (`faultline node ps`, `faultline node status --pid <host pid>`).
-    #[command(after_help = "Process commands: every command above (ps, status, enable, probability, record, …), \
-                            e.g. `faultline node ps`, `faultline node enable --pid 4242`; --pid takes host pids.")]
+    #[command(after_help = "Process commands: every process command of `faultline --help` (ps, status, enable, \
+                            probability, record, …), e.g. `faultline node ps`, `faultline node enable --pid 4242`; \
+                            --pid takes host pids.")]
     Node {
         #[command(subcommand)]
         command: node::NodeCommand,

@@ -107,3 +107,29 @@ impl PodExec for ScriptedExec {
         async move { answer }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{StatusCause, StatusDetails};
+
+    use super::*;
+
+    #[test]
+    fn the_exit_status_comes_from_the_exec_api_s_final_status() {
+        let success = Status { status: Some("Success".into()), ..Status::default() };
+        let output = ExecOutput::from_status("{}".into(), String::new(), Some(&success));
+        assert_eq!((output.success, output.exit_code), (true, Some(0)));
+
+        let cause = StatusCause { reason: Some("ExitCode".into()), message: Some("2".into()), field: None };
+        let failure = Status {
+            status: Some("Failure".into()),
+            reason: Some("NonZeroExitCode".into()),
+            details: Some(StatusDetails { causes: Some(vec![cause]), ..StatusDetails::default() }),
+            ..Status::default()
+        };
+        let output = ExecOutput::from_status(String::new(), "bad".into(), Some(&failure));
+        assert_eq!((output.success, output.exit_code), (false, Some(2)));
+        let output = ExecOutput::from_status(String::new(), String::new(), None);
+        assert_eq!((output.success, output.exit_code), (false, None), "a stream that ended without a status");
+    }
+}

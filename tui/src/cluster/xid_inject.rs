@@ -300,3 +300,29 @@ pub fn xid_event(node: &Node, namespace: &str, report: &XidReport, now: k8s_open
         ..Event::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_agent_command_carries_every_option() {
+        let request = XidInjectRequest {
+            pci: Some("0000:3b:00.0".into()),
+            pid: Some(7),
+            process_name: Some("python3".into()),
+            force: true,
+            dry_run: true,
+            ..XidInjectRequest::new("gpu-a", 2, 140)
+        };
+        assert_eq!(
+            agent_command(&request, "fl-1").join(" "),
+            "faultline node xid --xid 140 --gpu 2 --fault-id fl-1 --pci 0000:3b:00.0 --pid 7 --name python3 \
+             --force --dry-run"
+        );
+        assert_eq!(
+            agent_command(&XidInjectRequest::new("gpu-a", 0, 79), "fl-2").join(" "),
+            "faultline node xid --xid 79 --gpu 0 --fault-id fl-2"
+        );
+    }
+}
