@@ -17,8 +17,7 @@ use ratatui::style::Color;
 use ratatui::Terminal;
 use shm_proto::segment::{self, Found, Identity};
 use shm_proto::sync::Ordering::Relaxed;
-use shm_proto::{Access, AttachOptions, Kind, Mode, Segment, SegmentMap, Strategy};
-use testkit::ShmDir;
+use shm_proto::{Kind, Mode, Segment, SegmentMap, Strategy};
 
 const UCX_HOOKS: [&str; 18] = [
     "ucp_get_nbx",
@@ -47,25 +46,22 @@ const T0_NS: u64 = 5_000_000_000;
 const WALL_AT_T0_NS: i128 =
     1_700_000_000_000_000_000 - 1_700_000_000_000_000_000 % 86_400_000_000_000 + 43_200 * 1_000_000_000;
 
-/// One segment directory for the whole test binary (segment creation reads `FAULTLINE_SHM_DIR`).
-fn shm() -> &'static ShmDir {
-    static SHM: OnceLock<ShmDir> = OnceLock::new();
-    SHM.get_or_init(|| {
-        let dir = ShmDir::new();
-        std::env::set_var("FAULTLINE_SHM_DIR", dir.path());
-        dir
-    })
+/// Segments are created in private memory: `FAULTLINE_SHM_DIR` names a directory that does not exist, so
+/// `SegmentMap::create` falls back to an anonymous mapping (nothing is written to `/dev/shm`, nothing to clean up).
+fn private_segments() {
+    static SET: OnceLock<()> = OnceLock::new();
+    SET.get_or_init(|| std::env::set_var("FAULTLINE_SHM_DIR", "/nonexistent/faultline-dashboard-snapshots"));
 }
 
 /// Creates a segment for a made-up process and returns it as a target.
 fn target(kind: Kind, pid: u32, exe: &str, hooks: &[&str], alive: bool, configure: impl Fn(&mut Strategy)) -> Target {
-    shm();
+    private_segments();
     let default_arm_mask = [(1u64 << (hooks.len().min(17))) - 1, 0];
     let mut strategy = Strategy::defaults(shm_proto::codes::default_pool(kind), |h| h < hooks.len().min(17));
     configure(&mut strategy);
     let identity = Identity { kind, pid, start_time_ticks: 1, exe_name: exe, hooks, default_arm_mask };
-    let (map, created) = SegmentMap::create(&identity, &strategy).expect("segment created");
-    let segment::Created::Shared(path) = created else { panic!("no shared segment: {created:?}") };
+    let (map, _private) = SegmentMap::create(&identity, &strategy).expect("segment created");
+    let path = std::path::PathBuf::from(segment::file_name(kind, pid));
     let found = Found { path, kind, ns_pid: pid, pid, in_container: false };
     Target { found, map, alive }
 }
@@ -101,9 +97,6 @@ fn fixture(base_pid: u32) -> (Snapshot, Key) {
     let mut sampler = Sampler::offline();
     sampler.set_clock_offset(WALL_AT_T0_NS - i128::from(T0_NS));
     sampler.set_focus(Some(key));
-    // A second mapping of the busy process's segment plays the shim: it writes counters and records.
-    let shim = SegmentMap::attach(&busy.found.path, Access::ReadWrite, AttachOptions::default()).expect("attach");
-    let segment = shim.segment();
     sampler.insert(busy);
     sampler.insert(dead);
     sampler.insert(idle);
@@ -111,11 +104,13 @@ fn fixture(base_pid: u32) -> (Snapshot, Key) {
     for tick in 0..300u64 {
         // A ramp, then steady traffic: ~2,000 calls/s on put/get, 5 % of them faulted.
         let per_tick = if tick < 100 { tick * 2 } else { 200 };
+        let segment = sampler.segment(key).expect("attached");
         count(segment, 0, per_tick, per_tick / 20);
         count(segment, 1, per_tick, per_tick / 20);
         count(segment, 17, per_tick * 3, 0);
         sampler.tick(Duration::from_millis(100 * tick));
     }
+    let segment = sampler.segment(key).expect("attached");
     for i in 0..40u64 {
         let injected = i % 7 == 3;
         let code = if injected { [-3, -6, -20][(i / 7 % 3) as usize] } else { 0 };

@@ -328,6 +328,11 @@ impl Sampler {
         self.entries.insert(key, Entry::new(found, Ok(target)));
     }
 
+    /// The segment of `key`, if attached (tests write counters and records through it, as a shim would).
+    pub fn segment(&self, key: Key) -> Option<&shm_proto::Segment> {
+        self.entries.get(&key).and_then(|entry| entry.target.as_ref().ok()).map(Target::segment)
+    }
+
     /// Scans the segment directory: attaches new segments (read-only), forgets removed files, and re-attaches a
     /// dead process's file when a new process with the same pid replaced it.
     pub fn discover(&mut self) {

@@ -1,0 +1,190 @@
+//! End to end, as a person would use it: the real `faultline` dashboard runs in tmux (keys typed with `send-keys`,
+//! the screen read with `capture-pane`) against a real UCX program running under the real shim. Selecting the
+//! process and setting probability 50 in the editor makes the program's own failure count rise; pattern `XO` with
+//! recording on shows alternating X/O rows in the tail; `q` gives the shell back its terminal.
+
+use std::process::{Command, Output};
+
+use testkit::{Program, ShmDir};
+
+/// A tmux server of our own (its socket in a temporary directory), killed on drop.
+struct Tmux {
+    dir: tempfile::TempDir,
+}
+
+impl Tmux {
+    /// A 160×50 session running `sh` with `env` set.
+    fn start(env: &[(&str, &std::path::Path)]) -> Tmux {
+        let tmux = Tmux { dir: tempfile::Builder::new().prefix("faultline-tmux.").tempdir().expect("temp dir") };
+        let mut command = tmux.command();
+        command.args(["-f", "/dev/null", "new-session", "-d", "-s", "main", "-x", "160", "-y", "50"]);
+        for (name, value) in env {
+            command.arg("-e").arg(format!("{name}={}", value.display()));
+        }
+        command.arg("sh");
+        let output = command.output().expect("tmux runs");
+        assert!(output.status.success(), "tmux new-session: {}", String::from_utf8_lossy(&output.stderr));
+        tmux
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new("tmux");
+        command.arg("-S").arg(self.dir.path().join("socket")).env_remove("TMUX");
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let output = self.command().args(args).output().expect("tmux runs");
+        assert!(output.status.success(), "tmux {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        output
+    }
+
+    /// Presses keys by tmux name (`Enter`, `Down`, `C-u`, `q`).
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "main"];
+        args.extend(keys);
+        self.run(&args);
+    }
+
+    /// Types `text` literally.
+    fn type_text(&self, text: &str) {
+        self.run(&["send-keys", "-t", "main", "-l", text]);
+    }
+
+    /// The screen, as text.
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "main"]).stdout).into_owned()
+    }
+
+    /// A tmux format variable of the pane (`alternate_on`, `mouse_any_flag`, …).
+    fn pane_flag(&self, name: &str) -> String {
+        let format = format!("#{{{name}}}");
+        String::from_utf8_lossy(&self.run(&["display-message", "-p", "-t", "main", &format]).stdout).trim().to_string()
+    }
+
+    /// Waits until the screen satisfies `condition`; returns that screen.
+    fn wait_for(&self, what: &str, condition: impl Fn(&str) -> bool) -> String {
+        let mut last = String::new();
+        let mut screen = String::new();
+        let mut seen = false;
+        testkit::wait_until(what, || {
+            screen = self.screen();
+            seen = condition(&screen);
+            last.clone_from(&screen);
+            seen
+        });
+        assert!(seen, "{what}; screen:\n{last}");
+        screen
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.command().arg("kill-server").output();
+    }
+}
+
+/// The self-loop program under the UCX shim, injection enabled at 0 %, driven through stdin.
+fn start_program(shm: &ShmDir) -> Program {
+    let binary = testkit::c_program("shim-ucx/tests/c/ucx_selfloop.c", &["-lucp", "-lucs"]);
+    let mut command = Command::new(binary);
+    command
+        .args(["--stdin", "--quiet", "--ops", "put,get,flush"])
+        .env("LD_PRELOAD", &testkit::artifacts().ucx_shim)
+        .env("FAULTLINE_SHM_DIR", shm.path())
+        .env("FAULTLINE_ENABLED", "1")
+        .env("UCX_WARN_UNUSED_ENV_VARS", "n");
+    let mut program = Program::spawn(command);
+    let segment = shm.segment("ucx", program.pid());
+    testkit::wait_until("the shim creates its segment", || segment.exists());
+    program.send("run 0");
+    program.lines_until(|line| line == "DONE");
+    program
+}
+
+/// Runs `iterations` iterations; returns the program's cumulative failures over every function.
+fn run_and_count_failures(program: &mut Program, iterations: u32) -> u64 {
+    program.send(&format!("run {iterations}"));
+    let lines = program.lines_until(|line| line == "DONE");
+    testkit::summaries(&lines).values().map(|&(_, failures)| failures).sum()
+}
+
+/// `(sequence, injected)` of every recording-tail row on the screen, in screen order.
+fn tail_rows(screen: &str) -> Vec<(u64, bool)> {
+    let mut rows = Vec::new();
+    for line in screen.lines() {
+        for pane in line.split('│') {
+            let words: Vec<&str> = pane.split_whitespace().collect();
+            // SEQ TIME HOOK THREAD X/O CODE…
+            if let [seq, time, _hook, thread, mark, ..] = words.as_slice() {
+                let is_time = time.len() == 12 && time.as_bytes()[2] == b':' && time.as_bytes()[8] == b'.';
+                if is_time && thread.parse::<u32>().is_ok() && (*mark == "X" || *mark == "O") {
+                    if let Ok(seq) = seq.parse() {
+                        rows.push((seq, *mark == "X"));
+                    }
+                }
+            }
+        }
+    }
+    rows
+}
+
+#[test]
+fn the_dashboard_steers_a_real_ucx_program_and_gives_the_terminal_back() {
+    let shm = ShmDir::new();
+    let mut program = start_program(&shm);
+    let pid = program.pid().to_string();
+    assert_eq!(run_and_count_failures(&mut program, 100), 0, "enabled at 0 %: nothing fails yet");
+
+    let faultline = &testkit::artifacts().faultline;
+    let tmux = Tmux::start(&[("FAULTLINE_SHM_DIR", shm.path()), ("NO_COLOR", std::path::Path::new("1"))]);
+    tmux.wait_for("the shell prompt", |s| !s.trim().is_empty());
+    tmux.type_text(&format!("{}; echo FAULTLINE-EXIT=$?", faultline.display()));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the dashboard lists the program", |s| s.contains(&pid) && s.contains("ucx_selfloop"));
+    assert_eq!(tmux.pane_flag("alternate_on"), "1", "the dashboard draws on the alternate screen");
+
+    // Select the process (filter by its pid), wait for its detail, open the editor, probability 50, apply.
+    tmux.type_text(&format!("/{pid}"));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the process is selected", |s| {
+        s.contains("Processes (1 shown)") && s.contains(&format!("Rates of pid {pid}"))
+    });
+    tmux.keys(&["e"]);
+    tmux.wait_for("the editor opens", |s| s.contains(&format!("Edit pid {pid}")));
+    tmux.keys(&["Down", "Down", "C-u"]);
+    tmux.type_text("50");
+    tmux.wait_for("the probability field shows 50", |s| s.contains("Probability %      50"));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the change is applied", |s| s.contains(&format!("set the probability: done on pid {pid}")));
+    tmux.wait_for("the strategy pane shows it", |s| s.contains("random 50%"));
+    let failures = run_and_count_failures(&mut program, 100);
+    assert!(failures > 0, "probability 50: the program's own failure count rises (got {failures})");
+
+    // Pattern XO and recording on: the tail shows alternating X/O rows.
+    tmux.keys(&["e", "Down", "Down", "Down"]);
+    tmux.type_text("XO");
+    tmux.wait_for("the pattern is typed and valid", |s| s.contains("XO▏") && s.contains("2 positions, 1 X"));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("pattern mode is in force", |s| s.contains("pattern, 2 positions"));
+    tmux.keys(&["r"]);
+    tmux.wait_for("recording is on", |s| s.contains("Recording on"));
+    run_and_count_failures(&mut program, 20);
+    let screen = tmux.wait_for("the tail shows the recorded calls", |s| tail_rows(s).len() >= 20);
+    let rows = tail_rows(&screen);
+    for pair in rows.windows(2) {
+        assert_eq!(pair[1].0, pair[0].0 + 1, "consecutive records: {rows:?}\n{screen}");
+        assert_ne!(pair[1].1, pair[0].1, "X and O alternate: {rows:?}\n{screen}");
+    }
+
+    // q: the shell gets its terminal back (main screen, no mouse reporting, cooked mode, visible cursor).
+    tmux.keys(&["q"]);
+    tmux.wait_for("faultline exits with status 0", |s| s.contains("FAULTLINE-EXIT=0"));
+    assert_eq!(tmux.pane_flag("alternate_on"), "0", "back on the main screen");
+    assert_eq!(tmux.pane_flag("mouse_any_flag"), "0", "mouse reporting off");
+    assert_eq!(tmux.pane_flag("cursor_flag"), "1", "cursor visible");
+    tmux.type_text("stty -a | grep -q -w -- -icanon && echo RAW-MODE || echo COOKED-MODE");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("stty answers", |s| s.contains("RAW-MODE\n") || s.contains("COOKED-MODE\n"));
+    assert!(screen.contains("COOKED-MODE\n") && !screen.contains("RAW-MODE\n"), "{screen}");
+}
