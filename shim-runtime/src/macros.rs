@@ -55,8 +55,21 @@ macro_rules! hook {
 }
 
 /// Runs `$runtime.init()` when the library is loaded (an `.init_array` entry), except in unit tests.
+/// `constructor!(init = path::to::function)` runs that function instead (a shim that prepares more than the
+/// runtime, e.g. reads a policy file, and then calls [`Runtime::init_with`](crate::Runtime::init_with)).
 #[macro_export]
 macro_rules! constructor {
+    (init = $init:path) => {
+        #[cfg(not(test))]
+        #[used]
+        #[link_section = ".init_array"]
+        static CONSTRUCTOR: extern "C" fn() = {
+            extern "C" fn init() {
+                $init();
+            }
+            init
+        };
+    };
     ($runtime:ident) => {
         #[cfg(not(test))]
         #[used]

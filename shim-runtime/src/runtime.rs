@@ -4,6 +4,7 @@ use std::cell::{Cell, UnsafeCell};
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU8, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 
 use shm_proto::config::{self, LogLevel};
+use shm_proto::layout::{COUNTER_STRIPES, MAX_HOOKS};
 use shm_proto::segment::{self, Created, Identity};
 use shm_proto::{codes, Decision, Kind, Segment, SegmentMap, Strategy, ThreadCtx};
 
@@ -37,12 +38,19 @@ struct ThreadState {
     in_call: Cell<bool>,
     /// The runtime generation `ctx` was registered under (a forked child starts a new one).
     generation: Cell<u32>,
+    /// The kernel thread id `ctx` was registered with (for records made outside the decision engine).
+    tid: Cell<u32>,
     ctx: UnsafeCell<Option<ThreadCtx>>,
 }
 
 thread_local! {
     static THREAD: ThreadState = const {
-        ThreadState { in_call: Cell::new(false), generation: Cell::new(0), ctx: UnsafeCell::new(None) }
+        ThreadState {
+            in_call: Cell::new(false),
+            generation: Cell::new(0),
+            tid: Cell::new(0),
+            ctx: UnsafeCell::new(None),
+        }
     };
 }
 
@@ -122,37 +130,84 @@ impl Runtime {
     pub fn enter(&'static self, hook: usize, size: u64) -> Entered {
         let pass = Entered { decision: Decision::Pass, hook, runtime: self, _guard: None };
         let Some(segment) = self.segment() else { return pass };
-        let Ok(state) = THREAD.try_with(|state| state as *const ThreadState) else { return pass };
-        // SAFETY: this thread's own state, alive for the thread's lifetime; only this thread touches it.
-        let state = unsafe { &*state };
-        if state.in_call.replace(true) {
-            return pass;
-        }
-        // `in_call` is set before `ctx` is borrowed, so a signal handler calling in here passes through above.
-        let guard = CallGuard(&state.in_call);
-        // SAFETY: exclusive: only this thread, and only outside any nested call (guarded by in_call).
+        let Some((state, guard)) = outermost() else { return pass };
+        // SAFETY: exclusive: only this thread, and only outside any nested call (`outermost` set in_call).
         let ctx = unsafe { &mut *state.ctx.get() };
-        let generation = self.generation.load(Relaxed);
-        if ctx.is_none() || state.generation.get() != generation {
-            *ctx = Some(register_thread(segment));
-            state.generation.set(generation);
-        }
-        let decision = match ctx {
+        let decision = match self.registered(ctx, state, segment) {
             Some(ctx) => segment.on_call(hook, ctx, size),
             None => Decision::Pass,
         };
         Entered { decision, hook, runtime: self, _guard: Some(guard) }
     }
 
+    /// An intercepted call that a shim has already decided to fail with `code` without consulting the strategy
+    /// (e.g. a device that stays dead once faulted). It is counted as a call and a fault and recorded like any
+    /// other, exactly; a nested call still passes straight through. The counts go to the shared last stripe
+    /// (an atomic add): readers sum all stripes, so totals stay exact.
+    #[cold]
+    pub fn enter_forced(&'static self, hook: usize, size: u64, code: i32) -> Entered {
+        let pass = Entered { decision: Decision::Pass, hook, runtime: self, _guard: None };
+        let Some(segment) = self.segment() else { return pass };
+        if hook >= MAX_HOOKS {
+            return pass;
+        }
+        let Some((state, guard)) = outermost() else { return pass };
+        // SAFETY: exclusive: only this thread, and only outside any nested call (`outermost` set in_call).
+        let ctx = unsafe { &mut *state.ctx.get() };
+        let _ = self.registered(ctx, state, segment);
+        let counters = &segment.stripes[COUNTER_STRIPES - 1].hooks[hook];
+        counters.calls.fetch_add(1, Relaxed);
+        counters.faults.fetch_add(1, Relaxed);
+        let now = shm_proto::call::monotonic_ns();
+        segment.header.heartbeat_ns.store(now, Relaxed);
+        if segment.control.recording.load(Relaxed) != 0 {
+            segment.ring.push(now, hook as u16, true, state.tid.get(), code, size);
+        }
+        Entered { decision: Decision::Fault { code, delay_us: 0 }, hook, runtime: self, _guard: Some(guard) }
+    }
+
+    /// An intercepted call that is not subject to injection at all (e.g. outside the device a shim targets): it
+    /// is neither counted nor recorded, but holds the reentrancy guard like any intercepted call, so the calls the
+    /// library makes from inside it pass straight through too.
+    #[inline]
+    pub fn enter_exempt(&'static self, hook: usize) -> Entered {
+        let guard = outermost().map(|(_, guard)| guard);
+        Entered { decision: Decision::Pass, hook, runtime: self, _guard: guard }
+    }
+
+    /// `ctx` (this thread's decision context), registered with `segment` on the thread's first call (and again
+    /// after a fork).
+    #[inline]
+    fn registered<'a>(
+        &self,
+        ctx: &'a mut Option<ThreadCtx>,
+        state: &ThreadState,
+        segment: &Segment,
+    ) -> Option<&'a mut ThreadCtx> {
+        let generation = self.generation.load(Relaxed);
+        if ctx.is_none() || state.generation.get() != generation {
+            let tid = current_tid();
+            *ctx = Some(ThreadCtx::register(segment, tid));
+            state.tid.set(tid);
+            state.generation.set(generation);
+        }
+        ctx.as_mut()
+    }
+
     /// Creates the segment from the environment. Idempotent; call from the library constructor.
     #[cold]
     pub fn init(&'static self) {
+        self.init_with(|name| std::env::var(name).ok());
+    }
+
+    /// Like [`Runtime::init`], with the `FAULTLINE_*` start-up settings looked up through `var` instead of the
+    /// process environment (a shim that layers another source, such as a node policy file, over it).
+    #[cold]
+    pub fn init_with(&'static self, var: impl Fn(&str) -> Option<String>) {
         if self.state.compare_exchange(UNINIT, INITIALISING, Acquire, Relaxed).is_err() {
             return;
         }
-        let startup = config::startup_from_env(self.spec.kind, self.spec.hooks, self.spec.default_armed, |name| {
-            std::env::var(name).ok()
-        });
+        let startup = config::startup_from_env(self.spec.kind, self.spec.hooks, self.spec.default_armed, var);
         self.log.store(startup.log as u8, Relaxed);
         for warning in &startup.warnings {
             crate::log!("{warning}");
@@ -208,11 +263,25 @@ impl Runtime {
     }
 }
 
+/// This thread's state with its in-call flag set, and the guard that clears it; `None` for a nested call (or
+/// while the thread's storage is being torn down).
+#[inline]
+fn outermost() -> Option<(&'static ThreadState, CallGuard)> {
+    let state = THREAD.try_with(|state| state as *const ThreadState).ok()?;
+    // SAFETY: this thread's own state, alive for the thread's lifetime (no destructor: it needs no drop); only
+    // this thread touches it, and the reference never leaves the thread (ThreadState is not Sync).
+    let state: &'static ThreadState = unsafe { &*state };
+    if state.in_call.replace(true) {
+        return None;
+    }
+    // `in_call` is set before `ctx` is borrowed, so a signal handler calling in here passes through above.
+    Some((state, CallGuard(&state.in_call)))
+}
+
 #[cold]
-fn register_thread(segment: &Segment) -> ThreadCtx {
+fn current_tid() -> u32 {
     // SAFETY: gettid has no preconditions and cannot fail.
-    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as u32;
-    ThreadCtx::register(segment, tid)
+    unsafe { libc::syscall(libc::SYS_gettid) as u32 }
 }
 
 extern "C" fn after_fork_in_child() {
