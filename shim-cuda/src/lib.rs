@@ -1,82 +1,162 @@
-//! `libfaultline_cuda.so`: preloaded into a CUDA application, it intercepts CUDA runtime calls and makes them fail
-//! as the process's faultline segment says (kind `cuda`, same protocol, CLI and dashboard as the UCX shim).
+//! `libfaultline_cuda.so`: preloaded into a CUDA application, it intercepts CUDA runtime and driver calls and
+//! makes them fail as the process's faultline segment says (kind `cuda`: same protocol, decision engine, CLI
+//! and dashboard as the UCX shim).
 //!
-//! This covers the runtime API hooks; the driver API, `cuGetProcAddress` and the XID presets are not here yet.
-//! The real functions come from `RTLD_NEXT` or any loaded `libcudart*` (e.g. a wheel's `libcudart.so.12`).
+//! - [`api`]: every export, one thin [`cuda_hook!`] line each (runtime `cuda*`, driver `cu*`);
+//! - [`intercept`]: device filter → dead-GPU state → decision engine, per call;
+//! - [`xid`]: XID presets (what the application sees per API) and the sticky dead-GPU state;
+//! - [`device`]: `FAULTLINE_DEVICE` and the per-thread current device;
+//! - [`policy`]: start-up settings: environment, node policy file, XID defaults;
+//! - [`proc_address`]: `cuGetProcAddress` answers and `dlsym` handle lookups get slot wrappers;
+//! - [`dlsym`]: the exported `dlsym` that makes handle lookups visible.
+//!
+//! The real functions come from `RTLD_NEXT` or any loaded `libcudart*` / `libcuda*` (e.g. a wheel's
+//! `libcudart.so.12`); the shim never links either.
 #![deny(unsafe_op_in_unsafe_fn)]
 
-use std::ffi::{c_int, c_void};
+#[macro_use]
+mod macros;
 
-use shim_runtime::{hook, Runtime, ShimSpec};
+pub mod api;
+mod device;
+mod dlsym;
+mod intercept;
+mod policy;
+mod proc_address;
+mod xid;
 
-/// `cudaError_t`.
-pub type CudaError = c_int;
-/// `cudaStream_t`, `cudaEvent_t`: opaque handles.
-pub type Handle = *mut c_void;
+use shim_runtime::{Runtime, ShimSpec};
 
-/// `cudaErrorSymbolNotFound`: what a call returns when the real function is nowhere to be found.
-pub const CUDA_ERROR_SYMBOL_NOT_FOUND: CudaError = 500;
+/// Libraries the real functions may live in (`RealFn` matches `libcudart.so.12`, `libcuda.so.1`, …).
+const LIBRARIES: &[&str] = &["libcudart", "libcuda"];
 
-/// `dim3`, passed by value to `cudaLaunchKernel`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct Dim3 {
-    /// x
-    pub x: u32,
-    /// y
-    pub y: u32,
-    /// z
-    pub z: u32,
+hook_table! {
+    // Runtime API (libcudart).
+    GetDeviceCount => cudaGetDeviceCount,
+    SetDevice => cudaSetDevice,
+    GetDevice => cudaGetDevice,
+    GetDeviceProperties => cudaGetDeviceProperties,
+    GetDevicePropertiesV2 => cudaGetDeviceProperties_v2,
+    Malloc => cudaMalloc,
+    MallocAsync => cudaMallocAsync,
+    Free => cudaFree,
+    Memcpy => cudaMemcpy,
+    MemcpyAsync => cudaMemcpyAsync,
+    Memset => cudaMemset,
+    LaunchKernel => cudaLaunchKernel,
+    DeviceSynchronize => cudaDeviceSynchronize,
+    StreamSynchronize => cudaStreamSynchronize,
+    StreamCreate => cudaStreamCreate,
+    EventSynchronize => cudaEventSynchronize,
+    // Driver API (libcuda).
+    Init => cuInit,
+    DeviceGet => cuDeviceGet,
+    DeviceGetCount => cuDeviceGetCount,
+    DeviceGetAttribute => cuDeviceGetAttribute,
+    DevicePrimaryCtxRetain => cuDevicePrimaryCtxRetain,
+    CtxCreate => cuCtxCreate,
+    CtxCreateV2 => cuCtxCreate_v2,
+    CtxCreateV3 => cuCtxCreate_v3,
+    CtxCreateV4 => cuCtxCreate_v4,
+    CtxSetCurrent => cuCtxSetCurrent,
+    CtxPushCurrentV2 => cuCtxPushCurrent_v2,
+    CtxPopCurrentV2 => cuCtxPopCurrent_v2,
+    CtxSynchronize => cuCtxSynchronize,
+    MemAlloc => cuMemAlloc,
+    MemAllocV2 => cuMemAlloc_v2,
+    MemFree => cuMemFree,
+    MemFreeV2 => cuMemFree_v2,
+    DriverMemcpy => cuMemcpy,
+    DriverMemcpyAsync => cuMemcpyAsync,
+    MemcpyHtoD => cuMemcpyHtoD,
+    MemcpyHtoDV2 => cuMemcpyHtoD_v2,
+    MemcpyDtoH => cuMemcpyDtoH,
+    MemcpyDtoHV2 => cuMemcpyDtoH_v2,
+    MemcpyDtoD => cuMemcpyDtoD,
+    MemcpyDtoDV2 => cuMemcpyDtoD_v2,
+    MemcpyHtoDAsync => cuMemcpyHtoDAsync,
+    MemcpyHtoDAsyncV2 => cuMemcpyHtoDAsync_v2,
+    MemcpyDtoHAsync => cuMemcpyDtoHAsync,
+    MemcpyDtoHAsyncV2 => cuMemcpyDtoHAsync_v2,
+    MemcpyDtoDAsync => cuMemcpyDtoDAsync,
+    MemcpyDtoDAsyncV2 => cuMemcpyDtoDAsync_v2,
+    DriverLaunchKernel => cuLaunchKernel,
+    DriverStreamSynchronize => cuStreamSynchronize,
+    ModuleLoad => cuModuleLoad,
+    ModuleLoadData => cuModuleLoadData,
+    ModuleLoadDataEx => cuModuleLoadDataEx,
+    ModuleLoadFatBinary => cuModuleLoadFatBinary,
+    ModuleGetFunction => cuModuleGetFunction,
+    GetProcAddress => cuGetProcAddress,
+    GetProcAddressV2 => cuGetProcAddress_v2,
 }
 
-const LIBCUDART: &[&str] = &["libcudart"];
-
-shim_runtime::hook_table! {
-    libraries: LIBCUDART;
-    GetDeviceCount => "cudaGetDeviceCount",
-    SetDevice => "cudaSetDevice",
-    GetDevice => "cudaGetDevice",
-    GetDeviceProperties => "cudaGetDeviceProperties",
-    GetDevicePropertiesV2 => "cudaGetDeviceProperties_v2",
-    Malloc => "cudaMalloc",
-    MallocAsync => "cudaMallocAsync",
-    Free => "cudaFree",
-    Memcpy => "cudaMemcpy",
-    MemcpyAsync => "cudaMemcpyAsync",
-    Memset => "cudaMemset",
-    LaunchKernel => "cudaLaunchKernel",
-    DeviceSynchronize => "cudaDeviceSynchronize",
-    StreamSynchronize => "cudaStreamSynchronize",
-    StreamCreate => "cudaStreamCreate",
-    EventSynchronize => "cudaEventSynchronize",
-}
-
+/// Every hook is armed by default except the `cuGetProcAddress` pair: failing a symbol lookup is not something
+/// a failing GPU does, and it breaks the runtime's initialisation in ways no real fault would.
 fn default_armed(hook: usize) -> bool {
-    hook < HOOKS.len()
+    hook < HOOKS.len() && hook != Hook::GetProcAddress as usize && hook != Hook::GetProcAddressV2 as usize
 }
 
 static SPEC: ShimSpec = ShimSpec { kind: shim_runtime::Kind::Cuda, hooks: HOOKS, default_armed };
 static RUNTIME: Runtime = Runtime::new(&SPEC);
-shim_runtime::constructor!(RUNTIME);
+shim_runtime::constructor!(init = crate::init);
 
-#[inline(always)]
-fn error(code: CudaError) -> CudaError {
-    code
+/// The library constructor: settings (environment + policy file, read once), XID preset, device target, the
+/// runtime's segment, and the real `dlsym`.
+#[cold]
+#[cfg_attr(test, allow(dead_code))] // run by the constructor, which unit tests leave out
+fn init() {
+    let env = |name: &str| std::env::var(name).ok();
+    let settings = policy::resolve(env, read_policy_file);
+    for warning in &settings.warnings {
+        shim_runtime::log!("{warning}");
+    }
+    xid::activate(settings.xid);
+    device::set_target(settings.device);
+    RUNTIME.init_with(|name| settings.var(name, env));
+    if settings.var("FAULTLINE_LOG", env).is_some_and(|level| matches!(level.trim(), "debug" | "2")) {
+        for note in &settings.notes {
+            shim_runtime::log!("{note}");
+        }
+    }
+    dlsym::resolve();
 }
 
-hook!(GetDeviceCount, fn cudaGetDeviceCount(count: *mut c_int) -> CudaError, size = 0, fail = error, missing = CUDA_ERROR_SYMBOL_NOT_FOUND);
-hook!(SetDevice, fn cudaSetDevice(device: c_int) -> CudaError, size = 0, fail = error, missing = CUDA_ERROR_SYMBOL_NOT_FOUND);
-hook!(GetDevice, fn cudaGetDevice(device: *mut c_int) -> CudaError, size = 0, fail = error, missing = CUDA_ERROR_SYMBOL_NOT_FOUND);
-hook!(GetDeviceProperties, fn cudaGetDeviceProperties(prop: *mut c_void, device: c_int) -> CudaError, size = 0, fail = error, missing = CUDA_ERROR_SYMBOL_NOT_FOUND);
-hook!(GetDevicePropertiesV2, fn cudaGetDeviceProperties_v2(prop: *mut c_void, device: c_int) -> CudaError, size = 0, fail = error, missing = CUDA_ERROR_SYMBOL_NOT_FOUND);
-hook!(Malloc, fn cudaMalloc(ptr: *mut *mut c_void, size: usize) -> CudaError, size = size, fail = error, missing = CUDA_ERROR_SYMBOL_NOT_FOUND);
-hook!(MallocAsync, fn cudaMallocAsync(ptr: *mut *mut c_void, size: usize, stream: Handle) -> CudaError, size = size, fail = error, missing = CUDA_ERROR_SYMBOL_NOT_FOUND);
-hook!(Free, fn cudaFree(ptr: *mut c_void) -> CudaError, size = 0, fail = error, missing = CUDA_ERROR_SYMBOL_NOT_FOUND);
-hook!(Memcpy, fn cudaMemcpy(dst: *mut c_void, src: *const c_void, count: usize, kind: c_int) -> CudaError, size = count, fail = error, missing = CUDA_ERROR_SYMBOL_NOT_FOUND);
-hook!(MemcpyAsync, fn cudaMemcpyAsync(dst: *mut c_void, src: *const c_void, count: usize, kind: c_int, stream: Handle) -> CudaError, size = count, fail = error, missing = CUDA_ERROR_SYMBOL_NOT_FOUND);
-hook!(Memset, fn cudaMemset(ptr: *mut c_void, value: c_int, count: usize) -> CudaError, size = count, fail = error, missing = CUDA_ERROR_SYMBOL_NOT_FOUND);
-hook!(LaunchKernel, fn cudaLaunchKernel(func: *const c_void, grid: Dim3, block: Dim3, args: *mut *mut c_void, shared_mem: usize, stream: Handle) -> CudaError, size = shared_mem, fail = error, missing = CUDA_ERROR_SYMBOL_NOT_FOUND);
-hook!(DeviceSynchronize, fn cudaDeviceSynchronize() -> CudaError, size = 0, fail = error, missing = CUDA_ERROR_SYMBOL_NOT_FOUND);
-hook!(StreamSynchronize, fn cudaStreamSynchronize(stream: Handle) -> CudaError, size = 0, fail = error, missing = CUDA_ERROR_SYMBOL_NOT_FOUND);
-hook!(StreamCreate, fn cudaStreamCreate(stream: *mut Handle) -> CudaError, size = 0, fail = error, missing = CUDA_ERROR_SYMBOL_NOT_FOUND);
-hook!(EventSynchronize, fn cudaEventSynchronize(event: Handle) -> CudaError, size = 0, fail = error, missing = CUDA_ERROR_SYMBOL_NOT_FOUND);
+/// Reads the policy file (at most [`policy::MAX_POLICY_BYTES`] and one byte, so an oversized one is refused).
+#[cfg_attr(test, allow(dead_code))]
+fn read_policy_file(path: &str) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?.take(policy::MAX_POLICY_BYTES + 1).read_to_string(&mut text)?;
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hook_ids_match_the_published_names() {
+        assert_eq!(HOOKS.len(), REAL.len());
+        assert_eq!(HOOKS[0], "cudaGetDeviceCount", "listed first in messages");
+        assert_eq!(HOOKS[Hook::MemAllocV2 as usize], "cuMemAlloc_v2");
+        assert_eq!(HOOKS[Hook::GetProcAddressV2 as usize], "cuGetProcAddress_v2");
+        assert!(REAL.iter().zip(HOOKS).all(|(real, name)| real.name() == *name));
+        assert!(HOOKS.len() <= shm_proto::layout::MAX_HOOKS);
+        assert!(HOOKS.iter().all(|h| h.len() < shm_proto::layout::HOOK_NAME_LEN));
+    }
+
+    #[test]
+    fn everything_but_symbol_lookup_is_armed_by_default() {
+        let unarmed: Vec<_> = (0..HOOKS.len()).filter(|&h| !default_armed(h)).map(|h| HOOKS[h]).collect();
+        assert_eq!(unarmed, ["cuGetProcAddress", "cuGetProcAddress_v2"]);
+    }
+
+    #[test]
+    fn every_hook_has_distinct_slot_wrappers() {
+        let mut all: Vec<*const ()> = WRAPPERS.iter().flat_map(|w| w.iter().map(|w| w.0)).collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), HOOKS.len() * proc_address::SLOTS);
+    }
+}

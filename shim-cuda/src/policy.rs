@@ -1,0 +1,241 @@
+//! Start-up settings: the environment, overlaid by the node policy file (`FAULTLINE_POLICY_FILE`), plus what
+//! an XID preset implies. Read once, in the library constructor; nothing here runs on a call.
+//!
+//! The policy file is how a node is "armed": the node agent writes it on the host, every pod's shim points at
+//! it, and a process started while it says `FAULTLINE_ENABLED=1` fails from its first CUDA call — so restarted
+//! pods fail again, as on a real dead GPU. Format: one `NAME=VALUE` per line, `#` comments and blank lines
+//! ignored; `NAME` is any start-up variable, with or without its `FAULTLINE_` prefix, in any case
+//! (`xid = 79`, `FAULTLINE_ENABLED=1`); values may be quoted. Its values override the environment's: the node's
+//! word wins over the pod's. A missing file means "not armed" (no warning); an unreadable or invalid one is
+//! reported on stderr and ignored line by line.
+//!
+//! An XID preset (`FAULTLINE_XID`) sets the error pool to the preset's code and the probability to 100 %,
+//! unless the same source (or the policy file, over the environment) gives them.
+
+use std::collections::BTreeMap;
+use std::ffi::c_int;
+
+use crate::xid::{self, Preset};
+
+/// The variable naming the policy file.
+pub const POLICY_FILE_VAR: &str = "FAULTLINE_POLICY_FILE";
+/// Larger policy files are refused (it is a handful of lines).
+pub const MAX_POLICY_BYTES: u64 = 64 * 1024;
+
+/// Start-up variables a policy file may set (the runtime's, plus the CUDA shim's own `XID` and `DEVICE`).
+pub const SETTINGS: &[&str] = &[
+    "FAULTLINE_ENABLED",
+    "FAULTLINE_RECORD",
+    "FAULTLINE_STRATEGY",
+    "FAULTLINE_PROBABILITY",
+    "FAULTLINE_ERROR_CODES",
+    "FAULTLINE_HOOKS",
+    "FAULTLINE_SEED",
+    "FAULTLINE_SKIP",
+    "FAULTLINE_LIMIT",
+    "FAULTLINE_DELAY_US",
+    "FAULTLINE_DELAY_MODE",
+    "FAULTLINE_LOG",
+    "FAULTLINE_XID",
+    "FAULTLINE_DEVICE",
+];
+
+/// The resolved start-up settings.
+#[derive(Debug, Default)]
+pub struct Settings {
+    /// Values of [`SETTINGS`] after layering (what the runtime's start-up parser sees).
+    values: BTreeMap<&'static str, String>,
+    /// The XID preset, if any.
+    pub xid: Option<&'static Preset>,
+    /// The targeted device ordinal, if any.
+    pub device: Option<c_int>,
+    /// One line per ignored input.
+    pub warnings: Vec<String>,
+    /// Where the settings came from (logged at `FAULTLINE_LOG=debug`).
+    pub notes: Vec<String>,
+}
+
+impl Settings {
+    /// The value of start-up variable `name` (others: from `env`).
+    pub fn var(&self, name: &str, env: impl Fn(&str) -> Option<String>) -> Option<String> {
+        match SETTINGS.iter().find(|s| **s == name) {
+            Some(setting) => self.values.get(setting).cloned(),
+            None => env(name),
+        }
+    }
+}
+
+/// Resolves the settings from `env` and the policy file it names (read with `read_file`).
+pub fn resolve(env: impl Fn(&str) -> Option<String>, read_file: impl Fn(&str) -> std::io::Result<String>) -> Settings {
+    let mut settings = Settings::default();
+    let mut policy = BTreeMap::new();
+    if let Some(path) = env(POLICY_FILE_VAR).filter(|p| !p.trim().is_empty()) {
+        match read_file(&path) {
+            Ok(text) => {
+                policy = parse(&text, &path, &mut settings.warnings);
+                settings.notes.push(format!("policy file {path}: {} setting(s)", policy.len()));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                settings.notes.push(format!("policy file {path} does not exist: this node is not armed"));
+            }
+            Err(e) => settings.warnings.push(format!("{POLICY_FILE_VAR}={path}: {e}; ignored")),
+        }
+    }
+    let env_values: BTreeMap<&'static str, String> =
+        SETTINGS.iter().filter_map(|name| env(name).map(|value| (*name, value))).collect();
+    let mut values = env_values.clone();
+    values.extend(policy.iter().map(|(k, v)| (*k, v.clone())));
+
+    if let Some(text) = values.get("FAULTLINE_XID") {
+        match text.trim().parse::<u32>().ok().and_then(xid::preset_for) {
+            Some(preset) => {
+                settings.xid = Some(preset);
+                // Defaults from the source that named the XID: a policy XID overrides the pod's pool.
+                let source = if policy.contains_key("FAULTLINE_XID") { &policy } else { &values };
+                let (codes_given, probability_given) =
+                    (source.contains_key("FAULTLINE_ERROR_CODES"), source.contains_key("FAULTLINE_PROBABILITY"));
+                if !codes_given {
+                    values.insert("FAULTLINE_ERROR_CODES", preset.runtime.to_string());
+                }
+                if !probability_given {
+                    values.insert("FAULTLINE_PROBABILITY", "100".to_string());
+                }
+                settings.notes.push(format!(
+                    "XID {} ({}): runtime calls fail with {}, driver calls with {}",
+                    preset.xid, preset.meaning, preset.runtime, preset.driver
+                ));
+            }
+            None => {
+                let known: Vec<String> = xid::PRESETS.iter().map(|p| p.xid.to_string()).collect();
+                settings.warnings.push(format!(
+                    "FAULTLINE_XID={text}: not an XID with a preset (known: {}); ignored",
+                    known.join(", ")
+                ));
+            }
+        }
+    }
+    if let Some(text) = values.get("FAULTLINE_DEVICE") {
+        match text.trim().parse::<c_int>() {
+            Ok(ordinal) if ordinal >= 0 => settings.device = Some(ordinal),
+            _ => settings.warnings.push(format!("FAULTLINE_DEVICE={text}: not a device ordinal (0, 1, …); ignored")),
+        }
+    }
+    settings.values = values;
+    settings
+}
+
+/// Parses a policy file into canonical variable names → values.
+fn parse(text: &str, path: &str, warnings: &mut Vec<String>) -> BTreeMap<&'static str, String> {
+    let mut values = BTreeMap::new();
+    if text.len() as u64 > MAX_POLICY_BYTES {
+        warnings.push(format!("policy file {path}: larger than {MAX_POLICY_BYTES} bytes; ignored"));
+        return values;
+    }
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let at = || format!("policy file {path} line {}", number + 1);
+        let Some((name, value)) = line.split_once('=') else {
+            warnings.push(format!("{}: '{line}' is not NAME=VALUE; ignored", at()));
+            continue;
+        };
+        let upper = name.trim().to_ascii_uppercase();
+        let bare = upper.strip_prefix("FAULTLINE_").unwrap_or(&upper);
+        let Some(setting) = SETTINGS.iter().find(|s| s.strip_prefix("FAULTLINE_") == Some(bare)) else {
+            warnings.push(format!(
+                "{}: '{}' is not a setting a policy file can give (known: {}); ignored",
+                at(),
+                name.trim(),
+                SETTINGS.iter().map(|s| &s[10..]).collect::<Vec<_>>().join(", ")
+            ));
+            continue;
+        };
+        let value = value.trim();
+        let unquoted =
+            ['"', '\''].iter().find_map(|q| value.strip_prefix(*q).and_then(|v| v.strip_suffix(*q))).unwrap_or(value);
+        values.insert(*setting, unquoted.to_string());
+    }
+    values
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_string())
+    }
+
+    fn no_file(_: &str) -> std::io::Result<String> {
+        Err(std::io::ErrorKind::NotFound.into())
+    }
+
+    #[test]
+    fn without_a_policy_file_the_environment_is_used_as_is() {
+        let s = resolve(env_of(&[("FAULTLINE_ENABLED", "1"), ("FAULTLINE_PROBABILITY", "30")]), no_file);
+        assert_eq!(s.var("FAULTLINE_ENABLED", |_| None).as_deref(), Some("1"));
+        assert_eq!(s.var("FAULTLINE_PROBABILITY", |_| None).as_deref(), Some("30"));
+        assert_eq!(s.var("FAULTLINE_SHM_DIR", |_| Some("/x".into())).as_deref(), Some("/x"), "others: environment");
+        assert!(s.xid.is_none() && s.device.is_none() && s.warnings.is_empty());
+    }
+
+    #[test]
+    fn an_xid_preset_sets_pool_and_probability_unless_given() {
+        let s = resolve(env_of(&[("FAULTLINE_XID", "79")]), no_file);
+        assert_eq!(s.xid.map(|p| p.xid), Some(79));
+        assert_eq!(s.var("FAULTLINE_ERROR_CODES", |_| None).as_deref(), Some("100"));
+        assert_eq!(s.var("FAULTLINE_PROBABILITY", |_| None).as_deref(), Some("100"));
+        assert_eq!(s.var("FAULTLINE_ENABLED", |_| None), None, "an XID alone does not enable faults");
+
+        let s = resolve(
+            env_of(&[("FAULTLINE_XID", "48"), ("FAULTLINE_PROBABILITY", "5"), ("FAULTLINE_ERROR_CODES", "719")]),
+            no_file,
+        );
+        assert_eq!(s.var("FAULTLINE_ERROR_CODES", |_| None).as_deref(), Some("719"));
+        assert_eq!(s.var("FAULTLINE_PROBABILITY", |_| None).as_deref(), Some("5"));
+    }
+
+    #[test]
+    fn the_policy_file_overrides_the_environment() {
+        let env = env_of(&[
+            ("FAULTLINE_POLICY_FILE", "/etc/faultline/cuda.policy"),
+            ("FAULTLINE_ENABLED", "0"),
+            ("FAULTLINE_ERROR_CODES", "cudaErrorLaunchFailure"),
+            ("FAULTLINE_SEED", "7"),
+        ]);
+        let file = |path: &str| {
+            assert_eq!(path, "/etc/faultline/cuda.policy");
+            Ok("# armed by faultline node arm\nenabled = 1\n  xid=\"79\"\nFaultline_Device=1\n".to_string())
+        };
+        let s = resolve(env, file);
+        assert_eq!(s.var("FAULTLINE_ENABLED", |_| None).as_deref(), Some("1"));
+        assert_eq!(s.var("FAULTLINE_ERROR_CODES", |_| None).as_deref(), Some("100"), "the node's XID wins");
+        assert_eq!(s.var("FAULTLINE_SEED", |_| None).as_deref(), Some("7"));
+        assert_eq!(s.xid.map(|p| p.xid), Some(79));
+        assert_eq!(s.device, Some(1));
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    }
+
+    #[test]
+    fn bad_input_is_reported_and_ignored() {
+        let env = env_of(&[("FAULTLINE_POLICY_FILE", "p"), ("FAULTLINE_DEVICE", "-1")]);
+        let s = resolve(env, |_| Ok("xid=13\nbogus=1\nno equals sign\nenabled=1\n".to_string()));
+        assert_eq!(s.var("FAULTLINE_ENABLED", |_| None).as_deref(), Some("1"));
+        assert!(s.xid.is_none() && s.device.is_none());
+        let all = s.warnings.join("\n");
+        assert_eq!(s.warnings.len(), 4, "{all}");
+        assert!(all.contains("FAULTLINE_XID=13: not an XID with a preset (known: 79, 48"), "{all}");
+        assert!(all.contains("line 2: 'bogus' is not a setting"), "{all}");
+        assert!(all.contains("line 3: 'no equals sign' is not NAME=VALUE"), "{all}");
+        assert!(all.contains("FAULTLINE_DEVICE=-1"), "{all}");
+
+        let s =
+            resolve(env_of(&[("FAULTLINE_POLICY_FILE", "p")]), |_| Err(std::io::ErrorKind::PermissionDenied.into()));
+        assert_eq!(s.warnings.len(), 1);
+        assert!(s.warnings[0].starts_with("FAULTLINE_POLICY_FILE=p: permission denied"), "{:?}", s.warnings);
+        let s = resolve(env_of(&[("FAULTLINE_POLICY_FILE", "p")]), no_file);
+        assert!(s.warnings.is_empty(), "a missing file is a node that is not armed");
+    }
+}
