@@ -345,3 +345,58 @@ fn keys_move_between_panes_and_freeze_keeps_the_screen() {
     assert!(app.snapshot.rows.is_empty(), "unfrozen: the newest snapshot is shown");
     assert!(KeyBindings::default().of(Context::Main).count() > 10);
 }
+
+#[test]
+fn the_mouse_selects_rows_sorts_by_headers_and_focuses_panes() {
+    use crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+    let (snapshot, _) = fixture(4330);
+    let mut app = app_with(snapshot, 160, 50);
+    let areas = render::layout(app.area());
+    let click = |app: &mut App, column: u16, row: u16| {
+        let kind = MouseEventKind::Down(MouseButton::Left);
+        update(app, Action::Mouse(MouseEvent { kind, column, row, modifiers: KeyModifiers::NONE }));
+    };
+    // Row 3 of the list (under the border and the header) is the third process.
+    click(&mut app, areas.list.x + 5, areas.list.y + 4);
+    assert_eq!(app.selected, Some(Key { pid: 4332, kind: Kind::Cuda }));
+    assert!(app.outbox.contains(&faultline::dashboard::sampler::Command::Focus(app.selected)));
+    // The CALLS/S header sorts by it, busiest first.
+    let (_, x, _) = render::process_list::columns(areas.list)
+        .into_iter()
+        .find(|(c, _, _)| *c == faultline::dashboard::app::SortColumn::CallsPerS)
+        .expect("column");
+    click(&mut app, x + 2, areas.list.y + 1);
+    assert_eq!(app.sort, faultline::dashboard::app::SortColumn::CallsPerS);
+    assert_eq!(app.visible_rows()[0].key.pid, 4330);
+    // A click in the recording pane focuses it; the wheel scrolls it back.
+    click(&mut app, areas.recording.x + 3, areas.recording.y + 3);
+    assert_eq!(app.pane, Pane::Recording);
+    let wheel = MouseEvent {
+        kind: MouseEventKind::ScrollUp,
+        column: areas.recording.x + 3,
+        row: areas.recording.y + 3,
+        modifiers: KeyModifiers::NONE,
+    };
+    update(&mut app, Action::Mouse(wheel));
+    assert_eq!(app.tail_scroll, 3);
+}
+
+#[test]
+fn pid_focus_and_read_only() {
+    let (snapshot, _) = fixture(4340);
+    // `faultline --pid 4342` selects that process as soon as it is listed.
+    let mut app = App::new(true, Some(4342), Theme { color: false });
+    update(&mut app, Action::Engine(Update::Snapshot(Arc::new(snapshot))));
+    assert_eq!(app.selected, Some(Key { pid: 4342, kind: Kind::Cuda }));
+    // --read-only: the editor does not open, and the engine refuses every change with the CLI's message.
+    press(&mut app, KeyCode::Char('e'));
+    assert_eq!(app.overlay, Overlay::None);
+    let status = app.status.clone().expect("status");
+    assert!(status.error && status.text.contains("--read-only"), "{status:?}");
+    app.take_outbox();
+    press(&mut app, KeyCode::Char('t'));
+    let commands = app.take_outbox();
+    let [faultline::dashboard::sampler::Command::Run(job)] = commands.as_slice() else { panic!("{commands:?}") };
+    let outcome = Sampler::offline().run(job, faultline::Options { read_only: true });
+    assert!(!outcome.ok && outcome.message.contains("--read-only: refusing to toggle"), "{outcome:?}");
+}

@@ -660,11 +660,11 @@ impl App {
             }
             MouseEventKind::ScrollDown => {
                 self.pane = pane;
-                self.scroll(if pane == Pane::Recording { -3 } else { 1 });
+                self.scroll(if pane == Pane::Recording { 3 } else { 1 });
             }
             MouseEventKind::ScrollUp => {
                 self.pane = pane;
-                self.scroll(if pane == Pane::Recording { 3 } else { -1 });
+                self.scroll(if pane == Pane::Recording { -3 } else { -1 });
             }
             _ => {}
         }
