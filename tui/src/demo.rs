@@ -1,7 +1,7 @@
 //! `faultline demo`: the dashboard on a built-in workload. It compiles the bundled UCX self-loop program (a small C
 //! program doing real UCX put/get/tag/active-message/flush traffic to itself, in a loop), starts it with the UCX
-//! shim preloaded and 5 % random faults enabled, opens the dashboard focused on it, and when the dashboard exits
-//! stops the workload and removes its segment.
+//! shim preloaded, 5 % random faults enabled and recording on, opens the dashboard focused on it, and when the
+//! dashboard exits stops the workload and removes its segment.
 //!
 //! The program is built once into `$XDG_CACHE_HOME/faultline` (or `~/.cache/faultline`) and rebuilt when its
 //! source changes; the shim is taken from beside the running `faultline` (or `FAULTLINE_UCX_SHIM`).
@@ -122,6 +122,7 @@ impl Workload {
             .env("LD_PRELOAD", shim)
             .env("FAULTLINE_ENABLED", "1")
             .env("FAULTLINE_PROBABILITY", "5")
+            .env("FAULTLINE_RECORD", "1")
             .env("UCX_WARN_UNUSED_ENV_VARS", "n")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

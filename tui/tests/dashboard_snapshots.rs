@@ -351,7 +351,7 @@ fn the_mouse_selects_rows_sorts_by_headers_and_focuses_panes() {
     use crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
     let (snapshot, _) = fixture(4330);
     let mut app = app_with(snapshot, 160, 50);
-    let areas = render::layout(app.area());
+    let areas = app.areas();
     let click = |app: &mut App, column: u16, row: u16| {
         let kind = MouseEventKind::Down(MouseButton::Left);
         update(app, Action::Mouse(MouseEvent { kind, column, row, modifiers: KeyModifiers::NONE }));

@@ -250,6 +250,11 @@ impl App {
         Rect::new(0, 0, self.size.0, self.size.1)
     }
 
+    /// Where everything is on the main screen.
+    pub fn areas(&self) -> render::Areas {
+        render::layout(self.area(), self.visible_rows().len())
+    }
+
     /// The rows the list shows: filtered, sorted.
     pub fn visible_rows(&self) -> Vec<&ProcessRow> {
         let needle = self.filter.trim().to_ascii_lowercase();
@@ -303,7 +308,7 @@ impl App {
     }
 
     fn list_height(&self) -> usize {
-        usize::from(render::layout(self.area()).list.height.saturating_sub(3)).max(1)
+        usize::from(self.areas().list.height.saturating_sub(3)).max(1)
     }
 
     fn ensure_visible(&mut self) {
@@ -638,7 +643,7 @@ impl App {
         if self.overlay != Overlay::None {
             return;
         }
-        let areas = render::layout(self.area());
+        let areas = self.areas();
         let at = Position::new(event.column, event.row);
         let pane = [
             (areas.list, Pane::List),

@@ -53,11 +53,18 @@ pub struct Areas {
     pub status: Rect,
 }
 
-/// Lays out the main screen in `area`.
-pub fn layout(area: Rect) -> Areas {
-    let [title, list, body, status] =
-        Layout::vertical([Constraint::Length(1), Constraint::Fill(2), Constraint::Fill(5), Constraint::Length(1)])
-            .areas(area);
+/// Lays out the main screen in `area` for a list of `rows` processes: the list is as tall as its rows (at least 6
+/// lines, at most 40 % of the screen), the process view and the recording tail take the rest.
+pub fn layout(area: Rect, rows: usize) -> Areas {
+    let most = (area.height.saturating_sub(2) * 2 / 5).max(6);
+    let list_height = u16::try_from(rows.saturating_add(3)).unwrap_or(u16::MAX).clamp(6, most);
+    let [title, list, body, status] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(list_height),
+        Constraint::Fill(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
     let [view, recording] = Layout::horizontal([Constraint::Fill(5), Constraint::Fill(4)]).areas(body);
     let (chart, strategy, hooks) = process_view::areas(view);
     Areas { title, list, view, chart, strategy, hooks, recording, status }
@@ -70,7 +77,7 @@ pub fn render(frame: &mut Frame, app: &App) {
         too_small::render(frame, app, area);
         return;
     }
-    let areas = layout(area);
+    let areas = layout(area, app.visible_rows().len());
     title(frame, app, areas.title);
     process_list::render(frame, app, areas.list);
     process_view::render(frame, app, areas.view);
