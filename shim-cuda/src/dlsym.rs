@@ -63,11 +63,15 @@ unsafe extern "C" fn handle_lookup(handle: *mut c_void, symbol: *const c_char, c
     }
     // SAFETY: `real` is glibc's dlsym; the arguments are the caller's, unchanged.
     let found = unsafe { std::mem::transmute::<*mut c_void, DlsymFn>(real)(handle, symbol) };
-    if found.is_null() || symbol.is_null() || crate::proc_address::in_this_library(caller) {
+    if found.is_null() || symbol.is_null() {
         return found;
     }
     // SAFETY: dlsym just accepted `symbol` as a NUL-terminated name.
     let name = unsafe { CStr::from_ptr(symbol) };
+    // Cheapest test first: most lookups in a process (Python extension modules, plugins) are not hooks.
+    if crate::proc_address::hook_named(name.to_bytes()).is_none() || crate::proc_address::in_this_library(caller) {
+        return found;
+    }
     crate::proc_address::after_dlsym(name, found)
 }
 
