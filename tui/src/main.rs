@@ -28,6 +28,10 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
     let Some(command) = cli.command else {
+        if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            let hint = "the dashboard needs a terminal; give a command instead (see faultline --help)";
+            return Err(faultline::Error::usage(hint).into());
+        }
         let bench = cli.bench_report.map(|report| dashboard::Bench { seconds: cli.bench_seconds, report });
         let selection = Selection { pids: cli.pids, kind: cli.kind.map(Into::into) };
         dashboard::run(dashboard::Options { selection, read_only: cli.read_only, bench })?;
