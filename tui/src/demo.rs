@@ -71,10 +71,14 @@ fn source_hash(text: &str) -> u64 {
 pub fn build(cache: &Path) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(cache).with_context(|| format!("cannot create {}", cache.display()))?;
     // One directory per source version, so the process is still called `ucx_selfloop` on screen.
-    let dir = cache.join(format!("ucx_selfloop-{:016x}", source_hash(SOURCE)));
+    let dir = cache.join(format!("workload-{:016x}", source_hash(SOURCE)));
     let binary = dir.join("ucx_selfloop");
     if binary.is_file() {
         return Ok(binary);
+    }
+    if dir.exists() && !dir.is_dir() {
+        // Not ours to keep (a leftover of something else by that name): the cache may be rebuilt at will.
+        std::fs::remove_file(&dir).with_context(|| format!("cannot replace {}", dir.display()))?;
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let source = dir.join("ucx_selfloop.c");
