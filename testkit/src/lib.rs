@@ -47,7 +47,8 @@ pub fn artifacts() -> &'static Artifacts {
         }
         let root = workspace_root();
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--release", "-p", "shim-ucx", "-p", "shim-cuda", "-p", "faultline"])
+            // The same feature set as `cargo build --release --workspace` (scripts/test.sh), so nothing is rebuilt.
+            .args(["build", "--release", "--workspace"])
             .current_dir(&root)
             .status()
             .expect("cargo runs");
