@@ -20,16 +20,8 @@ fn selfloop() -> PathBuf {
 
 /// `program args` with the shim preloaded, its segment in `shm`, and `env` on top of a clean FAULTLINE_* slate.
 fn shimmed(shm: &ShmDir, program: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(program);
-    command.args(args);
-    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("FAULTLINE_")) {
-        command.env_remove(name);
-    }
-    command
-        .env("LD_PRELOAD", &testkit::artifacts().ucx_shim)
-        .env("FAULTLINE_SHM_DIR", shm.path())
-        .env("UCX_WARN_UNUSED_ENV_VARS", "n")
-        .envs(env.iter().copied());
+    let mut command = testkit::shimmed(&testkit::artifacts().ucx_shim, shm, program, args, env);
+    command.env("UCX_WARN_UNUSED_ENV_VARS", "n");
     command
 }
 

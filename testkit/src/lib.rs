@@ -125,6 +125,17 @@ impl Default for ShmDir {
     }
 }
 
+/// `program args` with `shim` preloaded, its segment in `shm`, and `env` on top of a clean `FAULTLINE_*` slate.
+pub fn shimmed(shim: &Path, shm: &ShmDir, program: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(program);
+    command.args(args);
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("FAULTLINE_")) {
+        command.env_remove(name);
+    }
+    command.env("LD_PRELOAD", shim).env("FAULTLINE_SHM_DIR", shm.path()).envs(env.iter().copied());
+    command
+}
+
 /// A running program whose stdout lines are collected; killed and reaped on drop.
 pub struct Program {
     child: Child,

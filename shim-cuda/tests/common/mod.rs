@@ -88,16 +88,7 @@ pub fn driver_calls_dlopen() -> PathBuf {
 /// `program args` with the CUDA shim preloaded, its segment in `shm`, the test double on the library path,
 /// and `env` on top of a clean FAULTLINE_* slate.
 pub fn shimmed(shm: &ShmDir, program: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(program);
-    command.args(args);
-    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("FAULTLINE_")) {
-        command.env_remove(name);
-    }
-    command
-        .env("LD_PRELOAD", &testkit::artifacts().cuda_shim)
-        .env("FAULTLINE_SHM_DIR", shm.path())
-        .envs(env.iter().copied());
-    command
+    testkit::shimmed(&testkit::artifacts().cuda_shim, shm, program, args, env)
 }
 
 /// One finished run of a workload.
