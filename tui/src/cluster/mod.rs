@@ -5,6 +5,8 @@
 //!   ([`kube_api::KubeApi::CALLS`]), and a test holds `deploy/rbac.yaml` to exactly that list;
 //! - [`exec`]: the [`exec::PodExec`] trait (running a command in the node agent's pod), its kube implementation
 //!   and a scripted test double;
+//! - [`ledger`]: the labels and annotations on everything faultline creates or changes (fault id, kind, expiry,
+//!   who/when): the cluster itself is the record of active faults;
 //! - [`nodes`]: GPU nodes, their agent pods, cordon state, taints, GPU counts and recent XID events;
 //! - [`xid_inject`]: `faultline cluster xid inject`: exec `faultline node xid …` in the node's agent pod, record a
 //!   Kubernetes Event on the Node, and optionally watch the node until it is cordoned;
@@ -12,6 +14,7 @@
 
 pub mod exec;
 pub mod kube_api;
+pub mod ledger;
 pub mod nodes;
 pub mod xid_inject;
 

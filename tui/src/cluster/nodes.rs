@@ -8,7 +8,8 @@ use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use serde::Serialize;
 
 use super::kube_api::KubeApi;
-use super::xid_inject::{self, EVENT_REASON};
+use super::ledger;
+use super::xid_inject::EVENT_REASON;
 use super::ClusterError;
 
 /// The label the NVIDIA GPU operator / feature discovery puts on GPU nodes (the agent's nodeSelector).
@@ -158,7 +159,7 @@ pub fn xid_events(events: &[Event]) -> BTreeMap<String, Vec<XidEvent>> {
         }
         let Some(node) = event.involved_object.name.clone() else { continue };
         let time = event.last_timestamp.as_ref().or(event.first_timestamp.as_ref()).map(|t| t.0.to_string());
-        let fault_id = event.metadata.labels.as_ref().and_then(|l| l.get(xid_inject::FAULT_ID_LABEL)).cloned();
+        let fault_id = event.metadata.labels.as_ref().and_then(|l| l.get(ledger::FAULT_ID_LABEL)).cloned();
         let message = event.message.clone().unwrap_or_default();
         by_node.entry(node.clone()).or_default().push(XidEvent { node, fault_id, message, time });
     }

@@ -6,7 +6,6 @@
 //! its agent pod found before anything is written; the Event is recorded only after the agent confirmed that the
 //! line landed in the kernel log (a dry run records none).
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Event, EventSource, Node, ObjectReference};
@@ -15,21 +14,13 @@ use serde::Serialize;
 
 use super::exec::{ExecTarget, PodExec};
 use super::kube_api::{KubeApi, AGENT_CONTAINER};
+use super::ledger::{self, FaultKind, Stamp};
 use super::nodes::{self, is_gpu_node};
 use super::{ClusterError, DEFAULT_WATCH_INTERVAL};
 use crate::node::{self, xid, XidReport};
 
 /// The Event reason of an injected XID.
 pub const EVENT_REASON: &str = "FaultlineXidInjected";
-
-/// Label on everything faultline creates.
-pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "faultline");
-
-/// Label carrying the fault id.
-pub const FAULT_ID_LABEL: &str = "faultline.dev/fault-id";
-
-/// Annotation saying when the object may be removed (`faultline cluster reap`); Events also expire on their own.
-pub const EXPIRES_ANNOTATION: &str = "faultline.dev/expires-at";
 
 /// How long an XID Event is kept (the API server's default event TTL).
 pub const EVENT_TTL: Duration = Duration::from_secs(3600);
@@ -264,18 +255,14 @@ pub async fn watch_cordon(
 /// The Event recording `report` on `node` (in `namespace`, the agent's).
 pub fn xid_event(node: &Node, namespace: &str, report: &XidReport, now: k8s_openapi::jiff::Timestamp) -> Event {
     let node_name = node.metadata.name.clone().unwrap_or_default();
-    let expires = now.checked_add(EVENT_TTL).unwrap_or(now);
-    let labels = BTreeMap::from([
-        (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
-        (FAULT_ID_LABEL.to_string(), report.fault_id.clone()),
-    ]);
-    let annotations = BTreeMap::from([(EXPIRES_ANNOTATION.to_string(), expires.to_string())]);
+    // Events expire on their own (the API server's event TTL); the stamp says when, for the ledger.
+    let stamp = Stamp::at(FaultKind::Xid, report.fault_id.clone(), now, Some(EVENT_TTL), ledger::created_by());
     Event {
         metadata: ObjectMeta {
             name: Some(format!("{node_name}.{}", report.fault_id)),
             namespace: Some(namespace.to_string()),
-            labels: Some(labels),
-            annotations: Some(annotations),
+            labels: Some(stamp.labels()),
+            annotations: Some(stamp.annotations()),
             ..ObjectMeta::default()
         },
         involved_object: ObjectReference {
