@@ -7,18 +7,19 @@
 //! well; real API servers filter first, and the second filter changes nothing.
 
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
-use kube::api::{AttachParams, ListParams, PostParams};
+use kube::api::{ApiResource, AttachParams, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 use tokio::io::AsyncReadExt;
 
 use super::exec::ExecOutput;
-use super::{ClusterError, DEFAULT_NAMESPACE};
+use super::{ledger, ClusterError, DEFAULT_NAMESPACE};
 
 /// Where an RBAC rule applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Scope {
-    /// Cluster-scoped resources (a ClusterRole).
+    /// The ClusterRole: cluster-scoped resources, and namespaced ones in any namespace (faults go where the
+    /// workloads are).
     Cluster,
     /// The agent's namespace (a Role there).
     AgentNamespace,
@@ -39,6 +40,77 @@ pub struct ApiCall {
 
 const fn call(scope: Scope, resource: &'static str, verb: &'static str) -> ApiCall {
     ApiCall { scope, group: "", resource, verb }
+}
+
+const fn call_in(scope: Scope, group: &'static str, resource: &'static str, verb: &'static str) -> ApiCall {
+    ApiCall { scope, group, resource, verb }
+}
+
+/// A kind of object faultline creates, changes or lists through the dynamic API: its group, version, kind and
+/// plural, and whether it lives in namespaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ObjectType {
+    /// API group (`""` for core).
+    pub group: &'static str,
+    /// Version.
+    pub version: &'static str,
+    /// Kind.
+    pub kind: &'static str,
+    /// Plural resource name.
+    pub plural: &'static str,
+}
+
+impl ObjectType {
+    /// `networking.k8s.io/v1` NetworkPolicy.
+    pub const NETWORK_POLICY: ObjectType =
+        ObjectType { group: "networking.k8s.io", version: "v1", kind: "NetworkPolicy", plural: "networkpolicies" };
+    /// Chaos Mesh `chaos-mesh.org/v1alpha1` NetworkChaos (only where its CRD is installed).
+    pub const NETWORK_CHAOS: ObjectType =
+        ObjectType { group: "chaos-mesh.org", version: "v1alpha1", kind: "NetworkChaos", plural: "networkchaos" };
+    /// `apps/v1` Deployment.
+    pub const DEPLOYMENT: ObjectType =
+        ObjectType { group: "apps", version: "v1", kind: "Deployment", plural: "deployments" };
+    /// `apps/v1` StatefulSet.
+    pub const STATEFUL_SET: ObjectType =
+        ObjectType { group: "apps", version: "v1", kind: "StatefulSet", plural: "statefulsets" };
+    /// NVIDIA Dynamo's `nvidia.com/v1alpha1` DynamoGraphDeployment (only where its CRD is installed).
+    pub const DYNAMO_GRAPH_DEPLOYMENT: ObjectType = ObjectType {
+        group: "nvidia.com",
+        version: "v1alpha1",
+        kind: "DynamoGraphDeployment",
+        plural: "dynamographdeployments",
+    };
+    /// `v1` ConfigMap (the ledger record of an armed node, in the agent's namespace).
+    pub const CONFIG_MAP: ObjectType = ObjectType { group: "", version: "v1", kind: "ConfigMap", plural: "configmaps" };
+
+    /// `group/version` (or `version` for core).
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    fn resource(&self) -> ApiResource {
+        ApiResource {
+            group: self.group.to_string(),
+            version: self.version.to_string(),
+            api_version: self.api_version(),
+            kind: self.kind.to_string(),
+            plural: self.plural.to_string(),
+        }
+    }
+
+    /// Whether this type comes from a CustomResourceDefinition that may be missing.
+    pub fn is_custom(&self) -> bool {
+        matches!(self.group, "chaos-mesh.org" | "nvidia.com")
+    }
+}
+
+/// What the dynamic calls below may do, per type: the RBAC rules are declared per (type, verb).
+const fn rule(object: ObjectType, verb: &'static str) -> ApiCall {
+    call_in(Scope::Cluster, object.group, object.plural, verb)
 }
 
 /// The label every node-agent pod carries (deploy/daemonset.yaml).
@@ -74,7 +146,32 @@ impl KubeApi {
         Self::EXEC_CREATE,
         Self::CREATE_EVENT,
         Self::LIST_EVENTS,
+        Self::LIST_ALL_PODS,
+        rule(ObjectType::NETWORK_POLICY, "create"),
+        rule(ObjectType::NETWORK_POLICY, "list"),
+        rule(ObjectType::NETWORK_POLICY, "delete"),
+        rule(ObjectType::NETWORK_CHAOS, "create"),
+        rule(ObjectType::NETWORK_CHAOS, "list"),
+        rule(ObjectType::NETWORK_CHAOS, "delete"),
+        rule(ObjectType::DEPLOYMENT, "get"),
+        rule(ObjectType::DEPLOYMENT, "list"),
+        rule(ObjectType::DEPLOYMENT, "patch"),
+        rule(ObjectType::STATEFUL_SET, "get"),
+        rule(ObjectType::STATEFUL_SET, "list"),
+        rule(ObjectType::STATEFUL_SET, "patch"),
+        rule(ObjectType::DYNAMO_GRAPH_DEPLOYMENT, "get"),
+        rule(ObjectType::DYNAMO_GRAPH_DEPLOYMENT, "list"),
+        rule(ObjectType::DYNAMO_GRAPH_DEPLOYMENT, "patch"),
+        Self::CREATE_CONFIG_MAP,
+        Self::LIST_CONFIG_MAPS,
+        Self::DELETE_CONFIG_MAP,
     ];
+
+    /// The verbs [`KubeApi::create`], [`KubeApi::list_managed`], [`KubeApi::get`], [`KubeApi::patch`] and
+    /// [`KubeApi::delete`] may use on each type, as declared in [`KubeApi::CALLS`].
+    fn allowed(object: ObjectType, verb: &str) -> bool {
+        Self::CALLS.iter().any(|c| c.group == object.group && c.resource == object.plural && c.verb == verb)
+    }
 
     /// Builds a client like kubectl does: `$KUBECONFIG` or `~/.kube/config` and its current context (or
     /// `options.context`); without a kubeconfig, the in-cluster service account.
@@ -224,6 +321,155 @@ impl KubeApi {
         let action = format!("list events in namespace {}", self.namespace);
         let list = events.list(&params).await.map_err(|e| self.error(action, e))?;
         Ok(list.items.into_iter().filter(|e| e.reason.as_deref() == Some(reason)).collect())
+    }
+
+    const LIST_ALL_PODS: ApiCall = call(Scope::Cluster, "pods", "list");
+
+    /// Pods in `namespace` (all namespaces when `None`) on `node` (any node when `None`).
+    pub async fn list_pods(&self, namespace: Option<&str>, node: Option<&str>) -> Result<Vec<Pod>, ClusterError> {
+        let pods: Api<Pod> = match namespace {
+            Some(namespace) => Api::namespaced(self.client.clone(), namespace),
+            None => Api::all(self.client.clone()),
+        };
+        let mut params = ListParams::default();
+        if let Some(node) = node {
+            params = params.fields(&format!("spec.nodeName={node}"));
+        }
+        let action =
+            format!("list pods in {}", namespace.map_or("all namespaces".to_string(), |n| format!("namespace {n}")));
+        let list = pods.list(&params).await.map_err(|e| self.error(action, e))?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter(|p| node.is_none() || p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == node)
+            .collect())
+    }
+
+    const CREATE_CONFIG_MAP: ApiCall = call(Scope::AgentNamespace, "configmaps", "create");
+    const LIST_CONFIG_MAPS: ApiCall = call(Scope::AgentNamespace, "configmaps", "list");
+    const DELETE_CONFIG_MAP: ApiCall = call(Scope::AgentNamespace, "configmaps", "delete");
+
+    fn dynamic(&self, object: ObjectType, namespace: Option<&str>) -> Api<DynamicObject> {
+        let resource = object.resource();
+        match namespace {
+            Some(namespace) => Api::namespaced_with(self.client.clone(), namespace, &resource),
+            None => Api::all_with(self.client.clone(), &resource),
+        }
+    }
+
+    fn checked(&self, object: ObjectType, verb: &str, namespace: &str) -> Result<(), ClusterError> {
+        // ConfigMaps are only ever faultline's own records in the agent's namespace (the Role grants no more).
+        let in_scope = object != ObjectType::CONFIG_MAP || namespace == self.namespace;
+        let allowed = if object == ObjectType::CONFIG_MAP {
+            Self::CALLS.iter().any(|c| c.scope == Scope::AgentNamespace && c.resource == "configmaps" && c.verb == verb)
+        } else {
+            Self::allowed(object, verb)
+        };
+        if allowed && in_scope {
+            Ok(())
+        } else {
+            Err(ClusterError::Usage(format!(
+                "faultline does not {verb} {} in namespace {namespace} (not in its RBAC rules)",
+                object.plural
+            )))
+        }
+    }
+
+    fn object_error(&self, object: ObjectType, action: String, error: kube::Error) -> ClusterError {
+        match error {
+            // A custom resource whose CRD is missing answers 404 on the collection.
+            kube::Error::Api(status) if status.code == 404 && object.is_custom() => {
+                ClusterError::MissingCrd { kind: object.kind, group: object.group, message: status.message.clone() }
+            }
+            other => self.error(action, other),
+        }
+    }
+
+    /// Creates `body` (an object of type `object`) in `namespace`.
+    pub async fn create(
+        &self,
+        object: ObjectType,
+        namespace: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, ClusterError> {
+        self.checked(object, "create", namespace)?;
+        let api = self.dynamic(object, Some(namespace));
+        let body: DynamicObject = serde_json::from_value(body.clone())
+            .map_err(|e| ClusterError::Usage(format!("not a {} object: {e}", object.kind)))?;
+        let action = format!("create {} in namespace {namespace}", object.plural);
+        let created =
+            api.create(&PostParams::default(), &body).await.map_err(|e| self.object_error(object, action, e))?;
+        Ok(serde_json::to_value(created).unwrap_or_default())
+    }
+
+    /// Every object of type `object` that faultline manages (label `app.kubernetes.io/managed-by=faultline`), in
+    /// `namespace` or all namespaces.
+    pub async fn list_managed(
+        &self,
+        object: ObjectType,
+        namespace: Option<&str>,
+    ) -> Result<Vec<serde_json::Value>, ClusterError> {
+        self.checked(object, "list", namespace.unwrap_or(&self.namespace))?;
+        let api = self.dynamic(object, namespace);
+        let params = ListParams::default().labels(&ledger::managed_selector());
+        let place = namespace.map_or("all namespaces".to_string(), |n| format!("namespace {n}"));
+        let action = format!("list {} in {place}", object.plural);
+        let list = api.list(&params).await.map_err(|e| self.object_error(object, action, e))?;
+        let (key, value) = ledger::MANAGED_BY;
+        Ok(list
+            .items
+            .into_iter()
+            .filter(|o| has_label(&o.metadata.labels, key, value))
+            .map(|o| serde_json::to_value(o).unwrap_or_default())
+            .collect())
+    }
+
+    /// One object (`None` when it does not exist).
+    pub async fn get(
+        &self,
+        object: ObjectType,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<serde_json::Value>, ClusterError> {
+        self.checked(object, "get", namespace)?;
+        let api = self.dynamic(object, Some(namespace));
+        let action = format!("get {} {name} in namespace {namespace}", object.kind);
+        match api.get(name).await {
+            Ok(found) => Ok(Some(serde_json::to_value(found).unwrap_or_default())),
+            // Also when a custom type is not served at all: the caller names both possibilities.
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+            Err(e) => Err(self.object_error(object, action, e)),
+        }
+    }
+
+    /// Applies the JSON merge patch (RFC 7386) `patch` to one object and returns the result.
+    pub async fn patch(
+        &self,
+        object: ObjectType,
+        namespace: &str,
+        name: &str,
+        patch: &serde_json::Value,
+    ) -> Result<serde_json::Value, ClusterError> {
+        self.checked(object, "patch", namespace)?;
+        let api = self.dynamic(object, Some(namespace));
+        let action = format!("patch {} {name} in namespace {namespace}", object.kind);
+        let patched = api
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .map_err(|e| self.object_error(object, action, e))?;
+        Ok(serde_json::to_value(patched).unwrap_or_default())
+    }
+
+    /// Deletes one object; `false` when it was already gone (recovery is idempotent).
+    pub async fn delete(&self, object: ObjectType, namespace: &str, name: &str) -> Result<bool, ClusterError> {
+        self.checked(object, "delete", namespace)?;
+        let api = self.dynamic(object, Some(namespace));
+        let action = format!("delete {} {name} in namespace {namespace}", object.kind);
+        match api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+            Err(e) => Err(self.object_error(object, action, e)),
+        }
     }
 }
 

@@ -120,6 +120,16 @@ pub enum ClusterError {
         /// What it printed.
         stdout: String,
     },
+    /// A custom resource whose CustomResourceDefinition is not installed (Chaos Mesh, NVIDIA Dynamo).
+    #[error("the cluster does not serve {kind} ({group}): is its CustomResourceDefinition installed? ({message})")]
+    MissingCrd {
+        /// The kind, e.g. `NetworkChaos`.
+        kind: &'static str,
+        /// Its API group.
+        group: &'static str,
+        /// The API server's message.
+        message: String,
+    },
     /// A request that cannot be valid (checked before anything is sent).
     #[error("{0}")]
     Usage(String),
@@ -137,7 +147,10 @@ impl ClusterError {
     /// The exit status: 2 when the request was wrong and nothing was changed, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            ClusterError::Config { .. } | ClusterError::NodeNotFound { .. } | ClusterError::Usage(_) => EXIT_USAGE,
+            ClusterError::Config { .. }
+            | ClusterError::NodeNotFound { .. }
+            | ClusterError::MissingCrd { .. }
+            | ClusterError::Usage(_) => EXIT_USAGE,
             ClusterError::AgentFailed { exit_code: Some(2), .. } => EXIT_USAGE,
             _ => EXIT_FAILED,
         }
