@@ -38,35 +38,7 @@ impl Api {
     }
 }
 
-/// One XID preset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Preset {
-    /// The XID.
-    pub xid: u32,
-    /// What the XID means.
-    pub meaning: &'static str,
-    /// The `cudaError_t` runtime calls return (also the pool code the segment shows).
-    pub runtime: i32,
-    /// The `CUresult` driver calls return.
-    pub driver: i32,
-}
-
-/// The presets. Why each code: see the README's XID table.
-pub const PRESETS: &[Preset] = &[
-    Preset { xid: 79, meaning: "GPU has fallen off the bus", runtime: 100, driver: 100 },
-    Preset { xid: 48, meaning: "double-bit ECC error", runtime: 214, driver: 214 },
-    Preset { xid: 94, meaning: "contained ECC error", runtime: 214, driver: 214 },
-    Preset { xid: 95, meaning: "uncontained ECC error", runtime: 214, driver: 214 },
-    Preset { xid: 74, meaning: "NVLink error", runtime: 220, driver: 220 },
-    Preset { xid: 119, meaning: "GSP RPC timeout", runtime: 999, driver: 999 },
-    Preset { xid: 120, meaning: "GSP error", runtime: 999, driver: 999 },
-    Preset { xid: 43, meaning: "GPU stopped processing", runtime: 702, driver: 702 },
-];
-
-/// The preset for `xid`, if there is one.
-pub fn preset_for(xid: u32) -> Option<&'static Preset> {
-    PRESETS.iter().find(|p| p.xid == xid)
-}
+pub use shm_proto::codes::{xid_preset as preset_for, XidPreset as Preset, XID_PRESETS as PRESETS};
 
 /// The active preset's XID (0: none). Set once at start-up.
 static ACTIVE: AtomicU32 = AtomicU32::new(0);
