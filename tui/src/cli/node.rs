@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use faultline::error::EXIT_OK;
-use faultline::node::{self, gpus, kmsg, xid, NodeError, XidInjection};
+use faultline::node::{self, arm, gpus, kmsg, xid, NodeError, XidInjection};
 use faultline::targets;
 
 use super::{Cli, KindArg};
@@ -18,6 +18,13 @@ pub enum NodeCommand {
                             the bus. faultline-fault=<id>` (see deploy/README.md for why it starts with `kernel:`). \
                             --pid and --name set the pid= and name= fields. Prints a JSON report.")]
     Xid(XidArgs),
+    /// Arm this node: CUDA shims started here fail from their first call with an XID's codes (node policy file).
+    #[command(after_help = "Writes the node policy file (default /var/lib/faultline/cuda.policy) that CUDA shims \
+                            rolled out by `faultline cluster shim enable` read at start-up, so restarted pods fail \
+                            again. Refused when another fault armed the node. Prints a JSON report.")]
+    Arm(ArmArgs),
+    /// Disarm this node: remove the node policy file (only if --fault-id armed it, when given).
+    Disarm(DisarmArgs),
     /// Any process command (ps, status, enable, probability, record, …): run across every container on the node;
     /// --pid takes host pids.
     #[command(external_subcommand)]
@@ -59,6 +66,34 @@ pub struct XidArgs {
     pub kmsg: PathBuf,
 }
 
+/// The options of `faultline node arm`.
+#[derive(Debug, Args)]
+pub struct ArmArgs {
+    /// The XID whose CUDA error codes processes will see (an XID with a CUDA shim preset).
+    #[arg(long, value_name = "N")]
+    pub xid: u32,
+    /// The fault id to record in the file (faultline cluster passes its own).
+    #[arg(long, value_name = "ID")]
+    pub fault_id: Option<String>,
+    /// When the fault ends (RFC 3339), noted in the file.
+    #[arg(long, value_name = "TIME", hide = true)]
+    pub expires_at: Option<String>,
+    /// The policy file.
+    #[arg(long, value_name = "FILE", default_value = arm::POLICY_FILE, hide = true)]
+    pub policy_file: PathBuf,
+}
+
+/// The options of `faultline node disarm`.
+#[derive(Debug, Args)]
+pub struct DisarmArgs {
+    /// Only disarm if this fault armed the node.
+    #[arg(long, value_name = "ID")]
+    pub fault_id: Option<String>,
+    /// The policy file.
+    #[arg(long, value_name = "FILE", default_value = arm::POLICY_FILE, hide = true)]
+    pub policy_file: PathBuf,
+}
+
 /// The global options given before or after `node`.
 #[derive(Debug, Clone, Default)]
 pub struct Globals {
@@ -76,8 +111,34 @@ pub struct Globals {
 pub fn run(command: NodeCommand, globals: Globals) -> anyhow::Result<u8> {
     match command {
         NodeCommand::Xid(args) => xid_command(args, &globals),
+        NodeCommand::Arm(args) => arm_command(args, &globals),
+        NodeCommand::Disarm(args) => disarm_command(args, &globals),
         NodeCommand::Process(args) => process_command(args, globals),
     }
+}
+
+fn arm_command(args: ArmArgs, globals: &Globals) -> anyhow::Result<u8> {
+    if globals.read_only {
+        return Err(faultline::Error::ReadOnly("arm the node").into());
+    }
+    let request = arm::ArmRequest {
+        xid: args.xid,
+        fault_id: args.fault_id.unwrap_or_else(node::new_fault_id),
+        expires_at: args.expires_at,
+        path: args.policy_file,
+    };
+    let report = arm::arm(&request).map_err(faultline::Error::from)?;
+    writeln!(std::io::stdout().lock(), "{}", serde_json::to_string_pretty(&report)?)?;
+    Ok(EXIT_OK)
+}
+
+fn disarm_command(args: DisarmArgs, globals: &Globals) -> anyhow::Result<u8> {
+    if globals.read_only {
+        return Err(faultline::Error::ReadOnly("disarm the node").into());
+    }
+    let report = arm::disarm(&args.policy_file, args.fault_id.as_deref()).map_err(faultline::Error::from)?;
+    writeln!(std::io::stdout().lock(), "{}", serde_json::to_string_pretty(&report)?)?;
+    Ok(EXIT_OK)
 }
 
 fn xid_command(args: XidArgs, globals: &Globals) -> anyhow::Result<u8> {
@@ -128,7 +189,7 @@ fn process_command(args: Vec<String>, globals: Globals) -> anyhow::Result<u8> {
     argv.extend(args);
     if NOT_PROCESS_COMMANDS.contains(&name.as_str()) {
         return Err(faultline::Error::usage(format!(
-            "`faultline node {name}`: only process commands (ps, status, enable, …) and `xid` run under `node`"
+            "`faultline node {name}`: only process commands (ps, status, enable, …), `xid`, `arm` and `disarm` run under `node`"
         ))
         .into());
     }

@@ -3,6 +3,7 @@
 //!
 //! - [`inject_xid`]: write one NVIDIA-style XID line into the kernel log, for the GPU named by its minor number
 //!   ([`gpus`]), with the catalog's text ([`xid`]), and read the log back to confirm it landed ([`kmsg`]);
+//! - [`arm`]: arm or disarm the node: the policy file every shimmed pod's CUDA shim reads at start-up;
 //! - the process commands (`faultline node ps`, `faultline node status --pid <host pid>`, …) are the ordinary ones
 //!   with container discovery forced on (see [`crate::targets::force_container_discovery`]): segments are found
 //!   through `/proc/<pid>/root/dev/shm` and named by host pid.
@@ -25,6 +26,7 @@
 //!   normalises both forms. `pid=` and `name=` default to the driver's `'<unknown>'` / `<unknown>`.
 //! - The fault id at the end makes each injection findable (read-back, Kubernetes Event, cleanup).
 
+pub mod arm;
 pub mod gpus;
 pub mod kmsg;
 pub mod xid;
@@ -134,6 +136,32 @@ pub enum NodeError {
          runs in the faultline-node agent pod: `faultline cluster …` or kubectl exec)"
     )]
     NotRoot(String),
+    /// An XID the CUDA shim has no preset for (arming a node).
+    #[error("XID {xid} has no CUDA shim preset, so a node cannot be armed with it (presets: {presets})")]
+    NoCudaPreset {
+        /// The XID.
+        xid: u32,
+        /// The XIDs that have one.
+        presets: String,
+    },
+    /// The node is armed by another fault.
+    #[error("this node is already armed by fault {fault_id} ({}); recover that fault first", .path.display())]
+    ArmedByOther {
+        /// The fault that armed it.
+        fault_id: String,
+        /// The policy file.
+        path: PathBuf,
+    },
+    /// The node policy file could not be written, read or removed.
+    #[error("{}: cannot {action}: {cause}", .path.display())]
+    Policy {
+        /// `write`, `read`, `remove`.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        cause: std::io::Error,
+    },
 }
 
 fn root_hint(source: &std::io::Error) -> &'static str {
@@ -155,8 +183,10 @@ impl NodeError {
             | NodeError::NoSuchGpu { .. }
             | NodeError::BadInformation { .. }
             | NodeError::PciMismatch { .. }
-            | NodeError::NotRoot(_) => EXIT_USAGE,
-            NodeError::Kmsg { .. } | NodeError::NotConfirmed { .. } => EXIT_FAILED,
+            | NodeError::NotRoot(_)
+            | NodeError::NoCudaPreset { .. }
+            | NodeError::ArmedByOther { .. } => EXIT_USAGE,
+            NodeError::Kmsg { .. } | NodeError::NotConfirmed { .. } | NodeError::Policy { .. } => EXIT_FAILED,
         }
     }
 }

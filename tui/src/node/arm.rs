@@ -1,0 +1,244 @@
+//! Arming a node: the node policy file that every CUDA shim rolled out by faultline reads at start-up
+//! (`FAULTLINE_POLICY_FILE`, see shim-cuda's `policy` module). While it says `FAULTLINE_ENABLED=1` with an XID
+//! preset, a process started on this node fails from its first CUDA call with that XID's codes — so a pod that
+//! restarts on the node fails again, as it would on a real dead GPU. Disarming removes the file; processes
+//! already running keep what they read (steer them with the process commands).
+//!
+//! The file lives in the node agent's host directory ([`LIBRARY_DIR`], next to the shim libraries), which
+//! `faultline cluster shim enable` mounts read-only into workloads at the same path. It is written atomically
+//! (a temporary file renamed over it), world-readable (workloads run as any user), and carries the fault id in
+//! a comment so that recovering one fault never disarms a node armed by another.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use shm_proto::codes;
+
+use super::NodeError;
+
+/// The host directory the node agent fills with the shim libraries, mounted at the same path in shimmed pods.
+pub const LIBRARY_DIR: &str = "/var/lib/faultline";
+
+/// The node policy file, in [`LIBRARY_DIR`].
+pub const POLICY_FILE: &str = "/var/lib/faultline/cuda.policy";
+
+/// The comment line that names the fault which armed the node.
+const FAULT_COMMENT: &str = "# faultline-fault=";
+
+/// What `faultline node arm` is asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArmRequest {
+    /// The XID whose CUDA preset processes will fail with.
+    pub xid: u32,
+    /// The fault this is part of.
+    pub fault_id: String,
+    /// When the fault ends (RFC 3339, for people reading the file; the reaper disarms it).
+    pub expires_at: Option<String>,
+    /// The policy file (default [`POLICY_FILE`]).
+    pub path: PathBuf,
+}
+
+/// The node's state after `arm` / `disarm`, printed as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ArmReport {
+    /// Whether the node is armed now.
+    pub armed: bool,
+    /// The policy file.
+    pub path: PathBuf,
+    /// The XID it is armed with.
+    pub xid: Option<u32>,
+    /// The fault that armed it.
+    pub fault_id: Option<String>,
+    /// Whether this call changed anything (re-arming with the same fault, or disarming a disarmed node, does not).
+    pub changed: bool,
+}
+
+/// What an existing policy file says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyState {
+    /// The fault id in its comment, if any (a file written by hand has none).
+    pub fault_id: Option<String>,
+    /// `FAULTLINE_XID`, if set.
+    pub xid: Option<u32>,
+}
+
+/// Reads the policy file at `path` (`None` when there is none: the node is not armed).
+pub fn read(path: &Path) -> Result<Option<PolicyState>, NodeError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(parse(&text))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(cause) => Err(NodeError::Policy { action: "read", path: path.to_path_buf(), cause }),
+    }
+}
+
+fn parse(text: &str) -> PolicyState {
+    let mut state = PolicyState { fault_id: None, xid: None };
+    for line in text.lines().map(str::trim) {
+        if let Some(id) = line.strip_prefix(FAULT_COMMENT) {
+            state.fault_id = Some(id.trim().to_string());
+        } else if let Some((name, value)) = line.split_once('=') {
+            let name = name.trim().to_ascii_uppercase();
+            if name == "FAULTLINE_XID" || name == "XID" {
+                state.xid = value.trim().trim_matches('"').parse().ok();
+            }
+        }
+    }
+    state
+}
+
+/// The policy file's text for `request`.
+pub fn policy_text(request: &ArmRequest) -> String {
+    let mut text = format!(
+        "# Written by faultline: CUDA shims started on this node fail from their first call, as with XID {xid}.\n\
+         # `faultline cluster recover {id}` disarms the node.\n{FAULT_COMMENT}{id}\n",
+        xid = request.xid,
+        id = request.fault_id,
+    );
+    if let Some(expires) = &request.expires_at {
+        text.push_str(&format!("# expires-at={expires}\n"));
+    }
+    text.push_str(&format!("FAULTLINE_ENABLED=1\nFAULTLINE_XID={}\n", request.xid));
+    text
+}
+
+/// Arms the node: writes the policy file. Idempotent for the same fault; refused when another fault armed it.
+pub fn arm(request: &ArmRequest) -> Result<ArmReport, NodeError> {
+    if codes::xid_preset(request.xid).is_none() {
+        let presets: Vec<String> = codes::XID_PRESETS.iter().map(|p| p.xid.to_string()).collect();
+        return Err(NodeError::NoCudaPreset { xid: request.xid, presets: presets.join(", ") });
+    }
+    super::checked_field("--fault-id", &request.fault_id)?;
+    let path = &request.path;
+    let existing = read(path)?;
+    if let Some(existing) = &existing {
+        if existing.fault_id.as_deref() != Some(request.fault_id.as_str()) {
+            let fault_id = existing.fault_id.clone().unwrap_or_else(|| "(written by hand)".to_string());
+            return Err(NodeError::ArmedByOther { fault_id, path: path.clone() });
+        }
+    }
+    let text = policy_text(request);
+    let unchanged = std::fs::read_to_string(path).is_ok_and(|old| old == text);
+    if !unchanged {
+        write_atomically(path, &text)?;
+    }
+    Ok(ArmReport {
+        armed: true,
+        path: path.clone(),
+        xid: Some(request.xid),
+        fault_id: Some(request.fault_id.clone()),
+        changed: !unchanged,
+    })
+}
+
+/// Disarms the node: removes the policy file, unless `fault_id` is given and another fault armed it (then the
+/// file stays and the report says who armed it). Idempotent.
+pub fn disarm(path: &Path, fault_id: Option<&str>) -> Result<ArmReport, NodeError> {
+    let Some(existing) = read(path)? else {
+        return Ok(ArmReport { armed: false, path: path.to_path_buf(), xid: None, fault_id: None, changed: false });
+    };
+    if fault_id.is_some_and(|id| existing.fault_id.as_deref() != Some(id)) {
+        return Ok(ArmReport {
+            armed: true,
+            path: path.to_path_buf(),
+            xid: existing.xid,
+            fault_id: existing.fault_id,
+            changed: false,
+        });
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(cause) => return Err(NodeError::Policy { action: "remove", path: path.to_path_buf(), cause }),
+    }
+    Ok(ArmReport {
+        armed: false,
+        path: path.to_path_buf(),
+        xid: existing.xid,
+        fault_id: existing.fault_id,
+        changed: true,
+    })
+}
+
+fn write_atomically(path: &Path, text: &str) -> Result<(), NodeError> {
+    let error = |cause| NodeError::Policy { action: "write", path: path.to_path_buf(), cause };
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let temporary = path.with_file_name(format!(".{file_name}.new"));
+    let mut file = std::fs::File::create(&temporary).map_err(error)?;
+    let written = file
+        .write_all(text.as_bytes())
+        .and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(0o644))
+        })
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::rename(&temporary, path));
+    if let Err(cause) = written {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(error(cause));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(dir: &Path, fault_id: &str) -> ArmRequest {
+        ArmRequest {
+            xid: 79,
+            fault_id: fault_id.into(),
+            expires_at: Some("2026-11-22T10:10:00Z".into()),
+            path: dir.join("cuda.policy"),
+        }
+    }
+
+    #[test]
+    fn arm_writes_a_policy_the_cuda_shim_reads_and_disarm_removes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let request = request(dir.path(), "fl-000000000001");
+        let report = arm(&request).unwrap();
+        assert!(report.armed && report.changed);
+        let text = std::fs::read_to_string(&request.path).unwrap();
+        assert!(text.contains("\nFAULTLINE_ENABLED=1\nFAULTLINE_XID=79\n"), "{text}");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&request.path).unwrap().permissions().mode() & 0o777, 0o644);
+        assert_eq!(
+            read(&request.path).unwrap(),
+            Some(PolicyState { fault_id: request.fault_id.clone().into(), xid: Some(79) })
+        );
+        assert!(!arm(&request).unwrap().changed, "arming again with the same fault changes nothing");
+
+        let report = disarm(&request.path, Some("fl-000000000001")).unwrap();
+        assert!(!report.armed && report.changed);
+        assert!(!request.path.exists());
+        let again = disarm(&request.path, Some("fl-000000000001")).unwrap();
+        assert!(!again.armed && !again.changed, "disarming is idempotent");
+    }
+
+    #[test]
+    fn another_fault_neither_rearms_nor_disarms_the_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = request(dir.path(), "fl-000000000001");
+        arm(&first).unwrap();
+        let second = request(dir.path(), "fl-000000000002");
+        let error = arm(&second).unwrap_err();
+        assert!(
+            matches!(error, NodeError::ArmedByOther { ref fault_id, .. } if fault_id == "fl-000000000001"),
+            "{error}"
+        );
+        let kept = disarm(&first.path, Some("fl-000000000002")).unwrap();
+        assert!(kept.armed && !kept.changed);
+        assert!(first.path.exists());
+    }
+
+    #[test]
+    fn an_xid_without_a_cuda_preset_is_refused_and_nothing_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let request = ArmRequest { xid: 13, ..request(dir.path(), "fl-000000000001") };
+        let error = arm(&request).unwrap_err();
+        assert!(error.to_string().contains("no CUDA shim preset"), "{error}");
+        assert_eq!(error.exit_code(), crate::error::EXIT_USAGE);
+        assert!(!request.path.exists());
+    }
+}
