@@ -3,6 +3,7 @@
 //!
 //! - [`kube_api`]: the one module that makes Kubernetes API calls; each call declares the RBAC rule it needs
 //!   ([`kube_api::KubeApi::CALLS`]), and a test holds `deploy/rbac.yaml` to exactly that list;
+//! - [`agent`]: the ready node-agent pod on a node, and `faultline node …` commands run in it;
 //! - [`exec`]: the [`exec::PodExec`] trait (running a command in the node agent's pod), its kube implementation
 //!   and a scripted test double;
 //! - [`ledger`]: the labels and annotations on everything faultline creates or changes (fault id, kind, expiry,
@@ -12,6 +13,7 @@
 //!   Kubernetes Event on the Node, and optionally watch the node until it is cordoned;
 //! - [`Session`]: a blocking façade (runtime + API) for the CLI and the dashboard's background worker.
 
+pub mod agent;
 pub mod exec;
 pub mod kube_api;
 pub mod ledger;

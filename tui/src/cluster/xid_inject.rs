@@ -12,10 +12,11 @@ use k8s_openapi::api::core::v1::{Event, EventSource, Node, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde::Serialize;
 
-use super::exec::{ExecTarget, PodExec};
-use super::kube_api::{KubeApi, AGENT_CONTAINER};
+use super::agent;
+use super::exec::PodExec;
+use super::kube_api::KubeApi;
 use super::ledger::{self, FaultKind, Stamp};
-use super::nodes::{self, is_gpu_node};
+use super::nodes;
 use super::{ClusterError, DEFAULT_WATCH_INTERVAL};
 use crate::node::{self, xid, XidReport};
 
@@ -48,6 +49,8 @@ pub struct XidInjectRequest {
     pub watch: Option<Duration>,
     /// How often to look at the node while watching (default [`DEFAULT_WATCH_INTERVAL`]).
     pub watch_interval: Option<Duration>,
+    /// The fault id (default: a new one; the GPU-failure scenario shares its own across steps).
+    pub fault_id: Option<String>,
 }
 
 impl XidInjectRequest {
@@ -64,6 +67,7 @@ impl XidInjectRequest {
             dry_run: false,
             watch: None,
             watch_interval: None,
+            fault_id: None,
         }
     }
 }
@@ -137,7 +141,7 @@ impl XidInjectResult {
 
 /// The command run in the agent pod.
 pub fn agent_command(request: &XidInjectRequest, fault_id: &str) -> Vec<String> {
-    let mut command: Vec<String> = ["faultline", "node", "xid", "--xid"].map(String::from).to_vec();
+    let mut command = agent::node_command(["xid", "--xid"]);
     command.push(request.xid.to_string());
     command.extend(["--gpu".to_string(), request.gpu.to_string(), "--fault-id".to_string(), fault_id.to_string()]);
     if let Some(pci) = &request.pci {
@@ -168,48 +172,18 @@ pub async fn inject(
     if xid::lookup(request.xid).is_none() && !request.force {
         return Err(ClusterError::Usage(node::NodeError::UnknownXid(request.xid).to_string()));
     }
-    let node = api.get_node(&request.node).await?;
-    let pods = api.list_agent_pods(Some(&request.node)).await?;
-    let Some(pod) = nodes::agent_pod_on(&pods, &request.node) else {
-        return Err(ClusterError::NoAgentPod {
-            node: request.node.clone(),
-            namespace: api.namespace().to_string(),
-            gpu_node: is_gpu_node(&node),
-        });
-    };
-    let pod_name = pod.metadata.name.clone().unwrap_or_default();
-    if !nodes::pod_ready(pod) {
-        return Err(ClusterError::AgentNotReady {
-            node: request.node.clone(),
-            pod: pod_name,
-            phase: nodes::pod_phase(pod),
-        });
-    }
-    progress(&Progress::Agent { pod: pod_name.clone() });
+    let agent = agent::find(api, &request.node).await?;
+    progress(&Progress::Agent { pod: agent.pod.clone() });
 
-    let fault_id = node::new_fault_id();
+    let fault_id = request.fault_id.clone().unwrap_or_else(node::new_fault_id);
     let command = agent_command(request, &fault_id);
-    let target = ExecTarget { pod: pod_name.clone(), container: AGENT_CONTAINER.to_string() };
-    let output = exec.exec(&target, &command).await?;
-    if !output.success {
-        return Err(ClusterError::AgentFailed {
-            pod: pod_name,
-            command: command.join(" "),
-            exit_code: output.exit_code,
-            stderr: output.stderr.trim().to_string(),
-        });
-    }
-    let report: XidReport = serde_json::from_str(output.stdout.trim()).map_err(|e| ClusterError::AgentOutput {
-        pod: pod_name.clone(),
-        message: e.to_string(),
-        stdout: output.stdout.clone(),
-    })?;
+    let report: XidReport = agent.run(exec, &command).await?;
     progress(&Progress::Injected { report: Box::new(report.clone()) });
 
     let event = if request.dry_run {
         None
     } else {
-        let event = xid_event(&node, api.namespace(), &report, k8s_openapi::jiff::Timestamp::now());
+        let event = xid_event(&agent.node, api.namespace(), &report, k8s_openapi::jiff::Timestamp::now());
         let created = api.create_event(&event).await?;
         let name = created.metadata.name.or(event.metadata.name).unwrap_or_default();
         progress(&Progress::EventRecorded { name: name.clone() });
@@ -223,7 +197,7 @@ pub async fn inject(
         }
         _ => None,
     };
-    Ok(XidInjectResult { fault_id, node: request.node.clone(), pod: pod_name, agent: report, event, watch })
+    Ok(XidInjectResult { fault_id, node: request.node.clone(), pod: agent.pod, agent: report, event, watch })
 }
 
 /// Polls `node` every `interval` until it is cordoned or `timeout` has passed (only `get` on nodes: no watch
