@@ -4,6 +4,7 @@
 //! - [`kube_api`]: the one module that makes Kubernetes API calls; each call declares the RBAC rule it needs
 //!   ([`kube_api::KubeApi::CALLS`]), and a test holds `deploy/rbac.yaml` to exactly that list;
 //! - [`agent`]: the ready node-agent pod on a node, and `faultline node …` commands run in it;
+//! - [`arm`]: arm/disarm a node (the policy file CUDA shims read at start-up), recorded as a ledger ConfigMap;
 //! - [`exec`]: the [`exec::PodExec`] trait (running a command in the node agent's pod), its kube implementation
 //!   and a scripted test double;
 //! - [`ledger`]: the labels and annotations on everything faultline creates or changes (fault id, kind, expiry,
@@ -14,6 +15,7 @@
 //! - [`Session`]: a blocking façade (runtime + API) for the CLI and the dashboard's background worker.
 
 pub mod agent;
+pub mod arm;
 pub mod exec;
 pub mod kube_api;
 pub mod ledger;

@@ -12,7 +12,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use shm_proto::codes;
 
 use super::NodeError;
@@ -40,7 +40,7 @@ pub struct ArmRequest {
 }
 
 /// The node's state after `arm` / `disarm`, printed as JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArmReport {
     /// Whether the node is armed now.
     pub armed: bool,
