@@ -11,6 +11,7 @@
 //!   who/when): the cluster itself is the record of active faults;
 //! - [`nodes`]: GPU nodes, their agent pods, cordon state, taints, GPU counts and recent XID events;
 //! - [`partition`]: network partitions as objects: NetworkPolicy presets and Chaos Mesh NetworkChaos (pure builders);
+//! - [`shim_rollout`]: the merge patches that roll a shim into a workload's pods and restore them exactly;
 //! - [`xid_inject`]: `faultline cluster xid inject`: exec `faultline node xid …` in the node's agent pod, record a
 //!   Kubernetes Event on the Node, and optionally watch the node until it is cordoned;
 //! - [`Session`]: a blocking façade (runtime + API) for the CLI and the dashboard's background worker.
@@ -22,6 +23,7 @@ pub mod kube_api;
 pub mod ledger;
 pub mod nodes;
 pub mod partition;
+pub mod shim_rollout;
 pub mod xid_inject;
 
 use std::time::Duration;
