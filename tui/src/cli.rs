@@ -48,6 +48,14 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub read_only: bool,
 
+    /// The kubeconfig context of the dashboard's cluster view and of `faultline cluster` (default: the current one).
+    #[arg(long, value_name = "CONTEXT")]
+    pub context: Option<String>,
+
+    /// The namespace of the faultline-node agent, as for `faultline cluster` (default: faultline-system).
+    #[arg(long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+
     /// Measure the dashboard for `--bench-seconds` and write frame times and CPU use to this file (benchmarks).
     #[arg(long, value_name = "FILE", hide = true)]
     pub bench_report: Option<PathBuf>,

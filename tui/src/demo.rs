@@ -32,7 +32,8 @@ pub fn run(read_only: bool) -> anyhow::Result<()> {
     let mut workload = Workload::start(&program, &shim, &cache)?;
     workload.wait_for_segment()?;
     let pid = workload.child.id();
-    dashboard::run(dashboard::Options { selection: Selection { pids: vec![pid], kind: None }, read_only, bench: None })
+    let selection = Selection { pids: vec![pid], kind: None };
+    dashboard::run(dashboard::Options { selection, read_only, bench: None, cluster: Default::default() })
 }
 
 /// `$XDG_CACHE_HOME/faultline`, `~/.cache/faultline`, or a directory under the system's temporary directory.

@@ -34,7 +34,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         let bench = cli.bench_report.map(|report| dashboard::Bench { seconds: cli.bench_seconds, report });
         let selection = Selection { pids: cli.pids, kind: cli.kind.map(Into::into) };
-        dashboard::run(dashboard::Options { selection, read_only: cli.read_only, bench })?;
+        let cluster = faultline::cluster::ConnectOptions { context: cli.context, namespace: cli.namespace };
+        dashboard::run(dashboard::Options { selection, read_only: cli.read_only, bench, cluster })?;
         return Ok(EXIT_OK);
     };
     if let Command::Demo = command {
@@ -45,7 +46,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         let globals = cli::node::Globals { pids: cli.pids, kind: cli.kind, json: cli.json, read_only: cli.read_only };
         return cli::node::run(command, globals);
     }
-    if let Command::Cluster(args) = command {
+    if let Command::Cluster(mut args) = command {
+        // `faultline --context C cluster …` means `faultline cluster --context C …`, never the current context.
+        args.context = args.context.or(cli.context);
+        args.namespace = args.namespace.or(cli.namespace);
         return cli::cluster::run(args, &cli.pids, cli.json, cli.read_only);
     }
     if let Command::Completions { shell } = command {

@@ -271,10 +271,15 @@ fn error_code_picker() {
 #[test]
 fn help_overlay_lists_every_key() {
     let (snapshot, _) = fixture(4280);
-    let mut app = app_with(snapshot, 120, 70);
+    // Tall enough for the whole help: every section down to the mouse's.
+    let mut app = app_with(snapshot, 120, 90);
     press(&mut app, KeyCode::Char('?'));
-    let terminal = draw(&app, 120, 70, screen);
+    let terminal = draw(&app, 120, 90, screen);
     let text = terminal.backend().to_string();
+    for context in Context::ALL {
+        assert!(text.contains(context.title()), "help misses the section {:?}", context.title());
+    }
+    assert!(text.contains("scroll the pane under the pointer"), "help misses the mouse");
     for binding in &KeyBindings::default().bindings {
         assert!(text.contains(binding.help), "help misses {:?}", binding.help);
         for key in &binding.keys {

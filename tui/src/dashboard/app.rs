@@ -1,13 +1,16 @@
 //! The dashboard's model: everything the screen shows ([`App`]) and the one function that changes it
 //! ([`update`]), fed with [`Action`]s — key presses, mouse events, resizes, and the engine's snapshots and job
 //! outcomes. Changes to processes leave as [`Command`]s in [`App::outbox`]; the run loop hands them to the engine,
-//! which carries them out through `crate::request::execute`.
+//! which carries them out through `crate::request::execute`. The cluster view's state is [`App::cluster`]; its
+//! requests leave through [`ClusterView::outbox`] for the cluster worker.
 
 use std::sync::Arc;
 
 use crossterm::event::{KeyEvent, MouseButton, MouseEvent, MouseEventKind};
 use ratatui::layout::{Position, Rect};
 
+use super::cluster::xid_dialog::XidDialog;
+use super::cluster::{ClusterEvent, ClusterView};
 use super::forms::{DumpDialog, Editor, ReplayDialog};
 use super::keys::{self, Context, Intent, KeyBindings};
 use super::render::{self, theme::Theme};
@@ -40,6 +43,15 @@ impl Pane {
     }
 }
 
+/// What the screen shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// Shimmed processes on this machine.
+    Processes,
+    /// GPU nodes of the Kubernetes cluster.
+    Cluster,
+}
+
 /// What is drawn over the main screen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Overlay {
@@ -53,6 +65,8 @@ pub enum Overlay {
     Dump(DumpDialog),
     /// Replay the recording.
     Replay(ReplayDialog),
+    /// Inject an XID on a cluster node.
+    Xid(Box<XidDialog>),
 }
 
 /// The process list's columns, which it can be sorted by.
@@ -168,6 +182,8 @@ pub enum Action {
     Resize(u16, u16),
     /// From the engine.
     Engine(Update),
+    /// From the cluster worker.
+    Cluster(ClusterEvent),
 }
 
 /// The dashboard's state.
@@ -214,6 +230,10 @@ pub struct App {
     pub quit: bool,
     /// Commands for the engine.
     pub outbox: Vec<Command>,
+    /// Processes or cluster.
+    pub view: View,
+    /// The cluster view.
+    pub cluster: ClusterView,
 }
 
 impl App {
@@ -242,6 +262,8 @@ impl App {
             hooks_scroll: 0,
             quit: false,
             outbox: Vec::new(),
+            view: View::Processes,
+            cluster: ClusterView::default(),
         }
     }
 
@@ -420,6 +442,7 @@ impl App {
             return;
         }
         match std::mem::replace(&mut self.overlay, Overlay::None) {
+            Overlay::None if self.view == View::Cluster => self.on_cluster_key(&event),
             Overlay::None if self.filtering => self.on_filter_key(&event),
             Overlay::None => self.on_main_key(&event),
             Overlay::Help(scroll) => {
@@ -445,7 +468,115 @@ impl App {
                     self.overlay = Overlay::Replay(dialog);
                 }
             }
+            Overlay::Xid(mut dialog) => {
+                if self.on_xid_key(&mut dialog, &event) {
+                    self.overlay = Overlay::Xid(dialog);
+                }
+            }
         }
+    }
+
+    /// `v`: processes ↔ cluster. The cluster worker is asked to connect only now, never at start-up.
+    fn switch_view(&mut self) {
+        self.status = None;
+        self.view = match self.view {
+            View::Processes => {
+                self.cluster.open();
+                View::Cluster
+            }
+            View::Cluster => {
+                self.cluster.close();
+                View::Processes
+            }
+        };
+    }
+
+    fn on_cluster_key(&mut self, event: &KeyEvent) {
+        let Some(intent) = self.keys.intent(Context::Cluster, event) else { return };
+        match intent {
+            Intent::Quit => self.quit = true,
+            Intent::Help => self.overlay = Overlay::Help(0),
+            Intent::SwitchView => self.switch_view(),
+            Intent::Up => self.cluster.move_selection(-1),
+            Intent::Down => self.cluster.move_selection(1),
+            Intent::Top => self.cluster.move_selection(isize::MIN / 2),
+            Intent::Bottom => self.cluster.move_selection(isize::MAX / 2),
+            Intent::Refresh => {
+                self.cluster.refresh();
+                self.say("listing the GPU nodes…", false);
+            }
+            Intent::InjectXid => self.open_xid_dialog(),
+            Intent::Back => self.status = None,
+            _ => {}
+        }
+    }
+
+    fn open_xid_dialog(&mut self) {
+        if self.read_only {
+            let message = crate::Error::ReadOnly("inject an XID").to_string();
+            self.say(message, true);
+            return;
+        }
+        match self.cluster.selected_node() {
+            Some(node) => self.overlay = Overlay::Xid(Box::new(XidDialog::new(node))),
+            None => self.say("no GPU node selected (the list is empty until the cluster answers)", true),
+        }
+    }
+
+    /// Handles a key in the XID dialog; `false` closes it.
+    fn on_xid_key(&mut self, dialog: &mut XidDialog, event: &KeyEvent) -> bool {
+        if dialog.confirming {
+            match self.keys.intent(Context::Confirm, event) {
+                Some(Intent::Yes) => match dialog.request() {
+                    // Checked again: the dialog can only have been opened without --read-only, but a second lock
+                    // costs nothing.
+                    Ok(_) if self.read_only => {
+                        self.say(crate::Error::ReadOnly("inject an XID").to_string(), true);
+                        return false;
+                    }
+                    Ok(request) => {
+                        self.say(
+                            format!("injecting XID {} on GPU {} of node {}…", request.xid, request.gpu, request.node),
+                            false,
+                        );
+                        self.cluster.inject(request);
+                        return false;
+                    }
+                    Err(message) => {
+                        dialog.confirming = false;
+                        self.say(format!("not injected: {message}"), true);
+                    }
+                },
+                Some(Intent::No) => dialog.confirming = false,
+                _ => {}
+            }
+            return true;
+        }
+        match self.keys.intent(Context::Form, event) {
+            Some(Intent::NextField) => dialog.move_cursor(1),
+            Some(Intent::PrevField) => dialog.move_cursor(-1),
+            Some(Intent::Decrease) => dialog.step(-1),
+            Some(Intent::Increase) => dialog.step(1),
+            Some(Intent::DecreaseMore) => dialog.step(-10),
+            Some(Intent::IncreaseMore) => dialog.step(10),
+            Some(Intent::Toggle) => dialog.toggle(),
+            Some(Intent::ClearField) => dialog.clear_field(),
+            Some(Intent::DeleteChar) => dialog.delete_char(),
+            Some(Intent::Back) => {
+                self.say("XID dialog closed; nothing injected", false);
+                return false;
+            }
+            Some(Intent::Apply) => match dialog.question() {
+                Ok(_) => dialog.confirming = true,
+                Err(message) => self.say(format!("not injected: {message}"), true),
+            },
+            _ => {
+                if let Some(c) = keys::typed_char(event) {
+                    dialog.type_char(c);
+                }
+            }
+        }
+        true
     }
 
     fn on_filter_key(&mut self, event: &KeyEvent) {
@@ -521,6 +652,7 @@ impl App {
                 self.status = None;
                 self.reselect();
             }
+            Intent::SwitchView => self.switch_view(),
             _ => {}
         }
     }
@@ -643,6 +775,10 @@ impl App {
         if self.overlay != Overlay::None {
             return;
         }
+        if self.view == View::Cluster {
+            self.on_cluster_mouse(event);
+            return;
+        }
         let areas = self.areas();
         let at = Position::new(event.column, event.row);
         let pane = [
@@ -671,6 +807,22 @@ impl App {
                 self.pane = pane;
                 self.scroll(if pane == Pane::Recording { -3 } else { -1 });
             }
+            _ => {}
+        }
+    }
+
+    /// A click on a node row selects it; the wheel moves the selection.
+    fn on_cluster_mouse(&mut self, event: MouseEvent) {
+        let table = render::cluster::layout(self.area(), &self.cluster).nodes;
+        let at = Position::new(event.column, event.row);
+        match event.kind {
+            MouseEventKind::Down(MouseButton::Left) => {
+                if let Some(index) = render::cluster::row_at(table, &self.cluster, at) {
+                    self.cluster.select_index(index);
+                }
+            }
+            MouseEventKind::ScrollDown => self.cluster.move_selection(1),
+            MouseEventKind::ScrollUp => self.cluster.move_selection(-1),
             _ => {}
         }
     }
@@ -711,6 +863,11 @@ pub fn update(app: &mut App, action: Action) {
     match action {
         Action::Engine(Update::Snapshot(snapshot)) => app.on_snapshot(snapshot),
         Action::Engine(Update::Outcome(outcome)) => app.say(outcome.message, !outcome.ok),
+        Action::Cluster(event) => {
+            if let Some((text, error)) = app.cluster.on_event(event) {
+                app.say(text, error);
+            }
+        }
         Action::Resize(width, height) => {
             app.size = (width, height);
             app.ensure_visible();

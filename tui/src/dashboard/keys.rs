@@ -93,26 +93,40 @@ impl fmt::Display for KeyCombo {
 pub enum Context {
     /// The main screen: process list and process view.
     Main,
+    /// The cluster view: GPU nodes, their XID events, the cluster log.
+    Cluster,
     /// Typing a filter after `/`.
     Filter,
     /// The strategy editor and the dump / replay dialogs.
     Form,
     /// The error-code picker of the editor.
     Picker,
+    /// The confirmation step of a cluster action (the XID dialog's).
+    Confirm,
     /// This help.
     Help,
 }
 
 impl Context {
     /// Every context, in help order.
-    pub const ALL: [Context; 5] = [Context::Main, Context::Form, Context::Picker, Context::Filter, Context::Help];
+    pub const ALL: [Context; 7] = [
+        Context::Main,
+        Context::Cluster,
+        Context::Form,
+        Context::Confirm,
+        Context::Picker,
+        Context::Filter,
+        Context::Help,
+    ];
 
     /// The help section title.
     pub fn title(self) -> &'static str {
         match self {
             Context::Main => "Main screen",
+            Context::Cluster => "Cluster view (v)",
             Context::Filter => "Filter (after /)",
-            Context::Form => "Editor, dump and replay dialogs",
+            Context::Form => "Editor, dump, replay and XID dialogs",
+            Context::Confirm => "Confirmation (after Enter in the XID dialog)",
             Context::Picker => "Error-code picker (Space on Error pool)",
             Context::Help => "This help",
         }
@@ -168,6 +182,16 @@ pub enum Intent {
     Clean,
     /// Clear the filter / the status line; close a dialog.
     Back,
+    /// Process view ↔ cluster view.
+    SwitchView,
+    /// List the GPU nodes again now.
+    Refresh,
+    /// Open the inject-XID dialog on the selected node.
+    InjectXid,
+    /// Yes: go ahead.
+    Yes,
+    /// No: back to the dialog.
+    No,
     /// Next field.
     NextField,
     /// Previous field.
@@ -212,7 +236,7 @@ pub struct KeyBindings {
 
 impl Default for KeyBindings {
     fn default() -> Self {
-        use Context::{Filter, Form, Help, Main, Picker};
+        use Context::{Cluster, Confirm, Filter, Form, Help, Main, Picker};
         use KeyCode::{BackTab, Backspace, Down, End, Enter, Esc, Home, Left, PageDown, PageUp, Right, Tab, Up};
         let c = KeyCombo::char;
         let p = KeyCombo::plain;
@@ -242,10 +266,21 @@ impl Default for KeyBindings {
                 b(Main, Intent::Reset, &[c('X')], "reset the process to the shim's defaults"),
                 b(Main, Intent::Clean, &[c('C')], "remove the segments of exited processes"),
                 b(Main, Intent::Back, &[p(Esc)], "clear the filter and the status line"),
+                b(Main, Intent::SwitchView, &[c('v')], "cluster view: GPU nodes, XID events, inject an XID"),
+                b(Cluster, Intent::Quit, &[c('q'), KeyCombo::ctrl('c')], "quit"),
+                b(Cluster, Intent::Help, &[c('?')], "this help"),
+                b(Cluster, Intent::SwitchView, &[c('v')], "back to the process view"),
+                b(Cluster, Intent::Up, &[c('k'), p(Up)], "select the node above"),
+                b(Cluster, Intent::Down, &[c('j'), p(Down)], "select the node below"),
+                b(Cluster, Intent::Top, &[c('g'), p(Home)], "first node"),
+                b(Cluster, Intent::Bottom, &[c('G'), p(End)], "last node"),
+                b(Cluster, Intent::Refresh, &[c('r')], "list the nodes again now (the view also refreshes on its own)"),
+                b(Cluster, Intent::InjectXid, &[c('x')], "inject an XID on the selected node (asks to confirm)"),
+                b(Cluster, Intent::Back, &[p(Esc)], "clear the status line"),
                 b(Form, Intent::NextField, &[p(Down), p(Tab)], "next field"),
                 b(Form, Intent::PrevField, &[p(Up), p(BackTab)], "previous field"),
-                b(Form, Intent::Decrease, &[p(Left)], "−1 (numbers), previous choice"),
-                b(Form, Intent::Increase, &[p(Right)], "+1 (numbers), next choice"),
+                b(Form, Intent::Decrease, &[p(Left)], "−1 (numbers), previous choice, previous catalog XID"),
+                b(Form, Intent::Increase, &[p(Right)], "+1 (numbers), next choice, next catalog XID"),
                 b(Form, Intent::DecreaseMore, &[KeyCombo::shift(Left), p(PageDown)], "−10"),
                 b(Form, Intent::IncreaseMore, &[KeyCombo::shift(Right), p(PageUp)], "+10"),
                 b(Form, Intent::Toggle, &[c(' ')], "toggle a checkbox, cycle a choice, open the code picker"),
@@ -253,6 +288,8 @@ impl Default for KeyBindings {
                 b(Form, Intent::DeleteChar, &[p(Backspace)], "delete a character (other keys type)"),
                 b(Form, Intent::Apply, &[p(Enter)], "apply (nothing changes if a field is invalid)"),
                 b(Form, Intent::Back, &[p(Esc)], "cancel"),
+                b(Confirm, Intent::Yes, &[c('y')], "yes: go ahead"),
+                b(Confirm, Intent::No, &[c('n'), p(Esc)], "no: back to the dialog, nothing done"),
                 b(Picker, Intent::Up, &[p(Up)], "previous code"),
                 b(Picker, Intent::Down, &[p(Down)], "next code"),
                 b(Picker, Intent::PageUp, &[p(PageUp)], "a page up"),

@@ -2,6 +2,7 @@
 //!
 //! - [`sampler`]: the engine thread — discovers and samples segments, publishes snapshots, carries out changes
 //!   through [`crate::request::execute`];
+//! - [`cluster`]: the cluster view (`v`) and its worker thread, the only place the dashboard calls Kubernetes;
 //! - [`app`]: the model and its `update` function;
 //! - [`forms`]: the editor and dialog models (drafts, validation, the changes they make);
 //! - [`keys`]: every key binding, with its help;
@@ -12,6 +13,7 @@
 //! its own thread; the main thread only applies actions and draws.
 
 pub mod app;
+pub mod cluster;
 pub mod forms;
 pub mod keys;
 pub mod render;
@@ -32,8 +34,10 @@ use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 
 use self::app::{update, Action, App};
+use self::cluster::worker::{self, Worker, WorkerSettings};
 use self::render::theme::Theme;
 use self::sampler::Sampler;
+use crate::cluster::ConnectOptions;
 use crate::request;
 use crate::targets::Selection;
 
@@ -46,6 +50,8 @@ pub struct Options {
     pub read_only: bool,
     /// Measure frame times and CPU use instead of running until `q` (see `tui/benches/dashboard.sh`).
     pub bench: Option<Bench>,
+    /// How the cluster view connects (only once it is first opened).
+    pub cluster: ConnectOptions,
 }
 
 /// A measured run.
@@ -66,6 +72,9 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         actions.clone(),
         Action::Engine,
     );
+    let cluster_actions = actions.clone();
+    // Started when the cluster view first asks for something: no thread, no kubeconfig read before that.
+    let mut cluster_worker: Option<Worker> = None;
     install_panic_hook();
     let mut terminal = TerminalGuard::enter()?;
     spawn_input_thread(actions);
@@ -81,6 +90,17 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         }
         for command in app.take_outbox() {
             engine.send(command);
+        }
+        for request in app.cluster.take_requests() {
+            let worker = cluster_worker.get_or_insert_with(|| {
+                worker::spawn(
+                    worker::session_connector(options.cluster.clone()),
+                    WorkerSettings { refresh_every: worker::REFRESH_EVERY, read_only: options.read_only },
+                    cluster_actions.clone(),
+                    Action::Cluster,
+                )
+            });
+            worker.send(request);
         }
         if app.quit {
             break;

@@ -25,7 +25,10 @@ pub fn lines(keys: &KeyBindings) -> Vec<(bool, String)> {
     }
     lines.push((false, String::new()));
     lines.push((true, "Mouse".to_string()));
-    lines.push((false, "  click                  select a process, sort by a column header, focus a pane".to_string()));
+    lines.push((
+        false,
+        "  click                  select a process or node, sort by a column header, focus a pane".to_string(),
+    ));
     lines.push((false, "  wheel                  scroll the pane under the pointer".to_string()));
     lines
 }

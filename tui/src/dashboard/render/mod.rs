@@ -9,7 +9,10 @@
 //! └───────────────┘└─────────────────┘└─────────────────────────────┘
 //! status / key hints ────────────────────────────────────────────────
 //! ```
+//!
+//! The cluster view (`v`) replaces all of it: [`cluster`].
 
+pub mod cluster;
 pub mod dialogs;
 pub mod editor;
 pub mod help;
@@ -18,13 +21,14 @@ pub mod process_view;
 pub mod recording;
 pub mod theme;
 pub mod too_small;
+pub mod xid_dialog;
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use super::app::{App, Overlay};
+use super::app::{App, Overlay, View};
 use super::keys::{Context, Intent};
 
 /// The smallest terminal the dashboard draws in.
@@ -77,17 +81,22 @@ pub fn render(frame: &mut Frame, app: &App) {
         too_small::render(frame, app, area);
         return;
     }
-    let areas = layout(area, app.visible_rows().len());
-    title(frame, app, areas.title);
-    process_list::render(frame, app, areas.list);
-    process_view::render(frame, app, areas.view);
-    recording::render(frame, app, areas.recording);
-    status(frame, app, areas.status);
+    if app.view == View::Cluster {
+        cluster::render(frame, app, area);
+    } else {
+        let areas = layout(area, app.visible_rows().len());
+        title(frame, app, areas.title);
+        process_list::render(frame, app, areas.list);
+        process_view::render(frame, app, areas.view);
+        recording::render(frame, app, areas.recording);
+        status(frame, app, areas.status);
+    }
     match &app.overlay {
         Overlay::None => {}
         Overlay::Help(_) => help::render(frame, app, area),
         Overlay::Editor(_) => editor::render(frame, app, area),
         Overlay::Dump(_) | Overlay::Replay(_) => dialogs::render(frame, app, area),
+        Overlay::Xid(_) => xid_dialog::render(frame, app, area),
     }
 }
 
@@ -144,6 +153,7 @@ fn status(frame: &mut Frame, app: &App, area: Rect) {
             hint(Intent::SortNext, "sort"),
             hint(Intent::Freeze, "freeze"),
             "Tab pane".to_string(),
+            hint(Intent::SwitchView, "cluster"),
         ];
         Line::styled(format!(" {}", hints.join("  ")), theme.dim())
     };

@@ -1,0 +1,374 @@
+//! The dashboard's cluster view (`v`): GPU nodes with their cordon state, taints and agent, the selected node's
+//! recent XID events, a log of what the view did, and the inject-XID dialog.
+//!
+//! - this file: [`ClusterView`], the view's model, changed only by the UI thread (keys, and [`ClusterEvent`]s
+//!   from the worker); what it wants done leaves as [`ClusterRequest`]s in [`ClusterView::outbox`];
+//! - [`worker`]: the background thread that makes every Kubernetes call;
+//! - [`xid_dialog`]: the inject-XID dialog's model.
+
+pub mod worker;
+pub mod xid_dialog;
+
+use std::collections::VecDeque;
+use std::time::{Duration, SystemTime};
+
+use crate::cluster::nodes::GpuNode;
+use crate::cluster::xid_inject::{Progress, XidInjectRequest, XidInjectResult};
+pub use worker::{ClusterEvent, ClusterRequest};
+
+/// Log lines kept (older ones are dropped).
+pub const LOG_LEN: usize = 200;
+
+/// How a log line is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogKind {
+    /// A step.
+    Info,
+    /// Something finished well.
+    Ok,
+    /// Something failed.
+    Error,
+    /// A "still waiting" line: the next one replaces it.
+    Waiting,
+}
+
+/// One line of the view's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// What happened.
+    pub text: String,
+    /// How to show it.
+    pub kind: LogKind,
+}
+
+/// The cluster view's state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClusterView {
+    /// The worker was asked to connect (the view was opened at least once).
+    pub opened: bool,
+    /// The API server, once connected.
+    pub server: Option<String>,
+    /// The GPU nodes, as last listed.
+    pub nodes: Vec<GpuNode>,
+    /// When they were listed.
+    pub listed_at: Option<SystemTime>,
+    /// Why the last refresh failed (cleared by the next success).
+    pub error: Option<String>,
+    /// What the worker is doing now.
+    pub busy: Option<String>,
+    /// The selected node's name (kept across refreshes).
+    pub selected: Option<String>,
+    /// What the view did, oldest first, at most [`LOG_LEN`].
+    pub log: VecDeque<LogLine>,
+    /// Requests for the worker.
+    pub outbox: Vec<ClusterRequest>,
+}
+
+impl ClusterView {
+    /// The view is shown: connect (the first time) and keep the nodes fresh.
+    pub fn open(&mut self) {
+        if !self.opened {
+            self.opened = true;
+            self.log(LogKind::Info, "connecting to the cluster (kubeconfig, like kubectl)…".to_string());
+        }
+        self.outbox.push(ClusterRequest::Watch(true));
+    }
+
+    /// The view is hidden: no more refreshes.
+    pub fn close(&mut self) {
+        if self.opened {
+            self.outbox.push(ClusterRequest::Watch(false));
+        }
+    }
+
+    /// `r`: list the nodes now.
+    pub fn refresh(&mut self) {
+        self.outbox.push(ClusterRequest::Refresh);
+    }
+
+    /// Sends a confirmed injection to the worker.
+    pub fn inject(&mut self, request: XidInjectRequest) {
+        self.log(
+            LogKind::Info,
+            format!("injecting XID {} on GPU {} of node {}…", request.xid, request.gpu, request.node),
+        );
+        self.outbox.push(ClusterRequest::InjectXid(Box::new(request)));
+    }
+
+    /// Takes the requests for the worker.
+    pub fn take_requests(&mut self) -> Vec<ClusterRequest> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// The selected node.
+    pub fn selected_node(&self) -> Option<&GpuNode> {
+        let name = self.selected.as_deref()?;
+        self.nodes.iter().find(|node| node.name == name)
+    }
+
+    /// The selected node's row.
+    pub fn selected_index(&self) -> Option<usize> {
+        let name = self.selected.as_deref()?;
+        self.nodes.iter().position(|node| node.name == name)
+    }
+
+    /// Moves the selection by `delta` rows, clamped.
+    pub fn move_selection(&mut self, delta: isize) {
+        if self.nodes.is_empty() {
+            return;
+        }
+        let at = self.selected_index().unwrap_or(0) as isize;
+        let next = at.saturating_add(delta).clamp(0, self.nodes.len() as isize - 1) as usize;
+        self.selected = Some(self.nodes[next].name.clone());
+    }
+
+    /// Selects row `index` if there is one.
+    pub fn select_index(&mut self, index: usize) {
+        if let Some(node) = self.nodes.get(index) {
+            self.selected = Some(node.name.clone());
+        }
+    }
+
+    /// Applies a worker event; returns a line for the status bar when the user should hear about it at once
+    /// (`(text, is_error)`).
+    pub fn on_event(&mut self, event: ClusterEvent) -> Option<(String, bool)> {
+        match event {
+            ClusterEvent::Busy(what) => {
+                self.busy = Some(what);
+                None
+            }
+            ClusterEvent::Connected { server } => {
+                self.log(LogKind::Info, format!("connected to {server}"));
+                self.server = Some(server);
+                None
+            }
+            ClusterEvent::Nodes { nodes, at } => {
+                self.busy = None;
+                if self.error.take().is_some() {
+                    self.log(LogKind::Ok, format!("listed {} GPU node{} again", nodes.len(), plural(nodes.len())));
+                }
+                self.nodes = nodes;
+                self.listed_at = Some(at);
+                if self.selected_index().is_none() {
+                    self.selected = self.nodes.first().map(|node| node.name.clone());
+                }
+                None
+            }
+            ClusterEvent::RefreshFailed(message) => {
+                self.busy = None;
+                // Logged once per outage, not at every refresh.
+                if self.error.as_deref() != Some(message.as_str()) {
+                    self.log(LogKind::Error, message.clone());
+                }
+                self.error = Some(message);
+                None
+            }
+            ClusterEvent::XidProgress(step) => {
+                let kind = if matches!(step, Progress::Waiting { .. }) { LogKind::Waiting } else { LogKind::Info };
+                self.log(kind, describe_progress(&step));
+                None
+            }
+            ClusterEvent::XidDone(Ok(result)) => {
+                self.busy = None;
+                let (text, failed) = describe_result(&result);
+                self.log(if failed { LogKind::Error } else { LogKind::Ok }, text.clone());
+                Some((text, failed))
+            }
+            ClusterEvent::XidDone(Err(message)) => {
+                self.busy = None;
+                let text = format!("XID not injected: {message}");
+                self.log(LogKind::Error, text.clone());
+                Some((text, true))
+            }
+        }
+    }
+
+    fn log(&mut self, kind: LogKind, text: String) {
+        if self.log.back().is_some_and(|last| last.kind == LogKind::Waiting) {
+            self.log.pop_back();
+        }
+        self.log.push_back(LogLine { text, kind });
+        while self.log.len() > LOG_LEN {
+            self.log.pop_front();
+        }
+    }
+}
+
+/// One log line for a step of an injection.
+pub fn describe_progress(step: &Progress) -> String {
+    match step {
+        Progress::Agent { pod } => format!("running `faultline node xid` in agent pod {pod}"),
+        Progress::Injected { report } if report.dry_run => format!("dry run, nothing written: {}", report.line),
+        Progress::Injected { report } => format!("written to the node's kernel log: {}", report.line),
+        Progress::EventRecorded { name } => format!("recorded Event {name} on the node"),
+        Progress::Waiting { elapsed, taints } => format!(
+            "waiting for the node to be cordoned… {} s (taints: {})",
+            elapsed.as_secs(),
+            if taints.is_empty() { "none".to_string() } else { taints.join(", ") }
+        ),
+        Progress::Cordoned { elapsed } => format!("node cordoned after {}", seconds(*elapsed)),
+    }
+}
+
+/// The outcome of an injection in one line, and whether it counts as a failure (a watch that timed out).
+pub fn describe_result(result: &XidInjectResult) -> (String, bool) {
+    let agent = &result.agent;
+    let mut text = format!(
+        "XID {} ({}) injected on GPU {} (PCI {}) of node {}: fault {}",
+        agent.xid, agent.xid_name, agent.gpu, agent.pci, result.node, result.fault_id
+    );
+    if let Some(watch) = &result.watch {
+        let waited = seconds(Duration::from_secs_f64(watch.waited_s.max(0.0)));
+        if watch.cordoned {
+            text.push_str(&format!("; cordoned after {waited}"));
+        } else {
+            text.push_str(&format!("; not cordoned within {waited} (is NVSentinel running on the node?)"));
+        }
+    }
+    (text, result.watch_timed_out())
+}
+
+fn seconds(duration: Duration) -> String {
+    format!("{:.1} s", duration.as_secs_f64())
+}
+
+fn plural(count: usize) -> &'static str {
+    if count == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// The XID number of one of faultline's XID Events (their message starts `XID <n> (`).
+pub fn xid_of(message: &str) -> Option<u32> {
+    let rest = message.strip_prefix("XID ")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::xid_inject::WatchOutcome;
+    use crate::node::XidReport;
+
+    fn node(name: &str) -> GpuNode {
+        GpuNode {
+            name: name.into(),
+            ready: Some(true),
+            cordoned: false,
+            taints: vec![],
+            gpus: Some(8),
+            agent: None,
+            recent_xids: vec![],
+        }
+    }
+
+    fn nodes(names: &[&str]) -> ClusterEvent {
+        ClusterEvent::Nodes { nodes: names.iter().map(|n| node(n)).collect(), at: SystemTime::UNIX_EPOCH }
+    }
+
+    #[test]
+    fn opening_connects_once_and_closing_stops_the_refreshes() {
+        let mut view = ClusterView::default();
+        view.close();
+        assert!(view.take_requests().is_empty(), "never opened: nothing to stop");
+        view.open();
+        view.refresh();
+        view.close();
+        view.open();
+        assert_eq!(
+            view.take_requests(),
+            vec![
+                ClusterRequest::Watch(true),
+                ClusterRequest::Refresh,
+                ClusterRequest::Watch(false),
+                ClusterRequest::Watch(true)
+            ]
+        );
+        assert_eq!(view.log.len(), 1, "{:?}", view.log);
+    }
+
+    #[test]
+    fn the_selection_follows_the_node_across_refreshes() {
+        let mut view = ClusterView::default();
+        view.on_event(nodes(&["gpu-a", "gpu-b", "gpu-c"]));
+        assert_eq!(view.selected.as_deref(), Some("gpu-a"));
+        view.move_selection(5);
+        assert_eq!(view.selected.as_deref(), Some("gpu-c"));
+        view.on_event(nodes(&["gpu-0", "gpu-c"]));
+        assert_eq!(view.selected_index(), Some(1), "gpu-c kept although it moved");
+        view.on_event(nodes(&["gpu-0"]));
+        assert_eq!(view.selected.as_deref(), Some("gpu-0"), "gone: the first node");
+        view.move_selection(-3);
+        assert_eq!(view.selected.as_deref(), Some("gpu-0"));
+    }
+
+    #[test]
+    fn errors_are_kept_until_a_refresh_works_and_logged_once() {
+        let mut view = ClusterView::default();
+        view.on_event(ClusterEvent::Busy("listing GPU nodes".into()));
+        assert!(view.busy.is_some());
+        for _ in 0..3 {
+            view.on_event(ClusterEvent::RefreshFailed("cannot list nodes (https://k): refused".into()));
+        }
+        assert_eq!(view.busy, None);
+        assert_eq!(view.error.as_deref(), Some("cannot list nodes (https://k): refused"));
+        assert_eq!(view.log.iter().filter(|l| l.kind == LogKind::Error).count(), 1);
+        view.on_event(nodes(&["gpu-a"]));
+        assert_eq!(view.error, None);
+        assert_eq!(view.log.back().map(|l| l.text.as_str()), Some("listed 1 GPU node again"));
+    }
+
+    #[test]
+    fn progress_lines_replace_the_waiting_line_and_the_result_reaches_the_status_bar() {
+        let mut view = ClusterView::default();
+        view.inject(XidInjectRequest::new("gpu-a", 1, 79));
+        assert!(matches!(view.take_requests().as_slice(), [ClusterRequest::InjectXid(r)] if r.gpu == 1));
+        view.on_event(ClusterEvent::XidProgress(Progress::Agent { pod: "faultline-node-a".into() }));
+        for elapsed in [2, 4, 6] {
+            let waiting = Progress::Waiting { elapsed: Duration::from_secs(elapsed), taints: vec![] };
+            view.on_event(ClusterEvent::XidProgress(waiting));
+        }
+        let texts: Vec<&str> = view.log.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(texts.len(), 3, "{texts:?}");
+        assert_eq!(texts[2], "waiting for the node to be cordoned… 6 s (taints: none)");
+        let report = XidReport {
+            fault_id: "fl-1".into(),
+            xid: 79,
+            xid_name: "GPU has fallen off the bus".into(),
+            severity: "critical".into(),
+            gpu: 1,
+            pci: "0000:3b:00.0".into(),
+            pci_source: "driver".into(),
+            line: String::new(),
+            dry_run: false,
+            confirmed: true,
+            kmsg_seq: Some(7),
+            kmsg_priority: Some(11),
+        };
+        let result = XidInjectResult {
+            fault_id: "fl-1".into(),
+            node: "gpu-a".into(),
+            pod: "faultline-node-a".into(),
+            agent: report,
+            event: Some("gpu-a.fl-1".into()),
+            watch: Some(WatchOutcome { cordoned: false, waited_s: 300.0, taints: vec![] }),
+        };
+        let said = view.on_event(ClusterEvent::XidDone(Ok(Box::new(result)))).expect("a status line");
+        assert_eq!(
+            said.0,
+            "XID 79 (GPU has fallen off the bus) injected on GPU 1 (PCI 0000:3b:00.0) of node gpu-a: fault fl-1; not \
+             cordoned within 300.0 s (is NVSentinel running on the node?)"
+        );
+        assert!(said.1, "a watch that timed out is a failure");
+        assert_eq!(view.log.len(), 3, "the result replaced the waiting line");
+    }
+
+    #[test]
+    fn the_xid_number_comes_from_the_event_message() {
+        assert_eq!(xid_of("XID 79 (GPU has fallen off the bus, critical) injected on GPU 0"), Some(79));
+        assert_eq!(xid_of("something else"), None);
+    }
+}

@@ -1,0 +1,334 @@
+//! The inject-XID dialog's model: GPU, XID (named from the catalog as it is typed), force and a watch for the
+//! cordon, validated like `faultline cluster xid inject` validates them; Enter asks for confirmation and only `y`
+//! turns the draft into an [`XidInjectRequest`]. Nothing here talks to the cluster.
+
+use std::time::Duration;
+
+use crate::cluster::nodes::GpuNode;
+use crate::cluster::xid_inject::XidInjectRequest;
+use crate::node::xid::{self, XidInfo, CATALOG};
+use crate::node::NodeError;
+
+/// The fields, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XidField {
+    /// The GPU's minor number.
+    Gpu,
+    /// The XID.
+    Xid,
+    /// Allow an XID outside the catalog.
+    Force,
+    /// Follow the node until it is cordoned.
+    Watch,
+}
+
+impl XidField {
+    /// Every field, in display order.
+    pub const ALL: [XidField; 4] = [XidField::Gpu, XidField::Xid, XidField::Force, XidField::Watch];
+
+    /// The field's label.
+    pub fn label(self) -> &'static str {
+        match self {
+            XidField::Gpu => "GPU",
+            XidField::Xid => "XID",
+            XidField::Force => "Force",
+            XidField::Watch => "Watch cordon",
+        }
+    }
+}
+
+/// The watch choices, in seconds (`None`: do not watch). 300 s is the CLI's `--watch-timeout` default.
+pub const WATCH_CHOICES: [Option<u64>; 5] = [None, Some(60), Some(120), Some(300), Some(600)];
+
+/// The XID a new dialog proposes: 79, the GPU falling off the bus (the seed's example).
+pub const DEFAULT_XID: u32 = 79;
+
+/// Inject an XID on one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XidDialog {
+    /// The node, as listed when the dialog opened.
+    pub node: GpuNode,
+    /// GPU minor, as typed.
+    pub gpu: String,
+    /// XID, as typed.
+    pub xid: String,
+    /// Allow an XID outside the catalog.
+    pub force: bool,
+    /// Index into [`WATCH_CHOICES`].
+    pub watch: usize,
+    /// The focused field.
+    pub cursor: usize,
+    /// The field was typed into since it got its value (the first key replaces a proposed value).
+    pub touched: bool,
+    /// Enter was pressed on a valid draft: the dialog asks `y/n`.
+    pub confirming: bool,
+}
+
+impl XidDialog {
+    /// A dialog for `node`: GPU 0, XID [`DEFAULT_XID`], no force, no watch.
+    pub fn new(node: &GpuNode) -> XidDialog {
+        XidDialog {
+            node: node.clone(),
+            gpu: "0".to_string(),
+            xid: DEFAULT_XID.to_string(),
+            force: false,
+            watch: 0,
+            cursor: 0,
+            touched: false,
+            confirming: false,
+        }
+    }
+
+    /// The focused field.
+    pub fn field(&self) -> XidField {
+        XidField::ALL[self.cursor.min(XidField::ALL.len() - 1)]
+    }
+
+    /// Moves the focus, wrapping.
+    pub fn move_cursor(&mut self, delta: isize) {
+        let len = XidField::ALL.len() as isize;
+        self.cursor = (self.cursor as isize + delta).rem_euclid(len) as usize;
+        self.touched = false;
+    }
+
+    /// Typing: digits into GPU or XID (the first key replaces the proposed value); other fields ignore it.
+    pub fn type_char(&mut self, c: char) {
+        let touched = self.touched;
+        if let Some(text) = self.text_mut() {
+            if !touched {
+                text.clear();
+            }
+            text.push(c);
+            self.touched = true;
+        }
+    }
+
+    /// Backspace.
+    pub fn delete_char(&mut self) {
+        if let Some(text) = self.text_mut() {
+            text.pop();
+        }
+        self.touched = true;
+    }
+
+    /// Ctrl-U.
+    pub fn clear_field(&mut self) {
+        if let Some(text) = self.text_mut() {
+            text.clear();
+        }
+        self.touched = true;
+    }
+
+    fn text_mut(&mut self) -> Option<&mut String> {
+        match self.field() {
+            XidField::Gpu => Some(&mut self.gpu),
+            XidField::Xid => Some(&mut self.xid),
+            XidField::Force | XidField::Watch => None,
+        }
+    }
+
+    /// ←/→: GPU ± `delta`; XID to the previous / next catalog entry; force flips; watch cycles.
+    pub fn step(&mut self, delta: i64) {
+        match self.field() {
+            XidField::Gpu => {
+                let current = self.gpu.trim().parse::<i64>().unwrap_or(0);
+                self.gpu = (current + delta).clamp(0, i64::from(u32::MAX)).to_string();
+            }
+            XidField::Xid => {
+                let current = self.xid.trim().parse::<u32>().ok();
+                let next = if delta > 0 {
+                    CATALOG.iter().find(|info| current.is_none_or(|c| info.xid > c)).or(CATALOG.last())
+                } else {
+                    CATALOG.iter().rev().find(|info| current.is_none_or(|c| info.xid < c)).or(CATALOG.first())
+                };
+                if let Some(info) = next {
+                    self.xid = info.xid.to_string();
+                }
+            }
+            XidField::Force => self.force = !self.force,
+            XidField::Watch => {
+                let len = WATCH_CHOICES.len() as i64;
+                self.watch = (self.watch as i64 + delta.signum()).rem_euclid(len) as usize;
+            }
+        }
+        self.touched = false;
+    }
+
+    /// Space: flips force, cycles the watch.
+    pub fn toggle(&mut self) {
+        if matches!(self.field(), XidField::Force | XidField::Watch) {
+            self.step(1);
+        }
+    }
+
+    /// The catalog entry of the typed XID, if it is one.
+    pub fn xid_info(&self) -> Option<&'static XidInfo> {
+        self.xid.trim().parse().ok().and_then(xid::lookup)
+    }
+
+    /// The watch timeout chosen.
+    pub fn watch_timeout(&self) -> Option<Duration> {
+        WATCH_CHOICES.get(self.watch).copied().flatten().map(Duration::from_secs)
+    }
+
+    /// `Ok(hint)` or `Err(why the field is invalid)`.
+    pub fn check(&self, field: XidField) -> Result<String, String> {
+        match field {
+            XidField::Gpu => {
+                let gpu = parse_number("GPU", &self.gpu)?;
+                // Only a hint: the device plugin's count can differ from the driver's (time-slicing, MIG).
+                Ok(match self.node.gpus {
+                    Some(count) if count > 0 && gpu >= count => {
+                        format!("⚠ the node reports {count} GPU{} (0–{})", plural(count), count - 1)
+                    }
+                    Some(count) if count > 0 => format!("of {count} on the node"),
+                    _ => "the node reports no GPU count".to_string(),
+                })
+            }
+            XidField::Xid => {
+                let number = parse_number("XID", &self.xid)?;
+                match xid::lookup(number) {
+                    Some(info) => Ok(format!("{} · {}", info.name, info.severity.name())),
+                    None if self.force => Ok(format!("{} · forced", xid::UNKNOWN_NAME)),
+                    None => Err(NodeError::UnknownXid(number).to_string().replace("add --force", "turn Force on")),
+                }
+            }
+            XidField::Force => Ok("allow an XID outside the catalog".to_string()),
+            XidField::Watch => Ok(match self.watch_timeout() {
+                Some(timeout) => format!("follow the node up to {} s until it is cordoned", timeout.as_secs()),
+                None => "do not wait for the cordon".to_string(),
+            }),
+        }
+    }
+
+    /// The first invalid field and why.
+    pub fn first_error(&self) -> Option<(XidField, String)> {
+        XidField::ALL.into_iter().find_map(|field| self.check(field).err().map(|error| (field, error)))
+    }
+
+    /// The request the draft stands for; `Err` names the first invalid field.
+    pub fn request(&self) -> Result<XidInjectRequest, String> {
+        if let Some((field, error)) = self.first_error() {
+            return Err(format!("{}: {error}", field.label()));
+        }
+        let gpu = parse_number("GPU", &self.gpu)?;
+        let xid = parse_number("XID", &self.xid)?;
+        Ok(XidInjectRequest {
+            force: self.force && xid::lookup(xid).is_none(),
+            watch: self.watch_timeout(),
+            ..XidInjectRequest::new(&self.node.name, gpu, xid)
+        })
+    }
+
+    /// The confirmation question, e.g. `Inject XID 79 (GPU has fallen off the bus, critical) on GPU 0 of node
+    /// gpu-a? y/n`.
+    pub fn question(&self) -> Result<String, String> {
+        let request = self.request()?;
+        let what = match xid::lookup(request.xid) {
+            Some(info) => format!("{}, {}", info.name, info.severity.name()),
+            None => format!("{}, forced", xid::UNKNOWN_NAME),
+        };
+        let watch = match request.watch {
+            Some(timeout) => format!(", then watch up to {} s for the cordon", timeout.as_secs()),
+            None => String::new(),
+        };
+        Ok(format!("Inject XID {} ({what}) on GPU {} of node {}{watch}? y/n", request.xid, request.gpu, request.node))
+    }
+}
+
+fn parse_number(what: &str, text: &str) -> Result<u32, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(format!("give the {what} number"));
+    }
+    text.parse().map_err(|_| format!("'{text}' is not a whole number"))
+}
+
+fn plural(count: u32) -> &'static str {
+    if count == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(gpus: Option<u32>) -> GpuNode {
+        GpuNode {
+            name: "gpu-a".into(),
+            ready: Some(true),
+            cordoned: false,
+            taints: vec![],
+            gpus,
+            agent: None,
+            recent_xids: vec![],
+        }
+    }
+
+    #[test]
+    fn defaults_ask_for_xid_79_on_gpu_0() {
+        let dialog = XidDialog::new(&node(Some(8)));
+        assert_eq!(dialog.request().unwrap(), XidInjectRequest::new("gpu-a", 0, 79));
+        assert_eq!(
+            dialog.question().unwrap(),
+            "Inject XID 79 (GPU has fallen off the bus, critical) on GPU 0 of node gpu-a? y/n"
+        );
+        assert_eq!(dialog.check(XidField::Xid).unwrap(), "GPU has fallen off the bus · critical");
+    }
+
+    #[test]
+    fn the_first_key_replaces_the_proposed_value_and_names_follow_the_typing() {
+        let mut dialog = XidDialog::new(&node(Some(8)));
+        dialog.move_cursor(1);
+        dialog.type_char('4');
+        assert_eq!(dialog.xid, "4");
+        assert!(dialog.check(XidField::Xid).unwrap_err().contains("XID 4 is not in faultline's catalog"));
+        dialog.type_char('8');
+        assert_eq!(dialog.check(XidField::Xid).unwrap(), "Double bit ECC error · critical");
+        dialog.step(1);
+        assert_eq!(dialog.xid, "61", "→ goes to the next catalog XID");
+        dialog.step(-1);
+        dialog.step(-1);
+        assert_eq!(dialog.xid, "45");
+    }
+
+    #[test]
+    fn an_unknown_xid_needs_force_and_a_bad_number_blocks_everything() {
+        let mut dialog = XidDialog::new(&node(None));
+        dialog.xid = "200".into();
+        let error = dialog.request().unwrap_err();
+        assert!(error.starts_with("XID: XID 200 is not in faultline's catalog") && error.contains("turn Force on"));
+        dialog.force = true;
+        let request = dialog.request().unwrap();
+        assert!(request.force && request.xid == 200);
+        assert!(dialog.question().unwrap().contains("(XID outside the faultline catalog, forced)"));
+        dialog.gpu = "-1".into();
+        assert_eq!(dialog.request().unwrap_err(), "GPU: '-1' is not a whole number");
+        dialog.gpu.clear();
+        assert_eq!(dialog.request().unwrap_err(), "GPU: give the GPU number");
+    }
+
+    #[test]
+    fn force_is_sent_only_when_needed_and_the_watch_cycles() {
+        let mut dialog = XidDialog::new(&node(Some(2)));
+        dialog.force = true;
+        assert!(!dialog.request().unwrap().force, "a catalog XID needs no --force");
+        dialog.gpu = "2".into();
+        assert_eq!(dialog.check(XidField::Gpu).unwrap(), "⚠ the node reports 2 GPUs (0–1)");
+        dialog.cursor = 3;
+        dialog.toggle();
+        dialog.toggle();
+        dialog.toggle();
+        assert_eq!(dialog.request().unwrap().watch, Some(Duration::from_secs(300)));
+        assert!(dialog.question().unwrap().ends_with("of node gpu-a, then watch up to 300 s for the cordon? y/n"));
+        dialog.step(-1);
+        dialog.step(-1);
+        dialog.step(-1);
+        assert_eq!(dialog.watch_timeout(), None);
+        dialog.type_char('7');
+        assert_eq!((dialog.gpu.as_str(), dialog.xid.as_str()), ("2", "79"), "typing on a choice does nothing");
+    }
+}
