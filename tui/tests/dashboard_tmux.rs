@@ -188,3 +188,87 @@ fn the_dashboard_steers_a_real_ucx_program_and_gives_the_terminal_back() {
     let screen = tmux.wait_for("stty answers", |s| s.contains("RAW-MODE\n") || s.contains("COOKED-MODE\n"));
     assert!(screen.contains("COOKED-MODE\n") && !screen.contains("RAW-MODE\n"), "{screen}");
 }
+
+/// A local Kubernetes API emulator (PyPI `kmock`, `tests/kmock_server.py`) seeded with `objects`, and a kubeconfig
+/// whose current context points nowhere (port 1) and whose `kmock` context points at it; gone on drop.
+struct Kmock {
+    _server: Program,
+    dir: tempfile::TempDir,
+}
+
+impl Kmock {
+    fn start(objects: serde_json::Value) -> Kmock {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kmock_server.py");
+        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
+        let mut command = Command::new(python);
+        command.arg(script);
+        let mut server = Program::spawn(command);
+        server.send(&serde_json::json!({ "objects": objects, "resources": ["v1/events"] }).to_string());
+        let lines = server.lines_until(|line| line.starts_with("PORT "));
+        let port = lines.last().and_then(|l| l.strip_prefix("PORT ")).expect("kmock says its port");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let kubeconfig = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: kmock\n  cluster:\n    server: http://127.0.0.1:{port}\n\
+             - name: nowhere\n  cluster:\n    server: http://127.0.0.1:1\ncontexts:\n\
+             - name: kmock\n  context:\n    cluster: kmock\n    user: tester\n\
+             - name: nowhere\n  context:\n    cluster: nowhere\n    user: tester\n\
+             current-context: nowhere\nusers:\n- name: tester\n  user: {{}}\n"
+        );
+        std::fs::write(dir.path().join("kubeconfig"), kubeconfig).expect("kubeconfig written");
+        Kmock { _server: server, dir }
+    }
+
+    fn kubeconfig(&self) -> std::path::PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+}
+
+#[test]
+fn the_cluster_view_lists_real_api_nodes_and_shows_a_failed_injection() {
+    use serde_json::json;
+    let gpu_node = json!({"resource": "v1/nodes", "body": {"apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": "gpu-a", "uid": "uid-gpu-a", "labels": {"nvidia.com/gpu.present": "true"}},
+        "spec": {"unschedulable": true,
+                 "taints": [{"key": "nvidia.com/gpu-health", "value": "xid-79", "effect": "NoSchedule"}]},
+        "status": {"capacity": {"nvidia.com/gpu": "8"}, "conditions": [{"type": "Ready", "status": "True"}]}}});
+    let agent = json!({"resource": "v1/pods", "body": {"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "faultline-node-a", "namespace": "faultline-system",
+                     "labels": {"app.kubernetes.io/name": "faultline-node"}},
+        "spec": {"nodeName": "gpu-a", "containers": [{"name": "agent", "image": "faultline"}]},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}});
+    let kmock = Kmock::start(json!([gpu_node, agent]));
+    let shm = ShmDir::new();
+    let kubeconfig = kmock.kubeconfig();
+    let tmux = Tmux::start(&[
+        ("FAULTLINE_SHM_DIR", shm.path()),
+        ("KUBECONFIG", &kubeconfig),
+        ("NO_COLOR", std::path::Path::new("1")),
+    ]);
+    tmux.wait_for("the shell prompt", |s| !s.trim().is_empty());
+    // The current context points nowhere: only `--context kmock` reaches the emulator.
+    let faultline = &testkit::artifacts().faultline;
+    tmux.type_text(&format!("{} --context kmock; echo FAULTLINE-EXIT=$?", faultline.display()));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the process view, without a cluster", |s| s.contains("0 processes") && s.contains("v cluster"));
+
+    tmux.keys(&["v"]);
+    let screen = tmux.wait_for("the node from the API", |s| s.contains("GPU nodes (1) · 1 cordoned"));
+    assert!(screen.contains("gpu-a") && screen.contains("nvidia.com/gpu-health=xid-79:NoSchedule"), "{screen}");
+    assert!(screen.contains("connected to http://127.0.0.1:"), "{screen}");
+
+    // kmock has no exec endpoint: the injection fails after the confirmation, and the view says why.
+    tmux.keys(&["x"]);
+    tmux.wait_for("the dialog", |s| {
+        s.contains("Inject an XID on node gpu-a") && s.contains("agent pod faultline-node-a")
+    });
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the question", |s| s.contains("on GPU 0 of node gpu-a? y/n"));
+    tmux.keys(&["y"]);
+    tmux.wait_for("the failure in the log", |s| s.contains("XID not injected:"));
+
+    // The view stays usable: back to the processes, and q quits cleanly.
+    tmux.keys(&["v"]);
+    tmux.wait_for("the process view again", |s| s.contains("0 processes"));
+    tmux.keys(&["q"]);
+    tmux.wait_for("faultline exits with status 0", |s| s.contains("FAULTLINE-EXIT=0"));
+}
