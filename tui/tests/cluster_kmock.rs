@@ -6,119 +6,19 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use faultline::cluster::exec::{ExecOutput, ScriptedExec};
 use faultline::cluster::xid_inject::{self, Progress, XidInjectRequest, EVENT_REASON};
-use faultline::cluster::{nodes, ClusterError, KubeApi};
+use faultline::cluster::{nodes, ClusterError};
 use serde_json::{json, Value};
-use testkit::Program;
 
-const NAMESPACE: &str = "faultline-system";
+mod kmock;
 
-/// A running kmock and a kubeconfig pointing at it; both go away on drop.
-struct Kmock {
-    server: Program,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Kmock {
-    fn start(spec: &Value) -> Kmock {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kmock_server.py");
-        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
-        let probe = Command::new(&python).args(["-c", "import kmock"]).output().expect("python3 runs");
-        assert!(
-            probe.status.success(),
-            "PyPI kmock is missing: run `scripts/install-deps.sh --test` (the README's test command installs it)"
-        );
-        let mut command = Command::new(python);
-        command.arg(script);
-        let mut server = Program::spawn(command);
-        server.send(&spec.to_string());
-        let lines = server.lines_until(|line| line.starts_with("PORT "));
-        let port = lines.last().unwrap().trim_start_matches("PORT ").parse().expect("a port");
-        let dir = tempfile::tempdir().expect("temp dir");
-        let kubeconfig = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: kmock\n  cluster:\n    server: http://127.0.0.1:{port}\n\
-             - name: nowhere\n  cluster:\n    server: http://127.0.0.1:1\ncontexts:\n\
-             - name: kmock\n  context:\n    cluster: kmock\n    user: tester\n\
-             - name: nowhere\n  context:\n    cluster: nowhere\n    user: tester\n\
-             current-context: kmock\nusers:\n- name: tester\n  user: {{}}\n"
-        );
-        std::fs::write(dir.path().join("kubeconfig"), kubeconfig).expect("kubeconfig written");
-        Kmock { server, port, dir }
-    }
-
-    fn kubeconfig(&self) -> PathBuf {
-        self.dir.path().join("kubeconfig")
-    }
-
-    fn faultline(&self, args: &[&str]) -> Output {
-        Command::new(&testkit::artifacts().faultline)
-            .args(args)
-            .env("KUBECONFIG", self.kubeconfig())
-            .env("NO_COLOR", "1")
-            .output()
-            .expect("faultline runs")
-    }
-
-    fn api(&self) -> KubeApi {
-        let url = format!("http://127.0.0.1:{}", self.port);
-        let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).expect("client");
-        KubeApi::from_client(client, NAMESPACE, &url)
-    }
-
-    /// A raw HTTP request to the emulator (what another actor in the cluster, e.g. NVSentinel, would do).
-    fn http(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("kmock listens");
-        let body = body.map(Value::to_string).unwrap_or_default();
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/merge-patch+json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let (_, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-        serde_json::from_str(body).unwrap_or(Value::Null)
-    }
-
-    fn events(&self) -> Vec<Value> {
-        let list = self.http("GET", &format!("/api/v1/namespaces/{NAMESPACE}/events"), None);
-        list["items"].as_array().cloned().unwrap_or_default()
-    }
-}
-
-impl Drop for Kmock {
-    fn drop(&mut self) {
-        self.server.kill(libc::SIGTERM);
-    }
-}
-
-fn node(name: &str, gpu: bool, gpus: u32, cordoned: bool, taints: Value) -> Value {
-    let labels = if gpu { json!({"nvidia.com/gpu.present": "true"}) } else { json!({"kubernetes.io/os": "linux"}) };
-    json!({"resource": "v1/nodes", "body": {
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "uid": format!("uid-{name}"), "labels": labels},
-        "spec": {"unschedulable": cordoned, "taints": taints},
-        "status": {"capacity": {"nvidia.com/gpu": gpus.to_string(), "cpu": "96"},
-                   "conditions": [{"type": "Ready", "status": "True"}]}}})
-}
-
-fn agent_pod(name: &str, node: &str, ready: bool) -> Value {
-    let phase = if ready { "Running" } else { "Pending" };
-    json!({"resource": "v1/pods", "body": {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"app.kubernetes.io/name": "faultline-node"}},
-        "spec": {"nodeName": node, "containers": [{"name": "agent", "image": "faultline"}]},
-        "status": {"phase": phase, "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}}})
-}
+use kmock::{agent_pod, node, Kmock, NAMESPACE};
 
 /// gpu-a: 8 GPUs, agent ready. gpu-b: cordoned and tainted, agent pending. gpu-c: no agent. cpu-1: no GPU label
 /// (kmock ignores label selectors, so faultline must filter it out itself). A stray pod of another app on gpu-c.
@@ -203,8 +103,20 @@ fn xid_inject_refuses_clearly_before_changing_anything() {
         expect(&kmock.faultline(&["--read-only", "cluster", "xid", "inject", "--node", "gpu-a", "--xid", "79"]), 2);
     assert!(stderr.contains("--read-only"), "{stderr}");
     // A namespace without the agent.
-    let (_, stderr) =
-        expect(&kmock.faultline(&["cluster", "-n", "elsewhere", "xid", "inject", "--node", "gpu-a", "--xid", "79"]), 1);
+    let (_, stderr) = expect(
+        &kmock.faultline(&[
+            "cluster",
+            "--agent-namespace",
+            "elsewhere",
+            "xid",
+            "inject",
+            "--node",
+            "gpu-a",
+            "--xid",
+            "79",
+        ]),
+        1,
+    );
     assert!(stderr.contains("no faultline-node agent pod on node gpu-a in namespace elsewhere"), "{stderr}");
     assert_eq!(kmock.events().len(), 1, "nothing but the seeded event");
 }

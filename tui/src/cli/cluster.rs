@@ -1,5 +1,7 @@
 //! `faultline cluster …`: actions through the Kubernetes API, with the current kubeconfig context like kubectl.
 
+pub mod faults;
+
 use std::io::Write;
 use std::time::Duration;
 
@@ -15,9 +17,12 @@ pub struct ClusterArgs {
     /// The kubeconfig context to use (default: the current context).
     #[arg(long, value_name = "CONTEXT", global = true)]
     pub context: Option<String>,
-    /// The namespace of the faultline-node agent (default: faultline-system).
+    /// The namespace of workloads, partitions and faults (default: the context's namespace, as kubectl).
     #[arg(long, short = 'n', value_name = "NAMESPACE", global = true)]
     pub namespace: Option<String>,
+    /// The namespace of the faultline-node agent and of faultline's records (default: faultline-system).
+    #[arg(long, value_name = "NAMESPACE", global = true)]
+    pub agent_namespace: Option<String>,
     #[command(subcommand)]
     pub command: ClusterCommand,
 }
@@ -32,6 +37,22 @@ pub enum ClusterCommand {
         #[command(subcommand)]
         command: XidCommand,
     },
+    /// Network partitions (NetworkPolicy, or Chaos Mesh NetworkChaos).
+    Partition {
+        #[command(subcommand)]
+        command: faults::PartitionCommand,
+    },
+    /// Roll a shim into workloads (and out again exactly); arm and disarm nodes.
+    Shim {
+        #[command(subcommand)]
+        command: faults::ShimCommand,
+    },
+    /// List every active fault from the cluster itself (partitions, chaos, shimmed workloads, armed nodes, XIDs).
+    Faults(faults::ScopeArgs),
+    /// Undo one fault, or all of them (idempotent).
+    Recover(faults::RecoverArgs),
+    /// Undo every fault whose --ttl has passed (deploy/ runs this every minute).
+    Reap(faults::ScopeArgs),
 }
 
 /// `faultline cluster xid …`.
@@ -81,8 +102,30 @@ pub struct InjectArgs {
 
 /// Runs `faultline cluster …`; `pids` is the global `--pid` (the pid= field), `json` the global `--json`.
 pub fn run(args: ClusterArgs, pids: &[u32], json: bool, read_only: bool) -> anyhow::Result<u8> {
-    let options = ConnectOptions { context: args.context, namespace: args.namespace };
+    let options = ConnectOptions { context: args.context, namespace: args.agent_namespace };
+    let namespace = args.namespace.clone();
+    let ledger = move |session| faults::Context { session, namespace: namespace.clone(), json, read_only };
     match args.command {
+        ClusterCommand::Partition { command } => {
+            let session = Session::connect(&options).map_err(faultline::Error::from)?;
+            faults::partition(&ledger(&session), command)
+        }
+        ClusterCommand::Shim { command } => {
+            let session = Session::connect(&options).map_err(faultline::Error::from)?;
+            faults::shim(&ledger(&session), command, session.api())
+        }
+        ClusterCommand::Faults(scope) => {
+            let session = Session::connect(&options).map_err(faultline::Error::from)?;
+            faults::list(&ledger(&session), &scope)
+        }
+        ClusterCommand::Recover(recover) => {
+            let session = Session::connect(&options).map_err(faultline::Error::from)?;
+            faults::recover(&ledger(&session), &recover, session.api())
+        }
+        ClusterCommand::Reap(scope) => {
+            let session = Session::connect(&options).map_err(faultline::Error::from)?;
+            faults::reap(&ledger(&session), &scope, session.api())
+        }
         ClusterCommand::Nodes => {
             let session = Session::connect(&options).map_err(faultline::Error::from)?;
             let nodes = session.gpu_nodes().map_err(faultline::Error::from)?;
@@ -150,7 +193,7 @@ fn list(items: &[String]) -> String {
     }
 }
 
-fn print(text: &str) -> std::io::Result<()> {
+pub(crate) fn print(text: &str) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes())?;
     stdout.flush()
@@ -187,15 +230,20 @@ fn render_nodes(nodes: &[GpuNode], json: bool) -> String {
             ]
         })
         .collect();
-    let header = ["NODE", "READY", "CORDONED", "GPUS", "AGENT", "TAINTS", "LAST XID"].map(String::from);
-    let mut widths = header.clone().map(|h| h.len());
-    for row in &rows {
+    table(&["NODE", "READY", "CORDONED", "GPUS", "AGENT", "TAINTS", "LAST XID"], &rows)
+}
+
+/// Left-aligned columns two spaces apart, with a header row.
+pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+    let header = header.map(String::from);
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
     let mut out = String::new();
-    for row in std::iter::once(&header).chain(&rows) {
+    for row in std::iter::once(&header).chain(rows) {
         let cells: Vec<String> = row.iter().zip(widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');

@@ -232,6 +232,19 @@ impl KubeApi {
         Ok(list.items.into_iter().filter(|n| has_label(&n.metadata.labels, label, value)).collect())
     }
 
+    /// Every node (the partition's pod CIDRs come from all of them).
+    pub async fn list_all_nodes(&self) -> Result<Vec<Node>, ClusterError> {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let list = nodes.list(&ListParams::default()).await.map_err(|e| self.error("list nodes".into(), e))?;
+        Ok(list.items)
+    }
+
+    /// The namespace of the kubeconfig context (`default` when it names none), for workloads and partitions when
+    /// `--namespace` is not given — as kubectl does.
+    pub fn context_namespace(&self) -> &str {
+        self.client.default_namespace()
+    }
+
     const GET_NODE: ApiCall = call(Scope::Cluster, "nodes", "get");
 
     /// One node.

@@ -7,10 +7,13 @@
 //! - [`arm`]: arm/disarm a node (the policy file CUDA shims read at start-up), recorded as a ledger ConfigMap;
 //! - [`exec`]: the [`exec::PodExec`] trait (running a command in the node agent's pod), its kube implementation
 //!   and a scripted test double;
+//! - [`faults`]: the ledger read back from the cluster: list, recover, reap;
 //! - [`ledger`]: the labels and annotations on everything faultline creates or changes (fault id, kind, expiry,
 //!   who/when): the cluster itself is the record of active faults;
+//! - [`network`]: `partition create`: NetworkPolicy or Chaos Mesh NetworkChaos, created stamped;
 //! - [`nodes`]: GPU nodes, their agent pods, cordon state, taints, GPU counts and recent XID events;
 //! - [`partition`]: network partitions as objects: NetworkPolicy presets and Chaos Mesh NetworkChaos (pure builders);
+//! - [`shim`]: `shim enable|disable`: patch the workload, follow the rollout;
 //! - [`shim_rollout`]: the merge patches that roll a shim into a workload's pods and restore them exactly;
 //! - [`xid_inject`]: `faultline cluster xid inject`: exec `faultline node xid …` in the node's agent pod, record a
 //!   Kubernetes Event on the Node, and optionally watch the node until it is cordoned;
@@ -19,10 +22,13 @@
 pub mod agent;
 pub mod arm;
 pub mod exec;
+pub mod faults;
 pub mod kube_api;
 pub mod ledger;
+pub mod network;
 pub mod nodes;
 pub mod partition;
+pub mod shim;
 pub mod shim_rollout;
 pub mod xid_inject;
 

@@ -1,0 +1,466 @@
+//! The fault ledger against a local Kubernetes API emulator (PyPI `kmock`): partitions, Chaos Mesh objects, shim
+//! rollouts and armed nodes are created, listed from the cluster by a fresh `faultline` process each time (nothing
+//! is held in memory), recovered idempotently, and reaped exactly when expired. Arming runs the real
+//! `faultline node arm` on this machine through the exec test double (kmock has no exec endpoint).
+
+mod kmock;
+
+use std::process::{Command, Output};
+
+use faultline::cluster::arm;
+use faultline::cluster::exec::{ExecOutput, ScriptedExec};
+use faultline::cluster::faults::{self, Which};
+use faultline::cluster::ledger::{FaultKind, Stamp};
+use faultline::cluster::ClusterError;
+use k8s_openapi::jiff::Timestamp;
+use kmock::{agent_pod, node, Kmock};
+use serde_json::{json, Value};
+
+const APP_NAMESPACE: &str = "dynamo";
+
+fn expect(output: &Output, code: i32) -> (String, String) {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(code), "stdout: {stdout}\nstderr: {stderr}");
+    (stdout, stderr)
+}
+
+fn json_of(output: &Output) -> Value {
+    let (stdout, _) = expect(output, 0);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// A Deployment as a user wrote it: an existing LD_PRELOAD, env, volumes, required node affinity with two terms,
+/// preferred terms, pod anti-affinity, two containers and an init container.
+fn deployment() -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "decode", "namespace": APP_NAMESPACE, "labels": {"app": "decode"},
+                     "annotations": {"team": "serving"}},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "decode"}},
+            "template": {
+                "metadata": {"labels": {"app": "decode"}},
+                "spec": {
+                    "initContainers": [{"name": "fetch", "image": "busybox"}],
+                    "containers": [
+                        {"name": "worker", "image": "vllm", "env": [
+                            {"name": "LD_PRELOAD", "value": "/opt/libtcmalloc.so"},
+                            {"name": "MODEL", "value": "llama"}],
+                         "volumeMounts": [{"name": "cache", "mountPath": "/cache"}]},
+                        {"name": "sidecar", "image": "envoy"}
+                    ],
+                    "volumes": [{"name": "cache", "emptyDir": {}}],
+                    "affinity": {
+                        "nodeAffinity": {
+                            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                                {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]},
+                                {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["b"]}]}]},
+                            "preferredDuringSchedulingIgnoredDuringExecution": [
+                                {"weight": 10, "preference": {"matchExpressions": [
+                                    {"key": "ssd", "operator": "Exists"}]}}]},
+                        "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                            {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "decode"}}}]}
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// A StatefulSet with nothing but one container: no env, volumes, affinity or annotations to begin with.
+fn stateful_set() -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "prefill", "namespace": APP_NAMESPACE},
+        "spec": {"serviceName": "prefill", "selector": {"matchLabels": {"app": "prefill"}},
+                 "template": {"metadata": {"labels": {"app": "prefill"}},
+                              "spec": {"containers": [{"name": "worker", "image": "vllm"}]}}}
+    })
+}
+
+fn cluster(with_chaos_mesh: bool) -> Value {
+    let mut gpu_a = node("gpu-a", true, 8, false, json!([]));
+    gpu_a["body"]["spec"]["podCIDRs"] = json!(["10.244.1.0/24"]);
+    let mut gpu_b = node("gpu-b", true, 8, false, json!([]));
+    gpu_b["body"]["spec"]["podCIDRs"] = json!(["10.244.2.0/24"]);
+    let mut resources = vec![
+        "v1/events",
+        "v1/configmaps",
+        "networking.k8s.io/v1/networkpolicies",
+        "apps/v1/deployments",
+        "apps/v1/statefulsets",
+    ];
+    if with_chaos_mesh {
+        resources.push("chaos-mesh.org/v1alpha1/networkchaos");
+    }
+    json!({
+        "objects": [
+            gpu_a, gpu_b, agent_pod("faultline-node-a", "gpu-a", true),
+            {"resource": "apps/v1/deployments", "body": deployment()},
+            {"resource": "apps/v1/statefulsets", "body": stateful_set()},
+        ],
+        "resources": resources,
+    })
+}
+
+impl Kmock {
+    fn get(&self, path: &str) -> Value {
+        self.http("GET", path, None)
+    }
+
+    fn items(&self, path: &str) -> Vec<Value> {
+        self.get(path)["items"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+const DEPLOYMENT_PATH: &str = "/apis/apps/v1/namespaces/dynamo/deployments/decode";
+const STATEFUL_SET_PATH: &str = "/apis/apps/v1/namespaces/dynamo/statefulsets/prefill";
+const POLICIES_PATH: &str = "/apis/networking.k8s.io/v1/namespaces/dynamo/networkpolicies";
+
+fn fault_ids(listing: &Value) -> Vec<(String, String)> {
+    listing["faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["fault_id"].as_str().unwrap().to_string(), f["kind"].as_str().unwrap_or("?").to_string()))
+        .collect()
+}
+
+#[test]
+fn a_partition_is_created_listed_by_a_fresh_process_and_recovered_idempotently() {
+    let kmock = Kmock::start(&cluster(false));
+    let created = json_of(&kmock.faultline(&[
+        "cluster",
+        "partition",
+        "create",
+        "-n",
+        APP_NAMESPACE,
+        "--selector",
+        "app=decode",
+        "--ttl",
+        "10m",
+        "--json",
+    ]));
+    let id = created["fault_id"].as_str().unwrap().to_string();
+    let policies = kmock.items(POLICIES_PATH);
+    assert_eq!(policies.len(), 1);
+    let policy = &policies[0];
+    assert_eq!(policy["metadata"]["labels"]["app.kubernetes.io/managed-by"], "faultline");
+    assert_eq!(policy["metadata"]["labels"]["faultline.dev/fault-id"], id.as_str());
+    assert!(policy["metadata"]["annotations"]["faultline.dev/expires-at"].is_string());
+    assert_eq!(policy["spec"]["podSelector"]["matchLabels"], json!({"app": "decode"}));
+    let cidrs = serde_json::to_string(&policy["spec"]).unwrap();
+    assert!(cidrs.contains("10.244.1.0/24") && cidrs.contains("10.244.2.0/24"), "pod CIDRs excepted: {cidrs}");
+
+    let listing = json_of(&kmock.faultline(&["cluster", "faults", "-n", APP_NAMESPACE, "--json"]));
+    assert_eq!(fault_ids(&listing), [(id.clone(), "partition".to_string())]);
+    let (table, _) = expect(&kmock.faultline(&["cluster", "faults", "--all-namespaces"]), 0);
+    assert!(table.contains(&id) && table.contains("NetworkPolicy/dynamo/") && table.contains("m"), "{table}");
+
+    let (_, stderr) = expect(&kmock.faultline(&["cluster", "recover", &id]), 0);
+    assert!(stderr.contains("deleted"), "{stderr}");
+    assert!(kmock.items(POLICIES_PATH).is_empty());
+    let (stdout, _) = expect(&kmock.faultline(&["cluster", "recover", &id]), 0);
+    assert!(stdout.contains("already recovered"), "recovering twice is fine: {stdout}");
+    let (_, stderr) = expect(&kmock.faultline(&["cluster", "recover", "fl-nothex"]), 2);
+    assert!(stderr.contains("is not a fault id"), "{stderr}");
+    let listing = json_of(&kmock.faultline(&["cluster", "faults", "-A", "--json"]));
+    assert_eq!(fault_ids(&listing), []);
+}
+
+#[test]
+fn bad_partitions_are_refused_and_create_nothing() {
+    let kmock = Kmock::start(&cluster(false));
+    let create = |extra: &[&str]| {
+        let mut args = vec!["cluster", "partition", "create", "-n", APP_NAMESPACE];
+        args.extend_from_slice(extra);
+        kmock.faultline(&args)
+    };
+    for (args, message) in [
+        (&["--selector", "app"][..], "invalid label selector"),
+        (&["--selector", "app=decode", "--preset", "frontend-worker"], "--to-selector"),
+        (&["--selector", "app=decode", "--ttl", "forever"], "invalid --ttl"),
+        (&["--selector", "app=decode", "--loss", "10"], "--loss needs --mode chaos-mesh"),
+        (&["--selector", "app=decode", "--mode", "chaos-mesh"], "needs --action"),
+    ] {
+        let (_, stderr) = expect(&create(args), 2);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    // Chaos Mesh is not installed in this cluster.
+    let (_, stderr) =
+        expect(&create(&["--selector", "app=decode", "--mode", "chaos-mesh", "--action", "loss", "--loss", "25"]), 2);
+    assert!(stderr.contains("NetworkChaos") && stderr.contains("CustomResourceDefinition"), "{stderr}");
+    assert!(kmock.items(POLICIES_PATH).is_empty());
+    let listing = json_of(&kmock.faultline(&["cluster", "faults", "-A", "--json"]));
+    assert_eq!(fault_ids(&listing), []);
+    assert!(listing["notes"][0].as_str().unwrap().contains("NetworkChaos"), "{listing}");
+}
+
+#[test]
+fn chaos_mesh_objects_round_trip() {
+    let kmock = Kmock::start(&cluster(true));
+    let created = json_of(&kmock.faultline(&[
+        "cluster",
+        "partition",
+        "create",
+        "-n",
+        APP_NAMESPACE,
+        "--selector",
+        "app=decode",
+        "--mode",
+        "chaos-mesh",
+        "--action",
+        "delay",
+        "--latency",
+        "100ms",
+        "--jitter",
+        "10ms",
+        "--to-selector",
+        "app=prefill",
+        "--direction",
+        "both",
+        "--ttl",
+        "5m",
+        "--json",
+    ]));
+    let id = created["fault_id"].as_str().unwrap().to_string();
+    let path = "/apis/chaos-mesh.org/v1alpha1/namespaces/dynamo/networkchaos";
+    let objects = kmock.items(path);
+    assert_eq!(objects.len(), 1);
+    assert_eq!(objects[0]["spec"]["action"], "delay");
+    assert_eq!(objects[0]["spec"]["direction"], "both");
+    assert_eq!(objects[0]["spec"]["duration"], "300s");
+    let listing = json_of(&kmock.faultline(&["cluster", "faults", "-A", "--json"]));
+    assert_eq!(fault_ids(&listing), [(id.clone(), "chaos".to_string())]);
+    expect(&kmock.faultline(&["cluster", "recover", "--all", "-A"]), 0);
+    assert!(kmock.items(path).is_empty());
+    expect(&kmock.faultline(&["cluster", "recover", "--all", "-A"]), 0);
+}
+
+#[test]
+fn shim_enable_then_disable_leaves_the_workloads_byte_for_byte_as_they_were() {
+    let kmock = Kmock::start(&cluster(false));
+    let original_deployment = kmock.get(DEPLOYMENT_PATH);
+    let original_stateful_set = kmock.get(STATEFUL_SET_PATH);
+
+    let enabled = json_of(&kmock.faultline(&[
+        "cluster",
+        "shim",
+        "enable",
+        "--kind",
+        "cuda",
+        "--deployment",
+        "decode",
+        "-n",
+        APP_NAMESPACE,
+        "--xid",
+        "79",
+        "--node",
+        "gpu-a",
+        "--no-wait",
+        "--json",
+    ]));
+    let id = enabled["fault_id"].as_str().unwrap().to_string();
+    let shimmed = kmock.get(DEPLOYMENT_PATH);
+    let worker = &shimmed["spec"]["template"]["spec"]["containers"][0];
+    let env: Vec<(String, String)> = worker["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap().into(), e["value"].as_str().unwrap_or_default().into()))
+        .collect();
+    assert!(
+        env.contains(&("LD_PRELOAD".into(), "/opt/libtcmalloc.so:/var/lib/faultline/libfaultline_cuda.so".into())),
+        "{env:?}"
+    );
+    assert!(env.contains(&("FAULTLINE_XID".into(), "79".into())), "{env:?}");
+    assert_eq!(shimmed["metadata"]["labels"]["faultline.dev/fault-id"], id.as_str());
+    let terms = &shimmed["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
+        ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"];
+    assert_eq!(terms.as_array().unwrap().len(), 2, "still two ORed terms, each narrowed: {terms}");
+    assert!(terms.to_string().contains("gpu-a") && terms.to_string().contains("\"a\""), "{terms}");
+    let (_, stderr) = expect(
+        &kmock.faultline(&[
+            "cluster",
+            "shim",
+            "enable",
+            "--kind",
+            "cuda",
+            "--deployment",
+            "decode",
+            "-n",
+            APP_NAMESPACE,
+            "--no-wait",
+        ]),
+        2,
+    );
+    assert!(stderr.contains(&id), "a second enable names the fault that holds it: {stderr}");
+
+    let listing = json_of(&kmock.faultline(&["cluster", "faults", "-n", APP_NAMESPACE, "--json"]));
+    assert_eq!(fault_ids(&listing), [(id.clone(), "shim".to_string())]);
+
+    expect(
+        &kmock.faultline(&["cluster", "shim", "disable", "--deployment", "decode", "-n", APP_NAMESPACE, "--no-wait"]),
+        0,
+    );
+    let restored = kmock.get(DEPLOYMENT_PATH);
+    assert_eq!(restored, original_deployment);
+    assert_eq!(serde_json::to_string(&restored).unwrap(), serde_json::to_string(&original_deployment).unwrap());
+    let (stdout, _) = expect(
+        &kmock.faultline(&["cluster", "shim", "disable", "--deployment", "decode", "-n", APP_NAMESPACE, "--no-wait"]),
+        0,
+    );
+    assert!(stdout.contains("unchanged"), "{stdout}");
+
+    // The bare StatefulSet, UCX shim, recovered through the ledger rather than `shim disable`.
+    let enabled = json_of(&kmock.faultline(&[
+        "cluster",
+        "shim",
+        "enable",
+        "--kind",
+        "ucx",
+        "--statefulset",
+        "prefill",
+        "-n",
+        APP_NAMESPACE,
+        "--passthrough",
+        "--no-wait",
+        "--json",
+    ]));
+    let id = enabled["fault_id"].as_str().unwrap().to_string();
+    assert_ne!(kmock.get(STATEFUL_SET_PATH), original_stateful_set);
+    expect(&kmock.faultline(&["cluster", "recover", &id]), 0);
+    let restored = kmock.get(STATEFUL_SET_PATH);
+    assert_eq!(serde_json::to_string(&restored).unwrap(), serde_json::to_string(&original_stateful_set).unwrap());
+}
+
+#[test]
+fn reap_removes_exactly_the_expired_faults() {
+    let kmock = Kmock::start(&cluster(false));
+    let original_deployment = kmock.get(DEPLOYMENT_PATH);
+    let create = |ttl: &str| {
+        let created = json_of(&kmock.faultline(&[
+            "cluster",
+            "partition",
+            "create",
+            "-n",
+            APP_NAMESPACE,
+            "--selector",
+            "app=decode",
+            "--ttl",
+            ttl,
+            "--json",
+        ]));
+        created["fault_id"].as_str().unwrap().to_string()
+    };
+    let ending = create("10m");
+    let lasting = create("2h");
+    let shim = json_of(&kmock.faultline(&[
+        "cluster",
+        "shim",
+        "enable",
+        "--kind",
+        "cuda",
+        "--deployment",
+        "decode",
+        "-n",
+        APP_NAMESPACE,
+        "--no-wait",
+        "--json",
+    ]))["fault_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Time passes for two of them: their expiry is moved into the past, as the clock would.
+    let past = json!({"metadata": {"annotations": {"faultline.dev/expires-at": "2020-01-01T00:00:00Z"}}});
+    kmock.http("PATCH", &format!("{POLICIES_PATH}/faultline-{ending}"), Some(&past));
+    kmock.http("PATCH", DEPLOYMENT_PATH, Some(&past));
+
+    let listing = json_of(&kmock.faultline(&["cluster", "faults", "-A", "--json"]));
+    let expired: Vec<(&str, bool)> = listing["faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["fault_id"].as_str().unwrap(), f["expired"].as_bool().unwrap()))
+        .collect();
+    assert!(expired.contains(&(ending.as_str(), true)) && expired.contains(&(lasting.as_str(), false)), "{expired:?}");
+
+    let reaped = json_of(&kmock.faultline(&["cluster", "reap", "--all-namespaces", "--json"]));
+    let mut ids: Vec<&str> =
+        reaped["recovered"].as_array().unwrap().iter().map(|r| r["fault_id"].as_str().unwrap()).collect();
+    ids.sort();
+    let mut wanted = vec![ending.as_str(), shim.as_str()];
+    wanted.sort();
+    assert_eq!(ids, wanted);
+    let left: Vec<String> =
+        kmock.items(POLICIES_PATH).iter().map(|p| p["metadata"]["name"].as_str().unwrap().to_string()).collect();
+    assert_eq!(left, [format!("faultline-{lasting}")]);
+    // The reaped shim restored everything, including the annotation that was moved (it was faultline's own).
+    assert_eq!(kmock.get(DEPLOYMENT_PATH), original_deployment);
+    let again = json_of(&kmock.faultline(&["cluster", "reap", "-A", "--json"]));
+    assert_eq!(again["recovered"], json!([]));
+}
+
+/// An exec double that runs the command it is given on this machine with a private policy file: the real
+/// `faultline node arm|disarm`, only not on a Kubernetes node.
+fn local_agent(policy_file: std::path::PathBuf) -> ScriptedExec {
+    ScriptedExec::new(move |target, command| {
+        assert_eq!((target.pod.as_str(), target.container.as_str()), ("faultline-node-a", "agent"));
+        let output = Command::new(&testkit::artifacts().faultline)
+            .args(&command[1..])
+            .arg("--policy-file")
+            .arg(&policy_file)
+            .output()
+            .expect("runs");
+        Ok(ExecOutput {
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            success: output.status.success(),
+            exit_code: output.status.code(),
+        })
+    })
+}
+
+#[test]
+fn an_armed_node_is_in_the_ledger_and_recovering_disarms_it() {
+    let kmock = Kmock::start(&cluster(false));
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("cuda.policy");
+    let exec = local_agent(policy.clone());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let api = runtime.block_on(async { kmock.api() });
+    let stamp = Stamp::new(FaultKind::ArmedNode, Some(std::time::Duration::from_secs(600)));
+
+    let armed = runtime.block_on(arm::arm_node(&api, &exec, "gpu-a", 79, &stamp)).expect("armed");
+    assert_eq!(armed.fault_id, stamp.fault_id);
+    let text = std::fs::read_to_string(&policy).unwrap();
+    assert!(text.contains("FAULTLINE_ENABLED=1") && text.contains("FAULTLINE_XID=79"), "{text}");
+
+    let other = Stamp::new(FaultKind::ArmedNode, None);
+    let error = runtime.block_on(arm::arm_node(&api, &exec, "gpu-a", 48, &other)).unwrap_err();
+    assert!(matches!(error, ClusterError::Usage(ref m) if m.contains(&stamp.fault_id)), "{error}");
+    let error = runtime.block_on(arm::arm_node(&api, &exec, "gpu-b", 79, &other)).unwrap_err();
+    assert!(matches!(error, ClusterError::NoAgentPod { .. }), "{error}");
+    let error = runtime.block_on(arm::arm_node(&api, &exec, "gpu-a", 13, &other)).unwrap_err();
+    assert!(error.to_string().contains("no CUDA shim preset"), "{error}");
+
+    // Listed by the CLI, from the cluster.
+    let listing = json_of(&kmock.faultline(&["cluster", "faults", "-A", "--json"]));
+    assert_eq!(fault_ids(&listing), [(stamp.fault_id.clone(), "armed-node".to_string())]);
+    assert!(listing["faults"][0]["summary"].as_str().unwrap().contains("node gpu-a armed"), "{listing}");
+
+    let mut seen = Vec::new();
+    let which = Which::Id(stamp.fault_id.clone());
+    let done = runtime
+        .block_on(faults::recover(&api, &exec, None, &which, Timestamp::now(), &mut |r| seen.push(r.outcome.clone())))
+        .unwrap();
+    assert_eq!(done.len(), 1);
+    assert_eq!(seen, ["node gpu-a disarmed"]);
+    assert!(!policy.exists());
+    let done = runtime.block_on(faults::recover(&api, &exec, None, &which, Timestamp::now(), &mut |_| {})).unwrap();
+    assert!(done.is_empty(), "recovering twice does nothing");
+    let listing = json_of(&kmock.faultline(&["cluster", "faults", "-A", "--json"]));
+    assert_eq!(fault_ids(&listing), []);
+}
