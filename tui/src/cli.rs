@@ -54,7 +54,7 @@ pub struct Cli {
 
     /// The namespace of the faultline-node agent, as for `faultline cluster` (default: faultline-system).
     #[arg(long, value_name = "NAMESPACE")]
-    pub namespace: Option<String>,
+    pub agent_namespace: Option<String>,
 
     /// Measure the dashboard for `--bench-seconds` and write frame times and CPU use to this file (benchmarks).
     #[arg(long, value_name = "FILE", hide = true)]
@@ -88,6 +88,7 @@ impl From<KindArg> for Kind {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per run; boxing would only obscure the clap derive
 pub enum Command {
     /// List every process with a faultline segment: pid, executable, kind, alive/dead, mode, calls, faults.
     Ps,

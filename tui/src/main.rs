@@ -34,7 +34,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         let bench = cli.bench_report.map(|report| dashboard::Bench { seconds: cli.bench_seconds, report });
         let selection = Selection { pids: cli.pids, kind: cli.kind.map(Into::into) };
-        let cluster = faultline::cluster::ConnectOptions { context: cli.context, namespace: cli.namespace };
+        let cluster = faultline::cluster::ConnectOptions { context: cli.context, namespace: cli.agent_namespace };
         dashboard::run(dashboard::Options { selection, read_only: cli.read_only, bench, cluster })?;
         return Ok(EXIT_OK);
     };
@@ -49,7 +49,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     if let Command::Cluster(mut args) = command {
         // `faultline --context C cluster …` means `faultline cluster --context C …`, never the current context.
         args.context = args.context.or(cli.context);
-        args.namespace = args.namespace.or(cli.namespace);
+        args.agent_namespace = args.agent_namespace.or(cli.agent_namespace);
         return cli::cluster::run(args, &cli.pids, cli.json, cli.read_only);
     }
     if let Command::Completions { shell } = command {
