@@ -215,6 +215,26 @@ pub fn parse_ttl(text: &str) -> Result<Duration, ClusterError> {
     Ok(Duration::from_secs(seconds))
 }
 
+/// Time left from `now` until `expires_at` (RFC 3339), as `1h05m`, `9m58s`, `42s`, `expired`, or `-` (no expiry,
+/// or one that does not parse): the ENDS IN column of `faultline cluster faults` and of the dashboard.
+pub fn remaining(expires_at: Option<&str>, now: Timestamp) -> String {
+    let Some(at) = expires_at.and_then(|t| t.parse::<Timestamp>().ok()) else {
+        return "-".to_string();
+    };
+    let seconds = at.as_second() - now.as_second();
+    if seconds <= 0 {
+        return "expired".to_string();
+    }
+    let (h, m, s) = (seconds / 3600, seconds % 3600 / 60, seconds % 60);
+    if h > 0 {
+        format!("{h}h{m:02}m")
+    } else if m > 0 {
+        format!("{m}m{s:02}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,5 +283,18 @@ mod tests {
             let error = parse_ttl(bad).unwrap_err().to_string();
             assert!(error.contains("invalid --ttl"), "{bad}: {error}");
         }
+    }
+
+    #[test]
+    fn remaining_counts_down_to_expired() {
+        let now: Timestamp = "2026-01-02T03:00:00Z".parse().unwrap();
+        let at = |t: &str| remaining(Some(t), now);
+        assert_eq!(at("2026-01-02T04:05:09Z"), "1h05m");
+        assert_eq!(at("2026-01-02T03:09:58Z"), "9m58s");
+        assert_eq!(at("2026-01-02T03:00:42Z"), "42s");
+        assert_eq!(at("2026-01-02T03:00:00Z"), "expired");
+        assert_eq!(at("2026-01-01T00:00:00Z"), "expired");
+        assert_eq!(remaining(None, now), "-");
+        assert_eq!(at("tomorrow"), "-");
     }
 }

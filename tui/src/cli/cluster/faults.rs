@@ -500,7 +500,7 @@ pub fn render_listing(listing: &Listing, now: Timestamp) -> String {
                 [
                     f.fault_id.clone(),
                     f.kind.map_or("?".to_string(), |k| k.to_string()),
-                    remaining(f.expires_at.as_deref(), now),
+                    ledger::remaining(f.expires_at.as_deref(), now),
                     place,
                     f.summary.clone(),
                 ]
@@ -512,25 +512,6 @@ pub fn render_listing(listing: &Listing, now: Timestamp) -> String {
         out.push_str(&format!("note: {note}\n"));
     }
     out
-}
-
-/// Time left until `expires_at`, as `9m58s`, `expired`, or `-` (no expiry).
-pub fn remaining(expires_at: Option<&str>, now: Timestamp) -> String {
-    let Some(at) = expires_at.and_then(|t| t.parse::<Timestamp>().ok()) else {
-        return "-".to_string();
-    };
-    let seconds = at.as_second() - now.as_second();
-    if seconds <= 0 {
-        return "expired".to_string();
-    }
-    let (h, m, s) = (seconds / 3600, seconds % 3600 / 60, seconds % 60);
-    if h > 0 {
-        format!("{h}h{m:02}m")
-    } else if m > 0 {
-        format!("{m}m{s:02}s")
-    } else {
-        format!("{s}s")
-    }
 }
 
 /// `faultline cluster recover`.
