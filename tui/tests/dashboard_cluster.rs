@@ -151,7 +151,10 @@ fn cluster_view(read_only: bool) -> App {
     assert_eq!(app.view, View::Cluster);
     assert_eq!(app.cluster.take_requests(), vec![ClusterRequest::Watch(true)], "opening connects");
     worker_says(&mut app, ClusterEvent::Busy("connecting to the cluster".into()));
-    worker_says(&mut app, ClusterEvent::Connected { server: "https://10.0.0.1:6443/".into() });
+    worker_says(
+        &mut app,
+        ClusterEvent::Connected { server: "https://10.0.0.1:6443/".into(), namespace: "dynamo".into() },
+    );
     worker_says(&mut app, ClusterEvent::Nodes { nodes: fixture_nodes(), at: listed_at() });
     app
 }

@@ -157,7 +157,9 @@ impl ShimSpec {
         ShimSpec { kind, passthrough: false, xid: None, node: None, container: None }
     }
 
-    fn validate(&self) -> Result<(), ClusterError> {
+    /// Checks the spec on its own (the XID has a CUDA shim preset, the node name is one), as `enable_patch` does
+    /// first: lets a form show the error while it is typed.
+    pub fn validate(&self) -> Result<(), ClusterError> {
         if let Some(code) = self.xid {
             if self.kind != Kind::Cuda {
                 return Err(ClusterError::Usage("--xid applies to the CUDA shim only (--kind cuda)".into()));

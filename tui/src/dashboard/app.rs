@@ -5,12 +5,18 @@
 //! requests leave through [`ClusterView::outbox`] for the cluster worker.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crossterm::event::{KeyEvent, MouseButton, MouseEvent, MouseEventKind};
+use k8s_openapi::jiff::Timestamp;
 use ratatui::layout::{Position, Rect};
 
+use super::cluster::form::{Ask, ClusterForm};
+use super::cluster::partition_dialog::PartitionDialog;
+use super::cluster::shim_dialog::ShimDialog;
+use super::cluster::worker::{describe_request, ArmRequest};
 use super::cluster::xid_dialog::XidDialog;
-use super::cluster::{ClusterEvent, ClusterView};
+use super::cluster::{ClusterEvent, ClusterRequest, ClusterView, Focus};
 use super::forms::{DumpDialog, Editor, ReplayDialog};
 use super::keys::{self, Context, Intent, KeyBindings};
 use super::render::{self, theme::Theme};
@@ -67,7 +73,19 @@ pub enum Overlay {
     Replay(ReplayDialog),
     /// Inject an XID on a cluster node.
     Xid(Box<XidDialog>),
+    /// Create a network partition.
+    Partition(Box<PartitionDialog>),
+    /// Roll a shim into a workload.
+    Shim(Box<ShimDialog>),
+    /// A yes/no question about a cluster action (recover a fault, arm a node).
+    Ask(Box<Ask>),
 }
+
+/// The XID `a` arms the selected node with: 79, the GPU falling off the bus (the seed's example).
+pub const ARM_XID: u32 = 79;
+
+/// How long `a` arms the node for (the CLI's default); the reaper disarms it then.
+pub const ARM_TTL: Duration = Duration::from_secs(30 * 60);
 
 /// The process list's columns, which it can be sorted by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,6 +252,8 @@ pub struct App {
     pub view: View,
     /// The cluster view.
     pub cluster: ClusterView,
+    /// The clock the fault countdowns are computed with at render time (tests fix it).
+    pub clock: fn() -> Timestamp,
 }
 
 impl App {
@@ -264,6 +284,7 @@ impl App {
             outbox: Vec::new(),
             view: View::Processes,
             cluster: ClusterView::default(),
+            clock: Timestamp::now,
         }
     }
 
@@ -473,7 +494,145 @@ impl App {
                     self.overlay = Overlay::Xid(dialog);
                 }
             }
+            Overlay::Partition(mut dialog) => {
+                if self.on_form_key(dialog.as_mut(), &event) {
+                    self.overlay = Overlay::Partition(dialog);
+                }
+            }
+            Overlay::Shim(mut dialog) => {
+                if self.on_form_key(dialog.as_mut(), &event) {
+                    self.overlay = Overlay::Shim(dialog);
+                }
+            }
+            Overlay::Ask(ask) => match self.keys.intent(Context::Confirm, &event) {
+                Some(Intent::Yes) => self.confirmed(ask.request, ask.started),
+                Some(Intent::No) => self.say("nothing done", false),
+                _ => self.overlay = Overlay::Ask(ask),
+            },
         }
+    }
+
+    /// `--read-only` refuses to `verb` here, before any dialog opens (the worker refuses it again).
+    fn refused(&mut self, verb: &'static str) -> bool {
+        if self.read_only {
+            self.say(crate::Error::ReadOnly(verb).to_string(), true);
+        }
+        self.read_only
+    }
+
+    /// `y`: the request goes to the worker.
+    fn confirmed(&mut self, request: ClusterRequest, started: String) {
+        // Checked again: a dialog only opens without --read-only, but a second lock costs nothing.
+        if let Some((verb, _)) = describe_request(&request) {
+            if self.refused(verb) {
+                return;
+            }
+        }
+        self.say(started.clone(), false);
+        self.cluster.act(request, started);
+    }
+
+    /// `R`: asks to recover the selected fault.
+    fn ask_recover(&mut self) {
+        if self.refused("recover faults") {
+            return;
+        }
+        let Some(fault) = self.cluster.selected_fault() else {
+            let why = if self.cluster.focus == Focus::Faults { "no active fault" } else { "no fault selected" };
+            self.say(format!("{why}: Tab to the fault table and pick one"), true);
+            return;
+        };
+        let id = fault.fault_id.clone();
+        let objects = self.cluster.faults.iter().filter(|f| f.fault_id == id).count();
+        let what = match objects {
+            1 => format!("{} {}", fault.object_kind, fault.name),
+            n => format!("its {n} objects"),
+        };
+        self.overlay = Overlay::Ask(Box::new(Ask {
+            title: " Recover a fault ".to_string(),
+            question: format!("Recover fault {id} ({what}: {})? y/n", fault.summary),
+            request: ClusterRequest::Recover(id.clone()),
+            started: format!("recovering fault {id}…"),
+        }));
+    }
+
+    /// `a`: asks to arm the selected node.
+    fn ask_arm(&mut self) {
+        if self.refused("arm a node") {
+            return;
+        }
+        let Some(node) = self.cluster.selected_node().map(|n| n.name.clone()) else {
+            self.say("no GPU node selected (the list is empty until the cluster answers)", true);
+            return;
+        };
+        self.overlay = Overlay::Ask(Box::new(Ask {
+            title: format!(" Arm node {node} "),
+            question: format!(
+                "Arm node {node}: CUDA shims started there fail from their first call as with XID {ARM_XID} \
+                 (restarted pods fail again), until recovered or for {} min? y/n",
+                ARM_TTL.as_secs() / 60
+            ),
+            request: ClusterRequest::ArmNode(ArmRequest { node: node.clone(), xid: ARM_XID, ttl: ARM_TTL }),
+            started: format!("arming node {node} with XID {ARM_XID}…"),
+        }));
+    }
+
+    /// The namespace the dialogs propose: the context's, once connected.
+    fn workload_namespace(&self) -> String {
+        self.cluster.namespace.clone().unwrap_or_else(|| "default".to_string())
+    }
+
+    /// Handles a key in the partition or shim dialog; `false` closes it.
+    fn on_form_key<D: ClusterForm>(&mut self, dialog: &mut D, event: &KeyEvent) -> bool {
+        if dialog.state().confirming {
+            match self.keys.intent(Context::Confirm, event) {
+                Some(Intent::Yes) => match dialog.request() {
+                    Ok(request) => {
+                        let started =
+                            describe_request(&request).map(|(_, busy)| format!("{busy}…")).unwrap_or_default();
+                        self.confirmed(request, started);
+                        return false;
+                    }
+                    Err(message) => {
+                        dialog.state_mut().confirming = false;
+                        self.say(format!("no {}: {message}", D::NOUN), true);
+                    }
+                },
+                Some(Intent::No) => dialog.state_mut().confirming = false,
+                _ => {}
+            }
+            return true;
+        }
+        match self.keys.intent(Context::Form, event) {
+            Some(Intent::NextField) => dialog.move_cursor(1),
+            Some(Intent::PrevField) => dialog.move_cursor(-1),
+            Some(Intent::Decrease | Intent::DecreaseMore) => dialog.step(-1),
+            Some(Intent::Increase | Intent::IncreaseMore) => dialog.step(1),
+            Some(Intent::Toggle)
+                if dialog
+                    .rows()
+                    .get(dialog.state().cursor)
+                    .is_some_and(|row| row.input != super::cluster::form::Input::Text) =>
+            {
+                dialog.toggle();
+            }
+            Some(Intent::ClearField) => dialog.clear_field(),
+            Some(Intent::DeleteChar) => dialog.delete_char(),
+            Some(Intent::Back) => {
+                self.say(format!("dialog closed; no {}", D::NOUN), false);
+                return false;
+            }
+            Some(Intent::Apply) => match dialog.question() {
+                Ok(_) => dialog.state_mut().confirming = true,
+                Err(message) => self.say(format!("no {}: {message}", D::NOUN), true),
+            },
+            _ => {
+                if let Some(c) = keys::typed_char(event) {
+                    dialog.type_char(c);
+                }
+            }
+        }
+        true
     }
 
     /// `v`: processes ↔ cluster. The cluster worker is asked to connect only now, never at start-up.
@@ -497,15 +656,30 @@ impl App {
             Intent::Quit => self.quit = true,
             Intent::Help => self.overlay = Overlay::Help(0),
             Intent::SwitchView => self.switch_view(),
-            Intent::Up => self.cluster.move_selection(-1),
-            Intent::Down => self.cluster.move_selection(1),
-            Intent::Top => self.cluster.move_selection(isize::MIN / 2),
-            Intent::Bottom => self.cluster.move_selection(isize::MAX / 2),
+            Intent::NextPane => self.cluster.switch_focus(),
+            Intent::Up => self.cluster.move_focused(-1),
+            Intent::Down => self.cluster.move_focused(1),
+            Intent::Top => self.cluster.move_focused(isize::MIN / 2),
+            Intent::Bottom => self.cluster.move_focused(isize::MAX / 2),
             Intent::Refresh => {
                 self.cluster.refresh();
-                self.say("listing the GPU nodes…", false);
+                self.say("listing the GPU nodes and the faults…", false);
             }
             Intent::InjectXid => self.open_xid_dialog(),
+            Intent::RecoverFault => self.ask_recover(),
+            Intent::ArmNode => self.ask_arm(),
+            Intent::CreatePartition => {
+                if !self.refused("create a partition") {
+                    self.overlay = Overlay::Partition(Box::new(PartitionDialog::new(&self.workload_namespace())));
+                }
+            }
+            Intent::RolloutShim => {
+                if !self.refused("roll a shim out") {
+                    let node = self.cluster.selected_node().map(|n| n.name.clone());
+                    let dialog = ShimDialog::new(&self.workload_namespace(), node.as_deref());
+                    self.overlay = Overlay::Shim(Box::new(dialog));
+                }
+            }
             Intent::Back => self.status = None,
             _ => {}
         }
@@ -813,16 +987,20 @@ impl App {
 
     /// A click on a node row selects it; the wheel moves the selection.
     fn on_cluster_mouse(&mut self, event: MouseEvent) {
-        let table = render::cluster::layout(self.area(), &self.cluster).nodes;
+        let areas = render::cluster::layout(self.area(), &self.cluster);
         let at = Position::new(event.column, event.row);
         match event.kind {
             MouseEventKind::Down(MouseButton::Left) => {
-                if let Some(index) = render::cluster::row_at(table, &self.cluster, at) {
+                if let Some(index) = render::cluster::row_at(areas.nodes, &self.cluster, at) {
+                    self.cluster.focus = Focus::Nodes;
                     self.cluster.select_index(index);
+                } else if let Some(index) = render::cluster::fault_row_at(areas.faults, &self.cluster, at) {
+                    self.cluster.focus = Focus::Faults;
+                    self.cluster.select_fault_index(index);
                 }
             }
-            MouseEventKind::ScrollDown => self.cluster.move_selection(1),
-            MouseEventKind::ScrollUp => self.cluster.move_selection(-1),
+            MouseEventKind::ScrollDown => self.cluster.move_focused(1),
+            MouseEventKind::ScrollUp => self.cluster.move_focused(-1),
             _ => {}
         }
     }

@@ -101,7 +101,7 @@ pub enum Context {
     Form,
     /// The error-code picker of the editor.
     Picker,
-    /// The confirmation step of a cluster action (the XID dialog's).
+    /// The confirmation step of a cluster action (XID, partition, shim, recover, arm).
     Confirm,
     /// This help.
     Help,
@@ -125,8 +125,8 @@ impl Context {
             Context::Main => "Main screen",
             Context::Cluster => "Cluster view (v)",
             Context::Filter => "Filter (after /)",
-            Context::Form => "Editor, dump, replay and XID dialogs",
-            Context::Confirm => "Confirmation (after Enter in the XID dialog)",
+            Context::Form => "Editor, dump, replay, XID, partition and shim dialogs",
+            Context::Confirm => "Confirmation of a cluster action (y/n)",
             Context::Picker => "Error-code picker (Space on Error pool)",
             Context::Help => "This help",
         }
@@ -188,6 +188,14 @@ pub enum Intent {
     Refresh,
     /// Open the inject-XID dialog on the selected node.
     InjectXid,
+    /// Ask to recover the selected fault.
+    RecoverFault,
+    /// Open the create-partition dialog.
+    CreatePartition,
+    /// Open the shim-rollout dialog.
+    RolloutShim,
+    /// Ask to arm the selected node.
+    ArmNode,
     /// Yes: go ahead.
     Yes,
     /// No: back to the dialog.
@@ -270,12 +278,17 @@ impl Default for KeyBindings {
                 b(Cluster, Intent::Quit, &[c('q'), KeyCombo::ctrl('c')], "quit"),
                 b(Cluster, Intent::Help, &[c('?')], "this help"),
                 b(Cluster, Intent::SwitchView, &[c('v')], "back to the process view"),
-                b(Cluster, Intent::Up, &[c('k'), p(Up)], "select the node above"),
-                b(Cluster, Intent::Down, &[c('j'), p(Down)], "select the node below"),
-                b(Cluster, Intent::Top, &[c('g'), p(Home)], "first node"),
-                b(Cluster, Intent::Bottom, &[c('G'), p(End)], "last node"),
-                b(Cluster, Intent::Refresh, &[c('r')], "list the nodes again now (the view also refreshes on its own)"),
+                b(Cluster, Intent::NextPane, &[p(Tab)], "switch between the node and the fault tables"),
+                b(Cluster, Intent::Up, &[c('k'), p(Up)], "select the node / fault above"),
+                b(Cluster, Intent::Down, &[c('j'), p(Down)], "select the node / fault below"),
+                b(Cluster, Intent::Top, &[c('g'), p(Home)], "first node / fault"),
+                b(Cluster, Intent::Bottom, &[c('G'), p(End)], "last node / fault"),
+                b(Cluster, Intent::Refresh, &[c('r')], "list nodes and faults again now (the view also refreshes)"),
                 b(Cluster, Intent::InjectXid, &[c('x')], "inject an XID on the selected node (asks to confirm)"),
+                b(Cluster, Intent::RecoverFault, &[c('R')], "recover the selected fault (asks to confirm)"),
+                b(Cluster, Intent::CreatePartition, &[c('p')], "create a network partition (asks to confirm)"),
+                b(Cluster, Intent::RolloutShim, &[c('s')], "roll a CUDA/UCX shim into a workload (asks to confirm)"),
+                b(Cluster, Intent::ArmNode, &[c('a')], "arm the selected node with XID 79 for 30m (asks to confirm)"),
                 b(Cluster, Intent::Back, &[p(Esc)], "clear the status line"),
                 b(Form, Intent::NextField, &[p(Down), p(Tab)], "next field"),
                 b(Form, Intent::PrevField, &[p(Up), p(BackTab)], "previous field"),

@@ -1,17 +1,24 @@
 //! The dashboard's cluster view (`v`): GPU nodes with their cordon state, taints and agent, the selected node's
-//! recent XID events, a log of what the view did, and the inject-XID dialog.
+//! recent XID events, the active faults with their countdown, a log of what the view did, and the dialogs that
+//! act on the cluster.
 //!
 //! - this file: [`ClusterView`], the view's model, changed only by the UI thread (keys, and [`ClusterEvent`]s
 //!   from the worker); what it wants done leaves as [`ClusterRequest`]s in [`ClusterView::outbox`];
 //! - [`worker`]: the background thread that makes every Kubernetes call;
-//! - [`xid_dialog`]: the inject-XID dialog's model.
+//! - [`xid_dialog`]: the inject-XID dialog's model;
+//! - [`form`]: what the partition and shim dialogs share, and the recover / arm questions;
+//! - [`partition_dialog`], [`shim_dialog`]: the create-partition and shim-rollout dialogs' models.
 
+pub mod form;
+pub mod partition_dialog;
+pub mod shim_dialog;
 pub mod worker;
 pub mod xid_dialog;
 
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 
+use crate::cluster::faults::Fault;
 use crate::cluster::nodes::GpuNode;
 use crate::cluster::xid_inject::{Progress, XidInjectRequest, XidInjectResult};
 pub use worker::{ClusterEvent, ClusterRequest};
@@ -41,6 +48,16 @@ pub struct LogLine {
     pub kind: LogKind,
 }
 
+/// Which table the selection keys move in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Focus {
+    /// The GPU nodes.
+    #[default]
+    Nodes,
+    /// The active faults.
+    Faults,
+}
+
 /// The cluster view's state.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClusterView {
@@ -58,6 +75,20 @@ pub struct ClusterView {
     pub busy: Option<String>,
     /// The selected node's name (kept across refreshes).
     pub selected: Option<String>,
+    /// The kubeconfig context's namespace, once connected: the dialogs propose it.
+    pub namespace: Option<String>,
+    /// The fault ledger's objects, as last listed (all namespaces).
+    pub faults: Vec<Fault>,
+    /// What the last listing could not look at (e.g. Chaos Mesh not installed).
+    pub fault_notes: Vec<String>,
+    /// When the faults were listed.
+    pub faults_listed_at: Option<SystemTime>,
+    /// Why the last listing of the faults failed (cleared by the next success).
+    pub faults_error: Option<String>,
+    /// The selected fault row's key ([`fault_key`], kept across refreshes).
+    pub selected_fault: Option<String>,
+    /// Which table the selection keys move in.
+    pub focus: Focus,
     /// What the view did, oldest first, at most [`LOG_LEN`].
     pub log: VecDeque<LogLine>,
     /// Requests for the worker.
@@ -93,6 +124,52 @@ impl ClusterView {
             format!("injecting XID {} on GPU {} of node {}…", request.xid, request.gpu, request.node),
         );
         self.outbox.push(ClusterRequest::InjectXid(Box::new(request)));
+    }
+
+    /// Sends a confirmed action (recover, partition, shim, arm) to the worker, logging `line` first.
+    pub fn act(&mut self, request: ClusterRequest, line: String) {
+        self.log(LogKind::Info, line);
+        self.outbox.push(request);
+    }
+
+    /// Tab: the other table.
+    pub fn switch_focus(&mut self) {
+        self.focus = match self.focus {
+            Focus::Nodes => Focus::Faults,
+            Focus::Faults => Focus::Nodes,
+        };
+    }
+
+    /// The selected fault row.
+    pub fn selected_fault(&self) -> Option<&Fault> {
+        let key = self.selected_fault.as_deref()?;
+        self.faults.iter().find(|fault| fault_key(fault) == key)
+    }
+
+    /// The selected fault's row.
+    pub fn selected_fault_index(&self) -> Option<usize> {
+        let key = self.selected_fault.as_deref()?;
+        self.faults.iter().position(|fault| fault_key(fault) == key)
+    }
+
+    /// Moves the selection of the focused table by `delta` rows, clamped.
+    pub fn move_focused(&mut self, delta: isize) {
+        match self.focus {
+            Focus::Nodes => self.move_selection(delta),
+            Focus::Faults if !self.faults.is_empty() => {
+                let at = self.selected_fault_index().unwrap_or(0) as isize;
+                let next = at.saturating_add(delta).clamp(0, self.faults.len() as isize - 1) as usize;
+                self.selected_fault = Some(fault_key(&self.faults[next]));
+            }
+            Focus::Faults => {}
+        }
+    }
+
+    /// Selects fault row `index` if there is one.
+    pub fn select_fault_index(&mut self, index: usize) {
+        if let Some(fault) = self.faults.get(index) {
+            self.selected_fault = Some(fault_key(fault));
+        }
     }
 
     /// Takes the requests for the worker.
@@ -137,10 +214,43 @@ impl ClusterView {
                 self.busy = Some(what);
                 None
             }
-            ClusterEvent::Connected { server } => {
-                self.log(LogKind::Info, format!("connected to {server}"));
+            ClusterEvent::Connected { server, namespace } => {
+                self.log(LogKind::Info, format!("connected to {server} (namespace {namespace})"));
                 self.server = Some(server);
+                self.namespace = Some(namespace);
                 None
+            }
+            ClusterEvent::Faults { listing, at } => {
+                if self.faults_error.take().is_some() {
+                    self.log(LogKind::Ok, "listed the faults again".to_string());
+                }
+                self.faults = listing.faults;
+                self.fault_notes = listing.notes;
+                self.faults_listed_at = Some(at);
+                if self.selected_fault_index().is_none() {
+                    self.selected_fault = self.faults.first().map(fault_key);
+                }
+                None
+            }
+            ClusterEvent::FaultsFailed(message) => {
+                if self.faults_error.as_deref() != Some(message.as_str()) {
+                    self.log(LogKind::Error, format!("cannot list the faults: {message}"));
+                }
+                self.faults_error = Some(message);
+                None
+            }
+            ClusterEvent::ActionProgress(line) => {
+                self.log(LogKind::Info, line);
+                None
+            }
+            ClusterEvent::ActionDone(outcome) => {
+                self.busy = None;
+                let (text, failed) = match outcome {
+                    Ok(text) => (text, false),
+                    Err(message) => (format!("failed: {message}"), true),
+                };
+                self.log(if failed { LogKind::Error } else { LogKind::Ok }, text.clone());
+                Some((text, failed))
             }
             ClusterEvent::Nodes { nodes, at } => {
                 self.busy = None;
@@ -192,6 +302,11 @@ impl ClusterView {
             self.log.pop_front();
         }
     }
+}
+
+/// What identifies a fault row across refreshes: one fault id can have several objects.
+pub fn fault_key(fault: &Fault) -> String {
+    format!("{}/{}/{}/{}", fault.fault_id, fault.object_kind, fault.namespace.as_deref().unwrap_or(""), fault.name)
 }
 
 /// One log line for a step of an injection.

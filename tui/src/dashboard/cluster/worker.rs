@@ -4,20 +4,44 @@
 //!
 //! Nothing connects until the first request (the view opening), so the process view and the demo never need a
 //! cluster. A failed connection is not cached: the next refresh tries again, so fixing the kubeconfig and pressing
-//! `r` is enough. While the view is open the node list is refreshed every [`REFRESH_EVERY`].
+//! `r` is enough. While the view is open the node list and the fault ledger are refreshed every [`REFRESH_EVERY`],
+//! and after every action.
 
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant, SystemTime};
 
+use k8s_openapi::jiff::Timestamp;
+
+use super::partition_dialog::PartitionRequest;
+use super::shim_dialog::ShimRequest;
+use crate::cluster::arm::{self, ArmedNode};
+use crate::cluster::faults::{self, Listing, Recovered, Which};
+use crate::cluster::ledger::{FaultKind, Stamp};
+use crate::cluster::network::{self, Created};
 use crate::cluster::nodes::GpuNode;
+use crate::cluster::shim::{self, Follow, ShimChange};
 use crate::cluster::xid_inject::{Progress, XidInjectRequest, XidInjectResult};
 use crate::cluster::{ClusterError, ConnectOptions, Session};
 
 /// How often the open view lists the nodes again.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(5);
 
-/// What the view asks of the worker. Cluster actions to come (fault list, partitions, shims, recovery) are new
-/// variants here.
+/// How long a shim rollout is followed before the worker moves on (the change stays, and is in the fault list):
+/// long enough for a small Deployment, short enough not to stall the view's refreshes for minutes.
+pub const SHIM_FOLLOW: Follow = Follow { timeout: Duration::from_secs(60), interval: Duration::from_secs(2) };
+
+/// Arm a node: CUDA shims started there fail as with `xid` (see [`crate::cluster::arm`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArmRequest {
+    /// The node.
+    pub node: String,
+    /// The XID (one with a CUDA shim preset).
+    pub xid: u32,
+    /// How long the node stays armed; the reaper disarms it then.
+    pub ttl: Duration,
+}
+
+/// What the view asks of the worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClusterRequest {
     /// The view opened (`true`: connect if needed, list the nodes now and every [`REFRESH_EVERY`]) or closed
@@ -27,6 +51,14 @@ pub enum ClusterRequest {
     Refresh,
     /// Inject an XID (see [`crate::cluster::xid_inject::inject`]); the node list is refreshed afterwards.
     InjectXid(Box<XidInjectRequest>),
+    /// Undo every object of this fault id, wherever it is (see [`faults::recover`]).
+    Recover(String),
+    /// Create a NetworkPolicy or a Chaos Mesh NetworkChaos.
+    CreatePartition(Box<PartitionRequest>),
+    /// Roll a shim into a workload, following the rollout for up to [`SHIM_FOLLOW`].
+    EnableShim(Box<ShimRequest>),
+    /// Arm a node.
+    ArmNode(ArmRequest),
 }
 
 /// What the worker tells the view.
@@ -38,6 +70,8 @@ pub enum ClusterEvent {
     Connected {
         /// The API server's URL.
         server: String,
+        /// The kubeconfig context's namespace: where the dialogs put workloads and partitions unless told.
+        namespace: String,
     },
     /// The GPU nodes.
     Nodes {
@@ -52,14 +86,47 @@ pub enum ClusterEvent {
     XidProgress(Progress),
     /// An injection finished: its result, or the [`ClusterError`]'s message.
     XidDone(Result<Box<XidInjectResult>, String>),
+    /// The fault ledger, listed in all namespaces right after the nodes.
+    Faults {
+        /// As [`faults::list`] returned it.
+        listing: Listing,
+        /// When it was listed.
+        at: SystemTime,
+    },
+    /// Listing the ledger failed (the nodes may still have been listed): the [`ClusterError`]'s message.
+    FaultsFailed(String),
+    /// A step of a recovery, partition, shim rollout or arming, in words.
+    ActionProgress(String),
+    /// That action finished: what it did, or why it failed, in one line.
+    ActionDone(Result<String, String>),
 }
 
 /// The cluster calls the worker makes ([`Session`] in the dashboard; a double in tests).
 pub trait ClusterBackend {
     /// The API server's URL.
     fn server(&self) -> String;
+    /// The kubeconfig context's namespace.
+    fn namespace(&self) -> String;
     /// [`Session::gpu_nodes`].
     fn gpu_nodes(&self) -> Result<Vec<GpuNode>, ClusterError>;
+    /// [`faults::list`] in all namespaces.
+    fn faults(&self) -> Result<Listing, ClusterError>;
+    /// [`faults::recover`] of one fault id, in all namespaces.
+    fn recover(
+        &self,
+        fault_id: &str,
+        progress: &mut (dyn FnMut(&Recovered) + Send),
+    ) -> Result<Vec<Recovered>, ClusterError>;
+    /// [`network::create_partition`] or [`network::create_chaos`] under a new fault id.
+    fn create_partition(&self, request: &PartitionRequest) -> Result<Created, ClusterError>;
+    /// [`shim::enable`] under a new fault id.
+    fn enable_shim(
+        &self,
+        request: &ShimRequest,
+        progress: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<ShimChange, ClusterError>;
+    /// [`arm::arm_node`] under a new fault id.
+    fn arm_node(&self, request: &ArmRequest) -> Result<ArmedNode, ClusterError>;
     /// [`Session::inject_xid`].
     fn inject_xid(
         &self,
@@ -73,6 +140,10 @@ impl ClusterBackend for Session {
         self.api().server().to_string()
     }
 
+    fn namespace(&self) -> String {
+        self.api().context_namespace().to_string()
+    }
+
     fn gpu_nodes(&self) -> Result<Vec<GpuNode>, ClusterError> {
         Session::gpu_nodes(self)
     }
@@ -83,6 +154,43 @@ impl ClusterBackend for Session {
         progress: &mut (dyn FnMut(&Progress) + Send),
     ) -> Result<XidInjectResult, ClusterError> {
         Session::inject_xid(self, request, progress)
+    }
+
+    fn faults(&self) -> Result<Listing, ClusterError> {
+        self.block_on(faults::list(self.api(), None, Timestamp::now()))
+    }
+
+    fn recover(
+        &self,
+        fault_id: &str,
+        progress: &mut (dyn FnMut(&Recovered) + Send),
+    ) -> Result<Vec<Recovered>, ClusterError> {
+        let which = Which::Id(fault_id.to_string());
+        self.block_on(faults::recover(self.api(), self.api(), None, &which, Timestamp::now(), progress))
+    }
+
+    fn create_partition(&self, request: &PartitionRequest) -> Result<Created, ClusterError> {
+        let stamp = Stamp::new(FaultKind::Partition, Some(request.ttl()));
+        match request {
+            PartitionRequest::Policy { spec, .. } => self.block_on(network::create_partition(self.api(), spec, &stamp)),
+            PartitionRequest::Chaos { spec, .. } => self.block_on(network::create_chaos(self.api(), spec, &stamp)),
+        }
+    }
+
+    fn enable_shim(
+        &self,
+        request: &ShimRequest,
+        progress: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<ShimChange, ClusterError> {
+        let stamp = Stamp::new(FaultKind::Shim, Some(request.ttl));
+        let api = self.api();
+        let ShimRequest { namespace, workload, spec, .. } = request;
+        self.block_on(shim::enable(api, namespace, workload, spec, &stamp, Some(SHIM_FOLLOW), progress))
+    }
+
+    fn arm_node(&self, request: &ArmRequest) -> Result<ArmedNode, ClusterError> {
+        let stamp = Stamp::new(FaultKind::ArmedNode, Some(request.ttl));
+        self.block_on(arm::arm_node(self.api(), self.api(), &request.node, request.xid, &stamp))
     }
 }
 
@@ -181,6 +289,10 @@ impl<T: Send + 'static> WorkerState<T> {
                         refresh = true;
                         self.inject_xid(&request)
                     }
+                    other => {
+                        refresh = true;
+                        self.act(&other)
+                    }
                 };
                 if outcome.is_err() {
                     return;
@@ -205,7 +317,7 @@ impl<T: Send + 'static> WorkerState<T> {
             self.send(ClusterEvent::Busy("connecting to the cluster".to_string()))?;
             match (self.connect)() {
                 Ok(backend) => {
-                    self.send(ClusterEvent::Connected { server: backend.server() })?;
+                    self.send(ClusterEvent::Connected { server: backend.server(), namespace: backend.namespace() })?;
                     self.backend = Some(backend);
                 }
                 Err(error) => return Ok(Err(error.to_string())),
@@ -224,9 +336,41 @@ impl<T: Send + 'static> WorkerState<T> {
             Err(message) => Err(message),
         };
         match listed {
-            Ok(nodes) => self.send(ClusterEvent::Nodes { nodes, at: SystemTime::now() }),
-            Err(message) => self.send(ClusterEvent::RefreshFailed(message)),
+            Ok(nodes) => self.send(ClusterEvent::Nodes { nodes, at: SystemTime::now() })?,
+            Err(message) => return self.send(ClusterEvent::RefreshFailed(message)),
         }
+        // The ledger second: a cluster without Chaos Mesh or without the RBAC for it still shows its nodes.
+        let listed = match self.backend.as_deref() {
+            Some(backend) => backend.faults().map_err(|e| e.to_string()),
+            None => return Ok(()),
+        };
+        match listed {
+            Ok(listing) => self.send(ClusterEvent::Faults { listing, at: SystemTime::now() }),
+            Err(message) => self.send(ClusterEvent::FaultsFailed(message)),
+        }
+    }
+
+    /// A recovery, partition, shim rollout or arming: refused under `--read-only`, else run with its steps and
+    /// outcome reported as [`ClusterEvent::ActionProgress`] / [`ClusterEvent::ActionDone`].
+    fn act(&mut self, request: &ClusterRequest) -> Result<(), Closed> {
+        let Some((verb, busy)) = describe_request(request) else { return Ok(()) };
+        if self.settings.read_only {
+            return self.send(ClusterEvent::ActionDone(Err(crate::Error::ReadOnly(verb).to_string())));
+        }
+        let (publish, wrap) = (self.publish.clone(), self.wrap);
+        let outcome = match self.backend()? {
+            Ok(backend) => {
+                publish.send(wrap(ClusterEvent::Busy(busy))).map_err(|_| Closed)?;
+                let steps = publish.clone();
+                // As for injections: once started, an action runs to its end even if the dashboard closes.
+                let mut say = move |line: String| {
+                    let _ = steps.send(wrap(ClusterEvent::ActionProgress(line)));
+                };
+                run_action(backend, request, &mut say)
+            }
+            Err(message) => Err(message),
+        };
+        self.send(ClusterEvent::ActionDone(outcome))
     }
 
     fn inject_xid(&mut self, request: &XidInjectRequest) -> Result<(), Closed> {
@@ -252,6 +396,89 @@ impl<T: Send + 'static> WorkerState<T> {
     }
 }
 
+/// What `--read-only` refuses for `request` (`refusing to …`), and what the worker is doing while it runs; `None`
+/// for the requests that are not actions.
+pub fn describe_request(request: &ClusterRequest) -> Option<(&'static str, String)> {
+    Some(match request {
+        ClusterRequest::Recover(id) => ("recover faults", format!("recovering fault {id}")),
+        ClusterRequest::CreatePartition(partition) => {
+            ("create a partition", format!("creating a {} in {}", partition.object_kind(), partition.namespace()))
+        }
+        ClusterRequest::EnableShim(shim) => {
+            ("roll a shim out", format!("rolling the {} shim into {}", shim.spec.kind.name(), shim.workload))
+        }
+        ClusterRequest::ArmNode(arm) => ("arm a node", format!("arming node {} with XID {}", arm.node, arm.xid)),
+        ClusterRequest::Watch(_) | ClusterRequest::Refresh | ClusterRequest::InjectXid(_) => return None,
+    })
+}
+
+/// Runs an action on `backend`; its steps go to `say`, its outcome is one line.
+fn run_action(
+    backend: &dyn ClusterBackend,
+    request: &ClusterRequest,
+    say: &mut (dyn FnMut(String) + Send),
+) -> Result<String, String> {
+    match request {
+        ClusterRequest::Recover(id) => {
+            let mut each = |r: &Recovered| say(describe_recovered(r));
+            let done = backend.recover(id, &mut each).map_err(|e| e.to_string())?;
+            Ok(if done.is_empty() {
+                format!("nothing left of fault {id} (already recovered?)")
+            } else {
+                format!("fault {id} recovered: {} object{} handled", done.len(), if done.len() == 1 { "" } else { "s" })
+            })
+        }
+        ClusterRequest::CreatePartition(partition) => {
+            let created = backend.create_partition(partition).map_err(|e| e.to_string())?;
+            Ok(format!(
+                "created {} {}/{} (fault {}, until {})",
+                created.kind,
+                created.namespace,
+                created.name,
+                created.fault_id,
+                created.expires_at.as_deref().unwrap_or("recovered")
+            ))
+        }
+        ClusterRequest::EnableShim(shim) => {
+            let mut each = |line: &str| say(line.to_string());
+            let change = backend.enable_shim(shim, &mut each).map_err(|e| e.to_string())?;
+            let mut text = format!(
+                "{} shim in {} (namespace {}): fault {}",
+                shim.spec.kind.name(),
+                change.workload,
+                change.namespace,
+                change.fault_id.as_deref().unwrap_or("-")
+            );
+            if let Some(rollout) = &change.rollout {
+                let state = if rollout.done {
+                    "done".to_string()
+                } else {
+                    format!("not finished after {} s (it goes on)", SHIM_FOLLOW.timeout.as_secs())
+                };
+                text.push_str(&format!("; rollout {}, {state}", rollout.text));
+            }
+            Ok(text)
+        }
+        ClusterRequest::ArmNode(request) => {
+            let armed = backend.arm_node(request).map_err(|e| e.to_string())?;
+            Ok(format!(
+                "node {} armed: CUDA shims started there fail as with XID {} (fault {})",
+                armed.node, armed.xid, armed.fault_id
+            ))
+        }
+        ClusterRequest::Watch(_) | ClusterRequest::Refresh | ClusterRequest::InjectXid(_) => Ok(String::new()),
+    }
+}
+
+/// One log line for one object of a recovery.
+pub fn describe_recovered(recovered: &Recovered) -> String {
+    let place = match &recovered.namespace {
+        Some(namespace) => format!("{namespace}/{}", recovered.name),
+        None => recovered.name.clone(),
+    };
+    format!("{} {} {place}: {}", recovered.fault_id, recovered.object_kind, recovered.outcome)
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -269,6 +496,53 @@ mod tests {
     impl ClusterBackend for Fake {
         fn server(&self) -> String {
             "https://fake:6443".to_string()
+        }
+
+        fn namespace(&self) -> String {
+            "dynamo".to_string()
+        }
+
+        fn faults(&self) -> Result<Listing, ClusterError> {
+            Ok(Listing { faults: vec![], notes: vec!["NetworkChaos (chaos-mesh.org) is not installed".into()] })
+        }
+
+        fn recover(
+            &self,
+            fault_id: &str,
+            progress: &mut (dyn FnMut(&Recovered) + Send),
+        ) -> Result<Vec<Recovered>, ClusterError> {
+            let recovered = Recovered {
+                fault_id: fault_id.to_string(),
+                object_kind: "NetworkPolicy".into(),
+                namespace: Some("dynamo".into()),
+                name: format!("faultline-{fault_id}"),
+                outcome: "deleted".into(),
+            };
+            progress(&recovered);
+            Ok(vec![recovered])
+        }
+
+        fn create_partition(&self, request: &PartitionRequest) -> Result<Created, ClusterError> {
+            Err(ClusterError::Usage(format!("no {} here", request.object_kind())))
+        }
+
+        fn enable_shim(
+            &self,
+            request: &ShimRequest,
+            progress: &mut (dyn FnMut(&str) + Send),
+        ) -> Result<ShimChange, ClusterError> {
+            progress(&format!("patched {}", request.workload));
+            Ok(ShimChange {
+                fault_id: Some("fl-00000000000a".into()),
+                workload: request.workload.to_string(),
+                namespace: request.namespace.clone(),
+                changed: true,
+                rollout: Some(shim::RolloutState { done: false, text: "0/1 updated".into() }),
+            })
+        }
+
+        fn arm_node(&self, request: &ArmRequest) -> Result<ArmedNode, ClusterError> {
+            Err(ClusterError::Usage(format!("node {} has no agent", request.node)))
         }
 
         fn gpu_nodes(&self) -> Result<Vec<GpuNode>, ClusterError> {
@@ -358,7 +632,9 @@ mod tests {
         assert_eq!(message, "cannot configure a Kubernetes client: attempt 1 fails");
         worker.send(ClusterRequest::Refresh);
         let connected = wait_for(&events, "connection", |e| matches!(e, ClusterEvent::Connected { .. }));
-        assert!(matches!(connected, ClusterEvent::Connected { server } if server == "https://fake:6443"));
+        assert!(
+            matches!(connected, ClusterEvent::Connected { server, namespace } if server == "https://fake:6443" && namespace == "dynamo")
+        );
         let ClusterEvent::Nodes { nodes, .. } = wait_for(&events, "nodes", is_nodes) else { unreachable!() };
         assert_eq!(nodes.len(), 1);
     }
@@ -417,5 +693,63 @@ mod tests {
             message.starts_with(&format!("cannot configure a Kubernetes client for context {context}")),
             "{message}"
         );
+    }
+
+    #[test]
+    fn actions_report_each_step_and_their_outcome_then_the_ledger_is_listed_again() {
+        let (worker, events, _) = start(0, SLOW);
+        worker.send(ClusterRequest::Recover("fl-0123456789ab".into()));
+        let busy = wait_for(&events, "busy", |e| matches!(e, ClusterEvent::Busy(b) if b.starts_with("recovering")));
+        assert!(matches!(busy, ClusterEvent::Busy(b) if b == "recovering fault fl-0123456789ab"));
+        let step = wait_for(&events, "a step", |e| matches!(e, ClusterEvent::ActionProgress(_)));
+        assert!(
+            matches!(&step, ClusterEvent::ActionProgress(l) if l == "fl-0123456789ab NetworkPolicy dynamo/faultline-fl-0123456789ab: deleted"),
+            "{step:?}"
+        );
+        let done = wait_for(&events, "the outcome", |e| matches!(e, ClusterEvent::ActionDone(_)));
+        assert!(
+            matches!(&done, ClusterEvent::ActionDone(Ok(t)) if t == "fault fl-0123456789ab recovered: 1 object handled")
+        );
+        wait_for(&events, "the nodes", is_nodes);
+        let faults = wait_for(&events, "the faults", |e| matches!(e, ClusterEvent::Faults { .. }));
+        assert!(matches!(faults, ClusterEvent::Faults { listing, .. } if listing.notes.len() == 1));
+
+        let shim = ShimRequest {
+            namespace: "dynamo".into(),
+            workload: crate::cluster::shim_rollout::Workload::Deployment("vllm".into()),
+            spec: crate::cluster::shim_rollout::ShimSpec::new(shm_proto::Kind::Cuda),
+            ttl: Duration::from_secs(60),
+        };
+        worker.send(ClusterRequest::EnableShim(Box::new(shim)));
+        let done = wait_for(&events, "the outcome", |e| matches!(e, ClusterEvent::ActionDone(_)));
+        assert!(
+            matches!(&done, ClusterEvent::ActionDone(Ok(t)) if t == "cuda shim in Deployment vllm (namespace dynamo): fault fl-00000000000a; rollout 0/1 updated, not finished after 60 s (it goes on)"),
+            "{done:?}"
+        );
+        worker.send(ClusterRequest::ArmNode(ArmRequest {
+            node: "gpu-a".into(),
+            xid: 79,
+            ttl: Duration::from_secs(60),
+        }));
+        let done = wait_for(&events, "the outcome", |e| matches!(e, ClusterEvent::ActionDone(_)));
+        assert!(matches!(&done, ClusterEvent::ActionDone(Err(m)) if m == "node gpu-a has no agent"), "{done:?}");
+    }
+
+    #[test]
+    fn read_only_refuses_every_action() {
+        let (worker, events, _) = start(0, WorkerSettings { read_only: true, ..SLOW });
+        let requests = [
+            (ClusterRequest::Recover("fl-0123456789ab".into()), "recover faults"),
+            (
+                ClusterRequest::ArmNode(ArmRequest { node: "gpu-a".into(), xid: 79, ttl: Duration::from_secs(60) }),
+                "arm a node",
+            ),
+        ];
+        for (request, verb) in requests {
+            worker.send(request);
+            let done = wait_for(&events, "the refusal", |e| matches!(e, ClusterEvent::ActionDone(_)));
+            let expected = format!("--read-only: refusing to {verb}");
+            assert!(matches!(&done, ClusterEvent::ActionDone(Err(m)) if *m == expected), "{done:?}");
+        }
     }
 }

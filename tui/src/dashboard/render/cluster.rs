@@ -1,10 +1,12 @@
-//! The cluster view (`v`): GPU nodes (ready, cordoned, GPUs, agent, taints), the selected node's recent XID
-//! events, and the view's log; connection and API errors in a box of their own above the nodes.
+//! The cluster view (`v`): GPU nodes (ready, cordoned, GPUs, agent, taints), the active faults with the time
+//! left (computed at render time from [`App::clock`]), the selected node's recent XID events, and the view's log;
+//! connection and API errors in a box of their own above the nodes.
 //!
 //! ```text
 //! title: server · when listed · what the worker is doing ─────────────
 //! ┌ Cluster unreachable (only while the last refresh failed) ─────────┐
 //! ┌ GPU nodes ─────────────────────────────────────────────────────────┐
+//! ┌ Active faults ─────────────────────────────────────────────────────┐
 //! ┌ Recent XIDs on <node> ─────────────────────────────────────────────┐
 //! ┌ Log ───────────────────────────────────────────────────────────────┐
 //! status / key hints ─────────────────────────────────────────────────
@@ -19,9 +21,10 @@ use ratatui::widgets::{Block, Paragraph};
 use ratatui::Frame;
 
 use super::{clock, fit};
+use crate::cluster::ledger;
 use crate::cluster::nodes::{GpuNode, RECENT_XIDS};
 use crate::dashboard::app::App;
-use crate::dashboard::cluster::{xid_of, ClusterView, LogKind};
+use crate::dashboard::cluster::{xid_of, ClusterView, Focus, LogKind};
 use crate::dashboard::keys::{Context, Intent};
 
 /// At most this many lines of an error are shown above the nodes (the log keeps the whole message).
@@ -36,6 +39,8 @@ pub struct ClusterAreas {
     pub error: Rect,
     /// The node table.
     pub nodes: Rect,
+    /// The fault table.
+    pub faults: Rect,
     /// The selected node's XID events.
     pub xids: Rect,
     /// The log.
@@ -45,7 +50,8 @@ pub struct ClusterAreas {
 }
 
 /// Lays the view out in `area`: the node table as tall as its rows (at least 5 lines, at most 40 % of the screen),
-/// the XID events as tall as [`RECENT_XIDS`], the log takes the rest.
+/// the fault table likewise (at least 4 lines, at most 30 %), the XID events as tall as [`RECENT_XIDS`], the log
+/// takes the rest.
 pub fn layout(area: Rect, view: &ClusterView) -> ClusterAreas {
     let error_height = match &view.error {
         Some(error) => wrap(error, usize::from(area.width.saturating_sub(2))).len().min(ERROR_LINES) as u16 + 2,
@@ -53,16 +59,20 @@ pub fn layout(area: Rect, view: &ClusterView) -> ClusterAreas {
     };
     let most = (area.height.saturating_sub(2) * 2 / 5).max(5);
     let nodes_height = u16::try_from(view.nodes.len().saturating_add(3)).unwrap_or(u16::MAX).clamp(5, most);
-    let [title, error, nodes, xids, log, status] = Layout::vertical([
+    let most_faults = (area.height.saturating_sub(2) * 3 / 10).max(4);
+    let faults_height =
+        u16::try_from(view.faults.len().max(1).saturating_add(3)).unwrap_or(u16::MAX).clamp(4, most_faults);
+    let [title, error, nodes, faults, xids, log, status] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(error_height),
         Constraint::Length(nodes_height),
+        Constraint::Length(faults_height),
         Constraint::Length(RECENT_XIDS as u16 + 3),
         Constraint::Fill(1),
         Constraint::Length(1),
     ])
     .areas(area);
-    ClusterAreas { title, error, nodes, xids, log, status }
+    ClusterAreas { title, error, nodes, faults, xids, log, status }
 }
 
 /// The first node row shown in a table of `height` rows, so that the selection is visible.
@@ -85,6 +95,21 @@ pub fn row_at(table: Rect, view: &ClusterView, at: Position) -> Option<usize> {
     (index < view.nodes.len()).then_some(index)
 }
 
+/// The first fault row shown in a table of `height` rows, so that the selection is visible.
+fn first_fault_row(view: &ClusterView, height: usize) -> usize {
+    view.selected_fault_index().unwrap_or(0).saturating_sub(height.saturating_sub(1))
+}
+
+/// The fault row under `at` in the fault table at `table`, if any.
+pub fn fault_row_at(table: Rect, view: &ClusterView, at: Position) -> Option<usize> {
+    let first_y = table.y + 2;
+    if !table.contains(at) || at.y < first_y || at.y + 1 >= table.y + table.height {
+        return None;
+    }
+    let index = usize::from(at.y - first_y) + first_fault_row(view, table_rows(table));
+    (index < view.faults.len()).then_some(index)
+}
+
 /// Draws the whole cluster view in `area`.
 pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let areas = layout(area, &app.cluster);
@@ -104,6 +129,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         frame.render_widget(Paragraph::new(lines).block(block), areas.error);
     }
     nodes(frame, app, areas.nodes);
+    faults(frame, app, areas.faults);
     xids(frame, app, areas.xids);
     log(frame, app, areas.log);
     status(frame, app, areas.status);
@@ -174,7 +200,7 @@ fn nodes(frame: &mut Frame, app: &App, area: Rect) {
     } else {
         " GPU nodes ".to_string()
     };
-    let block = Block::bordered().title(title).border_style(theme.border(true));
+    let block = Block::bordered().title(title).border_style(theme.border(view.focus == Focus::Nodes));
     let inner = usize::from(area.width.saturating_sub(2));
     // NODE READY CORDONED GPUS AGENT TAINTS; the name as wide as the longest (within reason), taints take the rest.
     let fixed = 1 + 5 + 1 + 8 + 1 + 4 + 1 + 9 + 1;
@@ -196,7 +222,7 @@ fn nodes(frame: &mut Frame, app: &App, area: Rect) {
     let height = table_rows(area);
     let first = first_row(view, height);
     for (index, node) in view.nodes.iter().enumerate().skip(first).take(height) {
-        let selected = view.selected_index() == Some(index);
+        let selected = view.selected_index() == Some(index) && view.focus == Focus::Nodes;
         let ready = node.ready.map_or("?", yes_no);
         let agent = agent_text(node);
         let taints = if node.taints.is_empty() { "-".to_string() } else { node.taints.join(", ") };
@@ -216,6 +242,100 @@ fn nodes(frame: &mut Frame, app: &App, area: Rect) {
         lines.push(Line::from(spans));
     }
     frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+fn faults(frame: &mut Frame, app: &App, area: Rect) {
+    let theme = app.theme;
+    let view = &app.cluster;
+    let now = (app.clock)();
+    let focused = view.focus == Focus::Faults;
+    let ids = {
+        let mut ids: Vec<&str> = view.faults.iter().map(|f| f.fault_id.as_str()).collect();
+        ids.dedup();
+        ids.len()
+    };
+    let title = match view.faults_listed_at {
+        Some(_) => format!(" Active faults ({ids}) · {} object{} ", view.faults.len(), plural(view.faults.len())),
+        None => " Active faults ".to_string(),
+    };
+    let keys = &app.keys;
+    let mut block = Block::bordered().title(title).border_style(theme.border(focused));
+    if let Some(note) = view.fault_notes.first() {
+        block = block.title_bottom(Line::styled(format!(" note: {note} "), theme.dim()));
+    } else if !focused {
+        let tab = keys.keys_of(Context::Cluster, Intent::NextPane);
+        block = block.title_bottom(Line::styled(format!(" {tab} selects a fault "), theme.dim()));
+    }
+    let inner = usize::from(area.width.saturating_sub(2));
+    let (id_width, kind_width, ends_width) = (15, 10, 8);
+    let object_width = view
+        .faults
+        .iter()
+        .map(|f| object_text(f).chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(6, 40)
+        .min(inner.saturating_sub(id_width + kind_width + ends_width + 4 + 10));
+    let what_width = inner.saturating_sub(id_width + kind_width + ends_width + object_width + 4);
+    let mut lines = vec![Line::styled(
+        format!(
+            "{:<id_width$} {:<kind_width$} {:<ends_width$} {:<object_width$} {}",
+            "FAULT", "KIND", "ENDS IN", "OBJECT", "WHAT"
+        ),
+        theme.header(),
+    )];
+    if view.faults.is_empty() {
+        let hint = match (&view.faults_error, view.faults_listed_at) {
+            (Some(error), _) => format!("Cannot list the faults: {error}"),
+            (None, Some(_)) => format!(
+                "No active faults ({} partition, {} shim, {} arm, {} XID).",
+                keys.keys_of(Context::Cluster, Intent::CreatePartition),
+                keys.keys_of(Context::Cluster, Intent::RolloutShim),
+                keys.keys_of(Context::Cluster, Intent::ArmNode),
+                keys.keys_of(Context::Cluster, Intent::InjectXid)
+            ),
+            (None, None) => "Waiting for the cluster…".to_string(),
+        };
+        let style = if view.faults_error.is_some() { theme.error() } else { theme.dim() };
+        lines.push(Line::styled(fit(&hint, inner), style));
+    }
+    let height = table_rows(area);
+    let first = first_fault_row(view, height);
+    for (index, fault) in view.faults.iter().enumerate().skip(first).take(height) {
+        let selected = focused && view.selected_fault_index() == Some(index);
+        let ends = ledger::remaining(fault.expires_at.as_deref(), now);
+        let ends_style = if ends == "expired" { theme.warn() } else { Style::new() };
+        let kind = fault.kind.map_or("?".to_string(), |k| k.to_string());
+        let cells = [
+            (format!("{:<id_width$} ", fit(&fault.fault_id, id_width)), Style::new()),
+            (format!("{:<kind_width$} ", fit(&kind, kind_width)), theme.fault()),
+            (format!("{:<ends_width$} ", fit(&ends, ends_width)), ends_style),
+            (format!("{:<object_width$} ", fit(&object_text(fault), object_width)), Style::new()),
+            (fit(&fault.summary, what_width), theme.dim()),
+        ];
+        let spans: Vec<Span> = cells
+            .into_iter()
+            .map(|(text, style)| Span::styled(text, if selected { style.patch(theme.selected()) } else { style }))
+            .collect();
+        lines.push(Line::from(spans));
+    }
+    frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+/// `Kind/namespace/name` (or `Kind/name` for cluster-wide objects).
+fn object_text(fault: &crate::cluster::faults::Fault) -> String {
+    match &fault.namespace {
+        Some(namespace) => format!("{}/{namespace}/{}", fault.object_kind, fault.name),
+        None => format!("{}/{}", fault.object_kind, fault.name),
+    }
+}
+
+fn plural(count: usize) -> &'static str {
+    if count == 1 {
+        ""
+    } else {
+        "s"
+    }
 }
 
 fn xids(frame: &mut Frame, app: &App, area: Rect) {
@@ -282,10 +402,13 @@ fn status(frame: &mut Frame, app: &App, area: Rect) {
         let keys = &app.keys;
         let hint = |intent, what: &str| format!("{} {what}", keys.keys_of(Context::Cluster, intent));
         let hints = [
-            hint(Intent::InjectXid, "inject XID"),
+            hint(Intent::InjectXid, "XID"),
+            hint(Intent::CreatePartition, "partition"),
+            hint(Intent::RolloutShim, "shim"),
+            hint(Intent::ArmNode, "arm"),
+            hint(Intent::RecoverFault, "recover"),
+            hint(Intent::NextPane, "nodes/faults"),
             hint(Intent::Refresh, "refresh"),
-            hint(Intent::Down, "next"),
-            hint(Intent::Up, "previous"),
             hint(Intent::SwitchView, "processes"),
         ];
         Line::styled(format!(" {}", hints.join("  ")), theme.dim())

@@ -13,6 +13,7 @@
 //! The cluster view (`v`) replaces all of it: [`cluster`].
 
 pub mod cluster;
+pub mod cluster_form;
 pub mod dialogs;
 pub mod editor;
 pub mod help;
@@ -97,6 +98,7 @@ pub fn render(frame: &mut Frame, app: &App) {
         Overlay::Editor(_) => editor::render(frame, app, area),
         Overlay::Dump(_) | Overlay::Replay(_) => dialogs::render(frame, app, area),
         Overlay::Xid(_) => xid_dialog::render(frame, app, area),
+        Overlay::Partition(_) | Overlay::Shim(_) | Overlay::Ask(_) => cluster_form::render(frame, app, area),
     }
 }
 

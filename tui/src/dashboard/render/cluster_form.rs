@@ -1,0 +1,113 @@
+//! The partition and shim dialogs over the cluster view (their rows with a hint or the error of each, the first
+//! error or the confirmation question below), and the plain y/n box of the recover and arm questions.
+
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph};
+use ratatui::Frame;
+
+use super::cluster::wrap;
+use super::{centered, fit};
+use crate::dashboard::app::{App, Overlay};
+use crate::dashboard::cluster::form::{ClusterForm, Input};
+use crate::dashboard::keys::{Context, Intent};
+
+/// Draws the open partition or shim dialog, or the open question, over `area`.
+pub fn render(frame: &mut Frame, app: &App, area: Rect) {
+    match &app.overlay {
+        Overlay::Partition(dialog) => form(
+            frame,
+            app,
+            area,
+            dialog.as_ref(),
+            " Create a network partition ",
+            "A NetworkPolicy or a Chaos Mesh NetworkChaos, labelled as a fault: R recovers it, the reaper ends it.",
+        ),
+        Overlay::Shim(dialog) => form(
+            frame,
+            app,
+            area,
+            dialog.as_ref(),
+            " Roll a shim into a workload ",
+            "LD_PRELOAD appended, affinity merged, the original spec saved: R restores it exactly.",
+        ),
+        Overlay::Ask(ask) => {
+            let theme = app.theme;
+            let popup_width = 90.min(area.width);
+            let width = usize::from(popup_width.saturating_sub(3));
+            let lines: Vec<Line> =
+                wrap(&ask.question, width).into_iter().map(|l| Line::styled(format!(" {l}"), theme.warn())).collect();
+            let popup = centered(area, popup_width, lines.len() as u16 + 2);
+            frame.render_widget(Clear, popup);
+            let block = Block::bordered()
+                .title(ask.title.clone())
+                .title_bottom(confirm_hints(app, "go ahead"))
+                .border_style(theme.warn());
+            frame.render_widget(Paragraph::new(lines).block(block), popup);
+        }
+        _ => {}
+    }
+}
+
+fn confirm_hints(app: &App, yes: &str) -> String {
+    let keys = &app.keys;
+    format!(
+        " {} {yes} · {} no, nothing done ",
+        keys.keys_of(Context::Confirm, Intent::Yes),
+        keys.keys_of(Context::Confirm, Intent::No)
+    )
+}
+
+fn form<D: ClusterForm>(frame: &mut Frame, app: &App, area: Rect, dialog: &D, title: &str, intro: &str) {
+    let theme = app.theme;
+    let state = dialog.state();
+    let popup_width = 100.min(area.width);
+    let width = usize::from(popup_width.saturating_sub(2));
+    let outcome: Vec<(String, Style)> = match (state.confirming, dialog.question()) {
+        (true, Ok(question)) => {
+            wrap(&question, width.saturating_sub(1)).into_iter().map(|l| (l, theme.warn())).collect()
+        }
+        (_, Err(error)) => {
+            wrap(&format!("✗ {error}"), width.saturating_sub(1)).into_iter().map(|l| (l, theme.error())).collect()
+        }
+        (false, Ok(_)) => vec![("✓ Enter shows what will be done and asks y/n.".to_string(), theme.ok())],
+    };
+    let rows = dialog.rows();
+    let popup = centered(area, popup_width, rows.len() as u16 + outcome.len() as u16 + 5);
+    frame.render_widget(Clear, popup);
+    let hints = if state.confirming {
+        confirm_hints(app, "create").replace("no, nothing done", "back to the dialog")
+    } else {
+        " Enter confirm · Esc cancel · ↑↓ field · ←→/Space choice · type into text ".to_string()
+    };
+    let block = Block::bordered().title(title.to_string()).title_bottom(hints).border_style(if state.confirming {
+        theme.warn()
+    } else {
+        theme.border(true)
+    });
+    let mut lines = vec![Line::styled(fit(intro, width), theme.dim()), Line::raw("")];
+    let (label_width, value_width) = (16, 22);
+    let hint_width = width.saturating_sub(2 + label_width + value_width + 1);
+    for (index, row) in rows.into_iter().enumerate() {
+        let focused = index == state.cursor && !state.confirming;
+        let value = if focused && row.input == Input::Text { format!("{}▏", row.value) } else { row.value };
+        let (hint, hint_style) = match row.check {
+            Ok(hint) => (hint, theme.dim()),
+            Err(error) => (format!("✗ {error}"), theme.error()),
+        };
+        lines.push(Line::from(vec![
+            Span::styled(if focused { "▶ " } else { "  " }, theme.warn()),
+            Span::styled(format!("{:<label_width$}", row.label), theme.header()),
+            Span::styled(
+                format!("{:<value_width$}", fit(&value, value_width)),
+                if focused { theme.selected() } else { Style::new() },
+            ),
+            Span::raw(" "),
+            Span::styled(fit(&hint, hint_width), hint_style),
+        ]));
+    }
+    lines.push(Line::raw(""));
+    lines.extend(outcome.into_iter().map(|(text, style)| Line::styled(format!(" {text}"), style)));
+    frame.render_widget(Paragraph::new(lines).block(block), popup);
+}
