@@ -8,10 +8,15 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use faultline::cluster::faults::{Fault, Listing};
+use faultline::cluster::ledger::FaultKind;
 use faultline::cluster::nodes::{self, GpuNode};
+use faultline::cluster::shim_rollout::Workload;
 use faultline::cluster::xid_inject::{self, Progress, XidInjectRequest};
 use faultline::cluster::ClusterError;
 use faultline::dashboard::app::{update, Action, App, Overlay, View};
+use faultline::dashboard::cluster::partition_dialog::PartitionRequest;
+use faultline::dashboard::cluster::worker::ArmRequest;
 use faultline::dashboard::cluster::{ClusterEvent, ClusterRequest};
 use faultline::dashboard::render::{self, theme::Theme};
 use faultline::dashboard::sampler::{Snapshot, Update};
@@ -337,4 +342,272 @@ fn read_only_refuses_the_xid_dialog() {
     assert!(status.error && status.text == "--read-only: refusing to inject an XID", "{status:?}");
     assert!(app.cluster.take_requests().is_empty());
     insta::assert_snapshot!(screen(&app).backend());
+}
+
+/// The clock of the fault countdowns: 2026-01-02 03:10:12 UTC, as `listed_at`.
+fn fixed_now() -> Timestamp {
+    "2026-01-02T03:10:12Z".parse().expect("a timestamp")
+}
+
+fn fault(id: &str, kind: FaultKind, object_kind: &str, name: &str, summary: &str, expires_at: Option<&str>) -> Fault {
+    Fault {
+        fault_id: id.into(),
+        kind: Some(kind),
+        object_kind: object_kind.into(),
+        namespace: (object_kind != "Event").then(|| "dynamo".to_string()),
+        name: name.into(),
+        summary: summary.into(),
+        created_by: Some("me@laptop".into()),
+        created_at: Some("2026-01-02T03:00:00Z".into()),
+        expires_at: expires_at.map(str::to_string),
+        expired: expires_at.is_some_and(|at| at.parse::<Timestamp>().is_ok_and(|t| t <= fixed_now())),
+        object: serde_json::Value::Null,
+    }
+}
+
+/// A partition with 9m48s left, a shim with 1h…, an armed node (ConfigMap) already expired, an XID Event
+/// without expiry.
+fn fixture_listing() -> Listing {
+    Listing {
+        faults: vec![
+            fault(
+                "fl-1a2b3c4d5e6f",
+                FaultKind::Partition,
+                "NetworkPolicy",
+                "faultline-fl-1a2b3c4d5e6f",
+                "partition of pods app=worker (Ingress+Egress)",
+                Some("2026-01-02T03:20:00Z"),
+            ),
+            fault(
+                "fl-2b3c4d5e6f70",
+                FaultKind::Shim,
+                "Deployment",
+                "vllm-worker",
+                "cuda shim, faults on, XID 79, pinned to node gpu-a",
+                Some("2026-01-02T04:15:12Z"),
+            ),
+            fault(
+                "fl-3c4d5e6f7081",
+                FaultKind::ArmedNode,
+                "ConfigMap",
+                "faultline-armed-gpu-b",
+                "node gpu-b armed: CUDA shims fail from start-up as with XID 79",
+                Some("2026-01-02T03:10:00Z"),
+            ),
+            fault(
+                "fl-5b1e77a0c3d2",
+                FaultKind::Xid,
+                "Event",
+                "gpu-a.fl-5b1e77a0c3d2",
+                "XID 79 (GPU has fallen off the bus, critical) injected on GPU 0",
+                None,
+            ),
+        ],
+        notes: vec!["NetworkChaos (chaos-mesh.org) is not installed: none listed".into()],
+    }
+}
+
+/// The cluster view with the fixture faults listed and the clock fixed.
+fn view_with_faults(read_only: bool) -> App {
+    let mut app = cluster_view(read_only);
+    app.clock = fixed_now;
+    worker_says(&mut app, ClusterEvent::Faults { listing: fixture_listing(), at: listed_at() });
+    app
+}
+
+fn type_text(app: &mut App, text: &str) {
+    for c in text.chars() {
+        press(app, KeyCode::Char(c));
+    }
+}
+
+#[test]
+fn faults_table_with_countdown() {
+    let mut app = view_with_faults(false);
+    press(&mut app, KeyCode::Tab);
+    press(&mut app, KeyCode::Char('j'));
+    assert_eq!(app.cluster.selected_fault().map(|f| f.name.as_str()), Some("vllm-worker"));
+    assert_eq!(app.cluster.selected.as_deref(), Some("gpu-a"), "the node selection stays");
+    insta::assert_snapshot!(screen(&app).backend());
+    // The countdown is computed when drawn: a later clock shows less time left.
+    app.clock = || "2026-01-02T03:19:59Z".parse().expect("a timestamp");
+    let text = screen(&app).backend().to_string();
+    assert!(text.contains("fl-1a2b3c4d5e6f partition  1s "), "{text}");
+}
+
+#[test]
+fn recover_confirmation() {
+    let mut app = view_with_faults(false);
+    press(&mut app, KeyCode::Char('R'));
+    assert!(app.status.as_ref().is_some_and(|s| s.error && s.text.starts_with("no fault selected")));
+    press(&mut app, KeyCode::Tab);
+    press(&mut app, KeyCode::Char('R'));
+    assert!(
+        matches!(&app.overlay, Overlay::Ask(ask) if ask.request == ClusterRequest::Recover("fl-1a2b3c4d5e6f".into()))
+    );
+    insta::assert_snapshot!(screen(&app).backend());
+
+    // n: nothing sent; R and y: the worker is asked, and its lines land in the log.
+    press(&mut app, KeyCode::Char('n'));
+    assert_eq!(app.overlay, Overlay::None);
+    assert!(app.cluster.take_requests().is_empty());
+    press(&mut app, KeyCode::Char('R'));
+    press(&mut app, KeyCode::Char('y'));
+    assert_eq!(app.cluster.take_requests(), vec![ClusterRequest::Recover("fl-1a2b3c4d5e6f".into())]);
+    worker_says(
+        &mut app,
+        ClusterEvent::ActionProgress("fl-1a2b3c4d5e6f NetworkPolicy dynamo/faultline-fl-1a2b3c4d5e6f: deleted".into()),
+    );
+    worker_says(&mut app, ClusterEvent::ActionDone(Ok("fault fl-1a2b3c4d5e6f recovered: 1 object handled".into())));
+    let mut left = fixture_listing();
+    left.faults.remove(0);
+    worker_says(&mut app, ClusterEvent::Faults { listing: left, at: listed_at() });
+    let text = screen(&app).backend().to_string();
+    assert!(text.contains("dynamo/faultline-fl-1a2b3c4d5e6f: deleted"), "{text}");
+    assert!(!text.contains("fl-1a2b3c4d5e6f partition"), "the table refreshed: {text}");
+    assert_eq!(app.cluster.selected_fault().map(|f| f.fault_id.as_str()), Some("fl-2b3c4d5e6f70"));
+}
+
+#[test]
+fn partition_dialog_valid() {
+    let mut app = view_with_faults(false);
+    press(&mut app, KeyCode::Char('p'));
+    let Overlay::Partition(dialog) = &app.overlay else { panic!("the partition dialog: {:?}", app.status) };
+    assert_eq!(dialog.namespace, "dynamo", "the context's namespace");
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Down);
+    type_text(&mut app, "app=worker");
+    press(&mut app, KeyCode::Down);
+    type_text(&mut app, "app=frontend");
+    for _ in 0..4 {
+        press(&mut app, KeyCode::Down);
+    }
+    press(&mut app, KeyCode::Char(' '));
+    insta::assert_snapshot!(screen(&app).backend());
+}
+
+#[test]
+fn partition_dialog_invalid_shows_the_error() {
+    let mut app = view_with_faults(false);
+    press(&mut app, KeyCode::Char('p'));
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Down);
+    type_text(&mut app, "app=worker,tier");
+    press(&mut app, KeyCode::Enter);
+    let Overlay::Partition(dialog) = &app.overlay else { panic!("stays open") };
+    assert!(!dialog.form.confirming, "an invalid draft asks nothing");
+    assert!(app.status.as_ref().is_some_and(|s| s.error && s.text.starts_with("no partition: Selector: invalid")));
+    insta::assert_snapshot!(screen(&app).backend());
+}
+
+#[test]
+fn partition_dialog_chaos_mode() {
+    let mut app = view_with_faults(false);
+    press(&mut app, KeyCode::Char('p'));
+    press(&mut app, KeyCode::Right);
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Down);
+    type_text(&mut app, "app=worker");
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Down);
+    // Action: partition → loss.
+    press(&mut app, KeyCode::Right);
+    insta::assert_snapshot!(screen(&app).backend());
+}
+
+#[test]
+fn partition_dialog_confirmation() {
+    let mut app = view_with_faults(false);
+    press(&mut app, KeyCode::Char('p'));
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Down);
+    type_text(&mut app, "app=worker");
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Down);
+    type_text(&mut app, "90s");
+    press(&mut app, KeyCode::Enter);
+    insta::assert_snapshot!(screen(&app).backend());
+
+    press(&mut app, KeyCode::Enter);
+    assert!(app.cluster.take_requests().is_empty(), "Enter is not a yes");
+    press(&mut app, KeyCode::Char('y'));
+    assert_eq!(app.overlay, Overlay::None);
+    let requests = app.cluster.take_requests();
+    let [ClusterRequest::CreatePartition(request)] = requests.as_slice() else { panic!("{requests:?}") };
+    let PartitionRequest::Policy { spec, ttl } = request.as_ref() else { panic!("a NetworkPolicy: {request:?}") };
+    assert_eq!((spec.namespace.as_str(), *ttl), ("dynamo", Duration::from_secs(90)));
+    assert_eq!(spec.selector.get("app").map(String::as_str), Some("worker"));
+}
+
+#[test]
+fn shim_dialog() {
+    let mut app = view_with_faults(false);
+    press(&mut app, KeyCode::Char('s'));
+    let Overlay::Shim(dialog) = &app.overlay else { panic!("the shim dialog: {:?}", app.status) };
+    assert_eq!(dialog.node.as_deref(), Some("gpu-a"), "the selected node");
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Down);
+    type_text(&mut app, "vllm-worker");
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Down);
+    type_text(&mut app, "13");
+    insta::assert_snapshot!(screen(&app).backend());
+}
+
+#[test]
+fn shim_dialog_confirmation() {
+    let mut app = view_with_faults(false);
+    press(&mut app, KeyCode::Char('s'));
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Down);
+    type_text(&mut app, "vllm-worker");
+    for _ in 0..3 {
+        press(&mut app, KeyCode::Down);
+    }
+    type_text(&mut app, "79");
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Char(' '));
+    press(&mut app, KeyCode::Enter);
+    insta::assert_snapshot!(screen(&app).backend());
+
+    press(&mut app, KeyCode::Char('y'));
+    let requests = app.cluster.take_requests();
+    let [ClusterRequest::EnableShim(request)] = requests.as_slice() else { panic!("{requests:?}") };
+    assert_eq!(request.workload, Workload::Deployment("vllm-worker".into()));
+    assert_eq!((request.spec.xid, request.spec.node.as_deref()), (Some(79), Some("gpu-a")));
+    assert!(app.status.as_ref().is_some_and(|s| !s.error && s.text.starts_with("rolling the cuda shim into")));
+}
+
+#[test]
+fn arming_the_selected_node_asks_first() {
+    let mut app = view_with_faults(false);
+    press(&mut app, KeyCode::Char('j'));
+    press(&mut app, KeyCode::Char('a'));
+    let text = screen(&app).backend().to_string();
+    assert!(text.contains("Arm node gpu-b: CUDA shims started there fail"), "{text}");
+    press(&mut app, KeyCode::Esc);
+    assert!(app.cluster.take_requests().is_empty());
+    press(&mut app, KeyCode::Char('a'));
+    press(&mut app, KeyCode::Char('y'));
+    assert_eq!(
+        app.cluster.take_requests(),
+        vec![ClusterRequest::ArmNode(ArmRequest { node: "gpu-b".into(), xid: 79, ttl: Duration::from_secs(1800) })]
+    );
+}
+
+#[test]
+fn read_only_refuses_every_cluster_action() {
+    let mut app = view_with_faults(true);
+    press(&mut app, KeyCode::Tab);
+    for (key, verb) in
+        [('p', "create a partition"), ('s', "roll a shim out"), ('a', "arm a node"), ('R', "recover faults")]
+    {
+        press(&mut app, KeyCode::Char(key));
+        assert_eq!(app.overlay, Overlay::None, "{key}");
+        let status = app.status.clone().expect("a status line");
+        assert!(status.error && status.text == format!("--read-only: refusing to {verb}"), "{status:?}");
+    }
+    assert!(app.cluster.take_requests().is_empty());
 }

@@ -537,9 +537,12 @@ impl App {
         if self.refused("recover faults") {
             return;
         }
-        let Some(fault) = self.cluster.selected_fault() else {
+        // Only from the fault table, where the selection is shown: R must never recover a fault not in view.
+        let fault = self.cluster.selected_fault().filter(|_| self.cluster.focus == Focus::Faults);
+        let Some(fault) = fault else {
+            let tab = self.keys.keys_of(Context::Cluster, Intent::NextPane);
             let why = if self.cluster.focus == Focus::Faults { "no active fault" } else { "no fault selected" };
-            self.say(format!("{why}: Tab to the fault table and pick one"), true);
+            self.say(format!("{why}: {tab} to the fault table and pick one"), true);
             return;
         };
         let id = fault.fault_id.clone();
@@ -575,6 +578,22 @@ impl App {
             request: ClusterRequest::ArmNode(ArmRequest { node: node.clone(), xid: ARM_XID, ttl: ARM_TTL }),
             started: format!("arming node {node} with XID {ARM_XID}…"),
         }));
+    }
+
+    /// `p`: the create-partition dialog, in the context's namespace.
+    fn open_partition_dialog(&mut self) {
+        if !self.refused("create a partition") {
+            self.overlay = Overlay::Partition(Box::new(PartitionDialog::new(&self.workload_namespace())));
+        }
+    }
+
+    /// `s`: the shim dialog; Pin would use the selected node.
+    fn open_shim_dialog(&mut self) {
+        if !self.refused("roll a shim out") {
+            let node = self.cluster.selected_node().map(|n| n.name.clone());
+            let dialog = ShimDialog::new(&self.workload_namespace(), node.as_deref());
+            self.overlay = Overlay::Shim(Box::new(dialog));
+        }
     }
 
     /// The namespace the dialogs propose: the context's, once connected.
@@ -668,18 +687,8 @@ impl App {
             Intent::InjectXid => self.open_xid_dialog(),
             Intent::RecoverFault => self.ask_recover(),
             Intent::ArmNode => self.ask_arm(),
-            Intent::CreatePartition => {
-                if !self.refused("create a partition") {
-                    self.overlay = Overlay::Partition(Box::new(PartitionDialog::new(&self.workload_namespace())));
-                }
-            }
-            Intent::RolloutShim => {
-                if !self.refused("roll a shim out") {
-                    let node = self.cluster.selected_node().map(|n| n.name.clone());
-                    let dialog = ShimDialog::new(&self.workload_namespace(), node.as_deref());
-                    self.overlay = Overlay::Shim(Box::new(dialog));
-                }
-            }
+            Intent::CreatePartition => self.open_partition_dialog(),
+            Intent::RolloutShim => self.open_shim_dialog(),
             Intent::Back => self.status = None,
             _ => {}
         }

@@ -317,7 +317,13 @@ impl PartitionDialog {
                 Preset::Custom => "they lose the to-selector pods, or everything",
             }
             .into()),
-            F::Ingress | F::Egress => Ok("neither: both directions".into()),
+            F::Ingress | F::Egress => Ok(match (self.ingress, self.egress) {
+                (false, false) => "neither ticked: both directions are cut",
+                (true, true) => "both directions are cut",
+                (true, false) => "incoming connections are cut",
+                (false, true) => "outgoing connections are cut",
+            }
+            .into()),
             F::BlockNats => Ok("NATS stays reachable unless ticked".into()),
             F::BlockDns => Ok("the cluster DNS stays reachable unless ticked".into()),
             F::Action => Ok(match self.action_name() {

@@ -77,7 +77,7 @@ fn form<D: ClusterForm>(frame: &mut Frame, app: &App, area: Rect, dialog: &D, ti
     let popup = centered(area, popup_width, rows.len() as u16 + outcome.len() as u16 + 5);
     frame.render_widget(Clear, popup);
     let hints = if state.confirming {
-        confirm_hints(app, "create").replace("no, nothing done", "back to the dialog")
+        confirm_hints(app, "go ahead").replace("no, nothing done", "back to the dialog")
     } else {
         " Enter confirm · Esc cancel · ↑↓ field · ←→/Space choice · type into text ".to_string()
     };
