@@ -464,3 +464,147 @@ fn an_armed_node_is_in_the_ledger_and_recovering_disarms_it() {
     let listing = json_of(&kmock.faultline(&["cluster", "faults", "-A", "--json"]));
     assert_eq!(fault_ids(&listing), []);
 }
+
+fn workload_pod(name: &str, node: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": name, "namespace": APP_NAMESPACE, "labels": {"app": "decode"}},
+           "spec": {"nodeName": node, "containers": [{"name": "worker", "image": "vllm"}]},
+           "status": {"phase": "Running"}})
+}
+
+#[test]
+fn gpu_failure_runs_its_steps_in_order_and_recover_cleans_up() {
+    let mut spec = cluster(false);
+    spec["objects"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"resource": "v1/pods", "body": workload_pod("decode-1", "gpu-a")}));
+    let kmock = Kmock::start(&spec);
+    let port = kmock.port;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("cuda.policy");
+    let fixtures = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proc-driver-nvidia");
+    let agent_policy = policy.clone();
+    // The exec double: `faultline node arm|disarm|xid` run for real on this machine (a private policy file, the
+    // fixture driver tree, the real kernel log); the live-process commands answer as an agent on a node with one
+    // shimmed CUDA process would. After the XID lands it plays NVSentinel (cordon) and the node drainer (evict
+    // decode-1, its replacement starts on gpu-b).
+    let exec = ScriptedExec::new(move |_, command| {
+        let node_args: Vec<&str> = command[2..].iter().map(String::as_str).collect();
+        let real = |extra: &[&std::ffi::OsStr]| {
+            let output =
+                Command::new(&testkit::artifacts().faultline).args(&command[1..]).args(extra).output().expect("runs");
+            ExecOutput {
+                stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+                success: output.status.success(),
+                exit_code: output.status.code(),
+            }
+        };
+        let canned = |stdout: Value| ExecOutput {
+            stdout: stdout.to_string(),
+            success: true,
+            exit_code: Some(0),
+            ..ExecOutput::default()
+        };
+        Ok(match node_args.first().copied() {
+            Some("arm" | "disarm") => real(&["--policy-file".as_ref(), agent_policy.as_os_str()]),
+            Some("xid") => {
+                let output = real(&["--nvidia-proc".as_ref(), fixtures.as_os_str()]);
+                let client = KmockHttp { port };
+                client.send("PATCH", "/api/v1/nodes/gpu-a", &json!({"spec": {"unschedulable": true}}));
+                client.send("DELETE", "/api/v1/namespaces/dynamo/pods/decode-1", &json!({}));
+                client.send("POST", "/api/v1/namespaces/dynamo/pods", &workload_pod("decode-2", "gpu-b"));
+                output
+            }
+            _ => match node_args.last().copied() {
+                Some("ps") => {
+                    canned(json!({"processes": [{"pid": 4242, "exe": "python3", "kind": "cuda", "alive": true}]}))
+                }
+                Some("enable" | "disable") => canned(json!({"changed": 1})),
+                _ if node_args.contains(&"strategy") => canned(json!({"changed": 1})),
+                _ => panic!("unexpected agent command {command:?}"),
+            },
+        })
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let api = runtime.block_on(async { kmock.api() });
+    let request = faultline::cluster::gpu_failure::GpuFailureRequest {
+        node: "gpu-a".into(),
+        gpu: 0,
+        xid: 79,
+        namespace: APP_NAMESPACE.into(),
+        ttl: Some(std::time::Duration::from_secs(600)),
+        watch_timeout: testkit::WATCHDOG,
+        interval: std::time::Duration::from_millis(50),
+    };
+    let mut steps = Vec::new();
+    let outcome = runtime
+        .block_on(faultline::cluster::gpu_failure::run(&api, &exec, &request, &mut |s| steps.push(s.text.clone())))
+        .expect("the scenario runs");
+    assert!(outcome.cordoned && outcome.evicted, "{outcome:?}");
+    assert_eq!(outcome.processes_failed, 1);
+    let after: Vec<(&str, Option<&str>)> =
+        outcome.pods_after.iter().map(|p| (p.pod.as_str(), p.node.as_deref())).collect();
+    assert_eq!(after, [("decode-2", Some("gpu-b"))]);
+
+    let verbs = |calls: Vec<(faultline::cluster::exec::ExecTarget, Vec<String>)>| -> Vec<String> {
+        calls
+            .iter()
+            .map(|(_, c)| {
+                c[2..].iter().filter(|a| !a.starts_with("--") && *a != "cuda").take(1).cloned().collect::<String>()
+            })
+            .collect()
+    };
+    assert_eq!(verbs(exec.calls()), ["ps", "arm", "strategy", "enable", "xid"], "{:?}", exec.calls());
+    let order = [
+        "pod(s) of namespace",
+        "node armed",
+        "now fail every call",
+        "XID 79 written",
+        "node cordoned",
+        "left the node",
+        "run on other nodes",
+    ];
+    assert_eq!(steps.len(), order.len(), "{steps:?}");
+    for (step, wanted) in steps.iter().zip(order) {
+        assert!(step.contains(wanted), "{step:?} should say {wanted:?}: {steps:?}");
+    }
+    assert!(policy.exists(), "the node is armed");
+    let listing = json_of(&kmock.faultline(&["cluster", "faults", "-A", "--json"]));
+    let kinds: Vec<(String, String)> = fault_ids(&listing);
+    assert!(kinds.contains(&(outcome.fault_id.clone(), "armed-node".into())), "{kinds:?}");
+    assert!(kinds.contains(&(outcome.fault_id.clone(), "xid".into())), "one fault id for every step: {kinds:?}");
+
+    let which = Which::Id(outcome.fault_id.clone());
+    let before = exec.calls().len();
+    runtime.block_on(faults::recover(&api, &exec, None, &which, Timestamp::now(), &mut |_| {})).unwrap();
+    assert_eq!(verbs(exec.calls()[before..].to_vec()), ["disarm", "ps", "disable"]);
+    assert!(!policy.exists(), "disarmed");
+    let records = kmock.items("/api/v1/namespaces/faultline-system/configmaps");
+    assert!(records.is_empty(), "the arming record is gone: {records:?}");
+}
+
+/// Raw requests to the emulator from the exec double (another actor in the cluster).
+struct KmockHttp {
+    port: u16,
+}
+
+impl KmockHttp {
+    fn send(&self, method: &str, path: &str, body: &Value) {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("kmock listens");
+        let body = body.to_string();
+        let content_type = if method == "PATCH" { "application/merge-patch+json" } else { "application/json" };
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        assert!(response.starts_with("HTTP/1.1 2"), "{method} {path}: {response}");
+    }
+}

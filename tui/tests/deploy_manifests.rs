@@ -192,3 +192,21 @@ fn the_kustomization_applies_every_manifest() {
     assert_eq!(listed, present);
     assert_eq!(kustomization["images"][0]["name"], "faultline", "every manifest's image can be retargeted");
 }
+
+#[test]
+fn the_reaper_runs_faultline_cluster_reap_every_minute_as_the_operator() {
+    let documents = documents();
+    let reaper = find(&documents, "CronJob", "faultline-reaper");
+    assert_eq!(reaper["metadata"]["namespace"], DEFAULT_NAMESPACE);
+    assert_eq!(reaper["spec"]["schedule"], "* * * * *");
+    assert_eq!(reaper["spec"]["concurrencyPolicy"], "Forbid", "two reapers never race");
+    let pod = &reaper["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "faultline-operator", "the account deploy/rbac.yaml binds");
+    assert_eq!(pod["automountServiceAccountToken"], true);
+    let command: Vec<String> =
+        pod["containers"][0]["command"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
+    assert_eq!(&command[..3], ["faultline", "cluster", "reap"]);
+    // The real binary accepts exactly these arguments (clap checks them before it prints the help).
+    let output = Command::new(&testkit::artifacts().faultline).args(&command[1..]).arg("--help").output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}

@@ -53,6 +53,9 @@ pub enum ClusterCommand {
     Recover(faults::RecoverArgs),
     /// Undo every fault whose --ttl has passed (deploy/ runs this every minute).
     Reap(faults::ScopeArgs),
+    /// Simulate a dead GPU end to end: arm the node, fail its live CUDA processes, inject the XID, watch the cordon
+    /// and the evictions, report where the pods went. `faultline cluster recover <id>` reverses it.
+    GpuFailure(faults::GpuFailureArgs),
 }
 
 /// `faultline cluster xid …`.
@@ -121,6 +124,10 @@ pub fn run(args: ClusterArgs, pids: &[u32], json: bool, read_only: bool) -> anyh
         ClusterCommand::Recover(recover) => {
             let session = Session::connect(&options).map_err(faultline::Error::from)?;
             faults::recover(&ledger(&session), &recover, session.api())
+        }
+        ClusterCommand::GpuFailure(gpu_failure) => {
+            let session = Session::connect(&options).map_err(faultline::Error::from)?;
+            faults::gpu_failure(&ledger(&session), &gpu_failure, session.api())
         }
         ClusterCommand::Reap(scope) => {
             let session = Session::connect(&options).map_err(faultline::Error::from)?;

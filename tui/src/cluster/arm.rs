@@ -22,6 +22,8 @@ use crate::node::arm::ArmReport;
 pub const NODE_KEY: &str = "node";
 /// The ConfigMap key holding the XID.
 pub const XID_KEY: &str = "xid";
+/// The ConfigMap key saying the live CUDA processes on the node were failed too (disarming turns them off).
+pub const LIVE_KEY: &str = "live-processes-failed";
 
 /// The ledger record's name for `node`.
 pub fn record_name(node: &str) -> String {
@@ -44,7 +46,11 @@ pub struct ArmedNode {
 }
 
 /// The ledger record (a ConfigMap) of `node` armed with `xid` under `stamp`.
-pub fn record(node: &str, xid: u32, namespace: &str, stamp: &Stamp) -> Value {
+pub fn record(node: &str, xid: u32, namespace: &str, stamp: &Stamp, live: bool) -> Value {
+    let mut data = BTreeMap::from([(NODE_KEY, node.to_string()), (XID_KEY, xid.to_string())]);
+    if live {
+        data.insert(LIVE_KEY, "true".to_string());
+    }
     json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -54,17 +60,30 @@ pub fn record(node: &str, xid: u32, namespace: &str, stamp: &Stamp) -> Value {
             "labels": stamp.labels(),
             "annotations": stamp.annotations(),
         },
-        "data": BTreeMap::from([(NODE_KEY, node.to_string()), (XID_KEY, xid.to_string())]),
+        "data": data,
     })
 }
 
-/// Arms `node` with `xid` (see the module docs). `stamp` must be of kind [`FaultKind::ArmedNode`].
+/// Arms `node` with `xid` (see the module docs) under `stamp`'s fault id.
 pub async fn arm_node(
     api: &KubeApi,
     exec: &impl PodExec,
     node: &str,
     xid: u32,
     stamp: &Stamp,
+) -> Result<ArmedNode, ClusterError> {
+    arm_node_recording(api, exec, node, xid, stamp, false).await
+}
+
+/// [`arm_node`], recording whether the caller also fails the node's live CUDA processes (`live`), so that
+/// disarming turns their faults off again.
+pub async fn arm_node_recording(
+    api: &KubeApi,
+    exec: &impl PodExec,
+    node: &str,
+    xid: u32,
+    stamp: &Stamp,
+    live: bool,
 ) -> Result<ArmedNode, ClusterError> {
     if shm_proto::codes::xid_preset(xid).is_none() {
         let presets: Vec<String> = shm_proto::codes::XID_PRESETS.iter().map(|p| p.xid.to_string()).collect();
@@ -76,7 +95,7 @@ pub async fn arm_node(
     let stamp = stamp.with_kind(FaultKind::ArmedNode);
     let agent = agent::find(api, node).await?;
     let namespace = api.namespace().to_string();
-    match api.create(ObjectType::CONFIG_MAP, &namespace, &record(node, xid, &namespace, &stamp)).await {
+    match api.create(ObjectType::CONFIG_MAP, &namespace, &record(node, xid, &namespace, &stamp, live)).await {
         Ok(_) => {}
         Err(ClusterError::Api { code: 409, .. }) => {
             let holder = armed_by(api, node).await?.unwrap_or_else(|| "another fault".to_string());
@@ -131,7 +150,15 @@ pub async fn disarm_node(api: &KubeApi, exec: &impl PodExec, record: &Value) -> 
     let agent = match agent::find(api, &node).await {
         Ok(agent) => {
             let command = node_command(["disarm", "--fault-id", fault_id]);
-            Some(agent.run::<ArmReport>(exec, &command).await?)
+            let report = agent.run::<ArmReport>(exec, &command).await?;
+            if record["data"][LIVE_KEY] == "true" {
+                // Only if there is anything left to turn off: `disable` with no process is an error.
+                let listed: Value = agent.run(exec, &node_command(["--kind", "cuda", "--json", "ps"])).await?;
+                if listed["processes"].as_array().is_some_and(|p| !p.is_empty()) {
+                    agent.run::<Value>(exec, &node_command(["--kind", "cuda", "--json", "disable"])).await?;
+                }
+            }
+            Some(report)
         }
         // A node that is gone has no policy file left to remove.
         Err(ClusterError::NodeNotFound { .. }) => None,

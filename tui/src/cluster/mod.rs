@@ -8,6 +8,7 @@
 //! - [`exec`]: the [`exec::PodExec`] trait (running a command in the node agent's pod), its kube implementation
 //!   and a scripted test double;
 //! - [`faults`]: the ledger read back from the cluster: list, recover, reap;
+//! - [`gpu_failure`]: the GPU-failure scenario: arm, fail live processes, inject the XID, watch cordon and evictions;
 //! - [`ledger`]: the labels and annotations on everything faultline creates or changes (fault id, kind, expiry,
 //!   who/when): the cluster itself is the record of active faults;
 //! - [`network`]: `partition create`: NetworkPolicy or Chaos Mesh NetworkChaos, created stamped;
@@ -23,6 +24,7 @@ pub mod agent;
 pub mod arm;
 pub mod exec;
 pub mod faults;
+pub mod gpu_failure;
 pub mod kube_api;
 pub mod ledger;
 pub mod network;

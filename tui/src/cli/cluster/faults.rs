@@ -5,6 +5,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand, ValueEnum};
 use faultline::cluster::exec::PodExec;
 use faultline::cluster::faults::{self, Listing, Recovered, Which};
+use faultline::cluster::gpu_failure::{self, GpuFailureRequest, Step};
 use faultline::cluster::ledger::{self, FaultKind, Stamp};
 use faultline::cluster::partition::{self, ChaosAction, ChaosDirection, ChaosParams, ChaosSpec, PartitionSpec, Preset};
 use faultline::cluster::shim::{self, Follow, ShimChange};
@@ -217,6 +218,29 @@ pub struct RecoverArgs {
     pub all: bool,
     #[command(flatten)]
     pub scope: ScopeArgs,
+}
+
+/// The options of `faultline cluster gpu-failure`.
+#[derive(Debug, Args)]
+pub struct GpuFailureArgs {
+    /// The node.
+    #[arg(long, value_name = "NODE")]
+    pub node: String,
+    /// The GPU's minor number on that node.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub gpu: u32,
+    /// The XID (one with a CUDA shim preset: 79, 48, 94, 95, 74, 119, 120, 43).
+    #[arg(long, value_name = "N", default_value_t = 79)]
+    pub xid: u32,
+    /// How long the node stays armed; the reaper disarms it then.
+    #[arg(long, value_name = "DURATION", default_value = "30m")]
+    pub ttl: String,
+    /// How long to wait for the cordon, and then for the evictions.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    pub watch_timeout: u64,
+    /// How often to look.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0, hide = true)]
+    pub interval: f64,
 }
 
 /// Runs a ledger command on `session` (`namespace`: `--namespace`).
@@ -512,6 +536,41 @@ pub fn render_listing(listing: &Listing, now: Timestamp) -> String {
         out.push_str(&format!("note: {note}\n"));
     }
     out
+}
+
+/// `faultline cluster gpu-failure`.
+pub fn gpu_failure(context: &Context<'_>, args: &GpuFailureArgs, exec: &impl PodExec) -> anyhow::Result<u8> {
+    context.refuse_if_read_only("simulate a GPU failure")?;
+    if !(args.interval > 0.0 && args.interval.is_finite()) {
+        return Err(faultline::Error::usage("--interval must be a positive number of seconds").into());
+    }
+    let request = GpuFailureRequest {
+        node: args.node.clone(),
+        gpu: args.gpu,
+        xid: args.xid,
+        namespace: context.namespace(),
+        ttl: Some(ttl(&args.ttl)?),
+        watch_timeout: Duration::from_secs(args.watch_timeout),
+        interval: Duration::from_secs_f64(args.interval),
+    };
+    let json = context.json;
+    let mut timeline = |step: &Step| {
+        if !json {
+            say(&format!("[{:>4}s] {}", step.at_s, step.text));
+        }
+    };
+    let outcome =
+        context.session.block_on(gpu_failure::run(context.api(), exec, &request, &mut timeline)).map_err(cluster)?;
+    let text = format!(
+        "GPU failure on node {} (fault {}): cordoned {}, evicted {}; `faultline cluster recover {}` reverses it\n",
+        outcome.node,
+        outcome.fault_id,
+        if outcome.cordoned { "yes" } else { "no" },
+        if outcome.evicted { "yes" } else { "no" },
+        outcome.fault_id
+    );
+    json_or(json, &outcome, text)?;
+    Ok(if outcome.cordoned && outcome.evicted { EXIT_OK } else { EXIT_FAILED })
 }
 
 /// `faultline cluster recover`.
