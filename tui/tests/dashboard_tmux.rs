@@ -7,6 +7,8 @@ use std::process::{Command, Output};
 
 use testkit::{Program, ShmDir};
 
+mod kmock;
+
 /// A tmux server of our own (its socket in a temporary directory), killed on drop.
 struct Tmux {
     dir: tempfile::TempDir,
@@ -189,40 +191,6 @@ fn the_dashboard_steers_a_real_ucx_program_and_gives_the_terminal_back() {
     assert!(screen.contains("COOKED-MODE\n") && !screen.contains("RAW-MODE\n"), "{screen}");
 }
 
-/// A local Kubernetes API emulator (PyPI `kmock`, `tests/kmock_server.py`) seeded with `objects`, and a kubeconfig
-/// whose current context points nowhere (port 1) and whose `kmock` context points at it; gone on drop.
-struct Kmock {
-    _server: Program,
-    dir: tempfile::TempDir,
-}
-
-impl Kmock {
-    fn start(objects: serde_json::Value) -> Kmock {
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kmock_server.py");
-        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
-        let mut command = Command::new(python);
-        command.arg(script);
-        let mut server = Program::spawn(command);
-        server.send(&serde_json::json!({ "objects": objects, "resources": ["v1/events"] }).to_string());
-        let lines = server.lines_until(|line| line.starts_with("PORT "));
-        let port = lines.last().and_then(|l| l.strip_prefix("PORT ")).expect("kmock says its port");
-        let dir = tempfile::tempdir().expect("temp dir");
-        let kubeconfig = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: kmock\n  cluster:\n    server: http://127.0.0.1:{port}\n\
-             - name: nowhere\n  cluster:\n    server: http://127.0.0.1:1\ncontexts:\n\
-             - name: kmock\n  context:\n    cluster: kmock\n    user: tester\n\
-             - name: nowhere\n  context:\n    cluster: nowhere\n    user: tester\n\
-             current-context: nowhere\nusers:\n- name: tester\n  user: {{}}\n"
-        );
-        std::fs::write(dir.path().join("kubeconfig"), kubeconfig).expect("kubeconfig written");
-        Kmock { _server: server, dir }
-    }
-
-    fn kubeconfig(&self) -> std::path::PathBuf {
-        self.dir.path().join("kubeconfig")
-    }
-}
-
 #[test]
 fn the_cluster_view_lists_real_api_nodes_and_shows_a_failed_injection() {
     use serde_json::json;
@@ -236,7 +204,9 @@ fn the_cluster_view_lists_real_api_nodes_and_shows_a_failed_injection() {
                      "labels": {"app.kubernetes.io/name": "faultline-node"}},
         "spec": {"nodeName": "gpu-a", "containers": [{"name": "agent", "image": "faultline"}]},
         "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}});
-    let kmock = Kmock::start(json!([gpu_node, agent]));
+    // The current context points nowhere: the dashboard must use --context kmock.
+    let spec = json!({"objects": [gpu_node, agent], "resources": ["v1/events"]});
+    let kmock = kmock::Kmock::start_with_current_context(&spec, "nowhere");
     let shm = ShmDir::new();
     let kubeconfig = kmock.kubeconfig();
     let tmux = Tmux::start(&[

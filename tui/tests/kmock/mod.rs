@@ -22,6 +22,12 @@ pub struct Kmock {
 
 impl Kmock {
     pub fn start(spec: &Value) -> Kmock {
+        Kmock::start_with_current_context(spec, "kmock")
+    }
+
+    /// [`Kmock::start`] with the kubeconfig's current context set to `current` (`kmock`, or `nowhere`: port 1, to
+    /// prove a `--context kmock` is obeyed).
+    pub fn start_with_current_context(spec: &Value, current: &str) -> Kmock {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kmock_server.py");
         let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
         let probe = Command::new(&python).args(["-c", "import kmock"]).output().expect("python3 runs");
@@ -41,7 +47,7 @@ impl Kmock {
              - name: nowhere\n  cluster:\n    server: http://127.0.0.1:1\ncontexts:\n\
              - name: kmock\n  context:\n    cluster: kmock\n    user: tester\n\
              - name: nowhere\n  context:\n    cluster: nowhere\n    user: tester\n\
-             current-context: kmock\nusers:\n- name: tester\n  user: {{}}\n"
+             current-context: {current}\nusers:\n- name: tester\n  user: {{}}\n"
         );
         std::fs::write(dir.path().join("kubeconfig"), kubeconfig).expect("kubeconfig written");
         Kmock { server, port, dir }
