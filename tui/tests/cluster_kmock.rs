@@ -160,12 +160,7 @@ fn local_agent(port_for_cordon: Option<u16>) -> ScriptedExec {
                 kmock.patch("/api/v1/nodes/gpu-a", &patch);
             });
         }
-        Ok(ExecOutput {
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-            success: output.status.success(),
-            exit_code: output.status.code(),
-        })
+        Ok(ExecOutput::from(output))
     })
 }
 

@@ -414,12 +414,7 @@ fn local_agent(policy_file: std::path::PathBuf) -> ScriptedExec {
             .arg(&policy_file)
             .output()
             .expect("runs");
-        Ok(ExecOutput {
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-            success: output.status.success(),
-            exit_code: output.status.code(),
-        })
+        Ok(ExecOutput::from(output))
     })
 }
 
@@ -444,7 +439,7 @@ fn an_armed_node_is_in_the_ledger_and_recovering_disarms_it() {
     let error = runtime.block_on(arm::arm_node(&api, &exec, "gpu-b", 79, &other)).unwrap_err();
     assert!(matches!(error, ClusterError::NoAgentPod { .. }), "{error}");
     let error = runtime.block_on(arm::arm_node(&api, &exec, "gpu-a", 13, &other)).unwrap_err();
-    assert!(error.to_string().contains("no CUDA shim preset"), "{error}");
+    assert!(error.to_string().contains("has no preset for XID 13"), "{error}");
 
     // Listed by the CLI, from the cluster.
     let listing = json_of(&kmock.faultline(&["cluster", "faults", "-A", "--json"]));
@@ -494,12 +489,7 @@ fn gpu_failure_runs_its_steps_in_order_and_recover_cleans_up() {
         let real = |extra: &[&std::ffi::OsStr]| {
             let output =
                 Command::new(&testkit::artifacts().faultline).args(&command[1..]).args(extra).output().expect("runs");
-            ExecOutput {
-                stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-                success: output.status.success(),
-                exit_code: output.status.code(),
-            }
+            ExecOutput::from(output)
         };
         let canned = |stdout: Value| ExecOutput {
             stdout: stdout.to_string(),

@@ -85,13 +85,7 @@ pub async fn arm_node_recording(
     stamp: &Stamp,
     live: bool,
 ) -> Result<ArmedNode, ClusterError> {
-    if shm_proto::codes::xid_preset(xid).is_none() {
-        let presets: Vec<String> = shm_proto::codes::XID_PRESETS.iter().map(|p| p.xid.to_string()).collect();
-        return Err(ClusterError::Usage(format!(
-            "XID {xid} has no CUDA shim preset, so a node cannot be armed with it (presets: {})",
-            presets.join(", ")
-        )));
-    }
+    crate::node::arm::cuda_preset(xid).map_err(|e| ClusterError::Usage(e.to_string()))?;
     let stamp = stamp.with_kind(FaultKind::ArmedNode);
     let agent = agent::find(api, node).await?;
     let namespace = api.namespace().to_string();

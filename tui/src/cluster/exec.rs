@@ -51,6 +51,18 @@ impl ExecOutput {
     }
 }
 
+/// A command run locally, as an exec answer (what a [`ScriptedExec`] that runs the real `faultline` returns).
+impl From<std::process::Output> for ExecOutput {
+    fn from(output: std::process::Output) -> ExecOutput {
+        ExecOutput {
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            success: output.status.success(),
+            exit_code: output.status.code(),
+        }
+    }
+}
+
 /// Runs a command in a container and returns what it printed.
 pub trait PodExec {
     /// Runs `command` in `target` (in the agent's namespace).

@@ -96,14 +96,7 @@ pub async fn run(
     request: &GpuFailureRequest,
     progress: &mut (dyn FnMut(&Step) + Send),
 ) -> Result<GpuFailure, ClusterError> {
-    let Some(preset) = shm_proto::codes::xid_preset(request.xid) else {
-        let presets: Vec<String> = shm_proto::codes::XID_PRESETS.iter().map(|p| p.xid.to_string()).collect();
-        return Err(ClusterError::Usage(format!(
-            "XID {} has no CUDA shim preset; gpu-failure needs one of {}",
-            request.xid,
-            presets.join(", ")
-        )));
-    };
+    let preset = crate::node::arm::cuda_preset(request.xid).map_err(|e| ClusterError::Usage(e.to_string()))?;
     let started = Instant::now();
     let mut timeline = Vec::new();
     let mut step = |text: String| {

@@ -164,18 +164,13 @@ impl ShimSpec {
             if self.kind != Kind::Cuda {
                 return Err(ClusterError::Usage("--xid applies to the CUDA shim only (--kind cuda)".into()));
             }
-            if xid::lookup(code).is_none() {
-                return Err(ClusterError::Usage(format!(
-                    "XID {code} is not in faultline's catalog (`faultline node xid --list`); the CUDA shim has \
-                     presets for XIDs {}",
-                    preset_list()
-                )));
-            }
-            if shm_proto::codes::xid_preset(code).is_none() {
-                return Err(ClusterError::Usage(format!(
-                    "the CUDA shim has no preset for XID {code} (it would ignore it); presets: XIDs {}",
-                    preset_list()
-                )));
+            if let Err(no_preset) = crate::node::arm::cuda_preset(code) {
+                let unknown = if xid::lookup(code).is_none() {
+                    format!("XID {code} is not in faultline's catalog (`faultline node xid --list`); ")
+                } else {
+                    String::new()
+                };
+                return Err(ClusterError::Usage(format!("{unknown}{no_preset}")));
             }
         }
         if let Some(node) = &self.node {
@@ -199,12 +194,6 @@ impl ShimSpec {
         }
         env
     }
-}
-
-fn preset_list() -> String {
-    let mut xids: Vec<u32> = shm_proto::codes::XID_PRESETS.iter().map(|p| p.xid).collect();
-    xids.sort_unstable();
-    xids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
 }
 
 fn is_dns_subdomain(name: &str) -> bool {

@@ -102,12 +102,19 @@ pub fn policy_text(request: &ArmRequest) -> String {
     text
 }
 
+/// The CUDA shim's preset for `xid`, or the error every command that needs one reports.
+pub fn cuda_preset(xid: u32) -> Result<&'static codes::XidPreset, NodeError> {
+    codes::xid_preset(xid).ok_or_else(|| {
+        let mut xids: Vec<u32> = codes::XID_PRESETS.iter().map(|p| p.xid).collect();
+        xids.sort_unstable();
+        let presets = xids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+        NodeError::NoCudaPreset { xid, presets }
+    })
+}
+
 /// Arms the node: writes the policy file. Idempotent for the same fault; refused when another fault armed it.
 pub fn arm(request: &ArmRequest) -> Result<ArmReport, NodeError> {
-    if codes::xid_preset(request.xid).is_none() {
-        let presets: Vec<String> = codes::XID_PRESETS.iter().map(|p| p.xid.to_string()).collect();
-        return Err(NodeError::NoCudaPreset { xid: request.xid, presets: presets.join(", ") });
-    }
+    cuda_preset(request.xid)?;
     super::checked_field("--fault-id", &request.fault_id)?;
     let path = &request.path;
     let existing = read(path)?;
@@ -237,7 +244,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let request = ArmRequest { xid: 13, ..request(dir.path(), "fl-000000000001") };
         let error = arm(&request).unwrap_err();
-        assert!(error.to_string().contains("no CUDA shim preset"), "{error}");
+        assert!(error.to_string().contains("has no preset for XID 13"), "{error}");
         assert_eq!(error.exit_code(), crate::error::EXIT_USAGE);
         assert!(!request.path.exists());
     }

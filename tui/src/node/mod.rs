@@ -136,8 +136,8 @@ pub enum NodeError {
          runs in the faultline-node agent pod: `faultline cluster …` or kubectl exec)"
     )]
     NotRoot(String),
-    /// An XID the CUDA shim has no preset for (arming a node).
-    #[error("XID {xid} has no CUDA shim preset, so a node cannot be armed with it (presets: {presets})")]
+    /// An XID the CUDA shim has no preset for (arming a node, rolling a shim out with `--xid`).
+    #[error("the CUDA shim has no preset for XID {xid} (it would ignore it); presets: XIDs {presets}")]
     NoCudaPreset {
         /// The XID.
         xid: u32,
