@@ -12,9 +12,10 @@ pub mod log;
 mod macros;
 mod real;
 mod runtime;
+mod thread;
 
 pub use real::RealFn;
-pub use runtime::{CallGuard, Entered, Runtime, ShimSpec};
+pub use runtime::{CallGuard, Entered, Fast, Runtime, ShimSpec};
 pub use shm_proto::{Decision, Kind};
 
 /// A `&CStr` from a NUL-terminated literal, checked at compile time.

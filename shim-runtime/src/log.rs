@@ -26,7 +26,7 @@ impl std::fmt::Write for StackBuf {
 
 /// Writes `faultline: <message>\n` to stderr unless the rate limit is exhausted.
 pub fn line(args: std::fmt::Arguments<'_>) {
-    let second = shm_proto::call::monotonic_ns() / 1_000_000_000;
+    let second = shm_proto::clock::monotonic_ns() / 1_000_000_000;
     if WINDOW.swap(second, Relaxed) != second {
         LINES_IN_WINDOW.store(0, Relaxed);
     }

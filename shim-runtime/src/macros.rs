@@ -18,6 +18,10 @@ macro_rules! hook_table {
 /// One exported hook: enter (count, decide, record), then return `$fail(code)` for an injected fault, or forward
 /// to the real function (`$fail($missing)` if it cannot be found). Not exported under `cfg(test)`, so unit tests
 /// do not interpose on themselves.
+///
+/// Three layers, each a tail jump into the next (they share the export's signature): the export is the disabled
+/// check (two loads and a tail jump to the real function); `enabled` is the inline fast path of an enabled call
+/// ([`Runtime::fast`](crate::Runtime::fast)); `intercepted` is everything else.
 #[macro_export]
 macro_rules! hook {
     ($id:ident, fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty, size = $size:expr, fail = $fail:expr, missing = $missing:expr) => {
@@ -29,15 +33,43 @@ macro_rules! hook {
         #[allow(non_snake_case)] // the C API's own names
         pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
             type Real = unsafe extern "C" fn($($ty),*) -> $ret;
-            let real = REAL[Hook::$id as usize].get();
-            if !RUNTIME.enabled() && !real.is_null() {
+            let real = REAL[Hook::$id as usize].cached();
+            if !real.is_null() && !RUNTIME.enabled() {
                 // SAFETY: `real` is the non-null address of the real function of this name, whose C signature
                 // `Real` mirrors; the arguments are the caller's, unchanged. A tail call: nothing runs after it.
                 return unsafe { std::mem::transmute::<*mut std::ffi::c_void, Real>(real)($($arg),*) };
             }
+            // Separate from the disabled check above so that no register is saved before it.
             #[inline(never)]
-            #[allow(clippy::too_many_arguments)] // the C signature plus the real function
-            unsafe fn enabled(real: *mut std::ffi::c_void, $($arg: $ty),*) -> $ret {
+            #[allow(clippy::too_many_arguments)] // the C signature
+            unsafe extern "C" fn enabled($($arg: $ty),*) -> $ret {
+                let real = REAL[Hook::$id as usize].cached();
+                if !real.is_null() {
+                    // SAFETY: as in the export: the real function, the caller's arguments.
+                    let real = unsafe { std::mem::transmute::<*mut std::ffi::c_void, Real>(real) };
+                    match RUNTIME.fast(Hook::$id as usize, $size as u64) {
+                        // SAFETY: as above.
+                        $crate::Fast::Forward => return unsafe { real($($arg),*) },
+                        $crate::Fast::ForwardGuarded(guard) => {
+                            // SAFETY: as above; the guard is dropped after the real call returns.
+                            let status = unsafe { real($($arg),*) };
+                            drop(guard);
+                            return status;
+                        }
+                        $crate::Fast::Intercept => {}
+                    }
+                }
+                // SAFETY: forwards the caller's arguments under the same contract.
+                unsafe { intercepted($($arg),*) }
+            }
+            #[inline(never)]
+            #[allow(clippy::too_many_arguments)] // the C signature
+            unsafe extern "C" fn intercepted($($arg: $ty),*) -> $ret {
+                let real = REAL[Hook::$id as usize].get();
+                if !real.is_null() && !RUNTIME.enabled() {
+                    // SAFETY: as in the export (reached here while the real function was still unresolved).
+                    return unsafe { std::mem::transmute::<*mut std::ffi::c_void, Real>(real)($($arg),*) };
+                }
                 let call = RUNTIME.enter(Hook::$id as usize, $size as u64);
                 if let Some(code) = call.fault() {
                     return $fail(code);
@@ -49,7 +81,7 @@ macro_rules! hook {
                 unsafe { std::mem::transmute::<*mut std::ffi::c_void, Real>(real)($($arg),*) }
             }
             // SAFETY: forwards the caller's arguments under the same contract.
-            unsafe { enabled(real, $($arg),*) }
+            unsafe { enabled($($arg),*) }
         }
     };
 }

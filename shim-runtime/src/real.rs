@@ -29,6 +29,12 @@ impl RealFn {
         self.name.to_str().unwrap_or("?")
     }
 
+    /// The real function's address if it was already found (null otherwise): one relaxed load.
+    #[inline(always)]
+    pub fn cached(&self) -> *mut c_void {
+        self.cached.load(Relaxed)
+    }
+
     /// The real function's address, or null if no loaded library defines it (reported once on stderr).
     #[inline]
     pub fn get(&self) -> *mut c_void {

@@ -1,12 +1,14 @@
 //! The shim's process-wide state: an atomic init state machine, the segment pointer, and the per-thread context.
 
-use std::cell::{Cell, UnsafeCell};
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU8, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 
 use shm_proto::config::{self, LogLevel};
 use shm_proto::layout::{COUNTER_STRIPES, MAX_HOOKS};
 use shm_proto::segment::{self, Created, Identity};
 use shm_proto::{codes, Decision, Kind, Segment, SegmentMap, Strategy, ThreadCtx};
+
+use crate::thread::ThreadState;
 
 /// What a shim declares about itself.
 pub struct ShimSpec {
@@ -27,45 +29,31 @@ pub struct Runtime {
     spec: &'static ShimSpec,
     state: AtomicU8,
     segment: AtomicPtr<Segment>,
-    /// Bumped in a forked child so threads re-register with the child's segment.
-    generation: AtomicU32,
     log: AtomicU8,
-}
-
-/// Per-thread state, mutated in place after one thread-local lookup per call.
-struct ThreadState {
-    /// Set while an intercepted call of this thread is inside the real function (or deciding).
-    in_call: Cell<bool>,
-    /// The runtime generation `ctx` was registered under (a forked child starts a new one).
-    generation: Cell<u32>,
-    /// The kernel thread id `ctx` was registered with (for records made outside the decision engine).
-    tid: Cell<u32>,
-    ctx: UnsafeCell<Option<ThreadCtx>>,
-}
-
-thread_local! {
-    static THREAD: ThreadState = const {
-        ThreadState {
-            in_call: Cell::new(false),
-            generation: Cell::new(0),
-            tid: Cell::new(0),
-            ctx: UnsafeCell::new(None),
-        }
-    };
 }
 
 /// The runtime that `pthread_atfork` re-initialises in a child (one per shim library: each has its own statics).
 static FORK_RUNTIME: AtomicPtr<Runtime> = AtomicPtr::new(std::ptr::null_mut());
 
 /// Clears the calling thread's in-call flag when the intercepted call returns.
-pub struct CallGuard(*const Cell<bool>);
+/// (`&Cell` is not `Send`: the guard cannot leave the thread.)
+pub struct CallGuard(&'static Cell<bool>);
 
 impl Drop for CallGuard {
+    #[inline(always)]
     fn drop(&mut self) {
-        // SAFETY: points at this thread's `in_call`, which outlives the call (no TLS destructor is registered for
-        // ThreadState: it needs no drop), and the guard never leaves the thread.
-        unsafe { (*self.0).set(false) };
+        self.0.set(false);
     }
+}
+
+/// What an export does with a call before anything else (see [`Runtime::fast`]).
+pub enum Fast {
+    /// Call the real function and return what it returns (faults off here, or a nested call).
+    Forward,
+    /// Call the real function, then drop the guard: a counted outermost call that passes.
+    ForwardGuarded(CallGuard),
+    /// Take the full path: [`Runtime::enter`] and the decision it returns.
+    Intercept,
 }
 
 /// The decision for one intercepted call; keep it alive across the real call (it holds the reentrancy guard).
@@ -104,7 +92,6 @@ impl Runtime {
             spec,
             state: AtomicU8::new(UNINIT),
             segment: AtomicPtr::new(std::ptr::null_mut()),
-            generation: AtomicU32::new(1),
             log: AtomicU8::new(0),
         }
     }
@@ -124,19 +111,37 @@ impl Runtime {
         !ptr.is_null() && unsafe { &*ptr }.enabled()
     }
 
-    /// Decides one intercepted call of `hook` with size argument `size` while enabled. One thread-local lookup;
+    /// The part of an enabled call that an export runs inline: a nested call forwards straight away, and an
+    /// outermost call that passes without anything rare ([`Segment::try_pass`]) is counted and forwarded under
+    /// the reentrancy guard. Anything else changes nothing and answers [`Fast::Intercept`]. No calls, no stores
+    /// beyond the in-call flag, the counter and the thread's RNG.
+    #[inline(always)]
+    pub fn fast(&'static self, hook: usize, size: u64) -> Fast {
+        let Some(segment) = self.segment() else { return Fast::Intercept };
+        let state = ThreadState::current();
+        if state.in_call.replace(true) {
+            return Fast::Forward;
+        }
+        // From here the in-call flag is ours (a signal handler's call forwards above), so is the context.
+        if std::ptr::eq(state.segment.get(), segment) {
+            // SAFETY: the outermost call of this thread holds the in-call flag: no other reference to the context.
+            let ctx = unsafe { &mut *state.ctx.get() };
+            if segment.try_pass(hook, ctx, size) {
+                return Fast::ForwardGuarded(CallGuard(&state.in_call));
+            }
+        }
+        state.in_call.set(false);
+        Fast::Intercept
+    }
+
+    /// Decides one intercepted call of `hook` with size argument `size` while enabled. One thread-local access;
     /// nested calls (the library calling its own public API) pass straight through.
-    #[inline]
+    #[inline(always)]
     pub fn enter(&'static self, hook: usize, size: u64) -> Entered {
         let pass = Entered { decision: Decision::Pass, hook, runtime: self, _guard: None };
         let Some(segment) = self.segment() else { return pass };
         let Some((state, guard)) = outermost() else { return pass };
-        // SAFETY: exclusive: only this thread, and only outside any nested call (`outermost` set in_call).
-        let ctx = unsafe { &mut *state.ctx.get() };
-        let decision = match self.registered(ctx, state, segment) {
-            Some(ctx) => segment.on_call(hook, ctx, size),
-            None => Decision::Pass,
-        };
+        let decision = segment.on_call(hook, self.registered(state, segment), size);
         Entered { decision, hook, runtime: self, _guard: Some(guard) }
     }
 
@@ -152,16 +157,13 @@ impl Runtime {
             return pass;
         }
         let Some((state, guard)) = outermost() else { return pass };
-        // SAFETY: exclusive: only this thread, and only outside any nested call (`outermost` set in_call).
-        let ctx = unsafe { &mut *state.ctx.get() };
-        let _ = self.registered(ctx, state, segment);
+        let ctx = self.registered(state, segment);
         let counters = &segment.stripes[COUNTER_STRIPES - 1].hooks[hook];
         counters.calls.fetch_add(1, Relaxed);
         counters.faults.fetch_add(1, Relaxed);
-        let now = shm_proto::call::monotonic_ns();
-        segment.header.heartbeat_ns.store(now, Relaxed);
+        segment.header.heartbeat_ns.store(shm_proto::clock::monotonic_ns(), Relaxed);
         if segment.control.recording.load(Relaxed) != 0 {
-            segment.ring.push(now, hook as u16, true, state.tid.get(), code, size);
+            segment.ring.push(segment.ring.stamp(), hook as u16, true, ctx.tid(), code, size);
         }
         Entered { decision: Decision::Fault { code, delay_us: 0 }, hook, runtime: self, _guard: Some(guard) }
     }
@@ -175,23 +177,18 @@ impl Runtime {
         Entered { decision: Decision::Pass, hook, runtime: self, _guard: guard }
     }
 
-    /// `ctx` (this thread's decision context), registered with `segment` on the thread's first call (and again
-    /// after a fork).
-    #[inline]
-    fn registered<'a>(
-        &self,
-        ctx: &'a mut Option<ThreadCtx>,
-        state: &ThreadState,
-        segment: &Segment,
-    ) -> Option<&'a mut ThreadCtx> {
-        let generation = self.generation.load(Relaxed);
-        if ctx.is_none() || state.generation.get() != generation {
-            let tid = current_tid();
-            *ctx = Some(ThreadCtx::register(segment, tid));
-            state.tid.set(tid);
-            state.generation.set(generation);
+    /// This thread's decision context, registered with `segment` on the thread's first call (and again after a
+    /// fork, whose child has a segment of its own). Call only as the outermost call (`in_call` set), which makes
+    /// the context exclusively ours.
+    #[inline(always)]
+    #[allow(clippy::mut_from_ref)] // exclusive by the in-call flag, see the SAFETY note
+    fn registered(&self, state: &ThreadState, segment: &Segment) -> &mut ThreadCtx {
+        if !std::ptr::eq(state.segment.get(), segment) {
+            register(state, segment);
         }
-        ctx.as_mut()
+        // SAFETY: only this thread reaches its own state, and only its outermost intercepted call (the caller holds
+        // the in-call flag) borrows the context, so no other reference to it exists while this one lives.
+        unsafe { &mut *state.ctx.get() }
     }
 
     /// Creates the segment from the environment. Idempotent; call from the library constructor.
@@ -244,12 +241,16 @@ impl Runtime {
         }
     }
 
-    /// In a forked child: a segment of its own, starting from the parent's current strategy.
+    /// In a forked child: a segment of its own, starting from the parent's current strategy. Threads re-register
+    /// on their next call because the segment changes; until it is created (or if it cannot be), the child has
+    /// none and its calls pass untouched: it never writes into its parent's segment.
     fn reinit_after_fork(&self) {
-        let inherited = self.segment().and_then(|s| s.control.snapshot());
-        self.generation.fetch_add(1, Relaxed);
-        if let Some(strategy) = inherited {
-            self.create_segment(&strategy);
+        let Some(parent) = self.segment() else { return };
+        let inherited = parent.control.snapshot();
+        self.segment.store(std::ptr::null_mut(), Release);
+        match inherited {
+            Some(strategy) => self.create_segment(&strategy),
+            None => crate::log!("the parent's strategy was being changed at fork; faults are off in this child"),
         }
     }
 
@@ -263,19 +264,24 @@ impl Runtime {
     }
 }
 
-/// This thread's state with its in-call flag set, and the guard that clears it; `None` for a nested call (or
-/// while the thread's storage is being torn down).
-#[inline]
+/// This thread's state with its in-call flag set, and the guard that clears it; `None` for a nested call.
+#[inline(always)]
 fn outermost() -> Option<(&'static ThreadState, CallGuard)> {
-    let state = THREAD.try_with(|state| state as *const ThreadState).ok()?;
-    // SAFETY: this thread's own state, alive for the thread's lifetime (no destructor: it needs no drop); only
-    // this thread touches it, and the reference never leaves the thread (ThreadState is not Sync).
-    let state: &'static ThreadState = unsafe { &*state };
+    let state = ThreadState::current();
     if state.in_call.replace(true) {
         return None;
     }
     // `in_call` is set before `ctx` is borrowed, so a signal handler calling in here passes through above.
     Some((state, CallGuard(&state.in_call)))
+}
+
+/// Registers the calling thread with `segment` (its first intercepted call, or its first in a forked child).
+#[cold]
+#[inline(never)]
+fn register(state: &ThreadState, segment: &Segment) {
+    // SAFETY: called from `Runtime::registered`, under the same exclusivity (outermost call of this thread).
+    unsafe { *state.ctx.get() = ThreadCtx::register(segment, current_tid()) };
+    state.segment.set(segment);
 }
 
 #[cold]

@@ -28,7 +28,7 @@ pub enum Decision {
     },
 }
 
-/// A per-thread SplitMix64 stream: cheap, statistically solid for this, and reproducible from (seed, thread).
+/// A per-thread wyrand stream: cheap, statistically solid for this, and reproducible from (seed, thread).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rng {
     state: u64,
@@ -37,19 +37,20 @@ pub struct Rng {
 impl Rng {
     /// The stream of thread `ordinal` (0 for the first thread that made an armed call) under `seed`.
     pub fn for_thread(seed: u64, ordinal: u32) -> Self {
-        let mut rng = Rng { state: seed ^ (u64::from(ordinal)).wrapping_mul(0xD1B5_4A32_D192_ED03) };
-        rng.next_u64(); // decorrelate neighbouring seeds
-        rng
-    }
-
-    /// The next 64 random bits.
-    #[inline]
-    pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
+        // SplitMix64's finaliser spreads (seed, thread) over the whole state space, so the threads' streams (each
+        // a walk of the state by a fixed odd step) start at unrelated points.
+        let mut z = seed ^ u64::from(ordinal).wrapping_mul(0xD1B5_4A32_D192_ED03);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        Rng { state: z ^ (z >> 31) }
+    }
+
+    /// The next 64 random bits (wyrand: one add, one 64×64→128 multiply; passes BigCrush and PractRand).
+    #[inline(always)]
+    pub fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0xA076_1D64_78BD_642F);
+        let product = u128::from(self.state) * u128::from(self.state ^ 0xE703_7ED1_A0B4_28DB);
+        (product >> 64) as u64 ^ product as u64
     }
 }
 
@@ -61,7 +62,7 @@ fn below(bits: u32, n: u64) -> u64 {
 
 /// Decides armed call number `index` (0-based since the strategy started). Loads are relaxed: call this inside a
 /// seqlock read so the result is discarded if a writer intervened.
-#[inline]
+#[inline(always)]
 pub fn decide(control: &Control, index: u64, rng: &mut Rng) -> Decision {
     let mode = Mode::from_raw(control.mode.load(Relaxed));
     if mode == Mode::Replay {
@@ -109,6 +110,7 @@ pub fn decide(control: &Control, index: u64, rng: &mut Rng) -> Decision {
     with_delay(control, code)
 }
 
+#[inline(never)]
 fn replay(control: &Control, index: u64) -> Decision {
     let len = (control.replay_len.load(Relaxed) as usize).min(REPLAY_CAP) as u64;
     if len == 0 {

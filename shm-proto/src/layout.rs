@@ -11,7 +11,7 @@ use crate::sync::{AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
 /// First eight bytes of every segment.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"FLTLINE\x01");
 /// Bumped on every layout or semantic change of the segment.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// Hooks a shim can declare (the CUDA shim needs the most).
 pub const MAX_HOOKS: usize = 128;
@@ -311,7 +311,7 @@ fn read_name(src: &[AtomicU8]) -> String {
 #[cfg(not(loom))]
 const _: () = {
     use std::mem::{align_of, offset_of, size_of};
-    assert!(ABI_VERSION == 1, "layout numbers below belong to ABI 1");
+    assert!(ABI_VERSION == 2, "layout numbers below belong to ABI 2");
     assert!(size_of::<Header>() == 6336);
     assert!(offset_of!(Header, magic) == 0);
     assert!(offset_of!(Header, abi_version) == 8);

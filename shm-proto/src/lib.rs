@@ -4,11 +4,13 @@
 //! - [`layout`]: the `#[repr(C)]` shared structures and their pinned layout;
 //! - [`seqlock`], [`ring`]: the lock-free protocols (model-checked with loom under `--cfg loom`);
 //! - [`decide`], [`call`]: the decision engine and the per-call path both shims run;
+//! - [`clock`]: `CLOCK_MONOTONIC`, and the cheaper tick source the ring stamps records with;
 //! - [`control`]: the strategy as a value, read and published consistently;
 //! - [`config`], [`codes`]: parsing what users type (probabilities, patterns, hooks, codes) and the environment;
 //! - [`segment`]: create, attach, discover, liveness, cleanup.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod clock;
 pub mod ring;
 pub mod seqlock;
 pub mod sync;

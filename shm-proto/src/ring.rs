@@ -5,6 +5,7 @@
 //! writer, the new record is dropped and the slot remembers that, so a reader counts it as missed instead of waiting.
 //! Readers never block writers and always know exactly how many records they did not get.
 
+use crate::clock::{ClockPair, TickScale, TickSource};
 use crate::sync::{fence, AtomicU64, Ordering};
 
 /// One recorded call, as a reader sees it.
@@ -12,7 +13,7 @@ use crate::sync::{fence, AtomicU64, Ordering};
 pub struct Record {
     /// 1-based position in the process's recording (also counts records a reader missed).
     pub sequence: u64,
-    /// `CLOCK_MONOTONIC` nanoseconds when the call was intercepted.
+    /// `CLOCK_MONOTONIC` nanoseconds when the call was intercepted (converted from the ring's ticks on reading).
     pub time_ns: u64,
     /// Index into the segment's hook-name table.
     pub hook: u16,
@@ -33,7 +34,8 @@ pub struct Slot {
     stamp: AtomicU64,
     /// One past the highest record index whose writer found this slot busy and dropped its record.
     dropped_below: AtomicU64,
-    time_ns: AtomicU64,
+    /// In the ring's [`TickSource`].
+    ticks: AtomicU64,
     size: AtomicU64,
     /// `hook | injected << 16 | thread << 32`.
     hook_flags_thread: AtomicU64,
@@ -59,7 +61,16 @@ pub struct Ring<const N: usize> {
     head: AtomicU64,
     /// Records below this index were cleared by a user; readers start here at the earliest.
     cleared_below: AtomicU64,
-    _pad: [u64; 6],
+    /// [`TickSource`] of the timestamps, as `u64` (0, a zeroed ring: nanoseconds).
+    clock: AtomicU64,
+    /// The [`ClockPair`] taken when the ring was started (see [`crate::clock`]).
+    start_ticks: AtomicU64,
+    start_ns: AtomicU64,
+    /// Even: `recent_*` is a complete pair; odd: a writer is replacing it.
+    recent_version: AtomicU64,
+    /// The recent [`ClockPair`], refreshed by recording writers.
+    recent_ticks: AtomicU64,
+    recent_ns: AtomicU64,
     slots: [Slot; N],
 }
 
@@ -74,7 +85,7 @@ impl<const N: usize> Ring<N> {
         let slot = || Slot {
             stamp: AtomicU64::new(0),
             dropped_below: AtomicU64::new(0),
-            time_ns: AtomicU64::new(0),
+            ticks: AtomicU64::new(0),
             size: AtomicU64::new(0),
             hook_flags_thread: AtomicU64::new(0),
             code: AtomicU64::new(0),
@@ -83,9 +94,81 @@ impl<const N: usize> Ring<N> {
         Ring {
             head: AtomicU64::new(0),
             cleared_below: AtomicU64::new(0),
-            _pad: [0; 6],
+            clock: AtomicU64::new(0),
+            start_ticks: AtomicU64::new(0),
+            start_ns: AtomicU64::new(0),
+            recent_version: AtomicU64::new(0),
+            recent_ticks: AtomicU64::new(0),
+            recent_ns: AtomicU64::new(0),
             slots: std::array::from_fn(|_| slot()),
         }
+    }
+
+    /// Chooses the timestamp source and takes the start pair. Once, before the ring is shared.
+    pub fn start_clock(&self, source: TickSource) {
+        let start = ClockPair::now(source);
+        self.clock.store(source as u64, Ordering::Relaxed);
+        self.start_ticks.store(start.ticks, Ordering::Relaxed);
+        self.start_ns.store(start.ns, Ordering::Relaxed);
+        self.recent_ticks.store(start.ticks, Ordering::Relaxed);
+        self.recent_ns.store(start.ns, Ordering::Relaxed);
+    }
+
+    /// A timestamp for [`Ring::push`], from the ring's source; refreshes the recent pair when this timestamp lies
+    /// further past it than it lies past the start, or 2³¹ ticks past it (so readers interpolate, see
+    /// [`crate::clock`]). One `rdtsc` and two loads, except on those rare refreshes.
+    #[inline(always)]
+    pub fn stamp(&self) -> u64 {
+        let source = TickSource::from_raw(self.clock.load(Ordering::Relaxed));
+        let ticks = source.now();
+        if source != TickSource::MonotonicNs {
+            let recent = self.recent_ticks.load(Ordering::Relaxed);
+            let recent_age = recent.wrapping_sub(self.start_ticks.load(Ordering::Relaxed));
+            if ticks.wrapping_sub(recent) > recent_age.min(1 << 31) {
+                self.refresh_recent(source);
+            }
+        }
+        ticks
+    }
+
+    /// Replaces the recent pair; if another writer is at it, leaves it to them.
+    #[cold]
+    #[inline(never)]
+    fn refresh_recent(&self, source: TickSource) {
+        let version = self.recent_version.load(Ordering::Relaxed);
+        if version & 1 == 1
+            || self.recent_version.compare_exchange(version, version + 1, Ordering::Acquire, Ordering::Relaxed).is_err()
+        {
+            return;
+        }
+        fence(Ordering::Release);
+        let pair = ClockPair::now(source);
+        self.recent_ticks.store(pair.ticks, Ordering::Relaxed);
+        self.recent_ns.store(pair.ns, Ordering::Relaxed);
+        self.recent_version.store(version + 2, Ordering::Release);
+    }
+
+    /// Converts this ring's timestamps to `CLOCK_MONOTONIC` nanoseconds: a function of the ring alone.
+    pub fn tick_scale(&self) -> TickScale {
+        let source = TickSource::from_raw(self.clock.load(Ordering::Relaxed));
+        let pair = |ticks: &AtomicU64, ns: &AtomicU64| ClockPair {
+            ticks: ticks.load(Ordering::Relaxed),
+            ns: ns.load(Ordering::Relaxed),
+            uncertainty_ns: 0,
+        };
+        let start = pair(&self.start_ticks, &self.start_ns);
+        // A writer replacing the recent pair holds it for a few hundred ns; a dead one leaves the start pair,
+        // and the scale then uses the reader's own reading instead.
+        for _ in 0..1024 {
+            let version = self.recent_version.load(Ordering::Acquire);
+            let recent = pair(&self.recent_ticks, &self.recent_ns);
+            fence(Ordering::Acquire);
+            if version & 1 == 0 && self.recent_version.load(Ordering::Relaxed) == version {
+                return TickScale::new(source, start, recent);
+            }
+            crate::sync::spin_hint();
+        }
+        TickScale::new(source, start, ClockPair::now(source))
     }
 
     /// Number of records ever written (claimed), including overwritten ones.
@@ -103,9 +186,9 @@ impl<const N: usize> Ring<N> {
         self.cleared_below.store(self.head.load(Ordering::Acquire), Ordering::Release);
     }
 
-    /// Appends one record. Wait-free; never blocks.
+    /// Appends one record stamped `ticks` (from [`Ring::stamp`]). Wait-free; never blocks.
     #[inline]
-    pub fn push(&self, time_ns: u64, hook: u16, injected: bool, thread: u32, code: i32, size: u64) {
+    pub fn push(&self, ticks: u64, hook: u16, injected: bool, thread: u32, code: i32, size: u64) {
         let index = self.head.fetch_add(1, Ordering::Relaxed);
         let slot = &self.slots[(index & Self::MASK) as usize];
         let writing = 2 * index + 1;
@@ -122,7 +205,7 @@ impl<const N: usize> Ring<N> {
             }
         }
         fence(Ordering::Release);
-        slot.time_ns.store(time_ns, Ordering::Relaxed);
+        slot.ticks.store(ticks, Ordering::Relaxed);
         slot.size.store(size, Ordering::Relaxed);
         let packed = u64::from(hook) | (u64::from(injected) << 16) | (u64::from(thread) << 32);
         slot.hook_flags_thread.store(packed, Ordering::Relaxed);
@@ -132,6 +215,11 @@ impl<const N: usize> Ring<N> {
 
     /// Reads record `index` if it is still there.
     pub fn read(&self, index: u64) -> SlotRead {
+        self.read_with(index, &self.tick_scale())
+    }
+
+    /// [`Ring::read`] with the timestamp converted by `scale` (one calibration for many reads).
+    pub fn read_with(&self, index: u64, scale: &TickScale) -> SlotRead {
         let slot = &self.slots[(index & Self::MASK) as usize];
         let complete = 2 * index + 2;
         let before = slot.stamp.load(Ordering::Acquire);
@@ -141,7 +229,7 @@ impl<const N: usize> Ring<N> {
         if before < complete {
             return SlotRead::Pending;
         }
-        let time_ns = slot.time_ns.load(Ordering::Relaxed);
+        let ticks = slot.ticks.load(Ordering::Relaxed);
         let size = slot.size.load(Ordering::Relaxed);
         let packed = slot.hook_flags_thread.load(Ordering::Relaxed);
         let code = slot.code.load(Ordering::Relaxed) as u32 as i32;
@@ -151,7 +239,7 @@ impl<const N: usize> Ring<N> {
         }
         SlotRead::Record(Record {
             sequence: index + 1,
-            time_ns,
+            time_ns: scale.to_ns(ticks),
             hook: packed as u16,
             injected: (packed >> 16) & 1 == 1,
             thread: (packed >> 32) as u32,
@@ -202,8 +290,9 @@ impl RingCursor {
             self.missed += oldest_possible - self.next;
             self.next = oldest_possible;
         }
+        let scale = ring.tick_scale();
         while self.next < head {
-            match ring.read(self.next) {
+            match ring.read_with(self.next, &scale) {
                 SlotRead::Record(record) => sink(record),
                 SlotRead::Missed => self.missed += 1,
                 SlotRead::Pending if writers_gone => self.missed += 1,
@@ -213,6 +302,22 @@ impl RingCursor {
         }
     }
 }
+
+// The ring lives in the shared segment: its header and slot layout are ABI (see `layout`'s assertions).
+#[cfg(not(loom))]
+const _: () = {
+    use std::mem::{offset_of, size_of};
+    assert!(offset_of!(Ring<1>, head) == 0);
+    assert!(offset_of!(Ring<1>, cleared_below) == 8);
+    assert!(offset_of!(Ring<1>, clock) == 16);
+    assert!(offset_of!(Ring<1>, start_ticks) == 24);
+    assert!(offset_of!(Ring<1>, start_ns) == 32);
+    assert!(offset_of!(Ring<1>, recent_version) == 40);
+    assert!(offset_of!(Ring<1>, recent_ns) == 56);
+    assert!(offset_of!(Ring<1>, slots) == 64);
+    assert!(size_of::<Slot>() == 64);
+    assert!(offset_of!(Slot, ticks) == 16);
+};
 
 #[cfg(all(test, not(loom)))]
 mod tests {
@@ -252,5 +357,36 @@ mod tests {
             seen,
             vec![Record { sequence: 4, time_ns: 5, hook: 2, injected: true, thread: 3, code: -3, size: 64 }]
         );
+    }
+
+    /// With this machine's clock: every record's time lies between `CLOCK_MONOTONIC` readings taken around its
+    /// push (up to the pairs' uncertainty), and reading twice gives the same times.
+    #[test]
+    fn stamps_convert_to_monotonic_time_the_same_way_on_every_read() {
+        use crate::clock::{monotonic_ns, TickSource};
+        let ring = zeroed::<64>();
+        ring.start_clock(TickSource::detect());
+        let mut brackets = Vec::new();
+        for i in 0..40u64 {
+            let before = monotonic_ns();
+            ring.push(ring.stamp(), 1, false, 7, 0, i);
+            brackets.push((before, monotonic_ns()));
+            // Let time pass unevenly, so the recent pair is refreshed at different distances.
+            let until = monotonic_ns() + (i % 5) * 50_000;
+            while monotonic_ns() < until {
+                std::hint::spin_loop();
+            }
+        }
+        let read = || {
+            let mut times = Vec::new();
+            RingCursor::oldest(&ring).drain(&ring, false, |r| times.push(r.time_ns));
+            times
+        };
+        let times = read();
+        assert_eq!(times, read(), "a function of the ring alone");
+        let slack = 20_000; // two pairs' uncertainty, generously, on a loaded machine
+        for (time, (before, after)) in times.iter().zip(&brackets) {
+            assert!(before - slack <= *time && *time <= after + slack, "{time} not in [{before}, {after}]");
+        }
     }
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use memmap2::{MmapMut, MmapOptions, MmapRaw};
 
+use crate::clock::TickSource;
 use crate::control::Strategy;
 use crate::layout::{write_name, Kind, Segment, ABI_VERSION, MAGIC, MAX_HOOKS};
 use crate::sync::Ordering::{Acquire, Relaxed, Release};
@@ -251,6 +252,7 @@ impl SegmentMap {
         }
         // Nobody else can have the lock yet: the file was just created by us, without magic.
         let _ = seg.control.publish(&seg.cursor, strategy, id.pid, |_| true);
+        seg.ring.start_clock(TickSource::detect());
         h.magic.store(MAGIC, Release);
     }
 

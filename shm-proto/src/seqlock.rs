@@ -53,17 +53,28 @@ impl SeqLock {
     #[inline]
     pub fn try_read<R>(&self, tries: u32, mut read: impl FnMut() -> R) -> Option<R> {
         for _ in 0..tries {
-            let before = self.seq.load(Ordering::Acquire);
-            if before & 1 == 0 {
-                let value = read();
-                fence(Ordering::Acquire);
-                if self.seq.load(Ordering::Relaxed) == before {
-                    return Some(value);
-                }
+            let begin = self.read_begin();
+            let value = read();
+            if self.read_valid(begin) {
+                return Some(value);
             }
             spin_hint();
         }
         None
+    }
+
+    /// Starts one optimistic read: the sequence to hand to [`SeqLock::read_valid`] after loading (relaxed) from
+    /// the protected state. For hot paths that inline a single attempt; everything else uses `try_read`.
+    #[inline(always)]
+    pub fn read_begin(&self) -> u64 {
+        self.seq.load(Ordering::Acquire)
+    }
+
+    /// Whether what was loaded since `read_begin` returned `begin` is a consistent snapshot.
+    #[inline(always)]
+    pub fn read_valid(&self, begin: u64) -> bool {
+        fence(Ordering::Acquire);
+        begin & 1 == 0 && self.seq.load(Ordering::Relaxed) == begin
     }
 
     /// Takes the writer lock as `pid`. A holder for which `is_dead(holder_pid)` is true is replaced.

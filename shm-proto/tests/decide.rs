@@ -205,3 +205,79 @@ fn unarmed_hooks_and_a_disarmed_mask_pass_without_advancing_the_pattern() {
     assert_eq!(seg.on_call(0, &mut ctx, 0), Decision::Pass, "call 2 of the armed hook is O");
     assert_eq!(seg.hook_totals(1), (5, 0), "unarmed calls are still counted");
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(150))]
+
+    /// The per-call path (its inline fast path and the general one it gives way to) decides random mode exactly as
+    /// `decide` does with the thread's stream, counts exactly, and records exactly the armed calls.
+    #[test]
+    fn the_per_call_path_decides_random_mode_exactly_as_decide(
+        seed: u64,
+        ppm in prop_oneof![Just(0u32), Just(1_000_000u32), 0u32..=1_000_000],
+        armed in 0u64..16,
+        hooks in prop::collection::vec(0usize..4, 1..700),
+    ) {
+        let pool = [-3, -6, -20];
+        let mut s = strategy(Mode::Random, &pool);
+        s.probability_ppm = ppm;
+        s.seed = seed;
+        s.recording = true;
+        s.arm_mask = [armed, 0];
+        let seg = segment_with(&s);
+        let mut ctx = ThreadCtx::register(&seg, 7);
+        let mut reference = Rng::for_thread(seed, 0);
+        let mut want_totals = [(0u64, 0u64); 4];
+        let mut want_records = Vec::new();
+        for (i, &hook) in hooks.iter().enumerate() {
+            let is_armed = armed & (1 << hook) != 0;
+            let want = if is_armed { decide(&seg.control, 0, &mut reference) } else { Decision::Pass };
+            let got = seg.on_call(hook, &mut ctx, i as u64);
+            prop_assert_eq!(got, want, "call {} of hook {}", i, hook);
+            want_totals[hook].0 += 1;
+            if let Decision::Fault { code, .. } = want {
+                want_totals[hook].1 += 1;
+                want_records.push((hook as u16, code, i as u64));
+            } else if is_armed {
+                want_records.push((hook as u16, 0, i as u64));
+            }
+        }
+        for (hook, want) in want_totals.iter().enumerate() {
+            prop_assert_eq!(seg.hook_totals(hook), *want, "hook {}", hook);
+        }
+        let mut recorded = Vec::new();
+        shm_proto::ring::RingCursor::oldest(&seg.ring).drain(&seg.ring, false, |r| {
+            recorded.push((r.hook, r.code, r.size));
+        });
+        prop_assert_eq!(recorded, want_records);
+    }
+}
+
+#[test]
+fn a_published_change_takes_effect_at_the_next_call() {
+    let mut s = strategy(Mode::Random, &[-3]);
+    s.seed = 5;
+    let seg = segment_with(&s);
+    let mut ctx = ThreadCtx::register(&seg, 1);
+    assert!((0..300).all(|_| seg.on_call(0, &mut ctx, 0) == Decision::Pass), "0 %: every call passes");
+
+    s.probability_ppm = 1_000_000;
+    seg.control.publish(&seg.cursor, &s, 1, |_| true).unwrap();
+    assert_eq!(seg.on_call(0, &mut ctx, 0), Decision::Fault { code: -3, delay_us: 0 }, "100 %: the very next call");
+
+    // A new seed restarts the thread's stream: the same decisions as a fresh thread 0 under that seed.
+    s.probability_ppm = 500_000;
+    s.seed = 77;
+    seg.control.publish(&seg.cursor, &s, 1, |_| true).unwrap();
+    let mut reference = Rng::for_thread(77, 0);
+    for i in 0..200 {
+        assert_eq!(seg.on_call(0, &mut ctx, 0), decide(&seg.control, 0, &mut reference), "call {i}");
+    }
+
+    s.recording = true;
+    s.arm_mask = [0, 0];
+    seg.control.publish(&seg.cursor, &s, 1, |_| true).unwrap();
+    let written = seg.ring.written();
+    assert!((0..50).all(|_| seg.on_call(0, &mut ctx, 0) == Decision::Pass), "disarmed");
+    assert_eq!(seg.ring.written(), written, "unarmed calls are not recorded");
+}

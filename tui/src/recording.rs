@@ -227,7 +227,7 @@ pub fn pattern(target: &Target, recording: &Recording, window: &[Record]) -> Res
 /// The records format.
 pub fn records(target: &Target, recording: &Recording, window: &[Record]) -> RecordsDump {
     let hook_names = target.segment().header.hook_names();
-    let wall_minus_monotonic_ns = wall_clock_ns().saturating_sub(shm_proto::call::monotonic_ns());
+    let wall_minus_monotonic_ns = wall_clock_ns().saturating_sub(shm_proto::clock::monotonic_ns());
     let records: Vec<RecordView> = window
         .iter()
         .map(|r| RecordView {

@@ -111,6 +111,8 @@ fn fixture(base_pid: u32) -> (Snapshot, Key) {
         sampler.tick(Duration::from_millis(100 * tick));
     }
     let segment = sampler.segment(key).expect("attached");
+    // The fixture's timestamps are nanoseconds (a shim on this machine would stamp TSC ticks).
+    segment.ring.start_clock(shm_proto::clock::TickSource::MonotonicNs);
     for i in 0..40u64 {
         let injected = i % 7 == 3;
         let code = if injected { [-3, -6, -20][(i / 7 % 3) as usize] } else { 0 };

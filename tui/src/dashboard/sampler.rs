@@ -296,7 +296,7 @@ impl Sampler {
     /// every process and focuses the first pid).
     pub fn new(selection: Selection) -> Sampler {
         let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
-        let wall_minus_monotonic_ns = i128::try_from(wall).unwrap_or(0) - i128::from(shm_proto::call::monotonic_ns());
+        let wall_minus_monotonic_ns = i128::try_from(wall).unwrap_or(0) - i128::from(shm_proto::clock::monotonic_ns());
         Sampler {
             selection,
             entries: BTreeMap::new(),
