@@ -253,14 +253,24 @@ impl Segment {
         decision
     }
 
-    /// Appends the call to the flight recorder.
+    /// Appends the call to the flight recorder. Its rare cases (a clock refresh, no TSC) are a tail call, so the
+    /// common one saves no registers.
     #[inline(never)]
     fn record(&self, hook: usize, ctx: &ThreadCtx, decision: Decision, size: u64) {
         let code = match decision {
             Decision::Fault { code, .. } => code,
             _ => 0,
         };
-        self.ring.push(self.ring.stamp(), hook as u16, code != 0, ctx.tid, code, size);
+        match self.ring.quick_stamp() {
+            Some(ticks) => self.ring.push(ticks, hook as u16, code != 0, ctx.tid, code, size),
+            None => self.record_refreshing(hook as u16, ctx.tid, code, size),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn record_refreshing(&self, hook: u16, tid: u32, code: i32, size: u64) {
+        self.ring.push(self.ring.stamp_refreshing(), hook, code != 0, tid, code, size);
     }
 
     /// Marks the process as alive and calling.

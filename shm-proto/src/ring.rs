@@ -116,17 +116,35 @@ impl<const N: usize> Ring<N> {
 
     /// A timestamp for [`Ring::push`], from the ring's source; refreshes the recent pair when this timestamp lies
     /// further past it than it lies past the start, or 2³¹ ticks past it (so readers interpolate, see
-    /// [`crate::clock`]). One `rdtsc` and two loads, except on those rare refreshes.
-    #[inline(always)]
+    /// [`crate::clock`]).
+    #[inline]
     pub fn stamp(&self) -> u64 {
+        match self.quick_stamp() {
+            Some(ticks) => ticks,
+            None => self.stamp_refreshing(),
+        }
+    }
+
+    /// [`Ring::stamp`] when it is one `rdtsc` and three loads (the TSC, no refresh due); `None` otherwise.
+    #[inline(always)]
+    pub fn quick_stamp(&self) -> Option<u64> {
+        if TickSource::from_raw(self.clock.load(Ordering::Relaxed)) != TickSource::Tsc {
+            return None;
+        }
+        let ticks = TickSource::Tsc.now();
+        let recent = self.recent_ticks.load(Ordering::Relaxed);
+        let recent_age = recent.wrapping_sub(self.start_ticks.load(Ordering::Relaxed));
+        (ticks.wrapping_sub(recent) <= recent_age.min(1 << 31)).then_some(ticks)
+    }
+
+    /// [`Ring::stamp`]'s other cases: nanoseconds, or a refresh of the recent pair.
+    #[cold]
+    #[inline(never)]
+    pub fn stamp_refreshing(&self) -> u64 {
         let source = TickSource::from_raw(self.clock.load(Ordering::Relaxed));
         let ticks = source.now();
         if source != TickSource::MonotonicNs {
-            let recent = self.recent_ticks.load(Ordering::Relaxed);
-            let recent_age = recent.wrapping_sub(self.start_ticks.load(Ordering::Relaxed));
-            if ticks.wrapping_sub(recent) > recent_age.min(1 << 31) {
-                self.refresh_recent(source);
-            }
+            self.refresh_recent(source);
         }
         ticks
     }
