@@ -10,7 +10,8 @@ const BLOCK_BYTES: usize = 128;
 const BLOCK_ALIGN: usize = 64;
 
 /// Per-thread state, mutated in place. All-zero (how every thread's block starts) means "not registered yet":
-/// a null `segment` never matches the runtime's.
+/// a null `segment` never matches the runtime's. The in-call flag, the segment and the context's hot part share the
+/// block's first cache line.
 #[repr(C)]
 pub(crate) struct ThreadState {
     /// Set while an intercepted call of this thread is inside the real function (or deciding).
@@ -22,8 +23,10 @@ pub(crate) struct ThreadState {
 }
 
 const _: () = {
-    assert!(std::mem::size_of::<ThreadState>() <= BLOCK_BYTES, "grow FAULTLINE_THREAD_STATE_BYTES in thread_state.c");
-    assert!(std::mem::align_of::<ThreadState>() <= BLOCK_ALIGN);
+    use std::mem::{align_of, offset_of, size_of};
+    assert!(size_of::<ThreadState>() <= BLOCK_BYTES, "grow FAULTLINE_THREAD_STATE_BYTES in thread_state.c");
+    assert!(align_of::<ThreadState>() <= BLOCK_ALIGN);
+    assert!(offset_of!(ThreadState, ctx) + ThreadCtx::HOT_BYTES <= 64, "the fast path's fields in one line");
 };
 
 extern "C" {

@@ -169,9 +169,9 @@ pub struct Header {
 /// The strategy, written by one writer at a time under `lock` and read consistently by the shims.
 #[repr(C, align(64))]
 pub struct Control {
-    /// Guards every field below for multi-word consistency.
+    /// Guards every field below for multi-word consistency. Its sequence shares a cache line with `enabled` and
+    /// the scalars after it: the shims' fast path reads the two, and only writers ever store to this line.
     pub lock: SeqLock,
-    _pad0: [u64; 6],
     /// 0/1. Also read alone (relaxed) first on the hot path: disabled costs one load.
     pub enabled: AtomicU32,
     /// 0/1: record armed calls into the ring.
@@ -323,19 +323,19 @@ const _: () = {
     assert!(offset_of!(Header, default_arm_mask) == 64);
     assert!(offset_of!(Header, exe_name) == 80);
     assert!(offset_of!(Header, hook_names) == 144);
-    assert!(size_of::<Control>() == 274_752);
-    assert!(offset_of!(Control, enabled) == 64);
-    assert!(offset_of!(Control, pool) == 152);
-    assert!(offset_of!(Control, pattern_bits) == 280);
-    assert!(offset_of!(Control, pattern_rank) == 8472);
-    assert!(offset_of!(Control, replay) == 12_568);
+    assert!(size_of::<Control>() == 274_688);
+    assert!(offset_of!(Control, enabled) == 16);
+    assert!(offset_of!(Control, pool) == 104);
+    assert!(offset_of!(Control, pattern_bits) == 232);
+    assert!(offset_of!(Control, pattern_rank) == 8424);
+    assert!(offset_of!(Control, replay) == 12_520);
     assert!(size_of::<Cursor>() == 192);
     assert!(size_of::<Stripe>() == 2048);
     assert!(size_of::<Ring<RING_CAP>>() == 64 + 64 * RING_CAP);
     assert!(offset_of!(Segment, control) == 6336);
-    assert!(offset_of!(Segment, cursor) == 6336 + 274_752);
-    assert!(offset_of!(Segment, stripes) == 6336 + 274_752 + 192);
-    assert!(offset_of!(Segment, ring) == 6336 + 274_752 + 192 + 2048 * COUNTER_STRIPES);
-    assert!(size_of::<Segment>() == 6336 + 274_752 + 192 + 2048 * COUNTER_STRIPES + 64 + 64 * RING_CAP);
+    assert!(offset_of!(Segment, cursor) == 6336 + 274_688);
+    assert!(offset_of!(Segment, stripes) == 6336 + 274_688 + 192);
+    assert!(offset_of!(Segment, ring) == 6336 + 274_688 + 192 + 2048 * COUNTER_STRIPES);
+    assert!(size_of::<Segment>() == 6336 + 274_688 + 192 + 2048 * COUNTER_STRIPES + 64 + 64 * RING_CAP);
     assert!(align_of::<Segment>() == 64);
 };
