@@ -160,11 +160,14 @@ base_of() { if [[ "$(threads_of "$1")" == 2 ]]; then echo "$NONE_2T"; else echo 
 sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.1f", a - b }'; }
 fmt() { awk -v x="$1" 'BEGIN { printf "%.2f", x }'; }
 
-declare -a cpu wall overhead
+# The best round's overhead too: other tenants only ever add time, so the least disturbed round is the closest
+# to what the code itself costs; the median says what a loaded machine sees.
+declare -a cpu wall overhead best
 for i in "${!configs[@]}"; do
     cpu[i]="$(samples cpu_at "$i" | median)"
     wall[i]="$(samples wall_at "$i" | median)"
     overhead[i]="$(over_rounds 'a - b' "$i" "$(base_of "$i")" | median)"
+    best[i]="$(over_rounds 'a - b' "$i" "$(base_of "$i")" | sort -g | head -n 1)"
 done
 
 cpu_model="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
@@ -173,8 +176,8 @@ echo "Machine: $(nproc) CPUs, $cpu_model; load average at the end: $(cut -d' ' -
 echo "Shim: $(cd "$repo" && git rev-parse --short HEAD)$(cd "$repo" && git diff --quiet HEAD -- shm-proto shim-runtime shim-ucx/src || echo ' + uncommitted changes')," \
     "$calls calls per thread, median of $reps rounds; instructions: $ir_tool"
 echo
-echo "| configuration | threads | CPU ns/call, median (min–max) | overhead ns | wall ns/call | instr/call | overhead instr |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
+echo "| configuration | threads | CPU ns/call, median (min–max) | overhead ns | best round | wall ns/call | instr/call | overhead instr |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 for i in "${!configs[@]}"; do
     b="$(base_of "$i")"
     if [[ "$ir_tool" != none ]]; then
@@ -184,19 +187,26 @@ for i in "${!configs[@]}"; do
         ir_cell="–"
         ir_over="–"
     fi
-    printf '| %s | %s | %s (%s) | %+.2f | %s | %s | %s |\n' "$(name_of "$i")" "$(threads_of "$i")" "$(fmt "${cpu[i]}")" \
-        "$(samples cpu_at "$i" | minmax)" "$(fmt "${overhead[i]}")" "$(fmt "${wall[i]}")" "$ir_cell" "$ir_over"
+    printf '| %s | %s | %s (%s) | %+.2f | %+.2f | %s | %s | %s |\n' "$(name_of "$i")" "$(threads_of "$i")" \
+        "$(fmt "${cpu[i]}")" "$(samples cpu_at "$i" | minmax)" "$(fmt "${overhead[i]}")" "$(fmt "${best[i]}")" \
+        "$(fmt "${wall[i]}")" "$ir_cell" "$ir_over"
 done
 
 # --- budgets ---------------------------------------------------------------------------------------------------
 verdict() { awk -v x="$1" -v lim="$2" 'BEGIN { print (x <= lim) ? "met" : "NOT met" }'; }
+# A time budget: met (median round), met only in the best round (the machine's load decides), or not met.
+time_verdict() {
+    awk -v x="$1" -v b="$2" -v lim="$3" \
+        'BEGIN { print (x <= lim) ? "met" : (b <= lim) ? "met in the best round only (load)" : "NOT met" }'
+}
 ratio_of() { over_rounds 'a / b' "$1" "$2" | median; }
 ir_of() { if [[ "$ir_tool" != none ]]; then echo ", $(sub "${ir[$1]}" "${ir[$2]}") instr"; fi; }
 echo
 echo "| budget | measured (CPU time; instructions) | verdict |"
 echo "|---|---|---|"
 budget_over() { # INDEX LIMIT LABEL
-    echo "| $3 | $(fmt "${overhead[$1]}") ns$(ir_of "$1" "$NONE") | $(verdict "${overhead[$1]}" "$2") |"
+    echo "| $3 | $(fmt "${overhead[$1]}") ns (best round $(fmt "${best[$1]}"))$(ir_of "$1" "$NONE") |" \
+        "$(time_verdict "${overhead[$1]}" "${best[$1]}" "$2") |"
 }
 budget_over "$DISABLED" 1 "disabled ≤ 1 ns over no preload"
 budget_over "$ENABLED" 5 "enabled, pass ≤ 5 ns over"
