@@ -7,9 +7,10 @@
 //! sequence. Each thread keeps a [`Plan`], the few strategy fields a call that passes needs, copied from one
 //! consistent read; while the sequence is the one the plan was read at, the plan *is* the published strategy (a
 //! writer changes the sequence before and after it writes). A call in random mode then costs a draw from the
-//! thread's own RNG and one comparison. Everything rarer (a fault, pattern and replay positions, skip, recording,
-//! a changed strategy) takes the general path, which decides from a consistent read of the control block; the fast
-//! path gives way to it before changing anything, so both count and draw exactly alike.
+//! thread's own RNG and one comparison (and, when recording, a ring push). Everything rarer (a fault, pattern and
+//! replay positions, skip, the heartbeat, a changed strategy) takes the general path, which decides from a
+//! consistent read of the control block; the fast path gives way to it before changing anything, so both count and
+//! draw exactly alike.
 
 use crate::clock::monotonic_ns;
 use crate::decide::{decide, Decision, Rng};
