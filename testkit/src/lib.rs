@@ -232,6 +232,16 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// `kubernetes-validate` (PyPI), the manifest validator the tests use; a clear failure if it is not installed.
+pub fn kubernetes_validate() -> Command {
+    let probe = Command::new("kubernetes-validate").arg("--version").output();
+    assert!(
+        probe.is_ok_and(|o| o.status.success()),
+        "kubernetes-validate (PyPI) is missing: run `scripts/install-deps.sh --test` (the README's test command)"
+    );
+    Command::new("kubernetes-validate")
+}
+
 /// Runs `faultline` with `args`, its segment directory set to `shm`.
 pub fn faultline(shm: &ShmDir, args: &[&str]) -> Output {
     Command::new(&artifacts().faultline)

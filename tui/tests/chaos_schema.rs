@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
+use testkit::kubernetes_validate;
 
 use faultline::cluster::ledger::{FaultKind, Stamp};
 use faultline::cluster::partition::{
@@ -230,15 +230,6 @@ fn the_schema_check_rejects_what_chaos_mesh_would() {
     let mut no_spec = loss.clone();
     no_spec.as_object_mut().unwrap().remove("spec");
     assert!(!errors(&validator, &no_spec).is_empty(), "spec is required");
-}
-
-fn kubernetes_validate() -> Command {
-    let probe = Command::new("kubernetes-validate").arg("--version").output();
-    assert!(
-        probe.is_ok_and(|o| o.status.success()),
-        "kubernetes-validate (PyPI) is missing: run `scripts/install-deps.sh --test` (the README's test command)"
-    );
-    Command::new("kubernetes-validate")
 }
 
 /// Every valid combination of preset, directions, blocks and target.

@@ -6,6 +6,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use testkit::kubernetes_validate;
+
 use faultline::cluster::kube_api::{ApiCall, KubeApi, Scope, AGENT_CONTAINER, AGENT_SELECTOR};
 use faultline::cluster::DEFAULT_NAMESPACE;
 use serde::Deserialize;
@@ -45,15 +47,6 @@ fn find<'a>(documents: &'a [Value], kind: &str, name: &str) -> &'a Value {
         .iter()
         .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
         .unwrap_or_else(|| panic!("no {kind} {name} in deploy/"))
-}
-
-fn kubernetes_validate() -> Command {
-    let probe = Command::new("kubernetes-validate").arg("--version").output();
-    assert!(
-        probe.is_ok_and(|o| o.status.success()),
-        "kubernetes-validate (PyPI) is missing: run `scripts/install-deps.sh --test` (the README's test command)"
-    );
-    Command::new("kubernetes-validate")
 }
 
 #[test]
