@@ -99,7 +99,7 @@ fn default_armed(hook: usize) -> bool {
 
 static SPEC: ShimSpec = ShimSpec { kind: shim_runtime::Kind::Cuda, hooks: HOOKS, default_armed };
 static RUNTIME: Runtime = Runtime::new(&SPEC);
-shim_runtime::constructor!(init = crate::init);
+shim_runtime::constructor!(init = crate::init, runtime = RUNTIME);
 
 /// The library constructor: settings (environment + policy file, read once), XID preset, device target, the
 /// runtime's segment, and the real `dlsym`.

@@ -86,12 +86,13 @@ macro_rules! hook {
     };
 }
 
-/// Runs `$runtime.init()` when the library is loaded (an `.init_array` entry), except in unit tests.
+/// Runs `$runtime.init()` when the library is loaded (an `.init_array` entry), and `$runtime.at_exit()` at the
+/// process's normal exit (a `.fini_array` entry), except in unit tests.
 /// `constructor!(init = path::to::function)` runs that function instead (a shim that prepares more than the
 /// runtime, e.g. reads a policy file, and then calls [`Runtime::init_with`](crate::Runtime::init_with)).
 #[macro_export]
 macro_rules! constructor {
-    (init = $init:path) => {
+    (init = $init:path, runtime = $runtime:ident) => {
         #[cfg(not(test))]
         #[used]
         #[link_section = ".init_array"]
@@ -100,6 +101,18 @@ macro_rules! constructor {
                 $init();
             }
             init
+        };
+        $crate::constructor!(@destructor $runtime);
+    };
+    (@destructor $runtime:ident) => {
+        #[cfg(not(test))]
+        #[used]
+        #[link_section = ".fini_array"]
+        static DESTRUCTOR: extern "C" fn() = {
+            extern "C" fn fini() {
+                $runtime.at_exit();
+            }
+            fini
         };
     };
     ($runtime:ident) => {
@@ -112,5 +125,6 @@ macro_rules! constructor {
             }
             init
         };
+        $crate::constructor!(@destructor $runtime);
     };
 }

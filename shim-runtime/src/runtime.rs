@@ -29,6 +29,8 @@ pub struct Runtime {
     spec: &'static ShimSpec,
     state: AtomicU8,
     segment: AtomicPtr<Segment>,
+    /// The mapping behind `segment` (leaked, never unmapped), for the clean-up at exit.
+    map: AtomicPtr<SegmentMap>,
     log: AtomicU8,
 }
 
@@ -92,6 +94,7 @@ impl Runtime {
             spec,
             state: AtomicU8::new(UNINIT),
             segment: AtomicPtr::new(std::ptr::null_mut()),
+            map: AtomicPtr::new(std::ptr::null_mut()),
             log: AtomicU8::new(0),
         }
     }
@@ -222,6 +225,7 @@ impl Runtime {
         let identity = Identity {
             kind: self.spec.kind,
             pid: std::process::id(),
+            pid_ns: shm_proto::process::own_pid_ns(),
             start_time_ticks: segment::start_time_ticks("self").unwrap_or(0),
             exe_name,
             hooks: self.spec.hooks,
@@ -235,6 +239,7 @@ impl Runtime {
                     crate::log!("{} shim ready: {created:?}", self.spec.kind.name());
                 }
                 let map: &'static SegmentMap = Box::leak(Box::new(map));
+                self.map.store(map as *const SegmentMap as *mut SegmentMap, Release);
                 self.segment.store(map.segment() as *const Segment as *mut Segment, Release);
             }
             Err(e) => crate::log!("cannot create a segment ({e}); faults are off in this process"),
@@ -248,9 +253,25 @@ impl Runtime {
         let Some(parent) = self.segment() else { return };
         let inherited = parent.control.snapshot();
         self.segment.store(std::ptr::null_mut(), Release);
+        self.map.store(std::ptr::null_mut(), Release);
         match inherited {
             Some(strategy) => self.create_segment(&strategy),
             None => crate::log!("the parent's strategy was being changed at fork; faults are off in this child"),
+        }
+    }
+
+    /// At the process's normal exit (the library's destructor): a segment nobody ever used — no tool changed it,
+    /// faults and recording were never on — is removed, so short-lived processes leave nothing behind.
+    #[cold]
+    pub fn at_exit(&self) {
+        let ptr = self.map.load(Acquire);
+        if ptr.is_null() {
+            return;
+        }
+        // SAFETY: a non-null `map` always points to a leaked, never-freed SegmentMap.
+        let map = unsafe { &*ptr };
+        if map.remove_if_unused() && self.log.load(Relaxed) >= LogLevel::Debug as u8 {
+            crate::log!("{} shim: unused segment removed at exit", self.spec.kind.name());
         }
     }
 

@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use shm_proto::segment::{self, Found};
-use shm_proto::{Access, AttachOptions, SegmentMap};
+use shm_proto::{Access, AttachOptions};
 use testkit::Program;
 
 fn is_root() -> bool {
@@ -54,10 +54,9 @@ fn discovery_finds_a_containerised_process_and_maps_its_pid() {
         "not in the host's /dev/shm"
     );
 
-    let map =
-        SegmentMap::attach(&found.path, Access::ReadWrite, AttachOptions { allow_foreign: true }).expect("attach");
+    let map = found.attach(Access::ReadWrite, AttachOptions { allow_foreign: true }).expect("attach");
     let seg = map.segment();
-    assert!(segment::is_alive(seg, found.pid), "liveness uses the host pid");
+    assert!(segment::is_alive(&map, found.pid), "liveness uses the host pid");
     assert_eq!(seg.control.snapshot().expect("stable").probability_ppm, 420_000);
     assert!(seg.header.exe_name().starts_with("ucx_selfloop"));
     drop(map);

@@ -122,9 +122,13 @@ fn nixl_read_without_preload() {
 fn nixl_read_with_shim_loaded_but_disabled() {
     let shm = ShmDir::new();
     let dir = shm.path().to_str().expect("utf-8 temp dir");
-    let run = run(Some(&testkit::artifacts().ucx_shim), &[("FAULTLINE_SHM_DIR", dir)]);
+    let run = run(Some(&testkit::artifacts().ucx_shim), &[("FAULTLINE_SHM_DIR", dir), ("FAULTLINE_LOG", "debug")]);
     assert_intact(&run);
-    assert!(shm.segment("ucx", run.pid).exists(), "the shim made no segment for {}: {}", run.pid, run.context());
+    let stderr = run.stderr();
+    assert!(stderr.contains("ucx shim ready"), "the shim was loaded: {}", run.context());
+    // Never enabled, nothing recorded, nobody changed it: the process leaves no segment behind.
+    assert!(stderr.contains("unused segment removed at exit"), "{}", run.context());
+    assert!(!shm.segment("ucx", run.pid).exists());
 }
 
 #[test]

@@ -274,6 +274,19 @@ pub fn startup_from_env(
     });
     set!("FAULTLINE_DELAY_MODE", |v| parse_delay_mode(&v), |mode| s.delay_mode = mode);
     set!("FAULTLINE_LOG", |v| parse_log_level(&v), |level| log = level);
+    // Settings that narrow what can fail must never widen it by being ignored: if one is invalid, nothing is
+    // armed until it is fixed.
+    let invalid: Vec<&str> = ["FAULTLINE_HOOKS", "FAULTLINE_STRATEGY", "FAULTLINE_SKIP", "FAULTLINE_LIMIT"]
+        .into_iter()
+        .filter(|name| warnings.iter().any(|w| w.starts_with(&format!("{name}="))))
+        .collect();
+    if !invalid.is_empty() {
+        s.arm_mask = [0; MAX_HOOKS / 64];
+        warnings.push(format!(
+            "no hook is armed: {} is invalid, and an invalid setting never widens what can fail",
+            invalid.join(" and ")
+        ));
+    }
     Startup { strategy: s, log, warnings }
 }
 
@@ -351,5 +364,28 @@ mod tests {
         assert_eq!(s.strategy.probability_ppm, 0, "the invalid probability is ignored");
         assert_eq!(s.warnings.len(), 1);
         assert!(s.warnings[0].starts_with("FAULTLINE_PROBABILITY=150"), "{:?}", s.warnings);
+    }
+
+    #[test]
+    fn an_invalid_narrowing_setting_arms_nothing() {
+        let hooks = ["ucp_get_nbx", "ucp_put_nbx", "ucp_request_check_status"];
+        for (name, value) in [
+            ("FAULTLINE_HOOKS", "put,bogus"),
+            ("FAULTLINE_STRATEGY", "XOQ"),
+            ("FAULTLINE_SKIP", "ten"),
+            ("FAULTLINE_LIMIT", "-1"),
+        ] {
+            let env = |n: &str| match n {
+                "FAULTLINE_ENABLED" => Some("1".to_string()),
+                "FAULTLINE_PROBABILITY" => Some("50".to_string()),
+                _ if n == name => Some(value.to_string()),
+                _ => None,
+            };
+            let s = startup_from_env(Kind::Ucx, &hooks, |_| true, env);
+            assert_eq!(s.strategy.arm_mask, [0; MAX_HOOKS / 64], "{name}={value} must arm nothing");
+            assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
+            assert!(s.warnings[0].starts_with(&format!("{name}={value}")), "{:?}", s.warnings);
+            assert!(s.warnings[1].contains("no hook is armed"), "{:?}", s.warnings);
+        }
     }
 }

@@ -1,9 +1,11 @@
 //! The strategy as an ordinary value ([`Strategy`]), and its consistent reading from / publication to the shared
 //! control block. The CLI and dashboard read-modify-write a `Strategy`; the shims read the control block directly.
 
-use crate::layout::{Control, Cursor, DelayMode, Mode, MAX_HOOKS, PATTERN_CAP, PATTERN_WORDS, POOL_CAP, REPLAY_CAP};
+use crate::layout::{
+    Control, Cursor, DelayMode, Journal, Mode, MAX_HOOKS, PATTERN_CAP, PATTERN_WORDS, POOL_CAP, REPLAY_CAP,
+};
 use crate::seqlock::{LockError, READ_TRIES};
-use crate::sync::Ordering::{AcqRel, Relaxed};
+use crate::sync::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
 /// Everything a user can set, as one value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +126,102 @@ pub enum PublishError {
     Invalid(&'static str),
 }
 
+/// Who is writing: recorded with the writer lock so that others, in any pid namespace, can tell when it died.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Writer {
+    /// Its pid in its own pid namespace.
+    pub pid: u32,
+    /// That namespace's inode.
+    pub pid_ns: u64,
+    /// Its start time (clock ticks since boot).
+    pub start_ticks: u64,
+}
+
+impl Writer {
+    /// This process.
+    pub fn this_process() -> Self {
+        Writer {
+            pid: std::process::id(),
+            pid_ns: crate::process::own_pid_ns(),
+            start_ticks: crate::process::own_start_ticks(),
+        }
+    }
+}
+
+/// The process holding a writer lock, as far as the segment tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Holder {
+    /// Its pid (in its own pid namespace when `identity` is known, else as it wrote it).
+    pub pid: u32,
+    /// Its pid namespace and start time, unless it died before recording them.
+    pub identity: Option<(u64, u64)>,
+}
+
+impl Holder {
+    /// Whether the holder has certainly ended (unknown namespaces count as alive).
+    pub fn has_ended(&self) -> bool {
+        match self.identity {
+            Some((pid_ns, start)) => crate::process::certainly_ended(pid_ns, self.pid, start),
+            None => crate::process::pid_is_gone(self.pid),
+        }
+    }
+}
+
+/// Why the strategy could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    /// A live writer kept changing it.
+    #[error("the settings are being changed right now; try again")]
+    Busy,
+    /// The control block holds values no faultline writes.
+    #[error("corrupt control block: {0}")]
+    Corrupt(String),
+}
+
+impl Journal {
+    fn claim(&self, word: u64, writer: &Writer) {
+        self.writer_pid_ns.store(writer.pid_ns, Relaxed);
+        self.writer_start_ticks.store(writer.start_ticks, Relaxed);
+        self.writer_tag.store(word, Release);
+    }
+
+    /// Who holds the lock word `held`.
+    pub fn holder(&self, held: u64) -> Holder {
+        let pid = (held >> 32) as u32;
+        let identity = (self.writer_tag.load(Acquire) == held)
+            .then(|| (self.writer_pid_ns.load(Relaxed), self.writer_start_ticks.load(Relaxed)));
+        Holder { pid, identity }
+    }
+}
+
+/// Blocks every catchable asynchronous signal for as long as it lives (Ctrl-C, SIGTERM, SIGHUP…): a change is
+/// never left half-written by them; they are delivered when the change is complete.
+struct SignalsHeld(libc::sigset_t);
+
+impl SignalsHeld {
+    fn new() -> Self {
+        // SAFETY: sigset_t is plain data; both sets are initialised by sigfillset/pthread_sigmask before use.
+        unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            // Faults raised by the code itself must still be delivered (the segment guard handles SIGBUS).
+            for synchronous in [libc::SIGBUS, libc::SIGSEGV, libc::SIGFPE, libc::SIGILL, libc::SIGTRAP, libc::SIGABRT] {
+                libc::sigdelset(&mut all, synchronous);
+            }
+            libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+            SignalsHeld(old)
+        }
+    }
+}
+
+impl Drop for SignalsHeld {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved in `new`.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut()) };
+    }
+}
+
 impl Control {
     /// Reads the whole strategy consistently. `None` if writers kept it changing or one died mid-write.
     pub fn snapshot(&self) -> Option<Strategy> {
@@ -152,46 +250,94 @@ impl Control {
         }
     }
 
-    /// Publishes `next` as one consistent update. When it starts a new sequence (see
+    /// Checks what [`Control::load_unsynchronised`] clamps or maps silently: every raw value must be one a
+    /// faultline writer stores.
+    fn check_raw(&self) -> Result<(), String> {
+        let flag = |name: &str, value: u32| (value > 1).then(|| format!("{name} is {value}, not 0 or 1"));
+        let checks = [
+            flag("enabled", self.enabled.load(Relaxed)),
+            flag("recording", self.recording.load(Relaxed)),
+            flag("replay_loop", self.replay_loop.load(Relaxed)),
+            (self.mode.load(Relaxed) > Mode::Replay as u32).then(|| format!("mode {}", self.mode.load(Relaxed))),
+            (self.delay_mode.load(Relaxed) > DelayMode::InsteadOfFault as u32)
+                .then(|| format!("delay mode {}", self.delay_mode.load(Relaxed))),
+            (self.pool_len.load(Relaxed) as usize > POOL_CAP)
+                .then(|| format!("error pool length {} > {POOL_CAP}", self.pool_len.load(Relaxed))),
+            (self.pattern_len.load(Relaxed) as usize > PATTERN_CAP)
+                .then(|| format!("pattern length {} > {PATTERN_CAP}", self.pattern_len.load(Relaxed))),
+            (self.replay_len.load(Relaxed) as usize > REPLAY_CAP)
+                .then(|| format!("replay length {} > {REPLAY_CAP}", self.replay_len.load(Relaxed))),
+        ];
+        match checks.into_iter().flatten().next() {
+            Some(problem) => Err(problem),
+            None => Ok(()),
+        }
+    }
+
+    /// Loads and validates (caller ensures stability).
+    fn load_checked(&self) -> Result<Strategy, String> {
+        self.check_raw()?;
+        let strategy = self.load_unsynchronised();
+        check_lengths(&strategy).map_err(|e| e.to_string())?;
+        Ok(strategy)
+    }
+
+    /// Reads the strategy for a tool: consistent and range-checked. While a change is in progress — or was left
+    /// half-done by a writer that died — this is the last consistent state (the journal's copy, or the live
+    /// fields if the writer had not started on them yet), which is also what a takeover restores.
+    pub fn read(&self, journal: &Journal) -> Result<Strategy, ReadError> {
+        let settled = || -> Option<Result<Strategy, String>> {
+            let seq = self.lock.read_begin();
+            if seq & 1 == 0 {
+                let value = self.load_checked();
+                return self.lock.read_valid(seq).then_some(value);
+            }
+            let backup_seq = journal.backup_seq.load(Acquire);
+            let value =
+                if backup_seq.wrapping_add(1) == seq { journal.backup.load_checked() } else { self.load_checked() };
+            crate::sync::fence(Acquire);
+            let unchanged = self.lock.sequence() == seq && journal.backup_seq.load(Relaxed) == backup_seq;
+            unchanged.then_some(value)
+        };
+        for _ in 0..READ_TRIES * 1024 {
+            if let Some(value) = settled() {
+                return value.map_err(ReadError::Corrupt);
+            }
+            crate::sync::spin_hint();
+        }
+        Err(ReadError::Busy)
+    }
+
+    /// Publishes `next` as one consistent update, as `writer`. When it starts a new sequence (see
     /// [`Strategy::restarts_sequence`]) the cursor is reset so the pattern / replay / skip / limit start at the
-    /// target's next armed call. `is_dead` tells whether a pid holding the writer lock is gone.
+    /// target's next armed call. A lock holder for which `is_dead` is true is taken over; if it died mid-change,
+    /// its change is first rolled back to the journal's copy.
     pub fn publish(
         &self,
         cursor: &Cursor,
+        journal: &Journal,
         next: &Strategy,
-        writer_pid: u32,
-        is_dead: impl Fn(u32) -> bool,
+        is_dead: impl Fn(&Holder) -> bool,
     ) -> Result<(), PublishError> {
-        self.publish_with(cursor, next, false, writer_pid, is_dead)
+        self.publish_as(cursor, journal, next, false, &Writer::this_process(), is_dead)
     }
 
-    /// Like [`Control::publish`], but always starts a new sequence, even if `next` equals what is in force (a user
-    /// who sets the same pattern again means "from the next call").
-    pub fn publish_and_restart(
+    /// Like [`Control::publish`], with the writer's identity given, and `always_restart` to start a new sequence
+    /// even if `next` equals what is in force (a user who sets the same pattern again means "from the next call").
+    pub fn publish_as(
         &self,
         cursor: &Cursor,
-        next: &Strategy,
-        writer_pid: u32,
-        is_dead: impl Fn(u32) -> bool,
-    ) -> Result<(), PublishError> {
-        self.publish_with(cursor, next, true, writer_pid, is_dead)
-    }
-
-    fn publish_with(
-        &self,
-        cursor: &Cursor,
+        journal: &Journal,
         next: &Strategy,
         always_restart: bool,
-        writer_pid: u32,
-        is_dead: impl Fn(u32) -> bool,
+        writer: &Writer,
+        is_dead: impl Fn(&Holder) -> bool,
     ) -> Result<(), PublishError> {
         check_lengths(next)?;
-        let guard = self
-            .lock
-            .try_lock(writer_pid, next.seed as u32 ^ 0x5A5A, is_dead)
-            .map_err(|LockError::Busy { holder_pid }| PublishError::Busy { holder_pid })?;
-        // Holding the lock, what is stored is exactly the previous state.
-        let restart = always_restart || self.load_unsynchronised().restarts_sequence(next);
+        let _signals = SignalsHeld::new();
+        let guard = self.take_over(journal, writer, is_dead)?;
+        let previous = self.keep_backup(journal, &guard);
+        let restart = always_restart || previous.restarts_sequence(next);
         self.store_unsynchronised(next);
         if restart {
             cursor.armed_calls.store(0, Relaxed);
@@ -199,6 +345,69 @@ impl Control {
         }
         drop(guard);
         Ok(())
+    }
+
+    /// If a writer died mid-change (odd sequence, holder certainly ended per `is_dead`), takes its lock over and
+    /// republishes the last consistent state. `Ok(true)` if it repaired something.
+    pub fn repair(
+        &self,
+        journal: &Journal,
+        writer: &Writer,
+        is_dead: impl Fn(&Holder) -> bool,
+    ) -> Result<bool, PublishError> {
+        if self.lock.sequence() & 1 == 0 {
+            return Ok(false);
+        }
+        let _signals = SignalsHeld::new();
+        let guard = self.take_over(journal, writer, is_dead)?;
+        let repaired = guard.continues_interrupted_write();
+        drop(guard);
+        Ok(repaired)
+    }
+
+    /// Holding the lock, what is stored is exactly the previous state: keeps a copy, then says whose copy it is.
+    /// From here on a writer that dies leaves enough behind to roll its change back. Returns the copy.
+    fn keep_backup(&self, journal: &Journal, guard: &crate::seqlock::WriteGuard<'_>) -> Strategy {
+        let previous = self.load_unsynchronised();
+        journal.backup.store_unsynchronised(&previous);
+        journal.backup_seq.store(guard.sequence() - 1, Release);
+        crate::sync::fence(Release);
+        previous
+    }
+
+    /// Test support: a publish by `writer` that is killed half-way through the live fields — the lock stays
+    /// held and the sequence odd, the switches and mode of `next` are stored, its lists are not — exactly as
+    /// [`Control::publish_as`] leaves things when its process dies there (signals cannot stop it; `SIGKILL` can).
+    #[doc(hidden)]
+    pub fn publish_killed_midway(&self, cursor: &Cursor, journal: &Journal, next: &Strategy, writer: &Writer) {
+        let _ = cursor;
+        let Ok(guard) = self.take_over(journal, writer, |_| false) else { return };
+        let previous = self.keep_backup(journal, &guard);
+        let half =
+            Strategy { enabled: next.enabled, mode: next.mode, probability_ppm: next.probability_ppm, ..previous };
+        self.store_unsynchronised(&half);
+        std::mem::forget(guard);
+    }
+
+    /// Takes the writer lock and records who holds it; rolls back a dead writer's half-done change.
+    fn take_over(
+        &self,
+        journal: &Journal,
+        writer: &Writer,
+        is_dead: impl Fn(&Holder) -> bool,
+    ) -> Result<crate::seqlock::WriteGuard<'_>, PublishError> {
+        let nonce = (crate::clock::monotonic_ns() as u32) ^ 0x5A5A;
+        let guard = self
+            .lock
+            .try_lock(writer.pid, nonce, |held| is_dead(&journal.holder(held)))
+            .map_err(|LockError::Busy { holder_pid }| PublishError::Busy { holder_pid })?;
+        journal.claim(guard.word(), writer);
+        if guard.continues_interrupted_write() && journal.backup_seq.load(Acquire).wrapping_add(1) == guard.sequence() {
+            // The dead writer had started on the live fields: put back what was there before its change.
+            let before = journal.backup.load_unsynchronised();
+            self.store_unsynchronised(&before);
+        }
+        Ok(guard)
     }
 
     fn store_unsynchronised(&self, s: &Strategy) {

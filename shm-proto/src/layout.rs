@@ -11,7 +11,7 @@ use crate::sync::{AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
 /// First eight bytes of every segment.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"FLTLINE\x01");
 /// Bumped on every layout or semantic change of the segment.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// Hooks a shim can declare (the CUDA shim needs the most).
 pub const MAX_HOOKS: usize = 128;
@@ -164,6 +164,8 @@ pub struct Header {
     pub exe_name: [AtomicU8; EXE_NAME_LEN],
     /// The shim's hook names, so readers need no hard-coded list.
     pub hook_names: [[AtomicU8; HOOK_NAME_LEN]; MAX_HOOKS],
+    /// The inode of the creating process's pid namespace (its name carries it too; see `segment`).
+    pub pid_ns: AtomicU64,
 }
 
 /// The strategy, written by one writer at a time under `lock` and read consistently by the shims.
@@ -256,6 +258,28 @@ pub struct Segment {
     pub stripes: [Stripe; COUNTER_STRIPES],
     /// The flight recorder.
     pub ring: Ring<RING_CAP>,
+    /// Only writers (the tools) touch it: who holds the writer lock, and the last consistent strategy.
+    pub journal: Journal,
+}
+
+/// What lets a writer that died mid-change be recovered from (see `control`): the lock holder's identity across
+/// pid namespaces, and a copy of the control block as it was before the change in progress. Kept out of the
+/// shims' way at the end of the segment.
+#[repr(C, align(64))]
+pub struct Journal {
+    /// The writer-lock word of the holder whose identity follows (identity fields are valid only while it
+    /// equals the lock's current word).
+    pub writer_tag: AtomicU64,
+    /// The holder's pid namespace inode.
+    pub writer_pid_ns: AtomicU64,
+    /// The holder's start time (`/proc/<pid>/stat` field 22), so a reused pid is not mistaken for it.
+    pub writer_start_ticks: AtomicU64,
+    /// The (even) sequence whose state `backup` holds; a change in progress has sequence `backup_seq + 1` once
+    /// its writer starts on the live fields.
+    pub backup_seq: AtomicU64,
+    _pad: [u64; 4],
+    /// The strategy before the change in progress (its `lock` is unused).
+    pub backup: Control,
 }
 
 /// Marks types that may live in the shared segment.
@@ -311,7 +335,7 @@ fn read_name(src: &[AtomicU8]) -> String {
 #[cfg(not(loom))]
 const _: () = {
     use std::mem::{align_of, offset_of, size_of};
-    assert!(ABI_VERSION == 2, "layout numbers below belong to ABI 2");
+    assert!(ABI_VERSION == 3, "layout numbers below belong to ABI 3");
     assert!(size_of::<Header>() == 6336);
     assert!(offset_of!(Header, magic) == 0);
     assert!(offset_of!(Header, abi_version) == 8);
@@ -323,6 +347,7 @@ const _: () = {
     assert!(offset_of!(Header, default_arm_mask) == 64);
     assert!(offset_of!(Header, exe_name) == 80);
     assert!(offset_of!(Header, hook_names) == 144);
+    assert!(offset_of!(Header, pid_ns) == 6288);
     assert!(size_of::<Control>() == 274_688);
     assert!(offset_of!(Control, enabled) == 16);
     assert!(offset_of!(Control, pool) == 104);
@@ -336,6 +361,9 @@ const _: () = {
     assert!(offset_of!(Segment, cursor) == 6336 + 274_688);
     assert!(offset_of!(Segment, stripes) == 6336 + 274_688 + 192);
     assert!(offset_of!(Segment, ring) == 6336 + 274_688 + 192 + 2048 * COUNTER_STRIPES);
-    assert!(size_of::<Segment>() == 6336 + 274_688 + 192 + 2048 * COUNTER_STRIPES + 64 + 64 * RING_CAP);
+    assert!(size_of::<Journal>() == 64 + 274_688);
+    assert!(offset_of!(Journal, backup) == 64);
+    assert!(offset_of!(Segment, journal) == 6336 + 274_688 + 192 + 2048 * COUNTER_STRIPES + 64 + 64 * RING_CAP);
+    assert!(size_of::<Segment>() == 6336 + 274_688 + 192 + 2048 * COUNTER_STRIPES + 64 + 64 * RING_CAP + 64 + 274_688);
     assert!(align_of::<Segment>() == 64);
 };

@@ -7,10 +7,15 @@
 //! - [`clock`]: `CLOCK_MONOTONIC`, and the cheaper tick source the ring stamps records with;
 //! - [`control`]: the strategy as a value, read and published consistently;
 //! - [`config`], [`codes`]: parsing what users type (probabilities, patterns, hooks, codes) and the environment;
-//! - [`segment`]: create, attach, discover, liveness, cleanup.
+//! - [`segment`]: create, attach, discover, liveness, cleanup; [`process`]: who a process is across pid
+//!   namespaces; [`guard`]: surviving a segment file truncated under its mapping.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod clock;
+#[cfg(not(loom))]
+pub mod guard;
+#[cfg(not(loom))]
+pub mod process;
 pub mod ring;
 pub mod seqlock;
 pub mod sync;

@@ -77,8 +77,9 @@ impl SeqLock {
         begin & 1 == 0 && self.seq.load(Ordering::Relaxed) == begin
     }
 
-    /// Takes the writer lock as `pid`. A holder for which `is_dead(holder_pid)` is true is replaced.
-    pub fn try_lock(&self, pid: u32, nonce: u32, is_dead: impl Fn(u32) -> bool) -> Result<WriteGuard<'_>, LockError> {
+    /// Takes the writer lock as `pid`. A holder for which `is_dead(held)` is true is replaced (`held` is its lock
+    /// word: its pid in the high 32 bits).
+    pub fn try_lock(&self, pid: u32, nonce: u32, is_dead: impl Fn(u64) -> bool) -> Result<WriteGuard<'_>, LockError> {
         let mine = (u64::from(pid) << 32) | u64::from(nonce.max(1));
         let mut current = 0;
         loop {
@@ -87,7 +88,7 @@ impl SeqLock {
                 Err(0) => current = 0,
                 Err(held) => {
                     let holder_pid = (held >> 32) as u32;
-                    if holder_pid != pid && !is_dead(holder_pid) {
+                    if holder_pid != pid && !is_dead(held) {
                         return Err(LockError::Busy { holder_pid });
                     }
                     // The holder died (or is an earlier incarnation of ourselves): take over from it.
@@ -98,10 +99,16 @@ impl SeqLock {
         // An odd sequence means the previous writer died mid-write: readers already treat the state as unstable,
         // so continue that write rather than opening a new one.
         let seq = self.seq.load(Ordering::Relaxed);
-        let odd = if seq & 1 == 1 { seq } else { seq + 1 };
+        let interrupted = seq & 1 == 1;
+        let odd = if interrupted { seq } else { seq + 1 };
         self.seq.store(odd, Ordering::Relaxed);
         fence(Ordering::Release);
-        Ok(WriteGuard { lock: self, odd, mine })
+        Ok(WriteGuard { lock: self, odd, mine, interrupted })
+    }
+
+    /// The writer-lock word now (0: free; else the holder's `pid << 32 | nonce`).
+    pub fn holder(&self) -> u64 {
+        self.writer.load(Ordering::Acquire)
     }
 }
 
@@ -117,6 +124,24 @@ pub struct WriteGuard<'a> {
     lock: &'a SeqLock,
     odd: u64,
     mine: u64,
+    interrupted: bool,
+}
+
+impl WriteGuard<'_> {
+    /// The odd sequence of this write; the state before it had `sequence() - 1`.
+    pub fn sequence(&self) -> u64 {
+        self.odd
+    }
+
+    /// Our lock word.
+    pub fn word(&self) -> u64 {
+        self.mine
+    }
+
+    /// Whether this write continues one whose writer died mid-write (the sequence was already odd).
+    pub fn continues_interrupted_write(&self) -> bool {
+        self.interrupted
+    }
 }
 
 impl Drop for WriteGuard<'_> {
@@ -138,7 +163,8 @@ mod tests {
         std::mem::forget(guard); // the writer "dies" mid-write: seq stays odd, lock held
         assert_eq!(lock.try_read(READ_TRIES, || ()), None, "readers must not trust a half-written state");
         assert_eq!(lock.try_lock(200, 1, |_| false).err(), Some(LockError::Busy { holder_pid: 100 }));
-        let guard = lock.try_lock(200, 1, |pid| pid == 100).unwrap();
+        let guard = lock.try_lock(200, 1, |held| held >> 32 == 100).unwrap();
+        assert!(guard.continues_interrupted_write());
         drop(guard);
         assert_eq!(lock.try_read(READ_TRIES, || 7), Some(7));
         assert_eq!(lock.sequence() & 1, 0);

@@ -6,6 +6,7 @@ use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
+use shm_proto::control::Writer;
 use shm_proto::decide::{decide, Decision, Rng};
 use shm_proto::layout::Mode;
 use shm_proto::ring::{Record, Ring, RingCursor};
@@ -115,7 +116,7 @@ fn strategy_for_generation(generation: u32) -> Strategy {
 fn readers_never_see_a_pattern_from_one_update_with_a_pool_from_another() {
     with_watchdog("seqlock", || {
         let seg: Arc<Segment> = Arc::from(Segment::new_zeroed());
-        seg.control.publish(&seg.cursor, &strategy_for_generation(0), 1, |_| true).expect("publish");
+        seg.control.publish(&seg.cursor, &seg.journal, &strategy_for_generation(0), |_| true).expect("publish");
         let stop = Arc::new(AtomicBool::new(false));
         let writer = {
             let (seg, stop) = (seg.clone(), stop.clone());
@@ -124,7 +125,9 @@ fn readers_never_see_a_pattern_from_one_update_with_a_pool_from_another() {
                 while !stop.load(Ordering::Acquire) {
                     // Two writer "processes" alternate; the lock admits one at a time.
                     let pid = 10 + generation % 2;
-                    if seg.control.publish(&seg.cursor, &strategy_for_generation(generation), pid, |_| false).is_ok() {
+                    let writer = Writer { pid, pid_ns: 1, start_ticks: 1 };
+                    let next = strategy_for_generation(generation);
+                    if seg.control.publish_as(&seg.cursor, &seg.journal, &next, false, &writer, |_| false).is_ok() {
                         generation += 1;
                     }
                 }

@@ -14,7 +14,7 @@ fn strategy(mode: Mode, pool: &[i32]) -> Strategy {
 
 fn segment_with(s: &Strategy) -> Box<Segment> {
     let seg = Segment::new_zeroed();
-    seg.control.publish(&seg.cursor, s, 1, |_| true).expect("valid strategy");
+    seg.control.publish(&seg.cursor, &seg.journal, s, |_| true).expect("valid strategy");
     seg
 }
 
@@ -262,13 +262,13 @@ fn a_published_change_takes_effect_at_the_next_call() {
     assert!((0..300).all(|_| seg.on_call(0, &mut ctx, 0) == Decision::Pass), "0 %: every call passes");
 
     s.probability_ppm = 1_000_000;
-    seg.control.publish(&seg.cursor, &s, 1, |_| true).unwrap();
+    seg.control.publish(&seg.cursor, &seg.journal, &s, |_| true).unwrap();
     assert_eq!(seg.on_call(0, &mut ctx, 0), Decision::Fault { code: -3, delay_us: 0 }, "100 %: the very next call");
 
     // A new seed restarts the thread's stream: the same decisions as a fresh thread 0 under that seed.
     s.probability_ppm = 500_000;
     s.seed = 77;
-    seg.control.publish(&seg.cursor, &s, 1, |_| true).unwrap();
+    seg.control.publish(&seg.cursor, &seg.journal, &s, |_| true).unwrap();
     let mut reference = Rng::for_thread(77, 0);
     for i in 0..200 {
         assert_eq!(seg.on_call(0, &mut ctx, 0), decide(&seg.control, 0, &mut reference), "call {i}");
@@ -276,7 +276,7 @@ fn a_published_change_takes_effect_at_the_next_call() {
 
     s.recording = true;
     s.arm_mask = [0, 0];
-    seg.control.publish(&seg.cursor, &s, 1, |_| true).unwrap();
+    seg.control.publish(&seg.cursor, &seg.journal, &s, |_| true).unwrap();
     let written = seg.ring.written();
     assert!((0..50).all(|_| seg.on_call(0, &mut ctx, 0) == Decision::Pass), "disarmed");
     assert_eq!(seg.ring.written(), written, "unarmed calls are not recorded");

@@ -25,6 +25,7 @@ fn identity(pid: u32, start_time_ticks: u64) -> Identity<'static> {
     Identity {
         kind: Kind::Ucx,
         pid,
+        pid_ns: shm_proto::process::own_pid_ns(),
         start_time_ticks,
         exe_name: "test-exe",
         hooks: &["ucp_get_nbx", "ucp_put_nbx"],
@@ -71,7 +72,7 @@ fn create_attach_and_read_back_the_identity() {
         assert_eq!(seg.header.hook_names(), vec!["ucp_get_nbx", "ucp_put_nbx"]);
         assert_eq!(seg.control.snapshot(), Some(strategy()));
         assert_eq!(seg.default_strategy(), Strategy::defaults(&[-3, -6, -20], |h| h < 2));
-        assert!(segment::is_alive(seg, id.pid));
+        assert!(segment::is_alive(&map, id.pid));
     }
 }
 
@@ -113,7 +114,7 @@ fn discovery_liveness_and_cleanup_of_dead_processes() {
     // Post-mortem: the dead process's segment is still readable.
     let dead_path = dir.path().join(segment::file_name(Kind::Ucx, dead.pid));
     let map = SegmentMap::attach(&dead_path, Access::ReadOnly, AttachOptions::default()).expect("readable");
-    assert!(!segment::is_alive(map.segment(), dead.pid));
+    assert!(!segment::is_alive(&map, dead.pid));
 
     let removed = segment::clean_dead(&found);
     assert_eq!(removed, vec![dead_path.clone()]);

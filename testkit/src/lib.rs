@@ -194,6 +194,13 @@ impl Program {
         }
     }
 
+    /// The next line if one has arrived (never waits); it is also added to [`Program::seen`].
+    pub fn try_line(&mut self) -> Option<String> {
+        let line = self.lines.try_recv().ok()?;
+        self.seen.push(line.clone());
+        Some(line)
+    }
+
     /// Kills it with `signal` and reaps it.
     pub fn kill(&mut self, signal: i32) {
         // SAFETY: signalling our own child by pid; it has not been reaped yet, so the pid is still ours.

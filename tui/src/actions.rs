@@ -11,8 +11,8 @@
 use shm_proto::codes;
 use shm_proto::config;
 use shm_proto::control::PublishError;
+use shm_proto::control::ReadError;
 use shm_proto::layout::{DelayMode, REPLAY_CAP};
-use shm_proto::segment::pid_is_dead;
 use shm_proto::{Kind, Mode, Strategy};
 
 use crate::error::Error;
@@ -187,7 +187,13 @@ pub enum Planned {
 
 /// The strategy a target has now, read consistently.
 pub fn current_strategy(target: &Target) -> Result<Strategy, Error> {
-    target.segment().control.snapshot().ok_or_else(|| Error::Inconsistent { target: target.label() })
+    target.segment().read_strategy().map_err(|error| match error {
+        ReadError::Busy => Error::Inconsistent { target: target.label() },
+        ReadError::Corrupt(what) => Error::Segment(shm_proto::SegmentError::Corrupt {
+            path: target.found.path.clone(),
+            what: format!("{what} (pid {})", target.pid()),
+        }),
+    })
 }
 
 /// Computes what `change` does to `target`, validating every value against the target's kind and hook table.
@@ -267,12 +273,8 @@ pub fn check_replay_program(kind: Kind, program: &[i32]) -> Result<(), Error> {
 pub fn apply(planned: &Planned, target: &Target) -> Result<(), PublishError> {
     let segment = target.segment();
     match planned {
-        Planned::Publish { strategy, restart: true } => {
-            segment.control.publish_and_restart(&segment.cursor, strategy, std::process::id(), pid_is_dead)
-        }
-        Planned::Publish { strategy, restart: false } => {
-            segment.control.publish(&segment.cursor, strategy, std::process::id(), pid_is_dead)
-        }
+        Planned::Publish { strategy, restart: true } => segment.publish_and_restart(strategy),
+        Planned::Publish { strategy, restart: false } => segment.publish(strategy),
         Planned::ClearRecording => {
             segment.ring.clear();
             Ok(())

@@ -177,8 +177,13 @@ fn effective_uid() -> Option<u32> {
     uids.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Every segment file faultline can see (see [`include_containers`]).
+/// Every segment file faultline can see (see [`include_containers`]). The first discovery of a run also bounds
+/// the dead segments of our shm directory, as every shim does at start-up ([`segment::prune_dead`]).
 pub fn discover() -> Vec<Found> {
+    static PRUNED: std::sync::Once = std::sync::Once::new();
+    PRUNED.call_once(|| {
+        segment::prune_dead(&segment::shm_dir(), segment::keep_dead_limit());
+    });
     segment::discover(include_containers())
 }
 
@@ -187,9 +192,31 @@ pub fn attach(found: &Found, purpose: Purpose) -> Result<Target, SegmentError> {
     let access = if purpose == Purpose::Change { Access::ReadWrite } else { Access::ReadOnly };
     // Root on a node may steer containerised processes owned by other uids (still only mode-0600 files).
     let options = AttachOptions { allow_foreign: effective_uid() == Some(0) };
-    let map = SegmentMap::attach(&found.path, access, options)?;
-    let alive = segment::is_alive(map.segment(), found.pid);
+    let map = found.attach(access, options)?;
+    let alive = segment::is_alive(&map, found.pid);
+    if alive && map.segment().interrupted_writer().is_some() {
+        repair(found, &map, options);
+    }
     Ok(Target { found: found.clone(), map, alive })
+}
+
+/// A faultline that died mid-change (killed between taking the writer lock and finishing) leaves the process
+/// with injection paused: whoever attaches it next and may write it republishes the last consistent settings.
+fn repair(found: &Found, map: &SegmentMap, options: AttachOptions) {
+    let writable = match map.access() {
+        Access::ReadWrite => None,
+        Access::ReadOnly => match found.attach(Access::ReadWrite, options) {
+            Ok(writable) => Some(writable),
+            Err(_) => return,
+        },
+    };
+    let segment = writable.as_ref().unwrap_or(map).segment();
+    if let Ok(true) = segment.repair() {
+        eprintln!(
+            "faultline: {}: a faultline died while changing its settings; the last complete settings are back in force",
+            found.path.display()
+        );
+    }
 }
 
 /// Finds and attaches the targets of a command. Errors (exit 2) for an explicit `--pid` without a usable segment,
@@ -225,12 +252,27 @@ pub fn select_from(found: &[Found], selection: &Selection, purpose: Purpose) -> 
             if mine.is_empty() {
                 return Err(Error::UnknownPid { pid, kind: selection.kind, dir: segment::shm_dir() });
             }
-            for found in mine {
-                let target = attach(found, purpose)?;
-                if purpose == Purpose::Change && !target.alive {
-                    return Err(Error::NotRunning { pid, kind: target.kind() });
+            // Anyone can create a file claiming a pid: where several claim it, the usable ones count and the
+            // others are noted; only if none is usable is the first problem the answer.
+            let attached: Vec<(&Found, Result<Target, SegmentError>)> =
+                mine.iter().map(|found| (**found, attach(found, purpose))).collect();
+            let usable = attached.iter().any(|(_, result)| result.is_ok());
+            let running = attached.iter().any(|(_, result)| result.as_ref().is_ok_and(|t| t.alive));
+            for (found, result) in attached {
+                match result {
+                    Ok(target) if purpose == Purpose::Change && !target.alive && running => {
+                        let what = format!("claims pid {pid}, but its process did not create it");
+                        unusable.push(Unusable::new(found, &SegmentError::Corrupt { path: found.path.clone(), what }));
+                    }
+                    Ok(target) => {
+                        if purpose == Purpose::Change && !target.alive {
+                            return Err(Error::NotRunning { pid, kind: target.kind() });
+                        }
+                        targets.push(target);
+                    }
+                    Err(error) if usable => unusable.push(Unusable::new(found, &error)),
+                    Err(error) => return Err(error.into()),
                 }
-                targets.push(target);
             }
         }
     }

@@ -192,6 +192,38 @@ fn the_dashboard_steers_a_real_ucx_program_and_gives_the_terminal_back() {
 }
 
 #[test]
+fn the_dashboard_lives_through_a_fifo_and_a_flapping_segment_and_still_quits() {
+    let shm = ShmDir::new();
+    let mut program = start_program(&shm);
+    let pid = program.pid().to_string();
+    // A FIFO under the name a live process (this test) would have: opening it must not block discovery.
+    let fifo = shm.path().join(shm_proto::segment::file_name(shm_proto::Kind::Ucx, std::process::id()));
+    let fifo_name = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo_name.as_ptr(), 0o600) }, 0);
+
+    let faultline = &testkit::artifacts().faultline;
+    let tmux = Tmux::start(&[("FAULTLINE_SHM_DIR", shm.path()), ("NO_COLOR", std::path::Path::new("1"))]);
+    tmux.wait_for("the shell prompt", |s| !s.trim().is_empty());
+    tmux.type_text(&format!("{}; echo FAULTLINE-EXIT=$?", faultline.display()));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the dashboard lists the program", |s| s.contains(&pid) && s.contains("ucx_selfloop"));
+
+    // The segment's owner flaps its size while the dashboard samples it.
+    let path = shm.segment("ucx", program.pid());
+    let saved = std::fs::read(&path).unwrap();
+    for _ in 0..300 {
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(0).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&file, &saved, 0).unwrap();
+    }
+    run_and_count_failures(&mut program, 10);
+    tmux.wait_for("the dashboard still shows the live program", |s| s.contains(&pid) && s.contains("alive"));
+    tmux.keys(&["q"]);
+    tmux.wait_for("faultline exits with status 0", |s| s.contains("FAULTLINE-EXIT=0"));
+}
+
+#[test]
 fn the_cluster_view_lists_real_api_nodes_and_shows_a_failed_injection() {
     use serde_json::json;
     let gpu_node = json!({"resource": "v1/nodes", "body": {"apiVersion": "v1", "kind": "Node",

@@ -350,7 +350,8 @@ impl Sampler {
             let stale = match self.entries.get(&key) {
                 None => true,
                 Some(Entry { target: Err(_), .. }) => true,
-                Some(Entry { target: Ok(t), .. }) => !t.alive && replaced(t),
+                // A view detached by a truncation (see shm_proto::guard) reads zeros: attach the file afresh.
+                Some(Entry { target: Ok(t), .. }) => t.map.truncations_survived() > 0 || (!t.alive && replaced(t)),
             };
             if stale {
                 let target = targets::attach(f, Purpose::Survey).map_err(|e| e.to_string());
@@ -371,7 +372,7 @@ impl Sampler {
         for entry in self.entries.values_mut() {
             let Ok(target) = &mut entry.target else { continue };
             if check_liveness && target.alive {
-                target.alive = segment::is_alive(target.segment(), target.pid());
+                target.alive = segment::is_alive(&target.map, target.pid());
             }
             sample_counters(entry, now_s);
             if take_history {
