@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -309,25 +310,38 @@ pub fn replay_program_from_pattern(dump: &PatternDump) -> Result<Vec<i32>, Error
     Ok(pattern.into_iter().map(|x| if x { next_code.next().unwrap_or(0) } else { 0 }).collect())
 }
 
+/// Checks that `path` can name the file a dump is written to: not a directory, and with a file name.
+pub fn check_output(path: &Path) -> Result<(), Error> {
+    if path.is_dir() || path.file_name().is_none() {
+        return Err(Error::usage(format!("{}: is a directory; name a file to write the dump to", path.display())));
+    }
+    Ok(())
+}
+
 /// Writes `text` to `path` through a temporary file in the same directory and a rename, so a reader never sees a
 /// half-written file and an existing file is replaced whole.
+///
+/// The temporary file has an unpredictable name and is created with `O_EXCL`: in a directory others can write to
+/// (`/tmp`), a symlink planted where the file will be created cannot redirect the write (a predictable name could,
+/// and root's dump would overwrite the link's target). A symlink at `path` itself is replaced, not followed.
 pub fn write_atomically(path: &Path, text: &str) -> Result<(), Error> {
+    check_output(path)?;
     let io_error = |source| Error::Io { path: path.to_path_buf(), source };
     let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
     };
-    let name = path
-        .file_name()
-        .ok_or_else(|| io_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name")))?;
-    let temp = dir.join(format!(".{}.faultline-{}.tmp", name.to_string_lossy(), std::process::id()));
-    let written = std::fs::File::create(&temp)
-        .and_then(|mut file| file.write_all(text.as_bytes()).and_then(|()| file.sync_all()))
-        .and_then(|()| std::fs::rename(&temp, path));
-    if let Err(source) = written {
-        let _ = std::fs::remove_file(&temp);
-        return Err(io_error(source));
-    }
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let mut temp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".faultline.tmp")
+        // What `File::create` gives (before the umask): the dump is as readable as any file the user writes.
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+        .map_err(io_error)?;
+    temp.write_all(text.as_bytes()).and_then(|()| temp.as_file().sync_all()).map_err(io_error)?;
+    // On failure the temporary file is dropped, which removes it.
+    temp.persist(path).map_err(|e| io_error(e.error))?;
     Ok(())
 }
 
@@ -392,5 +406,46 @@ mod tests {
         write_atomically(&path, "{}\n").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{}\n");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn atomic_write_does_not_follow_a_symlink_planted_where_the_temporary_file_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        // The temporary name faultline used to write through: `.<name>.faultline-<pid>.tmp`.
+        let planted = dir.path().join(format!(".dump.json.faultline-{}.tmp", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let path = dir.path().join("dump.json");
+        write_atomically(&path, "{}\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious", "the link's target is untouched");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{}\n");
+        assert!(!std::fs::symlink_metadata(&path).unwrap().file_type().is_symlink(), "a file, not the link");
+        let names: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+        assert_eq!(names.len(), 3, "no temporary file left behind: {names:?}");
+    }
+
+    #[test]
+    fn a_symlink_at_the_output_path_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let path = dir.path().join("dump.json");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        write_atomically(&path, "{}\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{}\n");
+    }
+
+    #[test]
+    fn a_directory_is_no_output_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for path in [Path::new("/"), dir.path(), Path::new(".."), Path::new("x/..")] {
+            let error = write_atomically(path, "{}").unwrap_err();
+            assert_eq!(error.exit_code(), crate::error::EXIT_USAGE, "{}", path.display());
+            assert!(error.to_string().contains("is a directory"), "{error}");
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

@@ -192,6 +192,9 @@ fn dump(
     count: Option<u64>,
     output: Option<&PathBuf>,
 ) -> Result<Report, Error> {
+    if let Some(path) = output {
+        recording::check_output(path)?;
+    }
     let found = targets::select(selection, Purpose::Read)?;
     if output.is_some() && found.targets.len() != 1 {
         return Err(Error::usage(format!(

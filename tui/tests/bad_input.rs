@@ -56,6 +56,8 @@ fn bad_values_are_refused_with_exit_2_and_change_nothing() {
         (&["seed", "0xZZ"], "seed '0xZZ' is not a whole number"),
         (&["delay", "5000000000"], "delay (µs) '5000000000' is not a whole number"),
         (&["record", "dump", "--count", "x"], "count 'x' is not a whole number"),
+        (&["record", "dump", "pattern", "-o", "/"], "/: is a directory; name a file to write the dump to"),
+        (&["record", "dump", "-o", "/tmp"], "/tmp: is a directory"),
         (&["record-toggle", "maybe"], "recording 'maybe' is not on/off"),
         (&["replay"], "nothing recorded to replay"),
         (&["replay", "--from-file", "/nonexistent/run.json"], "/nonexistent/run.json: No such file"),
