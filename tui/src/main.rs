@@ -20,7 +20,7 @@ fn main() -> ExitCode {
         Err(error) if is_broken_pipe(&error) => ExitCode::from(EXIT_OK),
         Err(error) => {
             let code = error.downcast_ref::<faultline::Error>().map_or(EXIT_FAILED, faultline::Error::exit_code);
-            eprintln!("faultline: {error:#}");
+            eprintln!("faultline: {}", printable(&format!("{error:#}")));
             ExitCode::from(code)
         }
     }
@@ -61,12 +61,18 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     let report = faultline::execute(&request, &selection, Options { read_only: cli.read_only })?;
     let rendered = output::render(&report, cli.json);
     for note in &rendered.notes {
-        eprintln!("faultline: {note}");
+        eprintln!("faultline: {}", printable(note));
     }
     let mut stdout = io::stdout().lock();
     stdout.write_all(rendered.stdout.as_bytes())?;
     stdout.flush()?;
     Ok(if report.has_failures() { EXIT_FAILED } else { EXIT_OK })
+}
+
+/// A message for standard error: it can quote names read from segments, so each line's control characters are
+/// escaped (the line breaks of a multi-line message are kept).
+fn printable(message: &str) -> String {
+    message.split('\n').map(output::escape_controls).collect::<Vec<_>>().join("\n")
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {

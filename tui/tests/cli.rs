@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fails, ok, on, start, status};
+use common::{fails, ok, on, start, start_binary, status};
 use serde_json::Value;
 use testkit::ShmDir;
 
@@ -103,4 +103,34 @@ fn each_seed_json_object_does_what_its_subcommand_does() {
     let sent_status = on(&shm, by_json.pid(), &["send", r#"{"command":"status"}"#]);
     let said_status = on(&shm, by_json.pid(), &["status"]);
     assert_eq!(sent_status, said_status);
+}
+
+#[test]
+fn control_characters_in_executable_names_are_escaped_in_text_output() {
+    let shm = ShmDir::new();
+    // A program whose file name recolours the terminal, starts a forged row and clears the screen (C1 CSI).
+    let evil = "evil\u{1b}[31m\n999 forged\u{9b}2J";
+    let escaped = "evil\\x1b[31m\\x0a999 forged\\u{9b}2J";
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join(evil);
+    std::fs::copy(common::selfloop_binary(), &binary).unwrap();
+    let program = start_binary(&shm, &binary, "put");
+    let pid = program.pid().to_string();
+    // Any control character but the line breaks that end output lines.
+    let raw = |text: &str| text.chars().any(|c| c.is_control() && c != '\n');
+
+    let ps = ok(&shm, &["ps"]);
+    assert!(!raw(&ps), "no raw control character: {ps:?}");
+    assert_eq!(ps.lines().count(), 2, "the header and one row, no forged row: {ps}");
+    assert!(ps.lines().nth(1).unwrap().contains(escaped), "{ps}");
+    let text = ok(&shm, &["--pid", &pid, "status"]);
+    assert!(!raw(&text), "{text:?}");
+    assert!(text.starts_with(&format!("pid {pid} ({escaped}, ucx)")), "{text}");
+    let changed = ok(&shm, &["--pid", &pid, "enable"]);
+    assert!(!raw(&changed) && changed.contains(escaped), "{changed:?}");
+
+    // JSON keeps the name as it is (serde escapes what JSON requires).
+    let json: Value = serde_json::from_str(&ok(&shm, &["ps", "--json"])).unwrap();
+    assert_eq!(json["processes"][0]["exe"], evil);
+    assert_eq!(status(&shm, program.pid())["exe"], evil);
 }

@@ -407,3 +407,26 @@ fn pid_focus_and_read_only() {
     let outcome = Sampler::offline().run(job, faultline::Options { read_only: true });
     assert!(!outcome.ok && outcome.message.contains("--read-only: refusing to toggle"), "{outcome:?}");
 }
+
+#[test]
+fn names_with_control_characters_are_drawn_escaped_and_aligned() {
+    // An executable and a hook name that would recolour the terminal and clear it (ESC, C1 CSI) if drawn raw.
+    let evil_hooks = ["ucp_get_nbx", "ucp_put\u{1b}[2J_nbx", "ucp_request_check_status"];
+    let evil = target(Kind::Ucx, 4350, "evil\u{1b}[31mred\u{9b}2J", &evil_hooks, true, |s| s.enabled = true);
+    let plain = target(Kind::Ucx, 4351, "plain", &UCX_HOOKS, true, |_| {});
+    count(evil.segment(), 1, 10, 1);
+    let key = Key { pid: 4350, kind: Kind::Ucx };
+    let mut sampler = Sampler::offline();
+    sampler.set_focus(Some(key));
+    sampler.insert(evil);
+    sampler.insert(plain);
+    let app = app_with(sampler.tick(Duration::ZERO), 120, 40);
+    let list = draw(&app, 120, 5, render::process_list::render);
+    let view = draw(&app, 100, 20, render::process_view::render);
+    // Both rows put KIND at the same column: the escaped name was fitted, not the raw one.
+    let kind_column = |row: &str| row.find(" ucx ").expect("a KIND cell");
+    let rows: Vec<String> = list.backend().to_string().lines().map(String::from).collect();
+    assert!(rows[2].contains("evil\\x1b[31mred\\u{9b}2J"), "{rows:?}");
+    assert_eq!(kind_column(&rows[2]), kind_column(&rows[3]), "{rows:?}");
+    insta::assert_snapshot!(format!("{}\n{}", list.backend(), view.backend()));
+}
