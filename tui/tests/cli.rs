@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fails, ok, on, start, start_binary, status};
+use common::{fails, hook, ok, on, run, start, start_binary, status};
 use serde_json::Value;
 use testkit::ShmDir;
 
@@ -133,4 +133,34 @@ fn control_characters_in_executable_names_are_escaped_in_text_output() {
     let json: Value = serde_json::from_str(&ok(&shm, &["ps", "--json"])).unwrap();
     assert_eq!(json["processes"][0]["exe"], evil);
     assert_eq!(status(&shm, program.pid())["exe"], evil);
+}
+
+#[test]
+fn fault_percent_is_faults_over_armed_calls_in_ps_and_status() {
+    let shm = ShmDir::new();
+    let mut program = start(&shm, "put,get");
+    let pid = program.pid();
+    // Only put can fail, every other armed call; get (and the request polling) are called as often, unarmed.
+    for change in [&["hooks", "put"][..], &["strategy", "XO"], &["enable"]] {
+        on(&shm, pid, change);
+    }
+    run(&mut program, 20);
+    let state = status(&shm, pid);
+    assert_eq!(
+        (hook(&state, "ucp_put_nbx")["calls"].as_u64(), hook(&state, "ucp_put_nbx")["faults"].as_u64()),
+        (Some(20), Some(10))
+    );
+    assert_eq!(hook(&state, "ucp_get_nbx")["calls"], 20, "an unarmed hook with as many calls");
+    assert_eq!(state["armed_calls"], 20);
+    assert_eq!(state["fault_percent"], 50.0, "10 faults of 20 armed calls, not of {} calls", state["calls"]);
+
+    let ps: Value = serde_json::from_str(&ok(&shm, &["ps", "--json"])).unwrap();
+    assert_eq!(ps["processes"][0]["fault_percent"], 50.0);
+    let table = ok(&shm, &["ps"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    let column = header.iter().position(|h| *h == "FAULT%").unwrap();
+    assert_eq!(row[column], "50.0", "{table}");
+    let text = on(&shm, pid, &["status"]);
+    assert!(text.lines().next().unwrap().ends_with(" faults 10 (50.0% of armed calls)"), "{text}");
 }

@@ -430,3 +430,25 @@ fn names_with_control_characters_are_drawn_escaped_and_aligned() {
     assert_eq!(kind_column(&rows[2]), kind_column(&rows[3]), "{rows:?}");
     insta::assert_snapshot!(format!("{}\n{}", list.backend(), view.backend()));
 }
+
+#[test]
+fn the_dashboard_fault_percent_is_the_clis() {
+    // 5 faults in 50 armed calls, and 10,000 calls of an unarmed polling hook, all within one sampled second.
+    let polling = target(Kind::Ucx, 4360, "nixl_agent", &UCX_HOOKS, true, |s| s.enabled = true);
+    let key = Key { pid: 4360, kind: Kind::Ucx };
+    let mut sampler = Sampler::offline();
+    sampler.insert(polling);
+    sampler.tick(Duration::ZERO);
+    let segment = sampler.segment(key).expect("attached");
+    count(segment, 1, 50, 5);
+    count(segment, 17, 10_000, 0);
+    let snapshot = sampler.tick(Duration::from_secs(1));
+    let row = &snapshot.rows[0];
+    let target = target(Kind::Ucx, 4361, "nixl_agent", &UCX_HOOKS, true, |s| s.enabled = true);
+    count(target.segment(), 1, 50, 5);
+    count(target.segment(), 17, 10_000, 0);
+    let state = faultline::state::ProcessState::read(&target).expect("readable");
+    assert_eq!(row.fault_percent(), Some(10.0));
+    assert_eq!(state.fault_percent, 10.0, "faultline status: the same definition over the whole run");
+    assert_eq!(faultline::state::PsRow::of(&target).fault_percent, Some(10.0), "faultline ps");
+}

@@ -671,6 +671,8 @@ mod tests {
             replay_loop: false,
             calls: 0,
             faults: 0,
+            armed_calls: 0,
+            armed_faults: 0,
             fault_percent: 0.0,
         };
         Detail {

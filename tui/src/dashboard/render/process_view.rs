@@ -169,20 +169,15 @@ fn strategy_lines(app: &App, s: &ProcessState, width: u16) -> Vec<Line<'static>>
         Line::from(vec![label("Hooks"), Span::raw(format!("{}/{} armed", s.hooks_armed, s.hooks.len()))]),
         Line::from(vec![
             label("Calls"),
-            Span::raw(format!("{} ({} armed)", thousands(s.calls), thousands(armed_calls(s)))),
+            Span::raw(format!("{} ({} armed)", thousands(s.calls), thousands(s.armed_calls))),
         ]),
         Line::from(vec![
             label("Faults"),
             Span::styled(thousands(s.faults), theme.fault()),
-            Span::raw(format!(" = {:.1}% of armed calls", crate::state::percent(s.faults, armed_calls(s)))),
+            Span::raw(format!(" = {:.1}% of armed calls", s.fault_percent)),
         ]),
     ]);
     lines
-}
-
-/// Calls of the hooks armed now.
-fn armed_calls(s: &ProcessState) -> u64 {
-    s.hooks.iter().filter(|h| h.armed).map(|h| h.calls).sum()
 }
 
 fn mode_text(s: &ProcessState) -> String {
