@@ -3,6 +3,8 @@
 //!
 //! Nothing here depends on time passing: reading an idle process twice gives equal values.
 
+use std::cmp::Ordering;
+
 use serde::Serialize;
 use shm_proto::codes;
 use shm_proto::config;
@@ -239,6 +241,13 @@ pub fn fault_percent(armed_faults: f64, armed_calls: f64) -> Option<f64> {
     (armed_calls > 0.0).then(|| armed_faults * 100.0 / armed_calls)
 }
 
+/// The order of every process list (`ps`, the dashboard): live processes first, then the dead and unusable ones,
+/// each group in `order` (a sort key, reversed or not), so dozens of leftover segments never push a live process off
+/// the first screen.
+pub fn sort_live_first<T>(rows: &mut [T], alive: impl Fn(&T) -> bool, mut order: impl FnMut(&T, &T) -> Ordering) {
+    rows.sort_by(|a, b| alive(b).cmp(&alive(a)).then_with(|| order(a, b)));
+}
+
 /// One line of `ps`: a usable segment's summary, or an unusable one with the reason.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PsRow {
@@ -271,6 +280,11 @@ pub struct PsRow {
 }
 
 impl PsRow {
+    /// Whether the process runs (else it is dead, or its segment unusable).
+    pub fn is_alive(&self) -> bool {
+        self.state == "alive"
+    }
+
     /// The row of an attached segment.
     pub fn of(target: &Target) -> PsRow {
         let mut row = PsRow {

@@ -164,3 +164,34 @@ fn fault_percent_is_faults_over_armed_calls_in_ps_and_status() {
     let text = on(&shm, pid, &["status"]);
     assert!(text.lines().next().unwrap().ends_with(" faults 10 (50.0% of armed calls)"), "{text}");
 }
+
+#[test]
+fn ps_lists_live_processes_before_dead_ones() {
+    let shm = ShmDir::new();
+    let program = start(&shm, "put");
+    let live = program.pid();
+    // Segments of exited processes with lower pids: copies of the live one's under pids whose processes started at
+    // another time (or do not exist), which is what a dead process's segment looks like.
+    let dead: Vec<u32> = (2..=25).collect();
+    for &pid in &dead {
+        std::fs::copy(shm.segment("ucx", live), shm.segment("ucx", pid)).unwrap();
+    }
+
+    let table = ok(&shm, &["ps"]);
+    let states: Vec<(u32, &str)> = table
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            (cells[0].parse().unwrap(), cells[3])
+        })
+        .collect();
+    assert_eq!(states[0], (live, "alive"), "{table}");
+    assert_eq!(states[1..].iter().map(|&(pid, _)| pid).collect::<Vec<_>>(), dead, "then the dead, by pid: {table}");
+    assert!(states[1..].iter().all(|&(_, state)| state == "dead"), "{table}");
+
+    let json: Value = serde_json::from_str(&ok(&shm, &["ps", "--json"])).unwrap();
+    let pids: Vec<u64> = json["processes"].as_array().unwrap().iter().map(|p| p["pid"].as_u64().unwrap()).collect();
+    assert_eq!(pids[0], u64::from(live));
+    assert_eq!(pids[1..], dead.iter().map(|&pid| u64::from(pid)).collect::<Vec<_>>()[..]);
+}

@@ -363,9 +363,9 @@ fn the_mouse_selects_rows_sorts_by_headers_and_focuses_panes() {
         let kind = MouseEventKind::Down(MouseButton::Left);
         update(app, Action::Mouse(MouseEvent { kind, column, row, modifiers: KeyModifiers::NONE }));
     };
-    // Row 3 of the list (under the border and the header) is the third process.
+    // Row 3 of the list (under the border and the header) is the third process: the dead one, after the live ones.
     click(&mut app, areas.list.x + 5, areas.list.y + 4);
-    assert_eq!(app.selected, Some(Key { pid: 4332, kind: Kind::Cuda }));
+    assert_eq!(app.selected, Some(Key { pid: 4331, kind: Kind::Ucx }));
     assert!(app.outbox.contains(&faultline::dashboard::sampler::Command::Focus(app.selected)));
     // The CALLS/S header sorts by it, busiest first.
     let (_, x, _) = render::process_list::columns(areas.list)
@@ -451,4 +451,27 @@ fn the_dashboard_fault_percent_is_the_clis() {
     assert_eq!(row.fault_percent(), Some(10.0));
     assert_eq!(state.fault_percent, 10.0, "faultline status: the same definition over the whole run");
     assert_eq!(faultline::state::PsRow::of(&target).fault_percent, Some(10.0), "faultline ps");
+}
+
+#[test]
+fn live_processes_come_before_dead_ones_whatever_the_sort() {
+    // Thirty segments left by exited processes with lower pids, and two live processes.
+    let mut sampler = Sampler::offline();
+    for pid in 4400..4430 {
+        sampler.insert(target(Kind::Ucx, pid, "nixl_agent", &UCX_HOOKS, false, |s| s.enabled = true));
+    }
+    sampler.insert(target(Kind::Ucx, 4430, "vllm_worker", &UCX_HOOKS, true, |_| {}));
+    sampler.insert(target(Kind::Cuda, 4431, "vllm_worker", &CUDA_HOOKS, true, |s| s.recording = true));
+    let mut app = app_with(sampler.tick(Duration::ZERO), 120, 40);
+    for sort in faultline::dashboard::app::SortColumn::ALL {
+        for descending in [false, true] {
+            (app.sort, app.descending) = (sort, descending);
+            let alive: Vec<bool> = app.visible_rows().iter().map(|row| row.alive).collect();
+            assert_eq!(alive[..2], [true, true], "{sort:?} descending={descending}");
+            assert!(alive[2..].iter().all(|&a| !a), "{sort:?} descending={descending}");
+        }
+    }
+    (app.sort, app.descending) = (faultline::dashboard::app::SortColumn::Pid, false);
+    let terminal = draw(&app, 120, 7, render::process_list::render);
+    insta::assert_snapshot!(terminal.backend());
 }
