@@ -326,7 +326,7 @@ pub fn check_output(path: &Path) -> Result<(), Error> {
 /// and root's dump would overwrite the link's target). A symlink at `path` itself is replaced, not followed.
 pub fn write_atomically(path: &Path, text: &str) -> Result<(), Error> {
     check_output(path)?;
-    let io_error = |source| Error::Io { path: path.to_path_buf(), source };
+    let io_error = |cause| Error::Io { path: path.to_path_buf(), cause };
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),

@@ -109,6 +109,26 @@ fn bad_values_are_refused_with_exit_2_and_change_nothing() {
 }
 
 #[test]
+fn io_errors_are_printed_once() {
+    let shm = ShmDir::new();
+    let program = start(&shm, "put");
+    let pid = program.pid().to_string();
+    let once = |stderr: &str, cause: &str| {
+        assert_eq!(stderr.matches(cause).count(), 1, "the cause once: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    };
+    // An error of faultline's own (the dump file cannot be written).
+    let stderr = fails(&shm, &["--pid", &pid, "record", "dump", "-o", "/nonexistent/dir/run.json"], 1);
+    assert!(stderr.starts_with("faultline: /nonexistent/dir/run.json: "), "{stderr}");
+    once(&stderr, "No such file or directory");
+    // An error of the segment layer (a segment file that is a symlink is not opened).
+    let mine = std::process::id();
+    std::os::unix::fs::symlink("/dev/null", shm.segment("ucx", mine)).unwrap();
+    let stderr = fails(&shm, &["--pid", &mine.to_string(), "status"], 2);
+    once(&stderr, "symbolic links");
+}
+
+#[test]
 fn segments_of_another_abi_version_or_corrupt_ones_are_refused_when_named_and_skipped_when_broadcasting() {
     let shm = ShmDir::new();
     let program = start(&shm, "put");
