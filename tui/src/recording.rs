@@ -6,12 +6,13 @@
 //! process running the same call sequence reproduces every status, codes included.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use shm_proto::config;
+use shm_proto::layout::REPLAY_CAP;
 use shm_proto::ring::{Record, RingCursor};
 
 use crate::error::Error;
@@ -271,12 +272,26 @@ pub fn replay_program(recording: &Recording, label: &str) -> Result<Vec<i32>, Er
     Ok(recording.records.iter().map(|r| if r.injected { r.code } else { 0 }).collect())
 }
 
+/// The largest file `replay --from-file` reads: room for a pattern dump of [`REPLAY_CAP`] calls at its longest,
+/// pretty-printed (the pattern, and a code per call in `fault_codes` and in `error_codes`, about 17 bytes each).
+pub const MAX_PATTERN_FILE_BYTES: u64 = REPLAY_CAP as u64 * 48 + 64 * 1024;
+
 /// The replay program of a pattern-format file (what `record dump pattern -o FILE` writes, or the seed's): each `X`
 /// gets its code from `fault_codes` when present, else the next code of `error_codes`, cycling (the seed's rule).
+/// Reads at most [`MAX_PATTERN_FILE_BYTES`]: a larger file (or `/dev/zero`) is refused, not read into memory.
 pub fn replay_program_from_file(path: &Path) -> Result<Vec<i32>, Error> {
     let bad = |why: String| Error::usage(format!("{}: {why}", path.display()));
-    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-    let dump: PatternDump = serde_json::from_str(&text)
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_PATTERN_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| bad(e.to_string()))?;
+    if bytes.len() as u64 > MAX_PATTERN_FILE_BYTES {
+        return Err(bad(format!(
+            "larger than {MAX_PATTERN_FILE_BYTES} bytes, more than any pattern dump (at most {REPLAY_CAP} calls) \
+             takes; give the file `faultline record dump pattern -o FILE` wrote"
+        )));
+    }
+    let dump: PatternDump = serde_json::from_slice(&bytes)
         .map_err(|e| bad(format!("not a pattern dump ({e}); make one with `faultline record dump pattern -o FILE`")))?;
     replay_program_from_pattern(&dump).map_err(|e| bad(e.to_string()))
 }

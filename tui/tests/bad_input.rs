@@ -106,6 +106,15 @@ fn bad_values_are_refused_with_exit_2_and_change_nothing() {
         refused(&shm, &["replay", "--from-file", path.to_str().unwrap()], message);
         assert_eq!(status(&shm, program.pid()), before);
     }
+
+    // Replay files are read with a bound: a file too large for any pattern dump, or one without an end.
+    let huge = files.path().join("huge.json");
+    std::fs::File::create(&huge).unwrap().set_len(faultline::recording::MAX_PATTERN_FILE_BYTES + 1).unwrap();
+    let too_large = format!("larger than {} bytes", faultline::recording::MAX_PATTERN_FILE_BYTES);
+    for file in [huge.to_str().unwrap(), "/dev/zero"] {
+        refused(&shm, &["replay", "--from-file", file], &too_large);
+        assert_eq!(status(&shm, program.pid()), before);
+    }
 }
 
 #[test]
