@@ -11,6 +11,9 @@ pub enum ConfigError {
     /// Probability not a number in 0–100.
     #[error("probability '{0}' is not a percentage between 0 and 100 (decimals allowed, e.g. 12.5)")]
     Probability(String),
+    /// Probability with a nonzero fifth decimal: finer than one part per million.
+    #[error("probability '{0}' is finer than faultline's smallest step, 0.0001 % (at most 4 decimals)")]
+    ProbabilityStep(String),
     /// Pattern with other letters, empty or too long.
     #[error("pattern '{text}': {why}")]
     Pattern {
@@ -59,15 +62,18 @@ pub fn parse_probability(text: &str) -> Result<u32, ConfigError> {
     if whole.is_empty() && frac.is_empty()
         || !whole.bytes().all(|b| b.is_ascii_digit())
         || !frac.bytes().all(|b| b.is_ascii_digit())
-        || frac.len() > 4 && frac[4..].bytes().any(|b| b != b'0')
     {
         return Err(bad());
     }
+    let finer_than_a_step = frac.len() > 4 && frac[4..].bytes().any(|b| b != b'0');
     let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
     let frac_ppm: u64 = format!("{:0<4}", &frac[..frac.len().min(4)]).parse().map_err(|_| bad())?;
     let ppm = whole.checked_mul(10_000).and_then(|w| w.checked_add(frac_ppm)).ok_or_else(bad)?;
-    if ppm > 1_000_000 {
+    if ppm > 1_000_000 || ppm == 1_000_000 && finer_than_a_step {
         return Err(bad());
+    }
+    if finer_than_a_step {
+        return Err(ConfigError::ProbabilityStep(text.to_string()));
     }
     Ok(ppm as u32)
 }
@@ -291,6 +297,13 @@ mod tests {
         for bad in ["150", "-1", "abc", "", "1e3", "100.0001", "0.00001", "12.5.1"] {
             assert!(parse_probability(bad).is_err(), "{bad}");
         }
+        assert_eq!(parse_probability("12.50000"), Ok(125_000));
+        for too_fine in ["0.00001", "12.34567", "99.99999%"] {
+            assert_eq!(parse_probability(too_fine), Err(ConfigError::ProbabilityStep(too_fine.into())), "{too_fine}");
+        }
+        let message = parse_probability("0.00001").unwrap_err().to_string();
+        assert!(message.contains("finer than faultline's smallest step, 0.0001 %"), "{message}");
+        assert_eq!(parse_probability("100.00001"), Err(ConfigError::Probability("100.00001".into())));
         assert_eq!(format_probability(125_000), "12.5");
         assert_eq!(format_probability(1), "0.0001");
         assert_eq!(format_probability(1_000_000), "100");

@@ -55,6 +55,7 @@ fn bad_values_are_refused_with_exit_2_and_change_nothing() {
         (&["limit", "-2"], "limit '-2' is not a whole number"),
         (&["seed", "0xZZ"], "seed '0xZZ' is not a whole number"),
         (&["delay", "5000000000"], "delay (µs) '5000000000' is not a whole number"),
+        (&["probability", "0.00001"], "probability '0.00001' is finer than faultline's smallest step, 0.0001 %"),
         (&["record", "dump", "--count", "x"], "count 'x' is not a whole number"),
         (&["record", "dump", "pattern", "-o", "/"], "/: is a directory; name a file to write the dump to"),
         (&["record", "dump", "-o", "/tmp"], "/tmp: is a directory"),
