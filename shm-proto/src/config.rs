@@ -14,6 +14,9 @@ pub enum ConfigError {
     /// Probability with a nonzero fifth decimal: finer than one part per million.
     #[error("probability '{0}' is finer than faultline's smallest step, 0.0001 % (at most 4 decimals)")]
     ProbabilityStep(String),
+    /// A delay longer than [`MAX_DELAY_US`].
+    #[error("delay (µs) '{0}' is longer than the cap of {max} µs (60 s) per fault", max = MAX_DELAY_US)]
+    DelayTooLong(String),
     /// Pattern with other letters, empty or too long.
     #[error("pattern '{text}': {why}")]
     Pattern {
@@ -185,10 +188,16 @@ pub fn parse_strategy(text: &str) -> Result<Option<Vec<bool>>, ConfigError> {
     }
 }
 
-/// Parses a delay in microseconds (fits 32 bits: up to about 71 minutes).
+/// The longest delay per fault: a minute. Longer is no slow call but a hang (the field could hold 71 minutes).
+pub const MAX_DELAY_US: u32 = 60_000_000;
+
+/// Parses a delay in microseconds, at most [`MAX_DELAY_US`].
 pub fn parse_delay_us(text: &str) -> Result<u32, ConfigError> {
     let us = parse_count("delay (µs)", text)?;
-    u32::try_from(us).map_err(|_| ConfigError::Number { what: "delay (µs)", text: text.to_string() })
+    match u32::try_from(us) {
+        Ok(us) if us <= MAX_DELAY_US => Ok(us),
+        _ => Err(ConfigError::DelayTooLong(text.to_string())),
+    }
 }
 
 /// Parses `off`, `before-fault` or `instead-of-fault`.
@@ -307,6 +316,22 @@ mod tests {
         assert_eq!(format_probability(125_000), "12.5");
         assert_eq!(format_probability(1), "0.0001");
         assert_eq!(format_probability(1_000_000), "100");
+    }
+
+    #[test]
+    fn delays_are_capped_at_a_minute() {
+        assert_eq!(parse_delay_us("0"), Ok(0));
+        assert_eq!(parse_delay_us("60000000"), Ok(MAX_DELAY_US));
+        for long in ["60000001", "4294967295", "5000000000"] {
+            assert_eq!(parse_delay_us(long), Err(ConfigError::DelayTooLong(long.into())), "{long}");
+        }
+        assert!(parse_delay_us("60000001").unwrap_err().to_string().contains("the cap of 60000000 µs (60 s)"));
+        assert!(matches!(parse_delay_us("soon"), Err(ConfigError::Number { .. })));
+        // The shims' start-up variable goes through the same parser: a longer delay is ignored with a warning.
+        let env = |name: &str| (name == "FAULTLINE_DELAY_US").then(|| "4294967295".to_string());
+        let s = startup_from_env(Kind::Ucx, &["ucp_put_nbx"], |_| true, env);
+        assert_eq!((s.strategy.delay_us, s.strategy.delay_mode), (0, DelayMode::Off));
+        assert!(s.warnings[0].starts_with("FAULTLINE_DELAY_US=4294967295: delay (µs)"), "{:?}", s.warnings);
     }
 
     #[test]

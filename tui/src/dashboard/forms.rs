@@ -720,6 +720,19 @@ mod tests {
     }
 
     #[test]
+    fn the_editor_caps_the_delay_with_the_clis_parser() {
+        let mut editor = Editor::open(&detail());
+        editor.focus(Field::DelayUs);
+        editor.clear_field();
+        "60000001".chars().for_each(|c| editor.type_char(c));
+        let error = editor.check(Field::DelayUs).unwrap_err();
+        assert!(error.contains("the cap of 60000000 µs (60 s)"), "{error}");
+        assert!(editor.changes().unwrap_err().contains("the cap of 60000000 µs"));
+        editor.delete_char();
+        assert!(editor.changes().is_ok(), "6000000 µs is fine");
+    }
+
+    #[test]
     fn pool_hooks_and_switches_become_their_changes() {
         let mut editor = Editor::open(&detail());
         editor.toggle_code(-20).unwrap();
