@@ -77,6 +77,21 @@ fn bad_values_are_refused_with_exit_2_and_change_nothing() {
         (&["send", r#"{"command":"set_error_codes","error_codes":[0]}"#], "0 is not an error for ucx"),
         (&["send", r#"{"command":"set_error_codes"}"#], "set_error_codes needs \"error_codes\""),
         (&["send", "not json"], "not a JSON command object"),
+        (
+            &["send", r#"{"command":"set_probability","probability":"25"}"#],
+            r#"set_probability: "probability" must be a number, not "25""#,
+        ),
+        (
+            &["send", r#"{"command":"set_probability","probability":[30]}"#],
+            r#""probability" must be a number, not [30]"#,
+        ),
+        (
+            &["send", r#"{"command":"set_probability","probability":30,"pid":999}"#],
+            r#"set_probability: unknown key "pid" (it takes "probability"); choose processes with --pid"#,
+        ),
+        (&["send", r#"{"command":"enable","pid":999}"#], r#"enable: unknown key "pid""#),
+        (&["send", r#"{"command":"toggle_recording","enabled":"on"}"#], r#""enabled" must be true or false"#),
+        (&["send", r#"{"command":"set_probability","probability":0.00001}"#], "probability '0.00001' is finer"),
     ];
     for (args, message) in cases {
         refused(&shm, args, message);
