@@ -11,6 +11,12 @@ pub enum ConfigError {
     /// Probability not a number in 0–100.
     #[error("probability '{0}' is not a percentage between 0 and 100 (decimals allowed, e.g. 12.5)")]
     Probability(String),
+    /// Probability with a nonzero fifth decimal: finer than one part per million.
+    #[error("probability '{0}' is finer than faultline's smallest step, 0.0001 % (at most 4 decimals)")]
+    ProbabilityStep(String),
+    /// A delay longer than [`MAX_DELAY_US`].
+    #[error("delay (µs) '{0}' is longer than the cap of {max} µs (60 s) per fault", max = MAX_DELAY_US)]
+    DelayTooLong(String),
     /// Pattern with other letters, empty or too long.
     #[error("pattern '{text}': {why}")]
     Pattern {
@@ -59,15 +65,18 @@ pub fn parse_probability(text: &str) -> Result<u32, ConfigError> {
     if whole.is_empty() && frac.is_empty()
         || !whole.bytes().all(|b| b.is_ascii_digit())
         || !frac.bytes().all(|b| b.is_ascii_digit())
-        || frac.len() > 4 && frac[4..].bytes().any(|b| b != b'0')
     {
         return Err(bad());
     }
+    let finer_than_a_step = frac.len() > 4 && frac[4..].bytes().any(|b| b != b'0');
     let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
     let frac_ppm: u64 = format!("{:0<4}", &frac[..frac.len().min(4)]).parse().map_err(|_| bad())?;
     let ppm = whole.checked_mul(10_000).and_then(|w| w.checked_add(frac_ppm)).ok_or_else(bad)?;
-    if ppm > 1_000_000 {
+    if ppm > 1_000_000 || ppm == 1_000_000 && finer_than_a_step {
         return Err(bad());
+    }
+    if finer_than_a_step {
+        return Err(ConfigError::ProbabilityStep(text.to_string()));
     }
     Ok(ppm as u32)
 }
@@ -179,10 +188,16 @@ pub fn parse_strategy(text: &str) -> Result<Option<Vec<bool>>, ConfigError> {
     }
 }
 
-/// Parses a delay in microseconds (fits 32 bits: up to about 71 minutes).
+/// The longest delay per fault: a minute. Longer is no slow call but a hang (the field could hold 71 minutes).
+pub const MAX_DELAY_US: u32 = 60_000_000;
+
+/// Parses a delay in microseconds, at most [`MAX_DELAY_US`].
 pub fn parse_delay_us(text: &str) -> Result<u32, ConfigError> {
     let us = parse_count("delay (µs)", text)?;
-    u32::try_from(us).map_err(|_| ConfigError::Number { what: "delay (µs)", text: text.to_string() })
+    match u32::try_from(us) {
+        Ok(us) if us <= MAX_DELAY_US => Ok(us),
+        _ => Err(ConfigError::DelayTooLong(text.to_string())),
+    }
 }
 
 /// Parses `off`, `before-fault` or `instead-of-fault`.
@@ -304,9 +319,32 @@ mod tests {
         for bad in ["150", "-1", "abc", "", "1e3", "100.0001", "0.00001", "12.5.1"] {
             assert!(parse_probability(bad).is_err(), "{bad}");
         }
+        assert_eq!(parse_probability("12.50000"), Ok(125_000));
+        for too_fine in ["0.00001", "12.34567", "99.99999%"] {
+            assert_eq!(parse_probability(too_fine), Err(ConfigError::ProbabilityStep(too_fine.into())), "{too_fine}");
+        }
+        let message = parse_probability("0.00001").unwrap_err().to_string();
+        assert!(message.contains("finer than faultline's smallest step, 0.0001 %"), "{message}");
+        assert_eq!(parse_probability("100.00001"), Err(ConfigError::Probability("100.00001".into())));
         assert_eq!(format_probability(125_000), "12.5");
         assert_eq!(format_probability(1), "0.0001");
         assert_eq!(format_probability(1_000_000), "100");
+    }
+
+    #[test]
+    fn delays_are_capped_at_a_minute() {
+        assert_eq!(parse_delay_us("0"), Ok(0));
+        assert_eq!(parse_delay_us("60000000"), Ok(MAX_DELAY_US));
+        for long in ["60000001", "4294967295", "5000000000"] {
+            assert_eq!(parse_delay_us(long), Err(ConfigError::DelayTooLong(long.into())), "{long}");
+        }
+        assert!(parse_delay_us("60000001").unwrap_err().to_string().contains("the cap of 60000000 µs (60 s)"));
+        assert!(matches!(parse_delay_us("soon"), Err(ConfigError::Number { .. })));
+        // The shims' start-up variable goes through the same parser: a longer delay is ignored with a warning.
+        let env = |name: &str| (name == "FAULTLINE_DELAY_US").then(|| "4294967295".to_string());
+        let s = startup_from_env(Kind::Ucx, &["ucp_put_nbx"], |_| true, env);
+        assert_eq!((s.strategy.delay_us, s.strategy.delay_mode), (0, DelayMode::Off));
+        assert!(s.warnings[0].starts_with("FAULTLINE_DELAY_US=4294967295: delay (µs)"), "{:?}", s.warnings);
     }
 
     #[test]

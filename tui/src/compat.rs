@@ -3,7 +3,7 @@
 //! [`Request`]s the subcommands build. (Its spellings `record-toggle`, `record-dump`, `record-dump-count` and
 //! `record-clear` are hidden subcommands of the binary.)
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::actions::{Change, ReplaySource, Switch};
 use crate::error::Error;
@@ -29,12 +29,13 @@ pub const SEED_COMMANDS: &[&str] = &[
 /// Translates one seed JSON command object into a request.
 ///
 /// - `set_strategy {pattern, error_codes?}`: `pattern` is `random` or X/O;
-/// - `set_error_codes {error_codes}`, `set_probability {probability}` (percent);
+/// - `set_error_codes {error_codes}`, `set_probability {probability}` (percent, a number);
 /// - `toggle`, `enable`, `disable`, `reset`, `status`;
-/// - `toggle_recording {enabled?}`, `dump_recording {format?, count?}`, `clear_recording`,
-///   `replay_recording {loop?}` (replays each process's own recording).
+/// - `toggle_recording {enabled?}` (true/false), `dump_recording {format?, count?}`, `clear_recording`,
+///   `replay_recording {loop?}` (true/false; replays each process's own recording).
 ///
-/// Codes may be numbers or names, as a JSON array or a comma-separated string.
+/// Codes may be numbers or names, as a JSON array or a comma-separated string. A key the command does not take, or
+/// a value of the wrong JSON type, is refused (a dropped `"pid"` would send the command to every process).
 pub fn parse_seed_command(text: &str) -> Result<Request, Error> {
     let value: Value = serde_json::from_str(text)
         .map_err(|e| Error::usage(format!("not a JSON command object ({e}): {}", shorten(text))))?;
@@ -45,46 +46,73 @@ pub fn parse_seed_command(text: &str) -> Result<Request, Error> {
         Some(Value::String(command)) => command.as_str(),
         _ => return Err(Error::usage(format!("missing \"command\" (one of {})", SEED_COMMANDS.join(", ")))),
     };
-    let field = |name: &'static str| Field { command, name, value: object.get(name) };
+    let Some(keys) = keys_of(command) else { return Err(unknown_command(command)) };
+    if let Some(key) = object.keys().find(|key| *key != "command" && !keys.contains(&key.as_str())) {
+        return Err(unknown_key(command, key, keys));
+    }
+    let field = |name: &'static str| Field { command, name, value: object.get(name).filter(|v| !v.is_null()) };
     let change = match command {
         "set_strategy" => {
-            Change::strategy(&field("pattern").text()?, field("error_codes").optional_text()?.as_deref())?
+            Change::strategy(&field("pattern").required(Field::string)?, field("error_codes").codes()?.as_deref())?
         }
-        "set_error_codes" => Change::ErrorCodes(field("error_codes").text()?),
-        "set_probability" => Change::probability(&field("probability").text()?)?,
+        "set_error_codes" => Change::ErrorCodes(field("error_codes").required(Field::codes)?),
+        "set_probability" => Change::probability(&field("probability").required(Field::number)?)?,
         "toggle" => Change::Enabled(Switch::Toggle),
         "enable" => Change::Enabled(Switch::On),
         "disable" => Change::Enabled(Switch::Off),
         "reset" => Change::Reset,
         "status" => return Ok(Request::Status),
-        "toggle_recording" => match field("enabled").optional_text()? {
-            Some(switch) => Change::recording(&switch)?,
+        "toggle_recording" => match field("enabled").boolean()? {
+            Some(true) => Change::Recording(Switch::On),
+            Some(false) => Change::Recording(Switch::Off),
             None => Change::Recording(Switch::Toggle),
         },
-        "dump_recording" => return dump_request(&object, command),
-        "clear_recording" => Change::ClearRecording,
-        "replay_recording" => Change::Replay {
-            source: ReplaySource::OwnRecording,
-            looping: field("loop").optional_text()?.is_some_and(|l| l == "true"),
-        },
-        other => {
-            return Err(Error::usage(format!("unknown command '{other}' (known: {})", SEED_COMMANDS.join(", "))));
+        "dump_recording" => {
+            let format = field("format").string()?;
+            return Ok(Request::Dump {
+                format: format.as_deref().map_or(Ok(DumpFormat::Summary), DumpFormat::parse)?,
+                count: field("count").count()?,
+                output: None,
+            });
         }
+        "clear_recording" => Change::ClearRecording,
+        "replay_recording" => {
+            Change::Replay { source: ReplaySource::OwnRecording, looping: field("loop").boolean()?.unwrap_or(false) }
+        }
+        other => return Err(unknown_command(other)),
     };
     Ok(Request::Change(change))
 }
 
-fn dump_request(object: &Map<String, Value>, command: &str) -> Result<Request, Error> {
-    let format = Field { command, name: "format", value: object.get("format") }.optional_text()?;
-    let count = Field { command, name: "count", value: object.get("count") }.optional_text()?;
-    Ok(Request::Dump {
-        format: format.as_deref().map_or(Ok(DumpFormat::Summary), DumpFormat::parse)?,
-        count: count.map(|c| shm_proto::config::parse_count("count", &c)).transpose()?,
-        output: None,
+/// The keys `command` takes besides `"command"`; `None` for an unknown command.
+fn keys_of(command: &str) -> Option<&'static [&'static str]> {
+    Some(match command {
+        "set_strategy" => &["pattern", "error_codes"],
+        "set_error_codes" => &["error_codes"],
+        "set_probability" => &["probability"],
+        "toggle_recording" => &["enabled"],
+        "dump_recording" => &["format", "count"],
+        "replay_recording" => &["loop"],
+        "toggle" | "enable" | "disable" | "reset" | "status" | "clear_recording" => &[],
+        _ => return None,
     })
 }
 
-/// One field of a command object.
+fn unknown_command(command: &str) -> Error {
+    Error::usage(format!("unknown command '{command}' (known: {})", SEED_COMMANDS.join(", ")))
+}
+
+fn unknown_key(command: &str, key: &str, keys: &[&str]) -> Error {
+    let takes = if keys.is_empty() {
+        "it takes no other key".to_string()
+    } else {
+        format!("it takes {}", keys.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", "))
+    };
+    let hint = if key == "pid" { "; choose processes with --pid" } else { "" };
+    Error::usage(format!("{command}: unknown key \"{}\" ({takes}){hint}", shorten(key)))
+}
+
+/// One field of a command object (`None` when absent or null).
 struct Field<'a> {
     command: &'a str,
     name: &'static str,
@@ -92,24 +120,73 @@ struct Field<'a> {
 }
 
 impl Field<'_> {
-    /// The field as the text a user would type: strings as they are, numbers and booleans as written, arrays
-    /// joined with commas (`[-3,-6]` → `-3,-6`).
-    fn optional_text(&self) -> Result<Option<String>, Error> {
-        let scalar = |value: &Value| match value {
-            Value::String(text) => Ok(text.clone()),
-            Value::Number(number) => Ok(number.to_string()),
-            Value::Bool(on) => Ok(on.to_string()),
-            other => Err(Error::usage(format!("{}: \"{}\" cannot be {other}", self.command, self.name))),
-        };
+    fn wrong_type(&self, expected: &str, value: &Value) -> Error {
+        Error::usage(format!(
+            "{}: \"{}\" must be {expected}, not {}",
+            self.command,
+            self.name,
+            shorten(&value.to_string())
+        ))
+    }
+
+    /// A JSON string.
+    fn string(&self) -> Result<Option<String>, Error> {
         match self.value {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Array(items)) => Ok(Some(items.iter().map(scalar).collect::<Result<Vec<_>, _>>()?.join(","))),
-            Some(value) => scalar(value).map(Some),
+            None => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text.clone())),
+            Some(other) => Err(self.wrong_type("a string", other)),
         }
     }
 
-    fn text(&self) -> Result<String, Error> {
-        self.optional_text()?.ok_or_else(|| Error::usage(format!("{} needs \"{}\"", self.command, self.name)))
+    /// A JSON number in decimal notation, `1e-5` as `0.00001` (the shared parsers check its range and step).
+    fn number(&self) -> Result<Option<String>, Error> {
+        match self.value {
+            None => Ok(None),
+            Some(Value::Number(number)) => Ok(Some(match number.as_f64() {
+                Some(float) if number.is_f64() => float.to_string(),
+                _ => number.to_string(),
+            })),
+            Some(other) => Err(self.wrong_type("a number", other)),
+        }
+    }
+
+    /// `true` or `false`.
+    fn boolean(&self) -> Result<Option<bool>, Error> {
+        match self.value {
+            None => Ok(None),
+            Some(Value::Bool(on)) => Ok(Some(*on)),
+            Some(other) => Err(self.wrong_type("true or false", other)),
+        }
+    }
+
+    /// A whole number ≥ 0.
+    fn count(&self) -> Result<Option<u64>, Error> {
+        match self.value {
+            None => Ok(None),
+            Some(Value::Number(number)) if number.is_u64() => Ok(number.as_u64()),
+            Some(other) => Err(self.wrong_type("a whole number ≥ 0", other)),
+        }
+    }
+
+    /// Error codes: an array of numbers and names, or a comma-separated string; as the text a user would type.
+    fn codes(&self) -> Result<Option<String>, Error> {
+        let expected = "an array of codes (numbers or names) or a comma-separated string";
+        let code = |value: &Value| match value {
+            Value::Number(number) => Ok(number.to_string()),
+            Value::String(name) => Ok(name.clone()),
+            other => Err(self.wrong_type(expected, other)),
+        };
+        match self.value {
+            None => Ok(None),
+            Some(Value::String(list)) => Ok(Some(list.clone())),
+            Some(Value::Array(items)) => Ok(Some(items.iter().map(code).collect::<Result<Vec<_>, _>>()?.join(","))),
+            Some(other) => Err(self.wrong_type(expected, other)),
+        }
+    }
+
+    /// The field's value, or an error naming it when absent.
+    fn required<T>(&self, get: impl Fn(&Self) -> Result<Option<T>, Error>) -> Result<T, Error> {
+        get(self)?.ok_or_else(|| Error::usage(format!("{} needs \"{}\"", self.command, self.name)))
     }
 }
 
@@ -167,5 +244,66 @@ mod tests {
         assert!(message("[1,2]").contains("not a JSON command object"));
         assert!(message("{oops").contains("not a JSON command object"));
         assert!(message(r#"{"pattern": "X"}"#).contains("missing \"command\""));
+    }
+
+    #[test]
+    fn wrong_types_and_unknown_keys_are_refused_naming_the_key() {
+        let message = |text: &str| parse_seed_command(text).unwrap_err().to_string();
+        for (text, expected) in [
+            (r#"{"command":"set_probability","probability":"25"}"#, r#""probability" must be a number, not "25""#),
+            (r#"{"command":"set_probability","probability":[30]}"#, r#""probability" must be a number, not [30]"#),
+            (r#"{"command":"set_strategy","pattern":7}"#, r#""pattern" must be a string, not 7"#),
+            (r#"{"command":"set_error_codes","error_codes":{"a":1}}"#, r#""error_codes" must be an array of codes"#),
+            (r#"{"command":"set_error_codes","error_codes":[[-3]]}"#, r#""error_codes" must be an array of codes"#),
+            (r#"{"command":"toggle_recording","enabled":"yes"}"#, r#""enabled" must be true or false, not "yes""#),
+            (r#"{"command":"replay_recording","loop":1}"#, r#""loop" must be true or false, not 1"#),
+            (r#"{"command":"dump_recording","count":-5}"#, r#""count" must be a whole number ≥ 0, not -5"#),
+            (r#"{"command":"dump_recording","count":"5"}"#, r#""count" must be a whole number ≥ 0, not "5""#),
+            (r#"{"command":"dump_recording","format":1}"#, r#""format" must be a string, not 1"#),
+            (
+                r#"{"command":"set_probability","probability":25,"pid":999}"#,
+                r#"set_probability: unknown key "pid" (it takes "probability"); choose processes with --pid"#,
+            ),
+            (r#"{"command":"enable","force":true}"#, r#"enable: unknown key "force" (it takes no other key)"#),
+            (
+                r#"{"command":"set_strategy","pattern":"XO","codes":[-3]}"#,
+                r#"unknown key "codes" (it takes "pattern", "error_codes")"#,
+            ),
+        ] {
+            let error = message(text);
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn every_seed_spelling_still_works() {
+        assert_eq!(
+            change(r#"{"command":"set_error_codes","error_codes":"-3,UCS_ERR_TIMED_OUT"}"#),
+            Change::ErrorCodes("-3,UCS_ERR_TIMED_OUT".into())
+        );
+        assert_eq!(
+            change(r#"{"command":"set_error_codes","error_codes":[-3,"UCS_ERR_TIMED_OUT"]}"#),
+            Change::ErrorCodes("-3,UCS_ERR_TIMED_OUT".into())
+        );
+        assert_eq!(change(r#"{"command":"set_probability","probability":25}"#), Change::Probability(250_000));
+        assert_eq!(change(r#"{"command":"set_probability","probability":1e-4}"#), Change::Probability(1));
+        let too_fine = parse_seed_command(r#"{"command":"set_probability","probability":1e-5}"#).unwrap_err();
+        assert!(too_fine.to_string().contains("'0.00001' is finer than"), "{too_fine}");
+        assert_eq!(change(r#"{"command":"toggle_recording","enabled":false}"#), Change::Recording(Switch::Off));
+        assert_eq!(change(r#"{"command":"toggle_recording","enabled":null}"#), Change::Recording(Switch::Toggle));
+        assert_eq!(
+            change(r#"{"command":"replay_recording","loop":true}"#),
+            Change::Replay { source: ReplaySource::OwnRecording, looping: true }
+        );
+        assert_eq!(
+            change(r#"{"command":"replay_recording"}"#),
+            Change::Replay { source: ReplaySource::OwnRecording, looping: false }
+        );
+        assert_eq!(change(r#"{"command":"clear_recording"}"#), Change::ClearRecording);
+        assert_eq!(change(r#"{"command":"reset"}"#), Change::Reset);
+        assert_eq!(
+            parse_seed_command(r#"{"command":"dump_recording","format":"pattern"}"#).unwrap(),
+            Request::Dump { format: DumpFormat::Pattern, count: None, output: None }
+        );
     }
 }

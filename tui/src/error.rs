@@ -78,12 +78,12 @@ pub enum Error {
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
     /// A file faultline had to read or write.
-    #[error("{}: {source}", .path.display())]
+    #[error("{}: {cause}", .path.display())]
     Io {
         /// The file.
         path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
+        /// What went wrong: part of the message, so not also the error's `source()` (it would be printed twice).
+        cause: std::io::Error,
     },
 }
 

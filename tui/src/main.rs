@@ -20,7 +20,7 @@ fn main() -> ExitCode {
         Err(error) if is_broken_pipe(&error) => ExitCode::from(EXIT_OK),
         Err(error) => {
             let code = error.downcast_ref::<faultline::Error>().map_or(EXIT_FAILED, faultline::Error::exit_code);
-            eprintln!("faultline: {error:#}");
+            eprintln!("faultline: {}", printable(&message(&error)));
             ExitCode::from(code)
         }
     }
@@ -61,12 +61,35 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     let report = faultline::execute(&request, &selection, Options { read_only: cli.read_only })?;
     let rendered = output::render(&report, cli.json);
     for note in &rendered.notes {
-        eprintln!("faultline: {note}");
+        eprintln!("faultline: {}", printable(note));
     }
     let mut stdout = io::stdout().lock();
     stdout.write_all(rendered.stdout.as_bytes())?;
     stdout.flush()?;
     Ok(if report.has_failures() { EXIT_FAILED } else { EXIT_OK })
+}
+
+/// The error and its causes, each once. Most errors already say their cause (`path: No such file or directory`), and
+/// some also return it as their `source()` (shm_proto's segment I/O error): a cause whose text is already in the
+/// message is not repeated.
+fn message(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain().map(ToString::to_string) {
+        if message.contains(&cause) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&cause);
+    }
+    message
+}
+
+/// A message for standard error: it can quote names read from segments, so each line's control characters are
+/// escaped (the line breaks of a multi-line message are kept).
+fn printable(message: &str) -> String {
+    message.split('\n').map(output::escape_controls).collect::<Vec<_>>().join("\n")
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {

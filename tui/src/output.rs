@@ -1,5 +1,11 @@
 //! Rendering a [`Report`] for people (one line per process, tables) or for scripts (`--json`). Recording dumps are
 //! JSON either way, as the seed printed them. No colour is used, so `NO_COLOR` is always respected.
+//!
+//! Names read from a segment (executables, hooks) are hostile input: every text faultline prints or draws for people
+//! passes them through [`escape_controls`]; JSON is left to serde's escaping.
+
+use std::borrow::Cow;
+use std::fmt::Write;
 
 use serde_json::json;
 
@@ -54,6 +60,26 @@ pub fn render(report: &Report, json: bool) -> Rendered {
     rendered
 }
 
+/// `text` with every control character (`char::is_control`: C0, DEL and C1) written as an escape, `\x1b` or
+/// `\u{9b}`, so a name read from a segment cannot recolour the terminal, move its cursor or forge table rows. The one
+/// function every text output and the dashboard use for such names.
+pub fn escape_controls(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if !c.is_control() {
+            escaped.push(c);
+        } else if c.is_ascii() {
+            let _ = write!(escaped, "\\x{:02x}", u32::from(c)); // writing to a String cannot fail
+        } else {
+            let _ = write!(escaped, "\\u{{{:x}}}", u32::from(c));
+        }
+    }
+    Cow::Owned(escaped)
+}
+
 fn document(value: &serde_json::Value) -> String {
     format!("{}\n", pretty(value))
 }
@@ -67,12 +93,13 @@ fn note_unusable(rendered: &mut Rendered, unusable: &[Unusable]) {
 /// `status` for one process: the summary line, then every hook.
 pub fn status_text(state: &ProcessState) -> String {
     let mut text = format!("{}\n", state.line());
-    let width = state.hooks.iter().map(|h| h.name.len()).max().unwrap_or(4).max(4);
+    let names: Vec<Cow<'_, str>> = state.hooks.iter().map(|h| escape_controls(&h.name)).collect();
+    let width = names.iter().map(|name| name.chars().count()).max().unwrap_or(4).max(4);
     text.push_str(&format!("  {:<width$}  {:<5}  {:>10}  {:>10}\n", "HOOK", "ARMED", "CALLS", "FAULTS"));
-    for hook in &state.hooks {
+    for (hook, name) in state.hooks.iter().zip(&names) {
         text.push_str(&format!(
             "  {:<width$}  {:<5}  {:>10}  {:>10}\n",
-            hook.name,
+            name,
             if hook.armed { "yes" } else { "no" },
             hook.calls,
             hook.faults
@@ -91,7 +118,7 @@ pub fn ps_table(rows: &[PsRow]) -> String {
         .map(|row| {
             [
                 row.pid.to_string(),
-                row.exe.clone().unwrap_or_else(|| "?".to_string()),
+                row.exe.as_deref().map_or_else(|| "?".to_string(), |exe| escape_controls(exe).into_owned()),
                 row.kind.to_string(),
                 row.state.to_string(),
                 yes_no(row.enabled),
@@ -118,7 +145,22 @@ pub fn ps_table(rows: &[PsRow]) -> String {
         text.push_str(&line(row));
     }
     for row in rows.iter().filter(|row| row.reason.is_some()) {
-        text.push_str(&format!("pid {}: {}\n", row.pid, row.reason.as_deref().unwrap_or_default()));
+        text.push_str(&format!("pid {}: {}\n", row.pid, escape_controls(row.reason.as_deref().unwrap_or_default())));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_and_everything_else_kept() {
+        assert!(matches!(escape_controls("ucx_selfloop"), Cow::Borrowed("ucx_selfloop")));
+        assert_eq!(escape_controls("naïve ✓ \\x"), "naïve ✓ \\x");
+        assert_eq!(escape_controls("a\u{1b}[31mb"), "a\\x1b[31mb");
+        assert_eq!(escape_controls("\t\n\r\u{7f}\u{0}"), "\\x09\\x0a\\x0d\\x7f\\x00");
+        assert_eq!(escape_controls("\u{9b}2J\u{85}"), "\\u{9b}2J\\u{85}");
+        assert!(!escape_controls("\u{1b}\u{9b}\u{7}").chars().any(char::is_control));
+    }
 }

@@ -6,11 +6,13 @@
 //! process running the same call sequence reproduces every status, codes included.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use shm_proto::config;
+use shm_proto::layout::REPLAY_CAP;
 use shm_proto::ring::{Record, RingCursor};
 
 use crate::error::Error;
@@ -270,12 +272,26 @@ pub fn replay_program(recording: &Recording, label: &str) -> Result<Vec<i32>, Er
     Ok(recording.records.iter().map(|r| if r.injected { r.code } else { 0 }).collect())
 }
 
+/// The largest file `replay --from-file` reads: room for a pattern dump of [`REPLAY_CAP`] calls at its longest,
+/// pretty-printed (the pattern, and a code per call in `fault_codes` and in `error_codes`, about 17 bytes each).
+pub const MAX_PATTERN_FILE_BYTES: u64 = REPLAY_CAP as u64 * 48 + 64 * 1024;
+
 /// The replay program of a pattern-format file (what `record dump pattern -o FILE` writes, or the seed's): each `X`
 /// gets its code from `fault_codes` when present, else the next code of `error_codes`, cycling (the seed's rule).
+/// Reads at most [`MAX_PATTERN_FILE_BYTES`]: a larger file (or `/dev/zero`) is refused, not read into memory.
 pub fn replay_program_from_file(path: &Path) -> Result<Vec<i32>, Error> {
     let bad = |why: String| Error::usage(format!("{}: {why}", path.display()));
-    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-    let dump: PatternDump = serde_json::from_str(&text)
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_PATTERN_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| bad(e.to_string()))?;
+    if bytes.len() as u64 > MAX_PATTERN_FILE_BYTES {
+        return Err(bad(format!(
+            "larger than {MAX_PATTERN_FILE_BYTES} bytes, more than any pattern dump (at most {REPLAY_CAP} calls) \
+             takes; give the file `faultline record dump pattern -o FILE` wrote"
+        )));
+    }
+    let dump: PatternDump = serde_json::from_slice(&bytes)
         .map_err(|e| bad(format!("not a pattern dump ({e}); make one with `faultline record dump pattern -o FILE`")))?;
     replay_program_from_pattern(&dump).map_err(|e| bad(e.to_string()))
 }
@@ -309,25 +325,38 @@ pub fn replay_program_from_pattern(dump: &PatternDump) -> Result<Vec<i32>, Error
     Ok(pattern.into_iter().map(|x| if x { next_code.next().unwrap_or(0) } else { 0 }).collect())
 }
 
+/// Checks that `path` can name the file a dump is written to: not a directory, and with a file name.
+pub fn check_output(path: &Path) -> Result<(), Error> {
+    if path.is_dir() || path.file_name().is_none() {
+        return Err(Error::usage(format!("{}: is a directory; name a file to write the dump to", path.display())));
+    }
+    Ok(())
+}
+
 /// Writes `text` to `path` through a temporary file in the same directory and a rename, so a reader never sees a
 /// half-written file and an existing file is replaced whole.
+///
+/// The temporary file has an unpredictable name and is created with `O_EXCL`: in a directory others can write to
+/// (`/tmp`), a symlink planted where the file will be created cannot redirect the write (a predictable name could,
+/// and root's dump would overwrite the link's target). A symlink at `path` itself is replaced, not followed.
 pub fn write_atomically(path: &Path, text: &str) -> Result<(), Error> {
-    let io_error = |source| Error::Io { path: path.to_path_buf(), source };
+    check_output(path)?;
+    let io_error = |cause| Error::Io { path: path.to_path_buf(), cause };
     let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
     };
-    let name = path
-        .file_name()
-        .ok_or_else(|| io_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name")))?;
-    let temp = dir.join(format!(".{}.faultline-{}.tmp", name.to_string_lossy(), std::process::id()));
-    let written = std::fs::File::create(&temp)
-        .and_then(|mut file| file.write_all(text.as_bytes()).and_then(|()| file.sync_all()))
-        .and_then(|()| std::fs::rename(&temp, path));
-    if let Err(source) = written {
-        let _ = std::fs::remove_file(&temp);
-        return Err(io_error(source));
-    }
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let mut temp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".faultline.tmp")
+        // What `File::create` gives (before the umask): the dump is as readable as any file the user writes.
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+        .map_err(io_error)?;
+    temp.write_all(text.as_bytes()).and_then(|()| temp.as_file().sync_all()).map_err(io_error)?;
+    // On failure the temporary file is dropped, which removes it.
+    temp.persist(path).map_err(|e| io_error(e.error))?;
     Ok(())
 }
 
@@ -392,5 +421,46 @@ mod tests {
         write_atomically(&path, "{}\n").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{}\n");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn atomic_write_does_not_follow_a_symlink_planted_where_the_temporary_file_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        // The temporary name faultline used to write through: `.<name>.faultline-<pid>.tmp`.
+        let planted = dir.path().join(format!(".dump.json.faultline-{}.tmp", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let path = dir.path().join("dump.json");
+        write_atomically(&path, "{}\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious", "the link's target is untouched");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{}\n");
+        assert!(!std::fs::symlink_metadata(&path).unwrap().file_type().is_symlink(), "a file, not the link");
+        let names: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+        assert_eq!(names.len(), 3, "no temporary file left behind: {names:?}");
+    }
+
+    #[test]
+    fn a_symlink_at_the_output_path_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let path = dir.path().join("dump.json");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        write_atomically(&path, "{}\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{}\n");
+    }
+
+    #[test]
+    fn a_directory_is_no_output_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for path in [Path::new("/"), dir.path(), Path::new(".."), Path::new("x/..")] {
+            let error = write_atomically(path, "{}").unwrap_err();
+            assert_eq!(error.exit_code(), crate::error::EXIT_USAGE, "{}", path.display());
+            assert!(error.to_string().contains("is a directory"), "{error}");
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

@@ -13,7 +13,7 @@ use shm_proto::segment;
 use crate::actions::{self, Change};
 use crate::error::Error;
 use crate::recording::{self, DumpFormat};
-use crate::state::{ProcessState, PsRow};
+use crate::state::{self, ProcessState, PsRow};
 use crate::targets::{self, Purpose, Selection, Target, Unusable};
 
 /// Something a user asked faultline to do.
@@ -142,7 +142,7 @@ fn ps(selection: &Selection) -> Result<Report, Error> {
     let found = targets::select(selection, Purpose::Survey)?;
     let mut rows: Vec<PsRow> = found.targets.iter().map(PsRow::of).collect();
     rows.extend(found.unusable.iter().map(PsRow::unusable));
-    rows.sort_by(|a, b| (a.pid, a.kind).cmp(&(b.pid, b.kind)));
+    state::sort_live_first(&mut rows, PsRow::is_alive, |a, b| (a.pid, a.kind).cmp(&(b.pid, b.kind)));
     Ok(Report::Ps { rows })
 }
 
@@ -192,6 +192,9 @@ fn dump(
     count: Option<u64>,
     output: Option<&PathBuf>,
 ) -> Result<Report, Error> {
+    if let Some(path) = output {
+        recording::check_output(path)?;
+    }
     let found = targets::select(selection, Purpose::Read)?;
     if output.is_some() && found.targets.len() != 1 {
         return Err(Error::usage(format!(

@@ -3,6 +3,8 @@
 //!
 //! Nothing here depends on time passing: reading an idle process twice gives equal values.
 
+use std::cmp::Ordering;
+
 use serde::Serialize;
 use shm_proto::codes;
 use shm_proto::config;
@@ -91,7 +93,11 @@ pub struct ProcessState {
     pub calls: u64,
     /// Faults injected.
     pub faults: u64,
-    /// `faults / calls` in percent (0 without calls).
+    /// Calls of the hooks armed now.
+    pub armed_calls: u64,
+    /// Faults of the hooks armed now.
+    pub armed_faults: u64,
+    /// FAULT%: `armed_faults / armed_calls` in percent, 0 without armed calls (see [`fault_percent`]).
     pub fault_percent: f64,
 }
 
@@ -118,6 +124,8 @@ impl ProcessState {
             .collect();
         let calls = hooks.iter().map(|h| h.calls).sum();
         let faults = hooks.iter().map(|h| h.faults).sum();
+        let armed_calls = hooks.iter().filter(|h| h.armed).map(|h| h.calls).sum();
+        let armed_faults = hooks.iter().filter(|h| h.armed).map(|h| h.faults).sum();
         ProcessState {
             pid: target.pid(),
             kind: kind.name(),
@@ -149,7 +157,9 @@ impl ProcessState {
             replay_loop: strategy.replay_loop,
             calls,
             faults,
-            fault_percent: percent(faults, calls),
+            armed_calls,
+            armed_faults,
+            fault_percent: fault_percent(armed_faults as f64, armed_calls as f64).unwrap_or(0.0),
         }
     }
 
@@ -195,7 +205,7 @@ impl ProcessState {
     /// The one-line summary printed after every change.
     pub fn line(&self) -> String {
         format!(
-            "{}: {}, {}, pool {}, hooks {}/{} armed, skip {}, limit {}, {}, seed {:#x}, recording {}; calls {} faults {} ({:.1}%)",
+            "{}: {}, {}, pool {}, hooks {}/{} armed, skip {}, limit {}, {}, seed {:#x}, recording {}; calls {} faults {} ({:.1}% of armed calls)",
             self.label(),
             if self.enabled { "enabled" } else { "disabled" },
             self.mode_text(),
@@ -223,13 +233,19 @@ fn shorten(text: &str, max: usize) -> String {
     }
 }
 
-/// `part / whole` in percent, 0 when `whole` is 0.
-pub fn percent(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        part as f64 * 100.0 / whole as f64
-    }
+/// FAULT%, the one definition `ps`, `status` and the dashboard share: the faults of the armed hooks as a percentage
+/// of their calls, the calls that can fail. Calls of hooks that are not armed (a polling client's
+/// `ucp_request_check_status`) do not water it down, so 30 % random faults reads 30 %. Takes totals (`ps`, `status`)
+/// or per-second rates (the dashboard) alike; `None` without armed calls.
+pub fn fault_percent(armed_faults: f64, armed_calls: f64) -> Option<f64> {
+    (armed_calls > 0.0).then(|| armed_faults * 100.0 / armed_calls)
+}
+
+/// The order of every process list (`ps`, the dashboard): live processes first, then the dead and unusable ones,
+/// each group in `order` (a sort key, reversed or not), so dozens of leftover segments never push a live process off
+/// the first screen.
+pub fn sort_live_first<T>(rows: &mut [T], alive: impl Fn(&T) -> bool, mut order: impl FnMut(&T, &T) -> Ordering) {
+    rows.sort_by(|a, b| alive(b).cmp(&alive(a)).then_with(|| order(a, b)));
 }
 
 /// One line of `ps`: a usable segment's summary, or an unusable one with the reason.
@@ -251,7 +267,7 @@ pub struct PsRow {
     pub calls: Option<u64>,
     /// Faults injected.
     pub faults: Option<u64>,
-    /// Faults / calls in percent.
+    /// FAULT% (see [`fault_percent`]).
     pub fault_percent: Option<f64>,
     /// Recording is on.
     pub recording: Option<bool>,
@@ -264,6 +280,11 @@ pub struct PsRow {
 }
 
 impl PsRow {
+    /// Whether the process runs (else it is dead, or its segment unusable).
+    pub fn is_alive(&self) -> bool {
+        self.state == "alive"
+    }
+
     /// The row of an attached segment.
     pub fn of(target: &Target) -> PsRow {
         let mut row = PsRow {

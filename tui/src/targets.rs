@@ -89,10 +89,11 @@ impl Target {
 }
 
 /// How messages name a process: `pid 1234 (ucx_selfloop, ucx)`, with `, dead` / `, container` where they apply.
+/// The executable name comes from the segment, so its control characters are escaped.
 pub fn process_label(pid: u32, exe: &str, kind: &str, alive: bool, in_container: bool) -> String {
     let dead = if alive { "" } else { ", dead" };
     let container = if in_container { ", container" } else { "" };
-    format!("pid {pid} ({exe}, {kind}{dead}{container})")
+    format!("pid {pid} ({}, {kind}{dead}{container})", crate::output::escape_controls(exe))
 }
 
 /// A segment that was found but cannot be used.

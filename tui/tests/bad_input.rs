@@ -54,8 +54,14 @@ fn bad_values_are_refused_with_exit_2_and_change_nothing() {
         (&["skip", "abc"], "skip 'abc' is not a whole number"),
         (&["limit", "-2"], "limit '-2' is not a whole number"),
         (&["seed", "0xZZ"], "seed '0xZZ' is not a whole number"),
-        (&["delay", "5000000000"], "delay (µs) '5000000000' is not a whole number"),
+        (&["delay", "5000000000"], "delay (µs) '5000000000' is longer than the cap of 60000000 µs (60 s) per fault"),
+        (&["delay", "4260000000"], "delay (µs) '4260000000' is longer than the cap of 60000000 µs (60 s)"),
+        (&["delay", "60000001", "--mode", "instead-of-fault"], "is longer than the cap of 60000000 µs"),
+        (&["delay", "soon"], "delay (µs) 'soon' is not a whole number"),
+        (&["probability", "0.00001"], "probability '0.00001' is finer than faultline's smallest step, 0.0001 %"),
         (&["record", "dump", "--count", "x"], "count 'x' is not a whole number"),
+        (&["record", "dump", "pattern", "-o", "/"], "/: is a directory; name a file to write the dump to"),
+        (&["record", "dump", "-o", "/tmp"], "/tmp: is a directory"),
         (&["record-toggle", "maybe"], "recording 'maybe' is not on/off"),
         (&["replay"], "nothing recorded to replay"),
         (&["replay", "--from-file", "/nonexistent/run.json"], "/nonexistent/run.json: No such file"),
@@ -71,6 +77,21 @@ fn bad_values_are_refused_with_exit_2_and_change_nothing() {
         (&["send", r#"{"command":"set_error_codes","error_codes":[0]}"#], "0 is not an error for ucx"),
         (&["send", r#"{"command":"set_error_codes"}"#], "set_error_codes needs \"error_codes\""),
         (&["send", "not json"], "not a JSON command object"),
+        (
+            &["send", r#"{"command":"set_probability","probability":"25"}"#],
+            r#"set_probability: "probability" must be a number, not "25""#,
+        ),
+        (
+            &["send", r#"{"command":"set_probability","probability":[30]}"#],
+            r#""probability" must be a number, not [30]"#,
+        ),
+        (
+            &["send", r#"{"command":"set_probability","probability":30,"pid":999}"#],
+            r#"set_probability: unknown key "pid" (it takes "probability"); choose processes with --pid"#,
+        ),
+        (&["send", r#"{"command":"enable","pid":999}"#], r#"enable: unknown key "pid""#),
+        (&["send", r#"{"command":"toggle_recording","enabled":"on"}"#], r#""enabled" must be true or false"#),
+        (&["send", r#"{"command":"set_probability","probability":0.00001}"#], "probability '0.00001' is finer"),
     ];
     for (args, message) in cases {
         refused(&shm, args, message);
@@ -104,6 +125,35 @@ fn bad_values_are_refused_with_exit_2_and_change_nothing() {
         refused(&shm, &["replay", "--from-file", path.to_str().unwrap()], message);
         assert_eq!(status(&shm, program.pid()), before);
     }
+
+    // Replay files are read with a bound: a file too large for any pattern dump, or one without an end.
+    let huge = files.path().join("huge.json");
+    std::fs::File::create(&huge).unwrap().set_len(faultline::recording::MAX_PATTERN_FILE_BYTES + 1).unwrap();
+    let too_large = format!("larger than {} bytes", faultline::recording::MAX_PATTERN_FILE_BYTES);
+    for file in [huge.to_str().unwrap(), "/dev/zero"] {
+        refused(&shm, &["replay", "--from-file", file], &too_large);
+        assert_eq!(status(&shm, program.pid()), before);
+    }
+}
+
+#[test]
+fn io_errors_are_printed_once() {
+    let shm = ShmDir::new();
+    let program = start(&shm, "put");
+    let pid = program.pid().to_string();
+    let once = |stderr: &str, cause: &str| {
+        assert_eq!(stderr.matches(cause).count(), 1, "the cause once: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    };
+    // An error of faultline's own (the dump file cannot be written).
+    let stderr = fails(&shm, &["--pid", &pid, "record", "dump", "-o", "/nonexistent/dir/run.json"], 1);
+    assert!(stderr.starts_with("faultline: /nonexistent/dir/run.json: "), "{stderr}");
+    once(&stderr, "No such file or directory");
+    // An error of the segment layer (a segment file that is a symlink is not opened).
+    let mine = std::process::id();
+    std::os::unix::fs::symlink("/dev/null", shm.segment("ucx", mine)).unwrap();
+    let stderr = fails(&shm, &["--pid", &mine.to_string(), "status"], 2);
+    once(&stderr, "symbolic links");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fails, ok, on, start, status};
+use common::{fails, hook, ok, on, run, start, start_binary, status};
 use serde_json::Value;
 use testkit::ShmDir;
 
@@ -103,4 +103,95 @@ fn each_seed_json_object_does_what_its_subcommand_does() {
     let sent_status = on(&shm, by_json.pid(), &["send", r#"{"command":"status"}"#]);
     let said_status = on(&shm, by_json.pid(), &["status"]);
     assert_eq!(sent_status, said_status);
+}
+
+#[test]
+fn control_characters_in_executable_names_are_escaped_in_text_output() {
+    let shm = ShmDir::new();
+    // A program whose file name recolours the terminal, starts a forged row and clears the screen (C1 CSI).
+    let evil = "evil\u{1b}[31m\n999 forged\u{9b}2J";
+    let escaped = "evil\\x1b[31m\\x0a999 forged\\u{9b}2J";
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join(evil);
+    std::fs::copy(common::selfloop_binary(), &binary).unwrap();
+    let program = start_binary(&shm, &binary, "put");
+    let pid = program.pid().to_string();
+    // Any control character but the line breaks that end output lines.
+    let raw = |text: &str| text.chars().any(|c| c.is_control() && c != '\n');
+
+    let ps = ok(&shm, &["ps"]);
+    assert!(!raw(&ps), "no raw control character: {ps:?}");
+    assert_eq!(ps.lines().count(), 2, "the header and one row, no forged row: {ps}");
+    assert!(ps.lines().nth(1).unwrap().contains(escaped), "{ps}");
+    let text = ok(&shm, &["--pid", &pid, "status"]);
+    assert!(!raw(&text), "{text:?}");
+    assert!(text.starts_with(&format!("pid {pid} ({escaped}, ucx)")), "{text}");
+    let changed = ok(&shm, &["--pid", &pid, "enable"]);
+    assert!(!raw(&changed) && changed.contains(escaped), "{changed:?}");
+
+    // JSON keeps the name as it is (serde escapes what JSON requires).
+    let json: Value = serde_json::from_str(&ok(&shm, &["ps", "--json"])).unwrap();
+    assert_eq!(json["processes"][0]["exe"], evil);
+    assert_eq!(status(&shm, program.pid())["exe"], evil);
+}
+
+#[test]
+fn fault_percent_is_faults_over_armed_calls_in_ps_and_status() {
+    let shm = ShmDir::new();
+    let mut program = start(&shm, "put,get");
+    let pid = program.pid();
+    // Only put can fail, every other armed call; get (and the request polling) are called as often, unarmed.
+    for change in [&["hooks", "put"][..], &["strategy", "XO"], &["enable"]] {
+        on(&shm, pid, change);
+    }
+    run(&mut program, 20);
+    let state = status(&shm, pid);
+    assert_eq!(
+        (hook(&state, "ucp_put_nbx")["calls"].as_u64(), hook(&state, "ucp_put_nbx")["faults"].as_u64()),
+        (Some(20), Some(10))
+    );
+    assert_eq!(hook(&state, "ucp_get_nbx")["calls"], 20, "an unarmed hook with as many calls");
+    assert_eq!(state["armed_calls"], 20);
+    assert_eq!(state["fault_percent"], 50.0, "10 faults of 20 armed calls, not of {} calls", state["calls"]);
+
+    let ps: Value = serde_json::from_str(&ok(&shm, &["ps", "--json"])).unwrap();
+    assert_eq!(ps["processes"][0]["fault_percent"], 50.0);
+    let table = ok(&shm, &["ps"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    let column = header.iter().position(|h| *h == "FAULT%").unwrap();
+    assert_eq!(row[column], "50.0", "{table}");
+    let text = on(&shm, pid, &["status"]);
+    assert!(text.lines().next().unwrap().ends_with(" faults 10 (50.0% of armed calls)"), "{text}");
+}
+
+#[test]
+fn ps_lists_live_processes_before_dead_ones() {
+    let shm = ShmDir::new();
+    let program = start(&shm, "put");
+    let live = program.pid();
+    // Segments of exited processes with lower pids: copies of the live one's under pids whose processes started at
+    // another time (or do not exist), which is what a dead process's segment looks like.
+    let dead: Vec<u32> = (2..=25).collect();
+    for &pid in &dead {
+        std::fs::copy(shm.segment("ucx", live), shm.segment("ucx", pid)).unwrap();
+    }
+
+    let table = ok(&shm, &["ps"]);
+    let states: Vec<(u32, &str)> = table
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            (cells[0].parse().unwrap(), cells[3])
+        })
+        .collect();
+    assert_eq!(states[0], (live, "alive"), "{table}");
+    assert_eq!(states[1..].iter().map(|&(pid, _)| pid).collect::<Vec<_>>(), dead, "then the dead, by pid: {table}");
+    assert!(states[1..].iter().all(|&(_, state)| state == "dead"), "{table}");
+
+    let json: Value = serde_json::from_str(&ok(&shm, &["ps", "--json"])).unwrap();
+    let pids: Vec<u64> = json["processes"].as_array().unwrap().iter().map(|p| p["pid"].as_u64().unwrap()).collect();
+    assert_eq!(pids[0], u64::from(live));
+    assert_eq!(pids[1..], dead.iter().map(|&pid| u64::from(pid)).collect::<Vec<_>>()[..]);
 }

@@ -364,9 +364,9 @@ fn the_mouse_selects_rows_sorts_by_headers_and_focuses_panes() {
         let kind = MouseEventKind::Down(MouseButton::Left);
         update(app, Action::Mouse(MouseEvent { kind, column, row, modifiers: KeyModifiers::NONE }));
     };
-    // Row 3 of the list (under the border and the header) is the third process.
+    // Row 3 of the list (under the border and the header) is the third process: the dead one, after the live ones.
     click(&mut app, areas.list.x + 5, areas.list.y + 4);
-    assert_eq!(app.selected, Some(Key { pid: 4332, kind: Kind::Cuda }));
+    assert_eq!(app.selected, Some(Key { pid: 4331, kind: Kind::Ucx }));
     assert!(app.outbox.contains(&faultline::dashboard::sampler::Command::Focus(app.selected)));
     // The CALLS/S header sorts by it, busiest first.
     let (_, x, _) = render::process_list::columns(areas.list)
@@ -407,4 +407,72 @@ fn pid_focus_and_read_only() {
     let [faultline::dashboard::sampler::Command::Run(job)] = commands.as_slice() else { panic!("{commands:?}") };
     let outcome = Sampler::offline().run(job, faultline::Options { read_only: true });
     assert!(!outcome.ok && outcome.message.contains("--read-only: refusing to toggle"), "{outcome:?}");
+}
+
+#[test]
+fn names_with_control_characters_are_drawn_escaped_and_aligned() {
+    // An executable and a hook name that would recolour the terminal and clear it (ESC, C1 CSI) if drawn raw.
+    let evil_hooks = ["ucp_get_nbx", "ucp_put\u{1b}[2J_nbx", "ucp_request_check_status"];
+    let evil = target(Kind::Ucx, 4350, "evil\u{1b}[31mred\u{9b}2J", &evil_hooks, true, |s| s.enabled = true);
+    let plain = target(Kind::Ucx, 4351, "plain", &UCX_HOOKS, true, |_| {});
+    count(evil.segment(), 1, 10, 1);
+    let key = Key { pid: 4350, kind: Kind::Ucx };
+    let mut sampler = Sampler::offline();
+    sampler.set_focus(Some(key));
+    sampler.insert(evil);
+    sampler.insert(plain);
+    let app = app_with(sampler.tick(Duration::ZERO), 120, 40);
+    let list = draw(&app, 120, 5, render::process_list::render);
+    let view = draw(&app, 100, 20, render::process_view::render);
+    // Both rows put KIND at the same column: the escaped name was fitted, not the raw one.
+    let kind_column = |row: &str| row.find(" ucx ").expect("a KIND cell");
+    let rows: Vec<String> = list.backend().to_string().lines().map(String::from).collect();
+    assert!(rows[2].contains("evil\\x1b[31mred\\u{9b}2J"), "{rows:?}");
+    assert_eq!(kind_column(&rows[2]), kind_column(&rows[3]), "{rows:?}");
+    insta::assert_snapshot!(format!("{}\n{}", list.backend(), view.backend()));
+}
+
+#[test]
+fn the_dashboard_fault_percent_is_the_clis() {
+    // 5 faults in 50 armed calls, and 10,000 calls of an unarmed polling hook, all within one sampled second.
+    let polling = target(Kind::Ucx, 4360, "nixl_agent", &UCX_HOOKS, true, |s| s.enabled = true);
+    let key = Key { pid: 4360, kind: Kind::Ucx };
+    let mut sampler = Sampler::offline();
+    sampler.insert(polling);
+    sampler.tick(Duration::ZERO);
+    let segment = sampler.segment(key).expect("attached");
+    count(segment, 1, 50, 5);
+    count(segment, 17, 10_000, 0);
+    let snapshot = sampler.tick(Duration::from_secs(1));
+    let row = &snapshot.rows[0];
+    let target = target(Kind::Ucx, 4361, "nixl_agent", &UCX_HOOKS, true, |s| s.enabled = true);
+    count(target.segment(), 1, 50, 5);
+    count(target.segment(), 17, 10_000, 0);
+    let state = faultline::state::ProcessState::read(&target).expect("readable");
+    assert_eq!(row.fault_percent(), Some(10.0));
+    assert_eq!(state.fault_percent, 10.0, "faultline status: the same definition over the whole run");
+    assert_eq!(faultline::state::PsRow::of(&target).fault_percent, Some(10.0), "faultline ps");
+}
+
+#[test]
+fn live_processes_come_before_dead_ones_whatever_the_sort() {
+    // Thirty segments left by exited processes with lower pids, and two live processes.
+    let mut sampler = Sampler::offline();
+    for pid in 4400..4430 {
+        sampler.insert(target(Kind::Ucx, pid, "nixl_agent", &UCX_HOOKS, false, |s| s.enabled = true));
+    }
+    sampler.insert(target(Kind::Ucx, 4430, "vllm_worker", &UCX_HOOKS, true, |_| {}));
+    sampler.insert(target(Kind::Cuda, 4431, "vllm_worker", &CUDA_HOOKS, true, |s| s.recording = true));
+    let mut app = app_with(sampler.tick(Duration::ZERO), 120, 40);
+    for sort in faultline::dashboard::app::SortColumn::ALL {
+        for descending in [false, true] {
+            (app.sort, app.descending) = (sort, descending);
+            let alive: Vec<bool> = app.visible_rows().iter().map(|row| row.alive).collect();
+            assert_eq!(alive[..2], [true, true], "{sort:?} descending={descending}");
+            assert!(alive[2..].iter().all(|&a| !a), "{sort:?} descending={descending}");
+        }
+    }
+    (app.sort, app.descending) = (faultline::dashboard::app::SortColumn::Pid, false);
+    let terminal = draw(&app, 120, 7, render::process_list::render);
+    insta::assert_snapshot!(terminal.backend());
 }

@@ -298,14 +298,15 @@ impl App {
         render::layout(self.area(), self.visible_rows().len())
     }
 
-    /// The rows the list shows: filtered, sorted.
+    /// The rows the list shows: filtered, live processes first ([`crate::state::sort_live_first`]), sorted.
     pub fn visible_rows(&self) -> Vec<&ProcessRow> {
         let needle = self.filter.trim().to_ascii_lowercase();
         let mut rows: Vec<&ProcessRow> = self.snapshot.rows.iter().filter(|row| matches_filter(row, &needle)).collect();
-        rows.sort_by(|a, b| self.sort.compare(a, b));
-        if self.descending {
-            rows.reverse();
-        }
+        crate::state::sort_live_first(
+            &mut rows,
+            |row| row.alive,
+            |a, b| if self.descending { self.sort.compare(a, b).reverse() } else { self.sort.compare(a, b) },
+        );
         rows
     }
 

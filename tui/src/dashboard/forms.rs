@@ -671,6 +671,8 @@ mod tests {
             replay_loop: false,
             calls: 0,
             faults: 0,
+            armed_calls: 0,
+            armed_faults: 0,
             fault_percent: 0.0,
         };
         Detail {
@@ -715,6 +717,19 @@ mod tests {
             editor.changes().unwrap(),
             vec![Change::Probability(90_000), Change::Strategy { pattern: Some(vec![true, false]), error_codes: None }]
         );
+    }
+
+    #[test]
+    fn the_editor_caps_the_delay_with_the_clis_parser() {
+        let mut editor = Editor::open(&detail());
+        editor.focus(Field::DelayUs);
+        editor.clear_field();
+        "60000001".chars().for_each(|c| editor.type_char(c));
+        let error = editor.check(Field::DelayUs).unwrap_err();
+        assert!(error.contains("the cap of 60000000 µs (60 s)"), "{error}");
+        assert!(editor.changes().unwrap_err().contains("the cap of 60000000 µs"));
+        editor.delete_char();
+        assert!(editor.changes().is_ok(), "6000000 µs is fine");
     }
 
     #[test]

@@ -77,15 +77,17 @@ pub struct ProcessRow {
     pub faults_per_s: f64,
     /// Calls per second of the armed hooks (those that can fail) over the last second.
     pub armed_calls_per_s: f64,
+    /// Faults per second of the armed hooks over the last second.
+    pub armed_faults_per_s: f64,
     /// Why the segment cannot be used (other ABI, corrupt, not yours), if so.
     pub problem: Option<String>,
 }
 
 impl ProcessRow {
-    /// Faults as a percentage of the armed calls over the last second (so 5 % random faults reads 5 %, however
-    /// many calls of unarmed hooks the process makes); `None` without armed calls.
+    /// FAULT% over the last second ([`crate::state::fault_percent`], as `faultline ps` computes it over the whole
+    /// run); `None` without armed calls.
     pub fn fault_percent(&self) -> Option<f64> {
-        (self.armed_calls_per_s > 0.0).then(|| self.faults_per_s * 100.0 / self.armed_calls_per_s)
+        crate::state::fault_percent(self.armed_faults_per_s, self.armed_calls_per_s)
     }
 }
 
@@ -257,6 +259,7 @@ impl Entry {
             calls_per_s: 0.0,
             faults_per_s: 0.0,
             armed_calls_per_s: 0.0,
+            armed_faults_per_s: 0.0,
             problem,
         };
         Entry {
@@ -482,20 +485,21 @@ fn sample_counters(entry: &mut Entry, now_s: f64) {
     let Ok(target) = &entry.target else { return };
     let segment = target.segment();
     let control = &segment.control;
-    let (mut calls, mut faults, mut armed_calls) = (0, 0, 0);
+    let (mut calls, mut faults, mut armed_calls, mut armed_faults) = (0, 0, 0, 0);
     for (index, window) in entry.hook_windows.iter_mut().enumerate() {
         let (c, f) = segment.hook_totals(index);
         calls += c;
         faults += f;
         if control.arm_mask[index / 64].load(Relaxed) & (1 << (index % 64)) != 0 {
             armed_calls += c;
+            armed_faults += f;
         }
         window.push(now_s, c, f);
     }
     entry.window.push(now_s, calls, faults);
-    entry.armed_window.push(now_s, armed_calls, faults);
+    entry.armed_window.push(now_s, armed_calls, armed_faults);
     let (calls_per_s, faults_per_s) = entry.window.rates();
-    let (armed_calls_per_s, _) = entry.armed_window.rates();
+    let (armed_calls_per_s, armed_faults_per_s) = entry.armed_window.rates();
     let row = &mut entry.row;
     row.alive = target.alive;
     row.enabled = control.enabled.load(Relaxed) != 0;
@@ -506,6 +510,7 @@ fn sample_counters(entry: &mut Entry, now_s: f64) {
     row.calls_per_s = calls_per_s;
     row.faults_per_s = faults_per_s;
     row.armed_calls_per_s = armed_calls_per_s;
+    row.armed_faults_per_s = armed_faults_per_s;
 }
 
 fn run_requests(requests: &[Request], selection: &Selection, what: &str, options: Options) -> Outcome {

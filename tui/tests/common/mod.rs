@@ -15,7 +15,12 @@ pub fn selfloop_binary() -> std::path::PathBuf {
 /// Starts `ucx_selfloop --stdin --ops <ops>` under the UCX shim and waits until its setup is done (its segment
 /// exists and it answered `run 0`), so every later call is a loop call.
 pub fn start(shm: &ShmDir, ops: &str) -> Program {
-    let mut command = Command::new(selfloop_binary());
+    start_binary(shm, &selfloop_binary(), ops)
+}
+
+/// [`start`] with another copy of the self-loop program (a different executable name).
+pub fn start_binary(shm: &ShmDir, binary: &std::path::Path, ops: &str) -> Program {
+    let mut command = Command::new(binary);
     command
         .args(["--stdin", "--ops", ops])
         .env("LD_PRELOAD", &testkit::artifacts().ucx_shim)

@@ -397,7 +397,9 @@ fn log(frame: &mut Frame, app: &App, area: Rect) {
 fn status(frame: &mut Frame, app: &App, area: Rect) {
     let theme = app.theme;
     let line = if let Some(status) = &app.status {
-        Line::styled(format!(" {}", status.text), if status.error { theme.error() } else { theme.ok() })
+        // Messages can quote names read from segments (or a cluster): escaped like every such name.
+        let text = crate::output::escape_controls(&status.text);
+        Line::styled(format!(" {text}"), if status.error { theme.error() } else { theme.ok() })
     } else {
         let keys = &app.keys;
         let hint = |intent, what: &str| format!("{} {what}", keys.keys_of(Context::Cluster, intent));

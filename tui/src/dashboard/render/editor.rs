@@ -12,6 +12,7 @@ use shm_proto::{codes, Mode};
 use super::{centered, fit};
 use crate::dashboard::app::{App, Overlay};
 use crate::dashboard::forms::{Editor, Field, Picker};
+use crate::output::escape_controls;
 
 /// Draws the editor (and its picker) over `area`.
 pub fn render(frame: &mut Frame, app: &App, area: Rect) {
@@ -110,7 +111,7 @@ fn field_line(app: &App, editor: &Editor, field: Field, focused: bool, value_wid
         ),
         Field::Hook(h) => {
             let armed = d.armed.get(h).copied().unwrap_or(false);
-            let name = editor.hook_names.get(h).cloned().unwrap_or_default();
+            let name = editor.hook_names.get(h).map_or_else(String::new, |n| escape_controls(n).into_owned());
             (format!("[{}] {name}", if armed { "x" } else { " " }), i.armed.get(h) != d.armed.get(h))
         }
     };

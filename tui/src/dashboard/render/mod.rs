@@ -141,7 +141,9 @@ fn status(frame: &mut Frame, app: &App, area: Rect) {
             Span::styled("  Enter keep · Esc clear", theme.dim()),
         ])
     } else if let Some(status) = &app.status {
-        Line::styled(format!(" {}", status.text), if status.error { theme.error() } else { theme.ok() })
+        // Messages can quote names read from segments (or a cluster): escaped like every such name.
+        let text = crate::output::escape_controls(&status.text);
+        Line::styled(format!(" {text}"), if status.error { theme.error() } else { theme.ok() })
     } else {
         let keys = &app.keys;
         let hint = |intent, what: &str| format!("{} {what}", keys.keys_of(Context::Main, intent));

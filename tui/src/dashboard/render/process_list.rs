@@ -10,6 +10,7 @@ use ratatui::Frame;
 use super::{fit, rate};
 use crate::dashboard::app::{App, Pane, SortColumn};
 use crate::dashboard::sampler::ProcessRow;
+use crate::output::escape_controls;
 
 /// Width of each column but the executable's, which takes the rest.
 fn fixed_width(column: SortColumn) -> Option<u16> {
@@ -73,10 +74,11 @@ fn values(row: &ProcessRow) -> Vec<String> {
     } else {
         "dead"
     };
+    // Escaped before it is fitted to the column, so the row keeps its alignment.
     let exe = match &row.problem {
-        Some(problem) => problem.clone(),
-        None if row.in_container => format!("{} (container)", row.exe),
-        None => row.exe.clone(),
+        Some(problem) => escape_controls(problem).into_owned(),
+        None if row.in_container => format!("{} (container)", escape_controls(&row.exe)),
+        None => escape_controls(&row.exe).into_owned(),
     };
     vec![
         row.key.pid.to_string(),

@@ -12,6 +12,7 @@ use shm_proto::config;
 use super::{fit, rate, thousands};
 use crate::dashboard::app::{App, Pane};
 use crate::dashboard::sampler::{Detail, HISTORY_LEN, HISTORY_STEP_S};
+use crate::output::escape_controls;
 use crate::state::ProcessState;
 
 /// Splits the view into chart (top), strategy (bottom left) and hooks (bottom right).
@@ -61,7 +62,7 @@ fn chart_title(detail: &Detail) -> String {
     format!(
         " Rates of pid {} ({}) · {} calls/s · {} faults/s{} ",
         state.pid,
-        state.exe,
+        escape_controls(&state.exe),
         rate(calls),
         rate(faults),
         if state.alive { "" } else { " · exited (post-mortem)" }
@@ -129,7 +130,7 @@ fn strategy_lines(app: &App, s: &ProcessState, width: u16) -> Vec<Line<'static>>
     let mut lines = vec![
         Line::from(vec![
             label("Process"),
-            Span::raw(format!("{} {} ", s.exe, s.kind)),
+            Span::raw(format!("{} {} ", escape_controls(&s.exe), s.kind)),
             if s.alive { Span::styled("alive", theme.ok()) } else { Span::styled("exited", theme.error()) },
         ]),
         Line::from(vec![
@@ -168,20 +169,15 @@ fn strategy_lines(app: &App, s: &ProcessState, width: u16) -> Vec<Line<'static>>
         Line::from(vec![label("Hooks"), Span::raw(format!("{}/{} armed", s.hooks_armed, s.hooks.len()))]),
         Line::from(vec![
             label("Calls"),
-            Span::raw(format!("{} ({} armed)", thousands(s.calls), thousands(armed_calls(s)))),
+            Span::raw(format!("{} ({} armed)", thousands(s.calls), thousands(s.armed_calls))),
         ]),
         Line::from(vec![
             label("Faults"),
             Span::styled(thousands(s.faults), theme.fault()),
-            Span::raw(format!(" = {:.1}% of armed calls", crate::state::percent(s.faults, armed_calls(s)))),
+            Span::raw(format!(" = {:.1}% of armed calls", s.fault_percent)),
         ]),
     ]);
     lines
-}
-
-/// Calls of the hooks armed now.
-fn armed_calls(s: &ProcessState) -> u64 {
-    s.hooks.iter().filter(|h| h.armed).map(|h| h.calls).sum()
 }
 
 fn mode_text(s: &ProcessState) -> String {
@@ -250,15 +246,16 @@ fn hooks(frame: &mut Frame, app: &App, detail: &Detail, area: Rect, block: Block
     let rates_width = 1 + 8 + 1 + 8;
     let show_rates = inner >= fixed + rates_width + 13;
     let name_width = inner.saturating_sub(fixed + if show_rates { rates_width } else { 0 }).max(6);
-    let long_names = detail.state.hooks.iter().all(|h| h.name.chars().count() <= name_width);
+    let names: Vec<_> = detail.state.hooks.iter().map(|h| escape_controls(&h.name)).collect();
+    let long_names = names.iter().all(|name| name.chars().count() <= name_width);
     let mut header = format!("ARM {:<name_width$} {:>9} {:>8}", "HOOK", "CALLS", "FAULTS");
     if show_rates {
         header.push_str(&format!(" {:>8} {:>8}", "CALLS/S", "FAULTS/S"));
     }
     let mut lines = vec![Line::styled(header, theme.header())];
     let height = usize::from(area.height.saturating_sub(3));
-    for (i, hook) in detail.state.hooks.iter().enumerate().skip(app.hooks_scroll).take(height) {
-        let name = if long_names { hook.name.as_str() } else { config::short_hook_name(&hook.name) };
+    for (i, (hook, name)) in detail.state.hooks.iter().zip(&names).enumerate().skip(app.hooks_scroll).take(height) {
+        let name = if long_names { name } else { config::short_hook_name(name) };
         let mut text = format!(
             "{} {:<name_width$} {:>9} {:>8}",
             if hook.armed { "[x]" } else { "[ ]" },

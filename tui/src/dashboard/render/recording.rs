@@ -12,6 +12,7 @@ use super::process_view::detail;
 use super::{clock, fit, thousands};
 use crate::dashboard::app::{App, Pane};
 use crate::dashboard::keys::{Context, Intent};
+use crate::output::escape_controls;
 
 /// Draws the tail in `area`.
 pub fn render(frame: &mut Frame, app: &App, area: Rect) {
@@ -74,7 +75,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             "{:>seq_width$} {:<12} {:<hook_width$} {:>thread_width$} ",
             record.sequence,
             clock(record.wall_ns),
-            fit(config::short_hook_name(&record.hook), hook_width),
+            fit(&escape_controls(config::short_hook_name(&record.hook)), hook_width),
             record.thread,
         );
         lines.push(Line::from(vec![
