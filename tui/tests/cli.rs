@@ -174,7 +174,11 @@ fn ps_lists_live_processes_before_dead_ones() {
     // another time (or do not exist), which is what a dead process's segment looks like.
     let dead: Vec<u32> = (2..=25).collect();
     for &pid in &dead {
-        std::fs::copy(shm.segment("ucx", live), shm.segment("ucx", pid)).unwrap();
+        let copy = shm.segment("ucx", pid);
+        std::fs::copy(shm.segment("ucx", live), &copy).unwrap();
+        // The header names the pid its file name claims (a file whose header disagrees is debris, and cleaned).
+        let file = std::fs::OpenOptions::new().write(true).open(&copy).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&file, &pid.to_le_bytes(), 24).unwrap();
     }
 
     let table = ok(&shm, &["ps"]);

@@ -190,3 +190,48 @@ fn readers_survive_a_segment_whose_size_flaps() {
     stop.store(true, std::sync::atomic::Ordering::Release);
     assert!(flapper.join().unwrap() > 0);
 }
+
+mod fuzz {
+    use faultline::targets::{self, Purpose};
+    use faultline::{recording, state};
+    use proptest::prelude::*;
+    use shm_proto::layout::{ABI_VERSION, MAGIC};
+    use shm_proto::segment::{Found, SEGMENT_SIZE};
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        /// What the tools build from a segment — the process state (`ps`, `status`, the dashboard's rows), the
+        /// recording and every dump format — on random contents behind a valid-looking header: an error at
+        /// worst, never a panic.
+        #[test]
+        fn the_tools_survive_random_segment_contents(seed: u64, density in 1u64..64) {
+            let mut bytes = vec![0u8; SEGMENT_SIZE];
+            let mut state_ = seed;
+            for (i, b) in bytes.iter_mut().enumerate() {
+                state_ = state_.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                if (i as u64 ^ state_).is_multiple_of(density) {
+                    *b = (state_ >> 56) as u8;
+                }
+            }
+            bytes[..8].copy_from_slice(&MAGIC.to_le_bytes());
+            bytes[8..12].copy_from_slice(&ABI_VERSION.to_le_bytes());
+            bytes[12..16].copy_from_slice(&1u32.to_le_bytes());
+            bytes[16..24].copy_from_slice(&(SEGMENT_SIZE as u64).to_le_bytes());
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("faultline.ucx.1");
+            std::fs::write(&path, &bytes).unwrap();
+            let found = Found::local(path, shm_proto::Kind::Ucx, 1);
+            if let Ok(target) = targets::attach(&found, Purpose::Read) {
+                let _ = state::ProcessState::read(&target).map(|s| (s.line(), s.mode_text(), s.pool_text()));
+                let _ = state::PsRow::of(&target);
+                let recording = recording::read(&target);
+                for format in ["pattern", "summary", "records"] {
+                    let format = recording::DumpFormat::parse(format).unwrap();
+                    let _ = recording::dump(&target, format, Some(100));
+                }
+                let _ = recording::replay_program(&recording, "fuzz");
+            }
+        }
+    }
+}
