@@ -1,11 +1,10 @@
 //! Who a process is, as `/proc` tells it: its pid namespace, its pid there, its start time and uids, and how a
 //! (pid namespace, pid) pair found in a segment's name or a writer lock maps to a pid this tool can see.
 //!
-//! Everything here reads `/proc`; nothing is cached across calls except this process's own identity.
+//! Everything here reads `/proc`; nothing is cached.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::sync::OnceLock;
 
 /// The inode of the initial pid namespace (`PROC_PID_INIT_INO`, fixed by the kernel since 3.8).
 pub const INIT_PID_NS: u64 = 0xEFFF_FFFC;
@@ -15,10 +14,10 @@ pub fn pid_ns_of(pid: &str) -> Option<u64> {
     fs::metadata(format!("/proc/{pid}/ns/pid")).ok().map(|m| m.ino())
 }
 
-/// This process's pid namespace, or [`INIT_PID_NS`] where `/proc` cannot tell (no `/proc` mounted).
+/// This process's pid namespace, or [`INIT_PID_NS`] where `/proc` cannot tell (no `/proc` mounted). Read each
+/// time: a child forked after `unshare(CLONE_NEWPID)` is in another namespace than its parent was.
 pub fn own_pid_ns() -> u64 {
-    static OWN: OnceLock<u64> = OnceLock::new();
-    *OWN.get_or_init(|| pid_ns_of("self").unwrap_or(INIT_PID_NS))
+    pid_ns_of("self").unwrap_or(INIT_PID_NS)
 }
 
 /// This process's start time (see [`start_time_ticks`]); read each time, as a forked child has its own.

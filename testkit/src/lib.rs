@@ -113,9 +113,10 @@ impl ShmDir {
         self.dir.path()
     }
 
-    /// The segment file a process of `kind` with `pid` creates here.
+    /// The segment file a process of `kind` with `pid` (in our pid namespace) creates here.
     pub fn segment(&self, kind: &str, pid: u32) -> PathBuf {
-        self.path().join(format!("faultline.{kind}.{pid}"))
+        let kind = shm_proto::Kind::from_name(kind).unwrap_or_else(|| panic!("no segment kind {kind}"));
+        self.path().join(shm_proto::segment::file_name(kind, pid))
     }
 }
 
