@@ -113,7 +113,7 @@ fn dead_segments_are_bounded_and_unused_ones_leave_nothing() {
     assert_eq!(segments_in(shm.path()).len(), 2, "{:?}", segments_in(shm.path()));
 
     // Leftovers of dead processes are removed by `clean`; a live process's odd file is not.
-    let dead = dead_pid();
+    let dead = testkit::dead_pid();
     let ns = shm_proto::process::own_pid_ns();
     let unfinished = format!("faultline.ucx.{dead}.{ns}.00112233aabbccdd.new");
     let corrupt_dead = shm_proto::segment::file_name(shm_proto::Kind::Ucx, dead);
@@ -124,14 +124,6 @@ fn dead_segments_are_bounded_and_unused_ones_leave_nothing() {
     let output = faultline(&shm, &["clean"]);
     assert!(output.status.success(), "{}", text(&output).1);
     assert_eq!(segments_in(shm.path()), vec![corrupt_live.clone()], "only the live process's file stays");
-}
-
-/// A pid that certainly belongs to no process now: a child we started and reaped.
-fn dead_pid() -> u32 {
-    let mut child = Command::new("true").spawn().unwrap();
-    let pid = child.id();
-    child.wait().unwrap();
-    pid
 }
 
 #[test]

@@ -231,6 +231,14 @@ impl Drop for Program {
     }
 }
 
+/// A pid that certainly belongs to no process now: a child we started and reaped.
+pub fn dead_pid() -> u32 {
+    let mut child = Command::new("true").spawn().expect("true runs");
+    let pid = child.id();
+    child.wait().expect("reaped");
+    pid
+}
+
 /// Polls `condition` until it holds; panics after [`WATCHDOG`] with `what`.
 pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + WATCHDOG;

@@ -104,6 +104,17 @@ fn start_program(shm: &ShmDir) -> Program {
     program
 }
 
+/// A tmux session whose shell runs the dashboard on `shm` (then prints its exit status), once it lists `pid`.
+fn open_dashboard(shm: &ShmDir, pid: &str) -> Tmux {
+    let faultline = &testkit::artifacts().faultline;
+    let tmux = Tmux::start(&[("FAULTLINE_SHM_DIR", shm.path()), ("NO_COLOR", std::path::Path::new("1"))]);
+    tmux.wait_for("the shell prompt", |s| !s.trim().is_empty());
+    tmux.type_text(&format!("{}; echo FAULTLINE-EXIT=$?", faultline.display()));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the dashboard lists the program", |s| s.contains(pid) && s.contains("ucx_selfloop"));
+    tmux
+}
+
 /// Runs `iterations` iterations; returns the program's cumulative failures over every function.
 fn run_and_count_failures(program: &mut Program, iterations: u32) -> u64 {
     program.send(&format!("run {iterations}"));
@@ -138,12 +149,7 @@ fn the_dashboard_steers_a_real_ucx_program_and_gives_the_terminal_back() {
     let pid = program.pid().to_string();
     assert_eq!(run_and_count_failures(&mut program, 100), 0, "enabled at 0 %: nothing fails yet");
 
-    let faultline = &testkit::artifacts().faultline;
-    let tmux = Tmux::start(&[("FAULTLINE_SHM_DIR", shm.path()), ("NO_COLOR", std::path::Path::new("1"))]);
-    tmux.wait_for("the shell prompt", |s| !s.trim().is_empty());
-    tmux.type_text(&format!("{}; echo FAULTLINE-EXIT=$?", faultline.display()));
-    tmux.keys(&["Enter"]);
-    tmux.wait_for("the dashboard lists the program", |s| s.contains(&pid) && s.contains("ucx_selfloop"));
+    let tmux = open_dashboard(&shm, &pid);
     assert_eq!(tmux.pane_flag("alternate_on"), "1", "the dashboard draws on the alternate screen");
 
     // Select the process (filter by its pid), wait for its detail, open the editor, probability 50, apply.
@@ -202,12 +208,7 @@ fn the_dashboard_lives_through_a_fifo_and_a_flapping_segment_and_still_quits() {
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(fifo_name.as_ptr(), 0o600) }, 0);
 
-    let faultline = &testkit::artifacts().faultline;
-    let tmux = Tmux::start(&[("FAULTLINE_SHM_DIR", shm.path()), ("NO_COLOR", std::path::Path::new("1"))]);
-    tmux.wait_for("the shell prompt", |s| !s.trim().is_empty());
-    tmux.type_text(&format!("{}; echo FAULTLINE-EXIT=$?", faultline.display()));
-    tmux.keys(&["Enter"]);
-    tmux.wait_for("the dashboard lists the program", |s| s.contains(&pid) && s.contains("ucx_selfloop"));
+    let tmux = open_dashboard(&shm, &pid);
 
     // The segment's owner flaps its size while the dashboard samples it.
     let path = shm.segment("ucx", program.pid());

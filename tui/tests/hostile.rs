@@ -47,13 +47,6 @@ fn finishes(shm: &ShmDir, args: &[&str]) -> Output {
     output
 }
 
-fn dead_pid() -> u32 {
-    let mut child = Command::new("true").spawn().unwrap();
-    let pid = child.id();
-    child.wait().unwrap();
-    pid
-}
-
 #[test]
 fn a_fifo_named_like_a_segment_hangs_nothing() {
     let shm = ShmDir::new();
@@ -105,7 +98,7 @@ fn control_block_values_out_of_range_are_reported_corrupt() {
     let shm = ShmDir::new();
     let real = start(&shm, "put");
     let bytes = fs::read(shm.segment("ucx", real.pid())).unwrap();
-    let dead = dead_pid();
+    let dead = testkit::dead_pid();
     let path = shm.segment("ucx", dead);
     fs::write(&path, &bytes).unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
@@ -139,7 +132,7 @@ fn a_faultline_killed_mid_change_never_wedges_the_process() {
     let mut next = seg.read_strategy().unwrap();
     next.enabled = false;
     next.probability_ppm = 0;
-    let dead = Writer { pid: dead_pid(), pid_ns: shm_proto::process::own_pid_ns(), start_ticks: 1 };
+    let dead = Writer { pid: testkit::dead_pid(), pid_ns: shm_proto::process::own_pid_ns(), start_ticks: 1 };
     seg.control.publish_killed_midway(&seg.cursor, &seg.journal, &next, &dead);
     assert_eq!(seg.control.snapshot(), None, "wedged, as a killed writer leaves it");
 
