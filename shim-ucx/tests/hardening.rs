@@ -246,8 +246,17 @@ fn a_symlinked_shm_in_a_container_is_resolved_inside_the_container() {
         "a host file was reached through a container's symlink: {through_a_container:?}"
     );
 
-    // Root's node-wide clean leaves the live segment alone.
+    // Neither does root's node-wide view; and its clean leaves the live segment alone.
     let empty = ShmDir::new();
+    let ps = faultline(&empty, &["node", "ps", "--json"]);
+    let doc: serde_json::Value = serde_json::from_str(&text(&ps).0).expect("node ps --json");
+    let leaked: Vec<&serde_json::Value> = doc["processes"]
+        .as_array()
+        .expect("processes")
+        .iter()
+        .filter(|r| r["in_container"] == true && r["path"].as_str().is_some_and(|p| p.ends_with(&victim_name)))
+        .collect();
+    assert!(leaked.is_empty(), "node ps reached a host file through a container's symlink: {leaked:?}");
     let clean = faultline(&empty, &["node", "clean"]);
     let (stdout, stderr) = text(&clean);
     assert_eq!(clean.status.code(), Some(0), "{stdout}{stderr}");
