@@ -209,12 +209,13 @@ impl<const N: usize> Ring<N> {
     pub fn push(&self, ticks: u64, hook: u16, injected: bool, thread: u32, code: i32, size: u64) {
         let index = self.head.fetch_add(1, Ordering::Relaxed);
         let slot = &self.slots[(index & Self::MASK) as usize];
-        let writing = 2 * index + 1;
+        // Wrapping: `head` lives in shared memory, and a corrupt one must not be an overflow panic.
+        let writing = index.wrapping_mul(2).wrapping_add(1);
         let mut stamp = slot.stamp.load(Ordering::Relaxed);
         loop {
             if stamp & 1 == 1 || stamp >= writing {
                 // An older writer is still on this slot, or a newer one already took it: drop ours, visibly.
-                slot.dropped_below.fetch_max(index + 1, Ordering::Release);
+                slot.dropped_below.fetch_max(index.wrapping_add(1), Ordering::Release);
                 return;
             }
             match slot.stamp.compare_exchange_weak(stamp, writing, Ordering::Acquire, Ordering::Relaxed) {
@@ -228,7 +229,7 @@ impl<const N: usize> Ring<N> {
         let packed = u64::from(hook) | (u64::from(injected) << 16) | (u64::from(thread) << 32);
         slot.hook_flags_thread.store(packed, Ordering::Relaxed);
         slot.code.store(code as u32 as u64, Ordering::Relaxed);
-        slot.stamp.store(writing + 1, Ordering::Release);
+        slot.stamp.store(writing.wrapping_add(1), Ordering::Release);
     }
 
     /// Reads record `index` if it is still there.
@@ -239,7 +240,8 @@ impl<const N: usize> Ring<N> {
     /// [`Ring::read`] with the timestamp converted by `scale` (one calibration for many reads).
     pub fn read_with(&self, index: u64, scale: &TickScale) -> SlotRead {
         let slot = &self.slots[(index & Self::MASK) as usize];
-        let complete = 2 * index + 2;
+        // Indices come from shared memory: wrapping arithmetic, never an overflow panic on a corrupt one.
+        let complete = index.wrapping_mul(2).wrapping_add(2);
         let before = slot.stamp.load(Ordering::Acquire);
         if before > complete || slot.dropped_below.load(Ordering::Acquire) > index {
             return SlotRead::Missed;
@@ -256,7 +258,7 @@ impl<const N: usize> Ring<N> {
             return SlotRead::Missed; // overwritten while we read it
         }
         SlotRead::Record(Record {
-            sequence: index + 1,
+            sequence: index.wrapping_add(1),
             time_ns: scale.to_ns(ticks),
             hook: packed as u16,
             injected: (packed >> 16) & 1 == 1,
@@ -303,17 +305,19 @@ impl RingCursor {
         if self.next < cleared {
             self.next = cleared; // a user cleared the ring: those records are not "missed", they were discarded
         }
-        if head > self.next + N as u64 {
+        // `head` and `cleared` come from shared memory: saturating arithmetic, so a corrupt value is a large
+        // count, never an overflow panic.
+        if head > self.next.saturating_add(N as u64) {
             let oldest_possible = head - N as u64;
-            self.missed += oldest_possible - self.next;
+            self.missed = self.missed.saturating_add(oldest_possible - self.next);
             self.next = oldest_possible;
         }
         let scale = ring.tick_scale();
         while self.next < head {
             match ring.read_with(self.next, &scale) {
                 SlotRead::Record(record) => sink(record),
-                SlotRead::Missed => self.missed += 1,
-                SlotRead::Pending if writers_gone => self.missed += 1,
+                SlotRead::Missed => self.missed = self.missed.saturating_add(1),
+                SlotRead::Pending if writers_gone => self.missed = self.missed.saturating_add(1),
                 SlotRead::Pending => return,
             }
             self.next += 1;
@@ -357,6 +361,24 @@ mod tests {
         cursor.drain(&ring, false, |r| seen.push(r.sequence));
         assert_eq!(seen, vec![7, 8, 9, 10]);
         assert_eq!(cursor.missed, 6);
+    }
+
+    #[test]
+    fn corrupt_indices_from_shared_memory_never_overflow() {
+        let ring = zeroed::<8>();
+        for head in [u64::MAX, u64::MAX / 2 + 1, u64::MAX - 3] {
+            ring.head.store(head, Ordering::Relaxed);
+            ring.cleared_below.store(head - 2, Ordering::Relaxed);
+            let mut cursor = RingCursor::oldest(&ring);
+            cursor.drain(&ring, true, |_| {});
+            let _ = ring.read(head - 1);
+            ring.push(1, 0, false, 1, 0, 0);
+        }
+        let mut cursor = RingCursor { next: u64::MAX - 1, missed: u64::MAX };
+        ring.cleared_below.store(0, Ordering::Relaxed);
+        ring.head.store(u64::MAX, Ordering::Relaxed);
+        cursor.drain(&ring, true, |_| {});
+        assert_eq!(cursor.missed, u64::MAX, "saturates");
     }
 
     #[test]
