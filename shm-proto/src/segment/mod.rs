@@ -248,6 +248,8 @@ impl SegmentMap {
         let building = dir.join(names::building_name(identity.kind, identity.pid, identity.pid_ns, nonce));
         let shared = create_file(&building).and_then(|(file, raw)| {
             let meta = file.metadata()?;
+            let on_fault =
+                OnFault::Regrow { fd: std::os::fd::AsRawFd::as_raw_fd(&file), dev: meta.dev(), ino: meta.ino() };
             let mut map = SegmentMap {
                 guard: None,
                 backing: Backing::File(raw),
@@ -255,9 +257,11 @@ impl SegmentMap {
                 access: Access::ReadWrite,
                 owner: meta.uid(),
                 file_id: Some((meta.dev(), meta.ino())),
-                _file: None,
+                _file: Some(file),
                 created_seq: 0,
             };
+            // Guarded from the first store: the file can be truncated even while it is being built.
+            map.guard = guard::protect(map.segment() as *const Segment as *const u8, SEGMENT_SIZE, on_fault);
             map.initialise(identity, strategy);
             let published = match fs::rename(&building, &path) {
                 Ok(()) => path.clone(),
@@ -269,10 +273,6 @@ impl SegmentMap {
                 }
                 Err(e) => return Err(e),
             };
-            let on_fault =
-                OnFault::Regrow { fd: std::os::fd::AsRawFd::as_raw_fd(&file), dev: meta.dev(), ino: meta.ino() };
-            map.guard = guard::protect(map.segment() as *const Segment as *const u8, SEGMENT_SIZE, on_fault);
-            map._file = Some(file);
             map.path = Some(published);
             Ok(map)
         });
