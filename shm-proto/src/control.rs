@@ -73,17 +73,6 @@ impl Strategy {
         index < MAX_HOOKS && self.arm_mask[index / 64] & (1 << (index % 64)) != 0
     }
 
-    /// Arms or disarms hook `index`.
-    pub fn set_armed(&mut self, index: usize, armed: bool) {
-        if index < MAX_HOOKS {
-            if armed {
-                self.arm_mask[index / 64] |= 1 << (index % 64);
-            } else {
-                self.arm_mask[index / 64] &= !(1 << (index % 64));
-            }
-        }
-    }
-
     /// The pattern as `X`/`O` text.
     pub fn pattern_text(&self) -> String {
         self.pattern.iter().map(|&x| if x { 'X' } else { 'O' }).collect()

@@ -25,12 +25,17 @@ pub fn own_start_ticks() -> u64 {
     start_time_ticks("self").unwrap_or(0)
 }
 
-/// Field 22 of `/proc/<pid>/stat` (start time in clock ticks since boot); `None` if there is no such process.
-pub fn start_time_ticks(pid: &str) -> Option<u64> {
+/// Numeric field `field` (numbered as in proc(5), 3 or later) of `/proc/<pid>/stat`; `pid` may be `"self"`.
+pub fn stat_field(pid: &str, field: usize) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may contain spaces and parentheses: fields resume after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    rest.split_whitespace().nth(field.checked_sub(3)?)?.parse().ok()
+}
+
+/// Field 22 of `/proc/<pid>/stat` (start time in clock ticks since boot); `None` if there is no such process.
+pub fn start_time_ticks(pid: &str) -> Option<u64> {
+    stat_field(pid, 22)
 }
 
 /// The `NSpid` line of `/proc/<pid>/status`: the pid in each nested namespace, outermost first.

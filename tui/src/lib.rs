@@ -1,4 +1,4 @@
-//! The `faultline` tool as a library: everything the binary (and later the dashboard) does to shimmed processes,
+//! The `faultline` tool as a library: everything the binary and the dashboard do to shimmed processes,
 //! separate from argument parsing and printing.
 //!
 //! - [`targets`]: discover segments, attach them, tell live from dead, select by `--pid` / `--kind`;

@@ -150,6 +150,15 @@ pub fn ps_table(rows: &[PsRow]) -> String {
     text
 }
 
+/// `"s"` unless `count` is one: `format!("{n} process{}", plural(n))`.
+pub fn plural(count: impl TryInto<u64>) -> &'static str {
+    if count.try_into().ok() == Some(1) {
+        ""
+    } else {
+        "s"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,5 @@
 //! The one entry point for everything faultline does to processes: a [`Request`] (built from the command line, a
-//! seed JSON object, or later the dashboard) is carried out by [`execute`] on the selected targets and answered with
+//! seed JSON object, or the dashboard) is carried out by [`execute`] on the selected targets and answered with
 //! a [`Report`] of plain values, which `output` renders as text or JSON.
 //!
 //! Changes happen in two passes: every target's next state is planned (and validated) first, and only if all plans

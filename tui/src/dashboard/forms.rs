@@ -342,11 +342,6 @@ impl Editor {
         self.fields().into_iter().find_map(|f| self.check(f).err().map(|e| (f, e)))
     }
 
-    /// Whether anything differs from the process's settings.
-    pub fn is_dirty(&self) -> bool {
-        self.draft != self.initial
-    }
-
     /// The changes that turn the process's settings into the draft, in an order where each is valid on its own;
     /// `Err` (and no change at all) if any field is invalid.
     pub fn changes(&self) -> Result<Vec<Change>, String> {

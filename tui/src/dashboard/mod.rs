@@ -259,12 +259,8 @@ impl BenchStats {
 
 /// utime + stime of this process (all threads), in clock ticks, from `/proc/self/stat`.
 fn cpu_ticks() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
+    use shm_proto::process::stat_field;
+    Some(stat_field("self", 14)? + stat_field("self", 15)?)
 }
 
 /// `sysconf(_SC_CLK_TCK)`: 100 on every Linux this runs on (the kernel ABI fixes USER_HZ at 100).

@@ -21,6 +21,7 @@ use std::time::{Duration, SystemTime};
 use crate::cluster::faults::Fault;
 use crate::cluster::nodes::GpuNode;
 use crate::cluster::xid_inject::{Progress, XidInjectRequest, XidInjectResult};
+use crate::output::plural;
 pub use worker::{ClusterEvent, ClusterRequest};
 
 /// Log lines kept (older ones are dropped).
@@ -345,14 +346,6 @@ pub fn describe_result(result: &XidInjectResult) -> (String, bool) {
 
 fn seconds(duration: Duration) -> String {
     format!("{:.1} s", duration.as_secs_f64())
-}
-
-fn plural(count: usize) -> &'static str {
-    if count == 1 {
-        ""
-    } else {
-        "s"
-    }
 }
 
 /// The XID number of one of faultline's XID Events (their message starts `XID <n> (`).

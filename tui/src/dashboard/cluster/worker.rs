@@ -425,7 +425,7 @@ fn run_action(
             Ok(if done.is_empty() {
                 format!("nothing left of fault {id} (already recovered?)")
             } else {
-                format!("fault {id} recovered: {} object{} handled", done.len(), if done.len() == 1 { "" } else { "s" })
+                format!("fault {id} recovered: {} object{} handled", done.len(), crate::output::plural(done.len()))
             })
         }
         ClusterRequest::CreatePartition(partition) => {

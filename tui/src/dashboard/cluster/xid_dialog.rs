@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use crate::cluster::nodes::GpuNode;
 use crate::cluster::xid_inject::XidInjectRequest;
-use crate::node::xid::{self, XidInfo, CATALOG};
+use crate::node::xid::{self, CATALOG};
 use crate::node::NodeError;
+use crate::output::plural;
 
 /// The fields, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,11 +162,6 @@ impl XidDialog {
         }
     }
 
-    /// The catalog entry of the typed XID, if it is one.
-    pub fn xid_info(&self) -> Option<&'static XidInfo> {
-        self.xid.trim().parse().ok().and_then(xid::lookup)
-    }
-
     /// The watch timeout chosen.
     pub fn watch_timeout(&self) -> Option<Duration> {
         WATCH_CHOICES.get(self.watch).copied().flatten().map(Duration::from_secs)
@@ -242,14 +238,6 @@ fn parse_number(what: &str, text: &str) -> Result<u32, String> {
         return Err(format!("give the {what} number"));
     }
     text.parse().map_err(|_| format!("'{text}' is not a whole number"))
-}
-
-fn plural(count: u32) -> &'static str {
-    if count == 1 {
-        ""
-    } else {
-        "s"
-    }
 }
 
 #[cfg(test)]

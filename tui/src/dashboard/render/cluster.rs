@@ -26,6 +26,7 @@ use crate::cluster::nodes::{GpuNode, RECENT_XIDS};
 use crate::dashboard::app::App;
 use crate::dashboard::cluster::{xid_of, ClusterView, Focus, LogKind};
 use crate::dashboard::keys::{Context, Intent};
+use crate::output::plural;
 
 /// At most this many lines of an error are shown above the nodes (the log keeps the whole message).
 const ERROR_LINES: usize = 4;
@@ -327,14 +328,6 @@ fn object_text(fault: &crate::cluster::faults::Fault) -> String {
     match &fault.namespace {
         Some(namespace) => format!("{}/{namespace}/{}", fault.object_kind, fault.name),
         None => format!("{}/{}", fault.object_kind, fault.name),
-    }
-}
-
-fn plural(count: usize) -> &'static str {
-    if count == 1 {
-        ""
-    } else {
-        "s"
     }
 }
 
