@@ -210,6 +210,15 @@ impl KubeApi {
         &self.server
     }
 
+    /// An object the API server returned, as JSON; one that cannot be is an answer that is not Kubernetes.
+    fn json(&self, action: &str, object: DynamicObject) -> Result<serde_json::Value, ClusterError> {
+        serde_json::to_value(object).map_err(|e| ClusterError::Transport {
+            action: action.to_string(),
+            server: self.server.clone(),
+            message: format!("the answer cannot be represented as JSON: {e}"),
+        })
+    }
+
     fn error(&self, action: String, error: kube::Error) -> ClusterError {
         match error {
             kube::Error::Api(status) if status.code == 403 => {
@@ -410,9 +419,11 @@ impl KubeApi {
         let body: DynamicObject = serde_json::from_value(body.clone())
             .map_err(|e| ClusterError::Usage(format!("not a {} object: {e}", object.kind)))?;
         let action = format!("create {} in namespace {namespace}", object.plural);
-        let created =
-            api.create(&PostParams::default(), &body).await.map_err(|e| self.object_error(object, action, e))?;
-        Ok(serde_json::to_value(created).unwrap_or_default())
+        let created = api
+            .create(&PostParams::default(), &body)
+            .await
+            .map_err(|e| self.object_error(object, action.clone(), e))?;
+        self.json(&action, created)
     }
 
     /// Every object of type `object` that faultline manages (label `app.kubernetes.io/managed-by=faultline`), in
@@ -427,14 +438,13 @@ impl KubeApi {
         let params = ListParams::default().labels(&ledger::managed_selector());
         let place = namespace.map_or("all namespaces".to_string(), |n| format!("namespace {n}"));
         let action = format!("list {} in {place}", object.plural);
-        let list = api.list(&params).await.map_err(|e| self.object_error(object, action, e))?;
+        let list = api.list(&params).await.map_err(|e| self.object_error(object, action.clone(), e))?;
         let (key, value) = ledger::MANAGED_BY;
-        Ok(list
-            .items
+        list.items
             .into_iter()
             .filter(|o| has_label(&o.metadata.labels, key, value))
-            .map(|o| serde_json::to_value(o).unwrap_or_default())
-            .collect())
+            .map(|o| self.json(&action, o))
+            .collect()
     }
 
     /// One object (`None` when it does not exist).
@@ -448,7 +458,7 @@ impl KubeApi {
         let api = self.dynamic(object, Some(namespace));
         let action = format!("get {} {name} in namespace {namespace}", object.kind);
         match api.get(name).await {
-            Ok(found) => Ok(Some(serde_json::to_value(found).unwrap_or_default())),
+            Ok(found) => self.json(&action, found).map(Some),
             // Also when a custom type is not served at all: the caller names both possibilities.
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
             Err(e) => Err(self.object_error(object, action, e)),
@@ -469,8 +479,8 @@ impl KubeApi {
         let patched = api
             .patch(name, &PatchParams::default(), &Patch::Merge(patch))
             .await
-            .map_err(|e| self.object_error(object, action, e))?;
-        Ok(serde_json::to_value(patched).unwrap_or_default())
+            .map_err(|e| self.object_error(object, action.clone(), e))?;
+        self.json(&action, patched)
     }
 
     /// Deletes one object; `false` when it was already gone (recovery is idempotent).
