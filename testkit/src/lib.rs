@@ -46,12 +46,19 @@ pub fn artifacts() -> &'static Artifacts {
             return Artifacts { ucx_shim, cuda_shim, faultline };
         }
         let root = workspace_root();
-        let status = Command::new(env!("CARGO"))
-            // The same feature set as `cargo build --release --workspace` (scripts/test.sh), so nothing is rebuilt.
-            .args(["build", "--release", "--workspace"])
-            .current_dir(&root)
-            .status()
-            .expect("cargo runs");
+        let mut build = Command::new(env!("CARGO"));
+        // The same feature set as `cargo build --release --workspace` (scripts/test.sh), so nothing is rebuilt ...
+        build.args(["build", "--release", "--workspace"]).current_dir(&root);
+        // ... and the same environment: cargo gives each test process its package's variables, and build scripts
+        // that watch them (ring's watches CARGO_MANIFEST_DIR) would otherwise rebuild half the release tree once
+        // per crate whose tests run.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy().into_owned();
+            if is_per_package_cargo_variable(&name) {
+                build.env_remove(&name);
+            }
+        }
+        let status = build.status().expect("cargo runs");
         assert!(status.success(), "building the release artifacts failed");
         let release = target_dir().join("release");
         Artifacts {
@@ -60,6 +67,22 @@ pub fn artifacts() -> &'static Artifacts {
             faultline: release.join("faultline"),
         }
     })
+}
+
+/// The variables cargo sets for one package's build scripts, binaries and tests (not its configuration).
+fn is_per_package_cargo_variable(name: &str) -> bool {
+    const EXACT: [&str; 9] = [
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_MANIFEST_LINKS",
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+        "OUT_DIR",
+    ];
+    EXACT.contains(&name) || name.starts_with("CARGO_PKG_") || name.starts_with("CARGO_BIN_EXE_")
 }
 
 /// The cargo target directory.
