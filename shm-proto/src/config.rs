@@ -256,7 +256,11 @@ pub fn startup_from_env(
     let mut log = LogLevel::Off;
     let mut warnings = Vec::new();
     let get = |name: &'static str| var(name).map(|value| (name, value));
-    let mut report = |name: &str, value: &str, e: ConfigError| warnings.push(format!("{name}={value}: {e}; ignored"));
+    let mut invalid: Vec<&'static str> = Vec::new();
+    let mut report = |name: &'static str, value: &str, e: ConfigError| {
+        warnings.push(format!("{name}={value}: {e}; ignored"));
+        invalid.push(name);
+    };
     macro_rules! set {
         ($name:literal, |$v:ident| $parse:expr, |$parsed:ident| $assign:expr) => {
             if let Some((name, $v)) = get($name) {
@@ -291,10 +295,8 @@ pub fn startup_from_env(
     set!("FAULTLINE_LOG", |v| parse_log_level(&v), |level| log = level);
     // Settings that narrow what can fail must never widen it by being ignored: if one is invalid, nothing is
     // armed until it is fixed.
-    let invalid: Vec<&str> = ["FAULTLINE_HOOKS", "FAULTLINE_STRATEGY", "FAULTLINE_SKIP", "FAULTLINE_LIMIT"]
-        .into_iter()
-        .filter(|name| warnings.iter().any(|w| w.starts_with(&format!("{name}="))))
-        .collect();
+    const NARROWING: [&str; 4] = ["FAULTLINE_HOOKS", "FAULTLINE_STRATEGY", "FAULTLINE_SKIP", "FAULTLINE_LIMIT"];
+    invalid.retain(|name| NARROWING.contains(name));
     if !invalid.is_empty() {
         s.arm_mask = [0; MAX_HOOKS / 64];
         warnings.push(format!(

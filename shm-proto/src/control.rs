@@ -368,8 +368,7 @@ impl Control {
     /// held and the sequence odd, the switches and mode of `next` are stored, its lists are not — exactly as
     /// [`Control::publish_as`] leaves things when its process dies there (signals cannot stop it; `SIGKILL` can).
     #[doc(hidden)]
-    pub fn publish_killed_midway(&self, cursor: &Cursor, journal: &Journal, next: &Strategy, writer: &Writer) {
-        let _ = cursor;
+    pub fn publish_killed_midway(&self, journal: &Journal, next: &Strategy, writer: &Writer) {
         let Ok(guard) = self.take_over(journal, writer, |_| false) else { return };
         let previous = self.keep_backup(journal, &guard);
         let half =

@@ -107,9 +107,43 @@ impl ProcessTable {
         &self.entries
     }
 
+    /// Where the process with pid `ns_pid` in pid namespace `pid_ns` (not ours) stands, as this table sees it.
+    fn locate_elsewhere(&self, pid_ns: u64, ns_pid: u32) -> Located {
+        if let Some(entry) = self.entries.iter().find(|e| e.pid_ns == pid_ns && e.ns_pid == ns_pid) {
+            return Located::Running(entry.pid);
+        }
+        // The initial namespace sees every process: a namespace none of them is in no longer exists.
+        if own_pid_ns() == INIT_PID_NS || self.entries.iter().any(|e| e.pid_ns == pid_ns) {
+            Located::Gone
+        } else {
+            Located::Unknown
+        }
+    }
+}
+
+/// Locates processes by (pid namespace, pid), reading `/proc` at most once and only for a namespace not ours.
+#[derive(Debug, Default)]
+pub struct Locator {
+    table: Option<ProcessTable>,
+}
+
+impl Locator {
+    /// A locator that has read nothing yet.
+    pub fn new() -> Self {
+        Locator::default()
+    }
+
+    /// The process table (read now if it was not yet).
+    pub fn table(&mut self) -> &ProcessTable {
+        self.table.get_or_insert_with(ProcessTable::read)
+    }
+
     /// Where the process with pid `ns_pid` in pid namespace `pid_ns` stands from here.
-    pub fn locate(&self, pid_ns: u64, ns_pid: u32) -> Located {
-        locate_with(pid_ns, ns_pid, || self.clone())
+    pub fn locate(&mut self, pid_ns: u64, ns_pid: u32) -> Located {
+        if pid_ns == own_pid_ns() {
+            return if pid_is_gone(ns_pid) { Located::Gone } else { Located::Running(ns_pid) };
+        }
+        self.table().locate_elsewhere(pid_ns, ns_pid)
     }
 }
 
@@ -124,21 +158,9 @@ pub enum Located {
     Unknown,
 }
 
-/// [`ProcessTable::locate`], reading `/proc` only if the namespace is not ours (`table` makes the table).
-pub fn locate_with(pid_ns: u64, ns_pid: u32, table: impl FnOnce() -> ProcessTable) -> Located {
-    if pid_ns == own_pid_ns() {
-        return if pid_is_gone(ns_pid) { Located::Gone } else { Located::Running(ns_pid) };
-    }
-    let table = table();
-    if let Some(entry) = table.entries.iter().find(|e| e.pid_ns == pid_ns && e.ns_pid == ns_pid) {
-        return Located::Running(entry.pid);
-    }
-    // The initial namespace sees every process: a namespace none of them is in no longer exists.
-    if own_pid_ns() == INIT_PID_NS || table.entries.iter().any(|e| e.pid_ns == pid_ns) {
-        Located::Gone
-    } else {
-        Located::Unknown
-    }
+/// Where one process stands from here (see [`Locator`] for many).
+pub fn locate(pid_ns: u64, ns_pid: u32) -> Located {
+    Locator::new().locate(pid_ns, ns_pid)
 }
 
 /// Whether the process `pid` (as seen here) is the one that created a segment whose header says it was
@@ -156,7 +178,7 @@ pub fn is_creator(pid: u32, header_pid: u32, header_pid_ns: u64, start_ticks: u6
 /// Whether the process that was `(pid_ns, ns_pid)` and started at `start_ticks` has certainly ended (a writer lock
 /// whose holder is gone may be taken over). Unknown namespaces count as alive.
 pub fn certainly_ended(pid_ns: u64, ns_pid: u32, start_ticks: u64) -> bool {
-    match locate_with(pid_ns, ns_pid, ProcessTable::read) {
+    match locate(pid_ns, ns_pid) {
         Located::Gone => true,
         Located::Running(pid) => {
             start_ticks != 0 && start_time_ticks(&pid.to_string()).is_some_and(|s| s != start_ticks)
@@ -172,7 +194,7 @@ mod tests {
     #[test]
     fn this_process_locates_itself_and_a_reaped_child_is_gone() {
         let me = std::process::id();
-        assert_eq!(locate_with(own_pid_ns(), me, ProcessTable::read), Located::Running(me));
+        assert_eq!(locate(own_pid_ns(), me), Located::Running(me));
         assert!(!certainly_ended(own_pid_ns(), me, own_start_ticks()));
         assert!(certainly_ended(own_pid_ns(), me, own_start_ticks() + 1), "same pid, other start: a new process");
         let mut child = std::process::Command::new("true").spawn().unwrap();

@@ -30,7 +30,7 @@ fn a_writer_killed_mid_change_never_wedges_the_segment() {
     next.enabled = false;
     next.mode = Mode::Pattern;
     next.pattern = vec![true, false];
-    seg.control.publish_killed_midway(&seg.cursor, &seg.journal, &next, &dead_writer());
+    seg.control.publish_killed_midway(&seg.journal, &next, &dead_writer());
 
     assert_eq!(seg.control.snapshot(), None, "the shim sees an unstable block and passes calls");
     assert_eq!(seg.read_strategy(), Ok(before.clone()), "tools read the last consistent settings");
@@ -41,7 +41,7 @@ fn a_writer_killed_mid_change_never_wedges_the_segment() {
     assert_eq!(seg.interrupted_writer(), None);
 
     // And the next ordinary change works (it would take over the dead writer's lock itself, too).
-    seg.control.publish_killed_midway(&seg.cursor, &seg.journal, &next, &dead_writer());
+    seg.control.publish_killed_midway(&seg.journal, &next, &dead_writer());
     let after = strategy(&[-6], 10_000);
     seg.publish(&after).expect("a dead writer's lock is taken over");
     assert_eq!(seg.control.snapshot(), Some(after));
@@ -53,7 +53,7 @@ fn a_live_writer_is_not_taken_over() {
     seg.control.publish(&seg.cursor, &seg.journal, &strategy(&[-3], 1), |_| true).unwrap();
     let me = Writer::this_process();
     let other = Writer { pid: 1, start_ticks: shm_proto::process::start_time_ticks("1").unwrap_or(0), ..me };
-    seg.control.publish_killed_midway(&seg.cursor, &seg.journal, &strategy(&[-6], 2), &other);
+    seg.control.publish_killed_midway(&seg.journal, &strategy(&[-6], 2), &other);
     // pid 1 runs in our namespace: its change is in progress, not abandoned.
     assert_eq!(seg.interrupted_writer(), None);
     assert!(seg.publish(&strategy(&[-20], 3)).is_err(), "busy while its holder lives");

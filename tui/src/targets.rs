@@ -173,9 +173,7 @@ pub fn running_as_root() -> bool {
 
 /// The effective uid, from `/proc/self/status`.
 fn effective_uid() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let uids = status.lines().find_map(|line| line.strip_prefix("Uid:"))?;
-    uids.split_whitespace().nth(1)?.parse().ok()
+    shm_proto::process::file_creating_uids(std::process::id()).map(|[effective, _]| effective)
 }
 
 /// Every segment file faultline can see (see [`include_containers`]). The first discovery of a run also bounds
@@ -211,13 +209,8 @@ fn repair(found: &Found, map: &SegmentMap, options: AttachOptions) {
             Err(_) => return,
         },
     };
-    let segment = writable.as_ref().unwrap_or(map).segment();
-    if let Ok(true) = segment.repair() {
-        eprintln!(
-            "faultline: {}: a faultline died while changing its settings; the last complete settings are back in force",
-            found.path.display()
-        );
-    }
+    // Silent on purpose: this runs under the dashboard's screen too; the settings in force show the result.
+    let _ = writable.as_ref().unwrap_or(map).segment().repair();
 }
 
 /// Finds and attaches the targets of a command. Errors (exit 2) for an explicit `--pid` without a usable segment,

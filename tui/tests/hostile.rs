@@ -133,7 +133,7 @@ fn a_faultline_killed_mid_change_never_wedges_the_process() {
     next.enabled = false;
     next.probability_ppm = 0;
     let dead = Writer { pid: testkit::dead_pid(), pid_ns: shm_proto::process::own_pid_ns(), start_ticks: 1 };
-    seg.control.publish_killed_midway(&seg.cursor, &seg.journal, &next, &dead);
+    seg.control.publish_killed_midway(&seg.journal, &next, &dead);
     assert_eq!(seg.control.snapshot(), None, "wedged, as a killed writer leaves it");
 
     // Reading shows the last complete settings and puts them back in force.
@@ -142,7 +142,7 @@ fn a_faultline_killed_mid_change_never_wedges_the_process() {
     assert!(seg.control.snapshot().is_some(), "repaired by the reader");
     assert!(common::run_statuses(&mut program, 5).iter().all(|&s| s != 0), "injection works again");
     // Changes work again, every time.
-    seg.control.publish_killed_midway(&seg.cursor, &seg.journal, &next, &dead);
+    seg.control.publish_killed_midway(&seg.journal, &next, &dead);
     ok(&shm, &["--pid", &pid, "disable"]);
     assert_eq!(common::run_statuses(&mut program, 5), vec![0; 5]);
     ok(&shm, &["--pid", &pid, "enable"]);

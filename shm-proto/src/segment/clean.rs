@@ -7,9 +7,8 @@ use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::{names, Found, SegmentError, SEGMENT_SIZE};
-use crate::layout::{ABI_VERSION, MAGIC};
-use crate::process::{self, Located, ProcessTable};
+use super::{names, Found, SegmentError};
+use crate::process::{self, Located, Locator};
 
 /// How many dead segments a directory keeps unless `FAULTLINE_KEEP_DEAD` says otherwise.
 pub const DEFAULT_KEEP_DEAD: usize = 32;
@@ -26,30 +25,31 @@ pub struct Pruned {
     pub removed: Vec<PathBuf>,
 }
 
-/// The first bytes of a header, read with `pread` (no mapping, so a file shrinking meanwhile is harmless).
-struct HeaderPrefix {
-    valid: bool,
+/// What pruning needs of a valid segment's header, read with `pread` (no mapping, so a file shrinking meanwhile
+/// is harmless).
+struct HeaderFacts {
     pid: u32,
     pid_ns: u64,
     start_ticks: u64,
     created_ns: u64,
 }
 
-fn read_prefix(file: &File, len: u64) -> HeaderPrefix {
-    let mut head = [0u8; 48];
-    let mut ns = [0u8; 8];
-    let read = file.read_exact_at(&mut head, 0).is_ok() && file.read_exact_at(&mut ns, PID_NS_OFFSET).is_ok();
-    let word = |at: usize| u64::from_le_bytes(head[at..at + 8].try_into().unwrap_or_default());
-    let half = |at: usize| u32::from_le_bytes(head[at..at + 4].try_into().unwrap_or_default());
-    let valid = read
-        && word(0) == MAGIC
-        && half(8) == ABI_VERSION
-        && word(16) == SEGMENT_SIZE as u64
-        && len == SEGMENT_SIZE as u64;
-    HeaderPrefix { valid, pid: half(24), pid_ns: u64::from_le_bytes(ns), start_ticks: word(32), created_ns: word(40) }
+/// The facts of a file that passes the attach-time header checks ([`super::validate_header`]), else `None`.
+fn read_facts(path: &Path, file: &File, len: u64) -> Option<HeaderFacts> {
+    use crate::layout::Header;
+    use std::mem::offset_of;
+    super::validate_header(path, file, len).ok()?;
+    let word = |at: usize| {
+        let mut bytes = [0u8; 8];
+        file.read_exact_at(&mut bytes, at as u64).ok().map(|()| u64::from_le_bytes(bytes))
+    };
+    Some(HeaderFacts {
+        pid: word(offset_of!(Header, pid))? as u32,
+        pid_ns: word(offset_of!(Header, pid_ns))?,
+        start_ticks: word(offset_of!(Header, start_time_ticks))?,
+        created_ns: word(offset_of!(Header, created_unix_ns))?,
+    })
 }
-
-const PID_NS_OFFSET: u64 = std::mem::offset_of!(crate::layout::Header, pid_ns) as u64;
 
 /// Where a file in the directory stands.
 enum Verdict {
@@ -61,13 +61,9 @@ enum Verdict {
     Debris,
 }
 
-fn judge(dir: &Path, name: &str, table: &mut Option<ProcessTable>) -> Verdict {
+fn judge(dir: &Path, name: &str, locator: &mut Locator) -> Verdict {
     let Some(claim) = names::parse(name) else { return Verdict::Keep };
-    let located = if claim.pid_ns == process::own_pid_ns() {
-        process::locate_with(claim.pid_ns, claim.ns_pid, ProcessTable::default)
-    } else {
-        table.get_or_insert_with(ProcessTable::read).locate(claim.pid_ns, claim.ns_pid)
-    };
+    let located = locator.locate(claim.pid_ns, claim.ns_pid);
     if located == Located::Unknown {
         return Verdict::Keep;
     }
@@ -84,10 +80,10 @@ fn judge(dir: &Path, name: &str, table: &mut Option<ProcessTable>) -> Verdict {
     if claim.building || !meta.file_type().is_file() {
         return if located == Located::Gone { Verdict::Debris } else { Verdict::Keep };
     }
-    let head = read_prefix(&file, meta.len());
-    if !head.valid || head.pid != claim.ns_pid || head.pid_ns != claim.pid_ns {
+    let Some(head) = read_facts(&path, &file, meta.len()).filter(|h| h.pid == claim.ns_pid && h.pid_ns == claim.pid_ns)
+    else {
         return if located == Located::Gone { Verdict::Debris } else { Verdict::Keep };
-    }
+    };
     let alive = match located {
         Located::Running(pid) => process::is_creator(pid, head.pid, head.pid_ns, head.start_ticks, meta.uid()),
         _ => false,
@@ -104,14 +100,14 @@ fn judge(dir: &Path, name: &str, table: &mut Option<ProcessTable>) -> Verdict {
 pub fn prune_dead(dir: &Path, keep: usize) -> Pruned {
     let mut pruned = Pruned::default();
     let Ok(entries) = fs::read_dir(dir) else { return pruned };
-    let mut table = None;
+    let mut locator = Locator::new();
     let mut dead = Vec::new();
     for entry in entries.flatten() {
         let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
         if !name.starts_with(names::FILE_PREFIX) {
             continue;
         }
-        match judge(dir, &name, &mut table) {
+        match judge(dir, &name, &mut locator) {
             Verdict::Keep => {}
             Verdict::Dead(created) => dead.push((created, name)),
             Verdict::Debris => remove(dir, &name, &mut pruned),
@@ -150,7 +146,7 @@ pub fn clean_dead(found: &[Found]) -> Vec<PathBuf> {
         for entry in entries.flatten() {
             let name = entry.file_name();
             let Some(claim) = name.to_str().and_then(names::parse) else { continue };
-            let gone = process::locate_with(claim.pid_ns, claim.ns_pid, ProcessTable::read) == Located::Gone;
+            let gone = process::locate(claim.pid_ns, claim.ns_pid) == Located::Gone;
             if claim.building && gone && fs::remove_file(entry.path()).is_ok() {
                 removed.push(entry.path());
             }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::{names, root, shm_dir, Access, AttachOptions, SegmentError, SegmentMap, DEFAULT_SHM_DIR};
 use crate::layout::Kind;
-use crate::process::{self, Located, ProcessTable};
+use crate::process::{self, Located, Locator};
 use crate::sync::Ordering::Relaxed;
 
 /// A segment file found by [`discover`].
@@ -71,23 +71,7 @@ impl Found {
 
     /// Whether the process it names runs (as far as `/proc` shows; [`is_alive`] also checks it made the file).
     pub fn running(&self) -> bool {
-        process::locate_with(self.pid_ns, self.ns_pid, ProcessTable::read) != Located::Gone
-    }
-}
-
-/// The process table, read at most once per discovery and only when needed.
-struct Table(Option<ProcessTable>);
-
-impl Table {
-    fn get(&mut self) -> &ProcessTable {
-        self.0.get_or_insert_with(ProcessTable::read)
-    }
-
-    fn locate(&mut self, pid_ns: u64, ns_pid: u32) -> Located {
-        if pid_ns == process::own_pid_ns() {
-            return process::locate_with(pid_ns, ns_pid, ProcessTable::default);
-        }
-        self.get().locate(pid_ns, ns_pid)
+        process::locate(self.pid_ns, self.ns_pid) != Located::Gone
     }
 }
 
@@ -96,7 +80,7 @@ impl Table {
 pub fn discover(include_containers: bool) -> Vec<Found> {
     let mut seen = HashSet::new();
     let mut found = Vec::new();
-    let mut table = Table(None);
+    let mut table = Locator::new();
     if let Ok(entries) = fs::read_dir(shm_dir()) {
         scan(entries, &mut seen, &mut table, &mut found, &|name| (shm_dir().join(name), None));
     }
@@ -104,7 +88,7 @@ pub fn discover(include_containers: bool) -> Vec<Found> {
         let own_mnt = fs::metadata("/proc/self/ns/mnt").ok().map(|m| m.ino());
         let mut roots = Vec::new();
         let mut scanned = HashSet::new();
-        for entry in table.get().entries() {
+        for entry in table.table().entries() {
             if entry.mnt_ns.is_some() && entry.mnt_ns != own_mnt && scanned.insert(entry.mnt_ns) {
                 roots.push(PathBuf::from(format!("/proc/{}/root", entry.pid)));
             }
@@ -127,7 +111,7 @@ type Placed = (PathBuf, Option<(PathBuf, PathBuf)>);
 fn scan(
     entries: fs::ReadDir,
     seen: &mut HashSet<(u64, u64)>,
-    table: &mut Table,
+    table: &mut Locator,
     found: &mut Vec<Found>,
     place: &dyn Fn(&std::ffi::OsStr) -> Placed,
 ) {

@@ -202,6 +202,22 @@ pub fn shm_dir() -> PathBuf {
 }
 
 impl SegmentMap {
+    /// A mapping of `backing`, owned by `meta`'s owner (a file's) or by us (private memory); no path, no guard yet.
+    fn new(backing: Backing, access: Access, meta: Option<&fs::Metadata>) -> Self {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let owner = meta.map_or_else(|| unsafe { libc::geteuid() }, |m| m.uid());
+        SegmentMap {
+            guard: None,
+            backing,
+            path: None,
+            access,
+            owner,
+            file_id: meta.map(|m| (m.dev(), m.ino())),
+            _file: None,
+            created_seq: 0,
+        }
+    }
+
     /// The segment.
     pub fn segment(&self) -> &Segment {
         let ptr = match &self.backing {
@@ -250,16 +266,8 @@ impl SegmentMap {
             let meta = file.metadata()?;
             let on_fault =
                 OnFault::Regrow { fd: std::os::fd::AsRawFd::as_raw_fd(&file), dev: meta.dev(), ino: meta.ino() };
-            let mut map = SegmentMap {
-                guard: None,
-                backing: Backing::File(raw),
-                path: None,
-                access: Access::ReadWrite,
-                owner: meta.uid(),
-                file_id: Some((meta.dev(), meta.ino())),
-                _file: Some(file),
-                created_seq: 0,
-            };
+            let mut map = SegmentMap::new(Backing::File(raw), Access::ReadWrite, Some(&meta));
+            map._file = Some(file);
             // Guarded from the first store: the file can be truncated even while it is being built.
             map.guard = guard::protect(map.segment() as *const Segment as *const u8, SEGMENT_SIZE, on_fault);
             map.initialise(identity, strategy);
@@ -288,18 +296,7 @@ impl SegmentMap {
                     path.display()
                 );
                 let anon = MmapMut::map_anon(SEGMENT_SIZE).map_err(|e| SegmentError::io(&path, e))?;
-                // SAFETY: geteuid has no preconditions and cannot fail.
-                let owner = unsafe { libc::geteuid() };
-                let mut map = SegmentMap {
-                    guard: None,
-                    backing: Backing::Private(anon),
-                    path: None,
-                    access: Access::ReadWrite,
-                    owner,
-                    file_id: None,
-                    _file: None,
-                    created_seq: 0,
-                };
+                let mut map = SegmentMap::new(Backing::Private(anon), Access::ReadWrite, None);
                 map.initialise(identity, strategy);
                 Ok((map, Created::Private(reason)))
             }
@@ -403,16 +400,8 @@ impl SegmentMap {
             Access::ReadWrite => mmap.map_raw(&file),
         }
         .map_err(|e| SegmentError::io(path, e))?;
-        let mut map = SegmentMap {
-            guard: None,
-            backing: Backing::File(raw),
-            path: Some(path.into()),
-            access,
-            owner: meta.uid(),
-            file_id: Some((meta.dev(), meta.ino())),
-            _file: None,
-            created_seq: 0,
-        };
+        let mut map = SegmentMap::new(Backing::File(raw), access, Some(&meta));
+        map.path = Some(path.into());
         map.guard = guard::protect(map.segment() as *const Segment as *const u8, SEGMENT_SIZE, OnFault::Detach);
         // The file may have been truncated between the checks above and the mapping; the first access then
         // detaches (see `guard`) and the checks below fail cleanly.
