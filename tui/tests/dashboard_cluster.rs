@@ -8,16 +8,17 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use faultline::cluster::action::{ArmRequest, ClusterOutcome, ClusterProgress, PartitionRequest};
 use faultline::cluster::faults::{Fault, Listing};
+use faultline::cluster::faults::{Recovered, Which};
 use faultline::cluster::ledger::FaultKind;
 use faultline::cluster::nodes::{self, GpuNode};
 use faultline::cluster::shim_rollout::Workload;
 use faultline::cluster::xid_inject::{self, Progress, XidInjectRequest};
 use faultline::cluster::ClusterError;
 use faultline::dashboard::app::{update, Action, App, Overlay, View};
-use faultline::dashboard::cluster::partition_dialog::PartitionRequest;
-use faultline::dashboard::cluster::worker::ArmRequest;
-use faultline::dashboard::cluster::{ClusterEvent, ClusterRequest};
+use faultline::dashboard::cluster::worker::Failure;
+use faultline::dashboard::cluster::{ClusterEvent, ClusterRequest, WorkerRequest};
 use faultline::dashboard::render::{self, theme::Theme};
 use faultline::dashboard::sampler::{Snapshot, Update};
 use faultline::node::XidReport;
@@ -154,7 +155,7 @@ fn cluster_view(read_only: bool) -> App {
     let mut app = app(read_only);
     press(&mut app, KeyCode::Char('v'));
     assert_eq!(app.view, View::Cluster);
-    assert_eq!(app.cluster.take_requests(), vec![ClusterRequest::Watch(true)], "opening connects");
+    assert_eq!(app.cluster.take_requests(), vec![WorkerRequest::Watch(true)], "opening connects");
     worker_says(&mut app, ClusterEvent::Busy("connecting to the cluster".into()));
     worker_says(
         &mut app,
@@ -216,7 +217,7 @@ fn keys_and_the_mouse_select_nodes_and_refresh() {
     assert_eq!(app.cluster.selected.as_deref(), Some("gpu-b"));
 
     press(&mut app, KeyCode::Char('r'));
-    assert_eq!(app.cluster.take_requests(), vec![ClusterRequest::Refresh]);
+    assert_eq!(app.cluster.take_requests(), vec![WorkerRequest::Refresh]);
     // A refresh that finds the selected node gone selects the first one.
     let mut fewer = fixture_nodes();
     fewer.remove(1);
@@ -225,7 +226,7 @@ fn keys_and_the_mouse_select_nodes_and_refresh() {
 
     press(&mut app, KeyCode::Char('v'));
     assert_eq!(app.view, View::Processes);
-    assert_eq!(app.cluster.take_requests(), vec![ClusterRequest::Watch(false)], "no refreshes while hidden");
+    assert_eq!(app.cluster.take_requests(), vec![WorkerRequest::Watch(false)], "no refreshes while hidden");
 }
 
 #[test]
@@ -249,7 +250,7 @@ fn cluster_view_shows_a_connection_error_and_stays_usable() {
     assert!(app.status.as_ref().is_some_and(|s| s.error && s.text.starts_with("no GPU node selected")));
     app.cluster.take_requests();
     press(&mut app, KeyCode::Char('r'));
-    assert_eq!(app.cluster.take_requests(), vec![ClusterRequest::Refresh]);
+    assert_eq!(app.cluster.take_requests(), vec![WorkerRequest::Refresh]);
     worker_says(&mut app, ClusterEvent::Nodes { nodes: fixture_nodes(), at: listed_at() });
     assert_eq!(app.cluster.error, None, "a working refresh clears the error");
     press(&mut app, KeyCode::Char('v'));
@@ -315,14 +316,23 @@ fn xid_dialog_confirmation() {
     press(&mut app, KeyCode::Char('y'));
     assert_eq!(app.overlay, Overlay::None);
     let expected = XidInjectRequest { watch: Some(Duration::from_secs(300)), ..XidInjectRequest::new("gpu-a", 0, 79) };
-    assert_eq!(app.cluster.take_requests(), vec![ClusterRequest::InjectXid(Box::new(expected))]);
+    assert_eq!(app.cluster.take_requests(), vec![WorkerRequest::Act(ClusterRequest::InjectXid(Box::new(expected)))]);
 
     // The worker's steps and result land in the log and the status line.
-    worker_says(&mut app, ClusterEvent::XidProgress(Progress::Agent { pod: "faultline-node-7xk2p".into() }));
-    worker_says(&mut app, ClusterEvent::XidProgress(Progress::Cordoned { elapsed: Duration::from_secs(12) }));
     worker_says(
         &mut app,
-        ClusterEvent::XidDone(Err("cannot create events in faultline-system: boom (HTTP 500)".into())),
+        ClusterEvent::Progress(ClusterProgress::Xid(Progress::Agent { pod: "faultline-node-7xk2p".into() })),
+    );
+    worker_says(
+        &mut app,
+        ClusterEvent::Progress(ClusterProgress::Xid(Progress::Cordoned { elapsed: Duration::from_secs(12) })),
+    );
+    worker_says(
+        &mut app,
+        ClusterEvent::Done(Err(Failure {
+            not_done: "XID not injected",
+            message: "cannot create events in faultline-system: boom (HTTP 500)".into(),
+        })),
     );
     let status = app.status.clone().expect("a status line");
     assert!(
@@ -443,7 +453,7 @@ fn recover_confirmation() {
     press(&mut app, KeyCode::Tab);
     press(&mut app, KeyCode::Char('R'));
     assert!(
-        matches!(&app.overlay, Overlay::Ask(ask) if ask.request == ClusterRequest::Recover("fl-1a2b3c4d5e6f".into()))
+        matches!(&app.overlay, Overlay::Ask(ask) if ask.request == ClusterRequest::recover_fault("fl-1a2b3c4d5e6f"))
     );
     insta::assert_snapshot!(screen(&app).backend());
 
@@ -453,12 +463,18 @@ fn recover_confirmation() {
     assert!(app.cluster.take_requests().is_empty());
     press(&mut app, KeyCode::Char('R'));
     press(&mut app, KeyCode::Char('y'));
-    assert_eq!(app.cluster.take_requests(), vec![ClusterRequest::Recover("fl-1a2b3c4d5e6f".into())]);
-    worker_says(
-        &mut app,
-        ClusterEvent::ActionProgress("fl-1a2b3c4d5e6f NetworkPolicy dynamo/faultline-fl-1a2b3c4d5e6f: deleted".into()),
-    );
-    worker_says(&mut app, ClusterEvent::ActionDone(Ok("fault fl-1a2b3c4d5e6f recovered: 1 object handled".into())));
+    assert_eq!(app.cluster.take_requests(), vec![WorkerRequest::Act(ClusterRequest::recover_fault("fl-1a2b3c4d5e6f"))]);
+    let recovered = Recovered {
+        fault_id: "fl-1a2b3c4d5e6f".into(),
+        object_kind: "NetworkPolicy".into(),
+        namespace: Some("dynamo".into()),
+        name: "faultline-fl-1a2b3c4d5e6f".into(),
+        outcome: "deleted".into(),
+    };
+    worker_says(&mut app, ClusterEvent::Progress(ClusterProgress::Recovered(recovered.clone())));
+    let outcome = ClusterOutcome::Recovered { which: Which::Id("fl-1a2b3c4d5e6f".into()), objects: vec![recovered] };
+    assert_eq!(outcome.to_string(), "fault fl-1a2b3c4d5e6f recovered: 1 object handled");
+    worker_says(&mut app, ClusterEvent::Done(Ok(Box::new(outcome))));
     let mut left = fixture_listing();
     left.faults.remove(0);
     worker_says(&mut app, ClusterEvent::Faults { listing: left, at: listed_at() });
@@ -534,7 +550,9 @@ fn partition_dialog_confirmation() {
     press(&mut app, KeyCode::Char('y'));
     assert_eq!(app.overlay, Overlay::None);
     let requests = app.cluster.take_requests();
-    let [ClusterRequest::CreatePartition(request)] = requests.as_slice() else { panic!("{requests:?}") };
+    let [WorkerRequest::Act(ClusterRequest::CreatePartition(request))] = requests.as_slice() else {
+        panic!("{requests:?}")
+    };
     let PartitionRequest::Policy { spec, ttl } = request.as_ref() else { panic!("a NetworkPolicy: {request:?}") };
     assert_eq!((spec.namespace.as_str(), *ttl), ("dynamo", Duration::from_secs(90)));
     assert_eq!(spec.selector.get("app").map(String::as_str), Some("worker"));
@@ -574,7 +592,7 @@ fn shim_dialog_confirmation() {
 
     press(&mut app, KeyCode::Char('y'));
     let requests = app.cluster.take_requests();
-    let [ClusterRequest::EnableShim(request)] = requests.as_slice() else { panic!("{requests:?}") };
+    let [WorkerRequest::Act(ClusterRequest::EnableShim(request))] = requests.as_slice() else { panic!("{requests:?}") };
     assert_eq!(request.workload, Workload::Deployment("vllm-worker".into()));
     assert_eq!((request.spec.xid, request.spec.node.as_deref()), (Some(79), Some("gpu-a")));
     assert!(app.status.as_ref().is_some_and(|s| !s.error && s.text.starts_with("rolling the cuda shim into")));
@@ -593,7 +611,11 @@ fn arming_the_selected_node_asks_first() {
     press(&mut app, KeyCode::Char('y'));
     assert_eq!(
         app.cluster.take_requests(),
-        vec![ClusterRequest::ArmNode(ArmRequest { node: "gpu-b".into(), xid: 79, ttl: Duration::from_secs(1800) })]
+        vec![WorkerRequest::Act(ClusterRequest::ArmNode(ArmRequest {
+            node: "gpu-b".into(),
+            xid: 79,
+            ttl: Duration::from_secs(1800)
+        }))]
     );
 }
 

@@ -6,10 +6,13 @@ use std::io::Write;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use faultline::cluster::action::draft::{positive_seconds, Names, XidDraft};
+use faultline::cluster::action::{self, Access, ClusterOutcome, ClusterProgress, ClusterRequest};
+use faultline::cluster::faults::Which;
 use faultline::cluster::nodes::GpuNode;
-use faultline::cluster::xid_inject::{Progress, XidInjectRequest, XidInjectResult};
+use faultline::cluster::xid_inject::XidInjectRequest;
 use faultline::cluster::{ConnectOptions, Session};
-use faultline::error::{EXIT_FAILED, EXIT_OK};
+use k8s_openapi::jiff::Timestamp;
 
 /// `faultline cluster …`.
 #[derive(Debug, Args)]
@@ -103,93 +106,68 @@ pub struct InjectArgs {
     pub watch_interval: f64,
 }
 
-/// Runs `faultline cluster …`; `pids` is the global `--pid` (the pid= field), `json` the global `--json`.
+/// Runs `faultline cluster …`: the arguments become one [`ClusterRequest`], carried out by the action layer's
+/// [`action::execute`] (which refuses changes under `--read-only`); its steps go to stderr, its outcome to stdout.
+/// `pids` is the global `--pid` (the pid= field of an XID line), `json` the global `--json`.
 pub fn run(args: ClusterArgs, pids: &[u32], json: bool, read_only: bool) -> anyhow::Result<u8> {
     let options = ConnectOptions { context: args.context, namespace: args.agent_namespace };
-    let namespace = args.namespace.clone();
-    let ledger = move |session| faults::Context { session, namespace: namespace.clone(), json, read_only };
-    match args.command {
-        ClusterCommand::Partition { command } => {
-            let session = Session::connect(&options).map_err(faultline::Error::from)?;
-            faults::partition(&ledger(&session), command)
-        }
-        ClusterCommand::Shim { command } => {
-            let session = Session::connect(&options).map_err(faultline::Error::from)?;
-            faults::shim(&ledger(&session), command, session.api())
-        }
-        ClusterCommand::Faults(scope) => {
-            let session = Session::connect(&options).map_err(faultline::Error::from)?;
-            faults::list(&ledger(&session), &scope)
-        }
-        ClusterCommand::Recover(recover) => {
-            let session = Session::connect(&options).map_err(faultline::Error::from)?;
-            faults::recover(&ledger(&session), &recover, session.api())
-        }
-        ClusterCommand::GpuFailure(gpu_failure) => {
-            let session = Session::connect(&options).map_err(faultline::Error::from)?;
-            faults::gpu_failure(&ledger(&session), &gpu_failure, session.api())
-        }
+    // Loading the kubeconfig makes no API call: nothing reaches the cluster before the request is checked.
+    let session = Session::connect(&options).map_err(faultline::Error::from)?;
+    let namespace = faults::Namespace { given: args.namespace, context: session.api().context_namespace().to_string() };
+    let request = match args.command {
+        ClusterCommand::Nodes => ClusterRequest::ListNodes,
+        ClusterCommand::Xid { command: XidCommand::Inject(inject) } => xid_request(inject, pids)?,
+        ClusterCommand::Partition { command } => faults::partition(&namespace, command)?,
+        ClusterCommand::Shim { command } => faults::shim(&namespace, command)?,
+        ClusterCommand::Faults(scope) => ClusterRequest::ListFaults { namespace: namespace.scope(&scope) },
+        ClusterCommand::Recover(recover) => faults::recover(&namespace, &recover),
         ClusterCommand::Reap(scope) => {
-            let session = Session::connect(&options).map_err(faultline::Error::from)?;
-            faults::reap(&ledger(&session), &scope, session.api())
+            ClusterRequest::Recover { namespace: namespace.scope(&scope), which: Which::Expired }
         }
-        ClusterCommand::Nodes => {
-            let session = Session::connect(&options).map_err(faultline::Error::from)?;
-            let nodes = session.gpu_nodes().map_err(faultline::Error::from)?;
-            print(&render_nodes(&nodes, json))?;
-            Ok(EXIT_OK)
-        }
-        ClusterCommand::Xid { command: XidCommand::Inject(inject) } => {
-            if read_only && !inject.dry_run {
-                return Err(faultline::Error::ReadOnly("inject an XID").into());
-            }
-            let pid = match pids {
-                [] => None,
-                [pid] => Some(*pid),
-                _ => return Err(faultline::Error::usage("give --pid at most once (the pid= field of the line)").into()),
-            };
-            if !(inject.watch_interval > 0.0 && inject.watch_interval.is_finite()) {
-                return Err(faultline::Error::usage("--watch-interval must be a positive number of seconds").into());
-            }
-            let request = XidInjectRequest {
-                pci: inject.pci,
-                pid,
-                process_name: inject.name,
-                force: inject.force,
-                dry_run: inject.dry_run,
-                watch: inject.watch.then(|| Duration::from_secs(inject.watch_timeout)),
-                watch_interval: Some(Duration::from_secs_f64(inject.watch_interval)),
-                ..XidInjectRequest::new(&inject.node, inject.gpu, inject.xid)
-            };
-            let session = Session::connect(&options).map_err(faultline::Error::from)?;
-            let result = session.inject_xid(&request, &mut report_progress).map_err(faultline::Error::from)?;
-            print(&render_injection(&result, json))?;
-            if result.watch_timed_out() {
-                eprintln!(
-                    "faultline: node {} was not cordoned within {}s (is NVSentinel running on it?)",
-                    result.node, inject.watch_timeout
-                );
-                return Ok(EXIT_FAILED);
-            }
-            Ok(EXIT_OK)
-        }
-    }
+        ClusterCommand::GpuFailure(gpu_failure) => faults::gpu_failure(&namespace, &gpu_failure)?,
+    };
+    let mut progress = |step: ClusterProgress| eprintln!("faultline: {step}");
+    let outcome =
+        action::execute(&session, &request, Access { read_only }, &mut progress).map_err(faultline::Error::from)?;
+    print(&render(&outcome, json))?;
+    Ok(outcome.exit_code())
 }
 
-fn report_progress(progress: &Progress) {
-    let line = match progress {
-        Progress::Agent { pod } => format!("running `faultline node xid` in agent pod {pod}"),
-        Progress::Injected { report } if report.dry_run => format!("dry run, nothing written: {}", report.line),
-        Progress::Injected { report } => {
-            format!("kernel log record {} on the node: {}", report.kmsg_seq.unwrap_or_default(), report.line)
-        }
-        Progress::EventRecorded { name } => format!("recorded Event {name} on the node"),
-        Progress::Waiting { elapsed, taints } => {
-            format!("waiting for the node to be cordoned… {}s (taints: {})", elapsed.as_secs(), list(taints))
-        }
-        Progress::Cordoned { elapsed } => format!("node cordoned after {:.1}s", elapsed.as_secs_f64()),
+fn xid_request(inject: InjectArgs, pids: &[u32]) -> anyhow::Result<ClusterRequest> {
+    let pid = match pids {
+        [] => None,
+        [pid] => Some(*pid),
+        _ => return Err(faultline::Error::usage("give --pid at most once (the pid= field of the line)").into()),
     };
-    eprintln!("faultline: {line}");
+    let Some(watch_interval) = positive_seconds(inject.watch_interval) else {
+        return Err(faultline::Error::usage("--watch-interval must be a positive number of seconds").into());
+    };
+    let draft = XidDraft {
+        request: XidInjectRequest {
+            pci: inject.pci,
+            pid,
+            process_name: inject.name,
+            force: inject.force,
+            dry_run: inject.dry_run,
+            watch: inject.watch.then(|| Duration::from_secs(inject.watch_timeout)),
+            watch_interval: Some(watch_interval),
+            ..XidInjectRequest::new(&inject.node, inject.gpu, inject.xid)
+        },
+    };
+    let request = draft.parse(Names::Flags).map_err(faultline::Error::from)?;
+    Ok(ClusterRequest::InjectXid(Box::new(request)))
+}
+
+/// The outcome as stdout shows it: `--json`, the node and fault tables, or its one line.
+fn render(outcome: &ClusterOutcome, json: bool) -> String {
+    if json {
+        return format!("{}\n", serde_json::to_string_pretty(&outcome.to_json()).unwrap_or_default());
+    }
+    match outcome {
+        ClusterOutcome::Nodes(nodes) => render_nodes(nodes),
+        ClusterOutcome::Faults(listing) => faults::render_listing(listing, Timestamp::now()),
+        other => format!("{other}\n"),
+    }
 }
 
 fn list(items: &[String]) -> String {
@@ -206,13 +184,7 @@ pub(crate) fn print(text: &str) -> std::io::Result<()> {
     stdout.flush()
 }
 
-fn render_nodes(nodes: &[GpuNode], json: bool) -> String {
-    if json {
-        return format!(
-            "{}\n",
-            serde_json::to_string_pretty(&serde_json::json!({ "nodes": nodes })).unwrap_or_default()
-        );
-    }
+fn render_nodes(nodes: &[GpuNode]) -> String {
     if nodes.is_empty() {
         return "no GPU nodes (none is labelled nvidia.com/gpu.present=true)\n".to_string();
     }
@@ -254,36 +226,6 @@ pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String
         let cells: Vec<String> = row.iter().zip(widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
-    }
-    out
-}
-
-fn render_injection(result: &XidInjectResult, json: bool) -> String {
-    if json {
-        return format!("{}\n", serde_json::to_string_pretty(result).unwrap_or_default());
-    }
-    let agent = &result.agent;
-    let mut out = format!(
-        "XID {} ({}, {}) {} on node {} GPU {} (PCI {}), fault {}\n",
-        agent.xid,
-        agent.xid_name,
-        agent.severity,
-        if agent.dry_run { "formatted (dry run, nothing written)" } else { "injected" },
-        result.node,
-        agent.gpu,
-        agent.pci,
-        result.fault_id
-    );
-    if let Some(event) = &result.event {
-        out.push_str(&format!("Event: {event}\n"));
-    }
-    if let Some(watch) = &result.watch {
-        out.push_str(&format!(
-            "cordoned: {} after {:.1}s (taints: {})\n",
-            if watch.cordoned { "yes" } else { "no" },
-            watch.waited_s,
-            list(&watch.taints)
-        ));
     }
     out
 }

@@ -39,6 +39,8 @@ pub struct ArmedNode {
     pub node: String,
     /// The XID its CUDA shims fail with.
     pub xid: u32,
+    /// When the reaper disarms it (RFC 3339; `None`: when recovered).
+    pub expires_at: Option<String>,
     /// The agent pod that wrote the policy file.
     pub pod: String,
     /// The agent's report.
@@ -105,9 +107,14 @@ pub async fn arm_node_recording(
         command.extend(["--expires-at".to_string(), expires.to_string()]);
     }
     match agent.run::<ArmReport>(exec, &command).await {
-        Ok(report) => {
-            Ok(ArmedNode { fault_id: stamp.fault_id, node: node.to_string(), xid, pod: agent.pod, agent: report })
-        }
+        Ok(report) => Ok(ArmedNode {
+            expires_at: stamp.expires_at.map(|t| t.to_string()),
+            fault_id: stamp.fault_id,
+            node: node.to_string(),
+            xid,
+            pod: agent.pod,
+            agent: report,
+        }),
         Err(error) => {
             // Not armed: the record must not claim it is (best effort; a leftover record is reaped harmlessly).
             let _ = api.delete(ObjectType::CONFIG_MAP, &namespace, &record_name(node)).await;

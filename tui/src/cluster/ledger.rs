@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::jiff::{Span, SpanRelativeTo, Timestamp};
 use serde::Serialize;
 
 use super::ClusterError;
@@ -188,27 +188,26 @@ pub fn created_by() -> String {
     format!("{user}@{host}")
 }
 
-/// Parses a time-to-live: a number with a unit `s`, `m`, `h` or `d` (`90s`, `10m`, `1h`), or plain seconds.
-pub fn parse_ttl(text: &str) -> Result<Duration, ClusterError> {
+/// Parses a ttl (`90s`, `10m`, `2h`, `1d`, `1h30m`, or plain seconds) with jiff's friendly duration format: a whole
+/// number of seconds, more than none and at most 30 days. `name` is how the front end calls the field (`--ttl`, or
+/// the dialog's `TTL`).
+pub fn parse_ttl(text: &str, name: &str) -> Result<Duration, ClusterError> {
     let bad = || {
         ClusterError::Usage(format!(
-            "invalid --ttl {text:?}: expected a positive duration such as 90s, 10m, 2h or 1d (at most 30d)"
+            "invalid {name} {text:?}: expected a positive duration such as 90s, 10m, 2h or 1d (at most 30d)"
         ))
     };
-    let text = text.trim();
-    let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((at, _)) => text.split_at(at),
-        None => (text, "s"),
+    let trimmed = text.trim();
+    let seconds = if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
+        trimmed.parse::<u64>().map_err(|_| bad())?
+    } else {
+        let span: Span = trimmed.parse().map_err(|_| bad())?;
+        let duration = span.to_duration(SpanRelativeTo::days_are_24_hours()).map_err(|_| bad())?;
+        if duration.is_negative() || duration.subsec_nanos() != 0 {
+            return Err(bad());
+        }
+        duration.as_secs().unsigned_abs()
     };
-    let number: u64 = number.parse().map_err(|_| bad())?;
-    let scale = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(bad()),
-    };
-    let seconds = number.checked_mul(scale).ok_or_else(bad)?;
     if seconds == 0 || seconds > 30 * 86_400 {
         return Err(bad());
     }
@@ -274,15 +273,19 @@ mod tests {
 
     #[test]
     fn ttls() {
-        assert_eq!(parse_ttl("90s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_ttl("10m").unwrap(), Duration::from_secs(600));
-        assert_eq!(parse_ttl("2h").unwrap(), Duration::from_secs(7200));
-        assert_eq!(parse_ttl("1d").unwrap(), Duration::from_secs(86_400));
-        assert_eq!(parse_ttl("45").unwrap(), Duration::from_secs(45));
-        for bad in ["", "0", "0m", "-5m", "10x", "m", "1.5h", "31d", "99999999999999999999"] {
-            let error = parse_ttl(bad).unwrap_err().to_string();
+        let ttl = |text| parse_ttl(text, "--ttl");
+        assert_eq!(ttl("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(ttl("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(ttl("2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(ttl("1d").unwrap(), Duration::from_secs(86_400));
+        assert_eq!(ttl("45").unwrap(), Duration::from_secs(45));
+        assert_eq!(ttl("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(ttl("1.5h").unwrap(), Duration::from_secs(5400), "jiff's fractions of a larger unit");
+        for bad in ["", "0", "0m", "-5m", "10x", "m", "1.5s", "31d", "99999999999999999999"] {
+            let error = ttl(bad).unwrap_err().to_string();
             assert!(error.contains("invalid --ttl"), "{bad}: {error}");
         }
+        assert!(parse_ttl("0s", "TTL").unwrap_err().to_string().starts_with("invalid TTL \"0s\""));
     }
 
     #[test]

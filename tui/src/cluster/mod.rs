@@ -3,6 +3,7 @@
 //!
 //! - [`kube_api`]: the one module that makes Kubernetes API calls; each call declares the RBAC rule it needs
 //!   ([`kube_api::KubeApi::CALLS`]), and a test holds `deploy/rbac.yaml` to exactly that list;
+//! - [`action`]: the one action layer: [`action::ClusterRequest`], [`action::execute`], outcomes, drafts;
 //! - [`agent`]: the ready node-agent pod on a node, and `faultline node …` commands run in it;
 //! - [`arm`]: arm/disarm a node (the policy file CUDA shims read at start-up), recorded as a ledger ConfigMap;
 //! - [`exec`]: the [`exec::PodExec`] trait (running a command in the node agent's pod), its kube implementation
@@ -11,6 +12,7 @@
 //! - [`gpu_failure`]: the GPU-failure scenario: arm, fail live processes, inject the XID, watch cordon and evictions;
 //! - [`ledger`]: the labels and annotations on everything faultline creates or changes (fault id, kind, expiry,
 //!   who/when): the cluster itself is the record of active faults;
+//! - [`names`]: Kubernetes names, labels and selectors, checked once for every front end;
 //! - [`network`]: `partition create`: NetworkPolicy or Chaos Mesh NetworkChaos, created stamped;
 //! - [`nodes`]: GPU nodes, their agent pods, cordon state, taints, GPU counts and recent XID events;
 //! - [`partition`]: network partitions as objects: NetworkPolicy presets and Chaos Mesh NetworkChaos (pure builders);
@@ -20,6 +22,7 @@
 //!   Kubernetes Event on the Node, and optionally watch the node until it is cordoned;
 //! - [`Session`]: a blocking façade (runtime + API) for the CLI and the dashboard's background worker.
 
+pub mod action;
 pub mod agent;
 pub mod arm;
 pub mod exec;
@@ -27,6 +30,7 @@ pub mod faults;
 pub mod gpu_failure;
 pub mod kube_api;
 pub mod ledger;
+pub mod names;
 pub mod network;
 pub mod nodes;
 pub mod partition;
@@ -149,6 +153,9 @@ pub enum ClusterError {
     /// A request that cannot be valid (checked before anything is sent).
     #[error("{0}")]
     Usage(String),
+    /// `--read-only` refused a change (see [`action::Access::allows`]).
+    #[error("--read-only: refusing to {0}")]
+    ReadOnly(&'static str),
 }
 
 fn context_suffix(context: &Option<String>) -> String {
@@ -166,7 +173,8 @@ impl ClusterError {
             ClusterError::Config { .. }
             | ClusterError::NodeNotFound { .. }
             | ClusterError::MissingCrd { .. }
-            | ClusterError::Usage(_) => EXIT_USAGE,
+            | ClusterError::Usage(_)
+            | ClusterError::ReadOnly(_) => EXIT_USAGE,
             ClusterError::AgentFailed { exit_code: Some(2), .. } => EXIT_USAGE,
             _ => EXIT_FAILED,
         }

@@ -14,7 +14,6 @@ use ratatui::layout::{Position, Rect};
 use super::cluster::form::{Ask, ClusterForm};
 use super::cluster::partition_dialog::PartitionDialog;
 use super::cluster::shim_dialog::ShimDialog;
-use super::cluster::worker::{describe_request, ArmRequest};
 use super::cluster::xid_dialog::XidDialog;
 use super::cluster::{ClusterEvent, ClusterRequest, ClusterView, Focus};
 use super::forms::{DumpDialog, Editor, ReplayDialog};
@@ -22,6 +21,7 @@ use super::keys::{self, Context, Intent, KeyBindings};
 use super::render::{self, theme::Theme};
 use super::sampler::{Command, Job, Key, ProcessRow, Snapshot, Update};
 use crate::actions::{Change, Switch};
+use crate::cluster::action::{Access, ArmRequest, ClusterChange};
 use crate::request::Request;
 use crate::targets::Selection;
 
@@ -506,36 +506,38 @@ impl App {
                 }
             }
             Overlay::Ask(ask) => match self.keys.intent(Context::Confirm, &event) {
-                Some(Intent::Yes) => self.confirmed(ask.request, ask.started),
+                Some(Intent::Yes) => self.confirmed(ask.request),
                 Some(Intent::No) => self.say("nothing done", false),
                 _ => self.overlay = Overlay::Ask(ask),
             },
         }
     }
 
-    /// `--read-only` refuses to `verb` here, before any dialog opens (the worker refuses it again).
-    fn refused(&mut self, verb: &'static str) -> bool {
-        if self.read_only {
-            self.say(crate::Error::ReadOnly(verb).to_string(), true);
+    /// Whether `--read-only` refuses `action` ([`Access::allows`] decides); says so if it does. Asked before a
+    /// dialog opens and again when it is confirmed (the worker's `execute` asks a third time).
+    fn refused(&mut self, action: ClusterChange) -> bool {
+        match (Access { read_only: self.read_only }).allows(action) {
+            Ok(()) => false,
+            Err(refusal) => {
+                self.say(refusal.to_string(), true);
+                true
+            }
         }
-        self.read_only
     }
 
     /// `y`: the request goes to the worker.
-    fn confirmed(&mut self, request: ClusterRequest, started: String) {
-        // Checked again: a dialog only opens without --read-only, but a second lock costs nothing.
-        if let Some((verb, _)) = describe_request(&request) {
-            if self.refused(verb) {
-                return;
-            }
+    fn confirmed(&mut self, request: ClusterRequest) {
+        if request.action().is_some_and(|action| self.refused(action)) {
+            return;
         }
+        let started = format!("{}…", request.busy());
         self.say(started.clone(), false);
         self.cluster.act(request, started);
     }
 
     /// `R`: asks to recover the selected fault.
     fn ask_recover(&mut self) {
-        if self.refused("recover faults") {
+        if self.refused(ClusterChange::Recover) {
             return;
         }
         // Only from the fault table, where the selection is shown: R must never recover a fault not in view.
@@ -555,14 +557,13 @@ impl App {
         self.overlay = Overlay::Ask(Box::new(Ask {
             title: " Recover a fault ".to_string(),
             question: format!("Recover fault {id} ({what}: {})? y/n", fault.summary),
-            request: ClusterRequest::Recover(id.clone()),
-            started: format!("recovering fault {id}…"),
+            request: ClusterRequest::recover_fault(&id),
         }));
     }
 
     /// `a`: asks to arm the selected node.
     fn ask_arm(&mut self) {
-        if self.refused("arm a node") {
+        if self.refused(ClusterChange::ArmNode) {
             return;
         }
         let Some(node) = self.cluster.selected_node().map(|n| n.name.clone()) else {
@@ -577,20 +578,19 @@ impl App {
                 ARM_TTL.as_secs() / 60
             ),
             request: ClusterRequest::ArmNode(ArmRequest { node: node.clone(), xid: ARM_XID, ttl: ARM_TTL }),
-            started: format!("arming node {node} with XID {ARM_XID}…"),
         }));
     }
 
     /// `p`: the create-partition dialog, in the context's namespace.
     fn open_partition_dialog(&mut self) {
-        if !self.refused("create a partition") {
+        if !self.refused(ClusterChange::CreatePartition) {
             self.overlay = Overlay::Partition(Box::new(PartitionDialog::new(&self.workload_namespace())));
         }
     }
 
     /// `s`: the shim dialog; Pin would use the selected node.
     fn open_shim_dialog(&mut self) {
-        if !self.refused("roll a shim out") {
+        if !self.refused(ClusterChange::EnableShim) {
             let node = self.cluster.selected_node().map(|n| n.name.clone());
             let dialog = ShimDialog::new(&self.workload_namespace(), node.as_deref());
             self.overlay = Overlay::Shim(Box::new(dialog));
@@ -608,9 +608,7 @@ impl App {
             match self.keys.intent(Context::Confirm, event) {
                 Some(Intent::Yes) => match dialog.request() {
                     Ok(request) => {
-                        let started =
-                            describe_request(&request).map(|(_, busy)| format!("{busy}…")).unwrap_or_default();
-                        self.confirmed(request, started);
+                        self.confirmed(request);
                         return false;
                     }
                     Err(message) => {
@@ -696,9 +694,7 @@ impl App {
     }
 
     fn open_xid_dialog(&mut self) {
-        if self.read_only {
-            let message = crate::Error::ReadOnly("inject an XID").to_string();
-            self.say(message, true);
+        if self.refused(ClusterChange::InjectXid) {
             return;
         }
         match self.cluster.selected_node() {
@@ -712,18 +708,8 @@ impl App {
         if dialog.confirming {
             match self.keys.intent(Context::Confirm, event) {
                 Some(Intent::Yes) => match dialog.request() {
-                    // Checked again: the dialog can only have been opened without --read-only, but a second lock
-                    // costs nothing.
-                    Ok(_) if self.read_only => {
-                        self.say(crate::Error::ReadOnly("inject an XID").to_string(), true);
-                        return false;
-                    }
                     Ok(request) => {
-                        self.say(
-                            format!("injecting XID {} on GPU {} of node {}…", request.xid, request.gpu, request.node),
-                            false,
-                        );
-                        self.cluster.inject(request);
+                        self.confirmed(ClusterRequest::InjectXid(Box::new(request)));
                         return false;
                     }
                     Err(message) => {

@@ -55,9 +55,7 @@ const READ_BACK_PATIENCE: Duration = Duration::from_secs(5);
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     /// An XID outside the catalog without `--force`.
-    #[error(
-        "XID {0} is not in faultline's catalog (`faultline node xid --list` shows it); add --force to inject it anyway"
-    )]
+    #[error("{}", crate::cluster::action::draft::unknown_xid(*.0, crate::cluster::action::draft::Names::Flags))]
     UnknownXid(u32),
     /// A `--pci` value that is not a PCI address.
     #[error("`{0}` is not a PCI address (expected e.g. 0000:3b:00.0)")]

@@ -1,20 +1,19 @@
-//! `faultline cluster partition|shim|faults|recover|reap`: the fault ledger's commands.
+//! `faultline cluster partition|shim|faults|recover|reap|gpu-failure`: the fault ledger's commands, each turned
+//! into a [`ClusterRequest`] (through the action layer's drafts where the user typed a fault's settings).
 
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
-use faultline::cluster::exec::PodExec;
-use faultline::cluster::faults::{self, Listing, Recovered, Which};
-use faultline::cluster::gpu_failure::{self, GpuFailureRequest, Step};
-use faultline::cluster::ledger::{self, FaultKind, Stamp};
-use faultline::cluster::partition::{self, ChaosAction, ChaosDirection, ChaosParams, ChaosSpec, PartitionSpec, Preset};
-use faultline::cluster::shim::{self, Follow, ShimChange};
+use faultline::cluster::action::draft::{check_workload, positive_seconds, Names, PartitionDraft, ShimDraft};
+use faultline::cluster::action::{ArmRequest, ClusterRequest, ShimTarget};
+use faultline::cluster::faults::{Listing, Which};
+use faultline::cluster::gpu_failure::GpuFailureRequest;
+use faultline::cluster::ledger::{self, parse_ttl};
+use faultline::cluster::partition::{ChaosAction, ChaosDirection, ChaosParams, Preset};
+use faultline::cluster::shim::Follow;
 use faultline::cluster::shim_rollout::{ShimSpec, Workload};
-use faultline::cluster::{arm, network, ClusterError, KubeApi, Session};
-use faultline::error::{EXIT_FAILED, EXIT_OK};
+use faultline::cluster::ClusterError;
 use k8s_openapi::jiff::Timestamp;
-
-use super::print;
 
 /// `faultline cluster partition …`.
 #[derive(Debug, Subcommand)]
@@ -44,9 +43,9 @@ pub struct PartitionArgs {
     /// The pods to cut off: KEY=VALUE[,KEY=VALUE…] (their labels, as given).
     #[arg(long, value_name = "LABELS")]
     pub selector: String,
-    /// What they lose (NetworkPolicy mode).
-    #[arg(long, value_name = "PRESET", default_value = "worker-worker")]
-    pub preset: String,
+    /// What they lose (NetworkPolicy mode) [default: worker-worker].
+    #[arg(long, value_name = "PRESET")]
+    pub preset: Option<String>,
     /// Cut incoming connections (neither --ingress nor --egress: both).
     #[arg(long)]
     pub ingress: bool,
@@ -243,141 +242,81 @@ pub struct GpuFailureArgs {
     pub interval: f64,
 }
 
-/// Runs a ledger command on `session` (`namespace`: `--namespace`).
-pub struct Context<'a> {
-    /// The connection.
-    pub session: &'a Session,
+/// The namespace of workloads and partitions: `--namespace`, else the kubeconfig context's (as kubectl).
+pub struct Namespace {
     /// `--namespace`.
-    pub namespace: Option<String>,
-    /// `--json`.
-    pub json: bool,
-    /// `--read-only`.
-    pub read_only: bool,
+    pub given: Option<String>,
+    /// The context's namespace.
+    pub context: String,
 }
 
-impl Context<'_> {
-    fn api(&self) -> &KubeApi {
-        self.session.api()
+impl Namespace {
+    fn get(&self) -> String {
+        self.given.clone().unwrap_or_else(|| self.context.clone())
     }
 
-    /// The namespace of workloads and partitions: `--namespace`, else the context's.
-    fn namespace(&self) -> String {
-        self.namespace.clone().unwrap_or_else(|| self.api().context_namespace().to_string())
-    }
-
-    fn scope(&self, scope: &ScopeArgs) -> Option<String> {
-        (!scope.all_namespaces).then(|| self.namespace())
-    }
-
-    fn refuse_if_read_only(&self, what: &'static str) -> Result<(), faultline::Error> {
-        if self.read_only {
-            Err(faultline::Error::ReadOnly(what))
-        } else {
-            Ok(())
-        }
+    /// Where a ledger command looks: `None` with `-A`.
+    pub fn scope(&self, scope: &ScopeArgs) -> Option<String> {
+        (!scope.all_namespaces).then(|| self.get())
     }
 }
 
-fn cluster(e: ClusterError) -> anyhow::Error {
-    faultline::Error::from(e).into()
-}
-
-fn ttl(text: &str) -> anyhow::Result<Duration> {
-    ledger::parse_ttl(text).map_err(cluster)
-}
-
-fn json_or(json: bool, value: &impl serde::Serialize, text: String) -> anyhow::Result<()> {
-    if json {
-        print(&format!("{}\n", serde_json::to_string_pretty(value)?))?;
-    } else {
-        print(&text)?;
-    }
-    Ok(())
-}
-
-fn say(line: &str) {
-    eprintln!("faultline: {line}");
-}
-
-/// `faultline cluster partition create`.
-pub fn partition(context: &Context<'_>, command: PartitionCommand) -> anyhow::Result<u8> {
+/// `faultline cluster partition create`: the flags as a [`PartitionDraft`].
+pub fn partition(namespace: &Namespace, command: PartitionCommand) -> anyhow::Result<ClusterRequest> {
     let PartitionCommand::Create(args) = command;
-    context.refuse_if_read_only("create a partition")?;
-    let namespace = context.namespace();
-    let selector = partition::parse_selector(&args.selector).map_err(cluster)?;
-    let to_selector = args.to_selector.as_deref().map(partition::parse_selector).transpose().map_err(cluster)?;
-    let ttl = ttl(&args.ttl)?;
-    let stamp = Stamp::new(FaultKind::Partition, Some(ttl));
-    let api = context.api();
-    let created = match args.mode {
-        PartitionMode::NetworkPolicy => {
-            if let Some(flag) = chaos_only_flag(&args) {
-                return Err(faultline::Error::usage(format!("{flag} needs --mode chaos-mesh")).into());
-            }
-            let spec = PartitionSpec {
-                namespace,
-                selector,
-                preset: Preset::parse(&args.preset).map_err(cluster)?,
-                ingress: args.ingress,
-                egress: args.egress,
-                block_nats: args.block_nats,
-                block_dns: args.block_dns,
-                to_selector,
-                pod_cidrs: args.pod_cidrs,
-            };
-            context.session.block_on(network::create_partition(api, &spec, &stamp)).map_err(cluster)?
+    let chaos = args.mode == PartitionMode::ChaosMesh;
+    if chaos {
+        if args.block_dns || args.block_nats || args.ingress || args.egress || args.preset.is_some() {
+            return Err(faultline::Error::usage(
+                "--preset, --ingress, --egress, --block-dns and --block-nats are NetworkPolicy options; with \
+                 --mode chaos-mesh use --action, --direction and --to-selector",
+            )
+            .into());
         }
-        PartitionMode::ChaosMesh => {
-            if args.block_dns || args.block_nats || args.ingress || args.egress || args.preset != "worker-worker" {
-                return Err(faultline::Error::usage(
-                    "--preset, --ingress, --egress, --block-dns and --block-nats are NetworkPolicy options; with \
-                     --mode chaos-mesh use --action, --direction and --to-selector",
-                )
-                .into());
-            }
-            let Some(action) = args.action.as_deref() else {
-                return Err(faultline::Error::usage(format!(
-                    "--mode chaos-mesh needs --action ({})",
-                    ChaosAction::NAMES.join(", ")
-                ))
-                .into());
-            };
-            let params = ChaosParams {
-                loss: args.loss,
-                correlation: args.correlation,
-                latency: args.latency,
-                jitter: args.jitter,
-                rate: args.rate,
-                limit: args.limit,
-                buffer: args.buffer,
-                peakrate: args.peakrate,
-                minburst: args.minburst,
-            };
-            let direction = match args.direction.as_deref() {
-                Some(text) => ChaosDirection::parse(text).map_err(cluster)?,
-                None => ChaosDirection::To,
-            };
-            let spec = ChaosSpec {
-                namespace,
-                selector,
-                action: ChaosAction::from_params(action, &params).map_err(cluster)?,
-                direction,
-                target: to_selector,
-                duration: Some(ttl),
-            };
-            context.session.block_on(network::create_chaos(api, &spec, &stamp)).map_err(cluster)?
+        if args.action.is_none() {
+            return Err(faultline::Error::usage(format!(
+                "--mode chaos-mesh needs --action ({})",
+                ChaosAction::NAMES.join(", ")
+            ))
+            .into());
         }
+    } else if let Some(flag) = chaos_only_flag(&args) {
+        return Err(faultline::Error::usage(format!("{flag} needs --mode chaos-mesh")).into());
+    }
+    let draft = PartitionDraft {
+        chaos,
+        namespace: namespace.get(),
+        selector: args.selector,
+        to_selector: args.to_selector.unwrap_or_default(),
+        ttl: args.ttl,
+        preset: args.preset.as_deref().map(Preset::parse).transpose().map_err(cluster)?.unwrap_or_default(),
+        ingress: args.ingress,
+        egress: args.egress,
+        block_nats: args.block_nats,
+        block_dns: args.block_dns,
+        pod_cidrs: args.pod_cidrs,
+        action: args.action.unwrap_or_default(),
+        direction: args
+            .direction
+            .as_deref()
+            .map(ChaosDirection::parse)
+            .transpose()
+            .map_err(cluster)?
+            .unwrap_or_default(),
+        params: ChaosParams {
+            loss: args.loss,
+            correlation: args.correlation,
+            latency: args.latency,
+            jitter: args.jitter,
+            rate: args.rate,
+            limit: args.limit,
+            buffer: args.buffer,
+            peakrate: args.peakrate,
+            minburst: args.minburst,
+        },
     };
-    let text = format!(
-        "created {} {}/{} (fault {}, until {})\n",
-        created.kind,
-        created.namespace,
-        created.name,
-        created.fault_id,
-        created.expires_at.as_deref().unwrap_or("recovered")
-    );
-    json_or(context.json, &created, text)?;
-    Ok(EXIT_OK)
+    let request = draft.parse(Names::Flags).map_err(cluster)?;
+    Ok(ClusterRequest::CreatePartition(Box::new(request)))
 }
 
 fn chaos_only_flag(args: &PartitionArgs) -> Option<&'static str> {
@@ -412,6 +351,7 @@ fn workload(args: &ShimTargetArgs) -> anyhow::Result<Workload> {
     if args.service.is_some() && w.dgd.is_none() {
         return Err(faultline::Error::usage("--service goes with --dgd").into());
     }
+    check_workload(&workload).map_err(cluster)?;
     Ok(workload)
 }
 
@@ -421,90 +361,42 @@ fn follow(args: &ShimTargetArgs) -> Option<Follow> {
 }
 
 /// `faultline cluster shim …`.
-pub fn shim(context: &Context<'_>, command: ShimCommand, exec: &impl PodExec) -> anyhow::Result<u8> {
-    let api = context.api();
-    match command {
+pub fn shim(namespace: &Namespace, command: ShimCommand) -> anyhow::Result<ClusterRequest> {
+    Ok(match command {
         ShimCommand::Enable(args) => {
-            context.refuse_if_read_only("roll a shim out")?;
-            let workload = workload(&args.target)?;
-            let spec = ShimSpec {
-                kind: args.kind.into(),
-                passthrough: args.passthrough,
-                xid: args.xid,
-                node: args.node,
-                container: args.container,
+            let draft = ShimDraft {
+                namespace: namespace.get(),
+                workload: workload(&args.target)?,
+                spec: ShimSpec {
+                    kind: args.kind.into(),
+                    passthrough: args.passthrough,
+                    xid: args.xid,
+                    node: args.node,
+                    container: args.container,
+                },
+                ttl: args.ttl,
+                follow: follow(&args.target),
             };
-            let stamp = Stamp::new(FaultKind::Shim, Some(ttl(&args.ttl)?));
-            let namespace = context.namespace();
-            let change = context
-                .session
-                .block_on(shim::enable(api, &namespace, &workload, &spec, &stamp, follow(&args.target), &mut say))
-                .map_err(cluster)?;
-            finish_shim(context, &change)
+            ClusterRequest::EnableShim(Box::new(draft.parse(Names::Flags).map_err(cluster)?))
         }
-        ShimCommand::Disable(args) => {
-            context.refuse_if_read_only("restore a workload")?;
-            let workload = workload(&args)?;
-            let namespace = context.namespace();
-            let change = context
-                .session
-                .block_on(shim::disable(api, &namespace, &workload, follow(&args), &mut say))
-                .map_err(cluster)?;
-            finish_shim(context, &change)
-        }
+        ShimCommand::Disable(args) => ClusterRequest::DisableShim(Box::new(ShimTarget {
+            namespace: namespace.get(),
+            workload: workload(&args)?,
+            follow: follow(&args),
+        })),
         ShimCommand::Arm(args) => {
-            context.refuse_if_read_only("arm a node")?;
-            let stamp = Stamp::new(FaultKind::ArmedNode, Some(ttl(&args.ttl)?));
-            let armed =
-                context.session.block_on(arm::arm_node(api, exec, &args.node, args.xid, &stamp)).map_err(cluster)?;
-            let text = format!(
-                "node {} armed: CUDA shims started there fail as with XID {} (fault {}, until {})\n",
-                armed.node,
-                armed.xid,
-                armed.fault_id,
-                stamp.expires_at.map_or("recovered".to_string(), |t| t.to_string())
-            );
-            json_or(context.json, &armed, text)?;
-            Ok(EXIT_OK)
+            ClusterRequest::ArmNode(ArmRequest { node: args.node, xid: args.xid, ttl: ttl(&args.ttl)? })
         }
-        ShimCommand::Disarm(args) => {
-            context.refuse_if_read_only("disarm a node")?;
-            let Some(fault_id) = context.session.block_on(arm::armed_by(api, &args.node)).map_err(cluster)? else {
-                let text = format!("node {} is not armed by faultline\n", args.node);
-                json_or(context.json, &serde_json::json!({"node": args.node, "armed": false}), text)?;
-                return Ok(EXIT_OK);
-            };
-            recover(
-                context,
-                &RecoverArgs { fault_id: Some(fault_id), all: false, scope: ScopeArgs { all_namespaces: true } },
-                exec,
-            )
-        }
-    }
+        ShimCommand::Disarm(args) => ClusterRequest::DisarmNode { node: args.node },
+    })
 }
 
-fn finish_shim(context: &Context<'_>, change: &ShimChange) -> anyhow::Result<u8> {
-    let mut text = match (&change.fault_id, change.changed) {
-        (Some(id), true) => format!("{} in namespace {}: fault {id}\n", change.workload, change.namespace),
-        _ => format!("{} in namespace {}: unchanged\n", change.workload, change.namespace),
-    };
-    let timed_out = change.rollout.as_ref().is_some_and(|r| !r.done);
-    if let Some(rollout) = &change.rollout {
-        text.push_str(&format!("rollout: {}{}\n", rollout.text, if rollout.done { ", done" } else { ", timed out" }));
-    }
-    json_or(context.json, change, text)?;
-    Ok(if timed_out { EXIT_FAILED } else { EXIT_OK })
+fn cluster(e: ClusterError) -> anyhow::Error {
+    faultline::Error::from(e).into()
 }
 
-/// `faultline cluster faults`.
-pub fn list(context: &Context<'_>, scope: &ScopeArgs) -> anyhow::Result<u8> {
-    let namespace = context.scope(scope);
-    let listing = context
-        .session
-        .block_on(faults::list(context.api(), namespace.as_deref(), Timestamp::now()))
-        .map_err(cluster)?;
-    json_or(context.json, &listing, render_listing(&listing, Timestamp::now()))?;
-    Ok(EXIT_OK)
+fn ttl(text: &str) -> anyhow::Result<Duration> {
+    parse_ttl(text, Names::Flags.ttl()).map_err(cluster)
 }
 
 /// The ledger as a table.
@@ -539,82 +431,29 @@ pub fn render_listing(listing: &Listing, now: Timestamp) -> String {
 }
 
 /// `faultline cluster gpu-failure`.
-pub fn gpu_failure(context: &Context<'_>, args: &GpuFailureArgs, exec: &impl PodExec) -> anyhow::Result<u8> {
-    context.refuse_if_read_only("simulate a GPU failure")?;
-    if !(args.interval > 0.0 && args.interval.is_finite()) {
+pub fn gpu_failure(namespace: &Namespace, args: &GpuFailureArgs) -> anyhow::Result<ClusterRequest> {
+    let Some(interval) = positive_seconds(args.interval) else {
         return Err(faultline::Error::usage("--interval must be a positive number of seconds").into());
-    }
-    let request = GpuFailureRequest {
+    };
+    Ok(ClusterRequest::GpuFailure(Box::new(GpuFailureRequest {
         node: args.node.clone(),
         gpu: args.gpu,
         xid: args.xid,
-        namespace: context.namespace(),
+        namespace: namespace.get(),
         ttl: Some(ttl(&args.ttl)?),
         watch_timeout: Duration::from_secs(args.watch_timeout),
-        interval: Duration::from_secs_f64(args.interval),
-    };
-    let json = context.json;
-    let mut timeline = |step: &Step| {
-        if !json {
-            say(&format!("[{:>4}s] {}", step.at_s, step.text));
-        }
-    };
-    let outcome =
-        context.session.block_on(gpu_failure::run(context.api(), exec, &request, &mut timeline)).map_err(cluster)?;
-    let text = format!(
-        "GPU failure on node {} (fault {}): cordoned {}, evicted {}; `faultline cluster recover {}` reverses it\n",
-        outcome.node,
-        outcome.fault_id,
-        if outcome.cordoned { "yes" } else { "no" },
-        if outcome.evicted { "yes" } else { "no" },
-        outcome.fault_id
-    );
-    json_or(json, &outcome, text)?;
-    Ok(if outcome.cordoned && outcome.evicted { EXIT_OK } else { EXIT_FAILED })
+        interval,
+    })))
 }
 
 /// `faultline cluster recover`.
-pub fn recover(context: &Context<'_>, args: &RecoverArgs, exec: &impl PodExec) -> anyhow::Result<u8> {
-    context.refuse_if_read_only("recover faults")?;
+pub fn recover(namespace: &Namespace, args: &RecoverArgs) -> ClusterRequest {
     let which = match &args.fault_id {
         Some(id) => Which::Id(id.clone()),
         None => Which::All,
     };
     // A fault id is unique cluster-wide: look everywhere unless told where.
     let namespace =
-        if matches!(which, Which::Id(_)) && context.namespace.is_none() { None } else { context.scope(&args.scope) };
-    undo(context, namespace.as_deref(), &which, exec)
-}
-
-/// `faultline cluster reap`.
-pub fn reap(context: &Context<'_>, scope: &ScopeArgs, exec: &impl PodExec) -> anyhow::Result<u8> {
-    context.refuse_if_read_only("reap expired faults")?;
-    let namespace = context.scope(scope);
-    undo(context, namespace.as_deref(), &Which::Expired, exec)
-}
-
-fn undo(context: &Context<'_>, namespace: Option<&str>, which: &Which, exec: &impl PodExec) -> anyhow::Result<u8> {
-    let mut report = |r: &Recovered| {
-        if !context.json {
-            say(&format!("{} {} {}: {}", r.fault_id, r.object_kind, place(r), r.outcome));
-        }
-    };
-    let done = context
-        .session
-        .block_on(faults::recover(context.api(), exec, namespace, which, Timestamp::now(), &mut report))
-        .map_err(cluster)?;
-    let text = match (done.is_empty(), which) {
-        (true, Which::Id(id)) => format!("nothing left of fault {id} (already recovered?)\n"),
-        (true, _) => "nothing to recover\n".to_string(),
-        (false, _) => format!("{} object(s) handled\n", done.len()),
-    };
-    json_or(context.json, &serde_json::json!({ "recovered": done }), text)?;
-    Ok(EXIT_OK)
-}
-
-fn place(r: &Recovered) -> String {
-    match &r.namespace {
-        Some(ns) => format!("{ns}/{}", r.name),
-        None => r.name.clone(),
-    }
+        if matches!(which, Which::Id(_)) && namespace.given.is_none() { None } else { namespace.scope(&args.scope) };
+    ClusterRequest::Recover { namespace, which }
 }

@@ -13,12 +13,12 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use super::names::{check_selector, object_name, validate_namespace};
 use super::units::{
     bandwidth_rate, check_count, check_peakrate, go_duration, go_duration_text, parse_bytes, parse_count,
     parse_peakrate, percent,
 };
 use crate::cluster::ledger::Stamp;
+use crate::cluster::names::{check_selector, object_name, validate_namespace};
 use crate::cluster::ClusterError;
 
 /// Chaos Mesh's API group.
@@ -34,9 +34,10 @@ pub const NETWORK_CHAOS_KIND: &str = "NetworkChaos";
 pub const NETWORK_CHAOS_PLURAL: &str = "networkchaos";
 
 /// Chaos Mesh's `direction`: which packets between the selected pods and the target the action applies to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum ChaosDirection {
     /// From the selected pods to the target (Chaos Mesh's default).
+    #[default]
     To,
     /// From the target to the selected pods.
     From,
@@ -252,22 +253,34 @@ pub struct ChaosSpec {
     pub duration: Option<Duration>,
 }
 
+impl ChaosSpec {
+    /// Checks the spec as [`network_chaos`] will: what a draft must pass before it becomes a request.
+    pub fn validate(&self) -> Result<(), ClusterError> {
+        validate_namespace(&self.namespace)?;
+        check_selector("--selector", &self.selector)?;
+        if let Some(target) = &self.target {
+            check_selector("--to-selector", target)?;
+        } else if self.direction != ChaosDirection::To {
+            return Err(ClusterError::Usage(format!(
+                "--direction {} needs --to-selector: Chaos Mesh defines `from` and `both` relative to a target (the \
+                 packets from the target's pods to the selected pods); without one only `to` (all the selected pods' \
+                 outgoing traffic) applies",
+                self.direction.as_str()
+            )));
+        }
+        if let Some(duration) = self.duration {
+            go_duration_text(duration)?;
+        }
+        self.action.parameters()?;
+        Ok(())
+    }
+}
+
 /// The complete `chaos-mesh.org/v1alpha1` NetworkChaos object for `spec`, named [`object_name`] and carrying the
 /// fault ledger's labels and annotations.
 pub fn network_chaos(spec: &ChaosSpec, stamp: &Stamp) -> Result<Value, ClusterError> {
     let name = object_name(stamp)?;
-    validate_namespace(&spec.namespace)?;
-    check_selector("--selector", &spec.selector)?;
-    if let Some(target) = &spec.target {
-        check_selector("--to-selector", target)?;
-    } else if spec.direction != ChaosDirection::To {
-        return Err(ClusterError::Usage(format!(
-            "--direction {} needs --to-selector: Chaos Mesh defines `from` and `both` relative to a target (the \
-             packets from the target's pods to the selected pods); without one only `to` (all the selected pods' \
-             outgoing traffic) applies",
-            spec.direction.as_str()
-        )));
-    }
+    spec.validate()?;
 
     let mut body = Map::new();
     body.insert("action".into(), spec.action.name().into());

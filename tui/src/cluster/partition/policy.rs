@@ -54,8 +54,8 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::names::{check_selector, object_name, validate_namespace};
 use crate::cluster::ledger::Stamp;
+use crate::cluster::names::{check_selector, object_name, validate_namespace};
 use crate::cluster::ClusterError;
 
 /// The label that marks NATS pods (the NATS Helm chart's), in any namespace.
@@ -77,9 +77,10 @@ pub const DNS_PORT: i32 = 53;
 pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
 /// A partition preset: which pods the selected pods lose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum Preset {
     /// The selected pods cannot talk to pods matching the same selector (or `--to-selector`).
+    #[default]
     WorkerWorker,
     /// The selected (worker) pods cannot talk to the pods matching `--to-selector` (the frontends).
     FrontendWorker,
@@ -161,6 +162,20 @@ impl PartitionSpec {
         self.block_nats || self.preset == Preset::WorkerNats
     }
 
+    /// Checks everything but the pod CIDRs, which are read from the nodes when the policy is created (only
+    /// their form is checked here, when given): what a draft must pass before it becomes a request.
+    pub fn validate(&self) -> Result<(), ClusterError> {
+        validate_namespace(&self.namespace)?;
+        check_selector("--selector", &self.selector)?;
+        if let Some(to) = &self.to_selector {
+            check_selector("--to-selector", to)?;
+        }
+        if !matches!(self.blocked()?, Blocked::Everything) && !self.pod_cidrs.is_empty() {
+            parse_pod_cidrs(&self.pod_cidrs)?;
+        }
+        Ok(())
+    }
+
     /// Which pods of the namespace the preset blocks, after checking the combination of flags.
     fn blocked(&self) -> Result<Blocked<'_>, ClusterError> {
         if self.preset == Preset::WorkerNats && self.ingress {
@@ -214,11 +229,7 @@ enum Blocked<'a> {
 /// The NetworkPolicy for `spec`, named [`object_name`] and carrying the fault ledger's labels and annotations.
 pub fn network_policy(spec: &PartitionSpec, stamp: &Stamp) -> Result<NetworkPolicy, ClusterError> {
     let name = object_name(stamp)?;
-    validate_namespace(&spec.namespace)?;
-    check_selector("--selector", &spec.selector)?;
-    if let Some(to) = &spec.to_selector {
-        check_selector("--to-selector", to)?;
-    }
+    spec.validate()?;
     let blocked = spec.blocked()?;
     let (ingress, egress) = spec.directions();
     let everything = matches!(blocked, Blocked::Everything);

@@ -131,7 +131,7 @@ impl ShimSpec {
             }
         }
         if let Some(node) = &self.node {
-            if !is_dns_subdomain(node) {
+            if node.len() > 253 || !crate::cluster::names::is_dns_subdomain(node) {
                 return Err(ClusterError::Usage(format!(
                     "invalid --node {node:?}: a node name is lower-case letters, digits, '-' and '.' (at most 253)"
                 )));
@@ -151,15 +151,6 @@ impl ShimSpec {
         }
         env
     }
-}
-
-fn is_dns_subdomain(name: &str) -> bool {
-    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-    !name.is_empty()
-        && name.len() <= 253
-        && name.chars().all(|c| alnum(c) || c == '-' || c == '.')
-        && name.starts_with(alnum)
-        && name.ends_with(alnum)
 }
 
 /// A shim found on a workload (for listing).

@@ -143,10 +143,8 @@ pub struct Ask {
     pub title: String,
     /// The question, ending `y/n`.
     pub question: String,
-    /// What `y` sends to the worker.
+    /// What `y` sends to the worker (the status line says its [`ClusterRequest::busy`]).
     pub request: ClusterRequest,
-    /// What the status line says on `y`.
-    pub started: String,
 }
 
 #[cfg(test)]

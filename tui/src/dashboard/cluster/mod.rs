@@ -3,8 +3,9 @@
 //! act on the cluster.
 //!
 //! - this file: [`ClusterView`], the view's model, changed only by the UI thread (keys, and [`ClusterEvent`]s
-//!   from the worker); what it wants done leaves as [`ClusterRequest`]s in [`ClusterView::outbox`];
-//! - [`worker`]: the background thread that makes every Kubernetes call;
+//!   from the worker); what it wants done leaves as [`WorkerRequest`]s in [`ClusterView::outbox`];
+//! - [`worker`]: the background thread that makes every Kubernetes call, through the cluster action layer
+//!   ([`crate::cluster::action`]);
 //! - [`xid_dialog`]: the inject-XID dialog's model;
 //! - [`form`]: what the partition and shim dialogs share, and the recover / arm questions;
 //! - [`partition_dialog`], [`shim_dialog`]: the create-partition and shim-rollout dialogs' models.
@@ -16,13 +17,14 @@ pub mod worker;
 pub mod xid_dialog;
 
 use std::collections::VecDeque;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
+pub use crate::cluster::action::ClusterRequest;
 use crate::cluster::faults::Fault;
 use crate::cluster::nodes::GpuNode;
-use crate::cluster::xid_inject::{Progress, XidInjectRequest, XidInjectResult};
+use crate::cluster::xid_inject::XidInjectRequest;
 use crate::output::plural;
-pub use worker::{ClusterEvent, ClusterRequest};
+pub use worker::{ClusterEvent, WorkerRequest};
 
 /// Log lines kept (older ones are dropped).
 pub const LOG_LEN: usize = 200;
@@ -93,7 +95,7 @@ pub struct ClusterView {
     /// What the view did, oldest first, at most [`LOG_LEN`].
     pub log: VecDeque<LogLine>,
     /// Requests for the worker.
-    pub outbox: Vec<ClusterRequest>,
+    pub outbox: Vec<WorkerRequest>,
 }
 
 impl ClusterView {
@@ -103,34 +105,32 @@ impl ClusterView {
             self.opened = true;
             self.log(LogKind::Info, "connecting to the cluster (kubeconfig, like kubectl)…".to_string());
         }
-        self.outbox.push(ClusterRequest::Watch(true));
+        self.outbox.push(WorkerRequest::Watch(true));
     }
 
     /// The view is hidden: no more refreshes.
     pub fn close(&mut self) {
         if self.opened {
-            self.outbox.push(ClusterRequest::Watch(false));
+            self.outbox.push(WorkerRequest::Watch(false));
         }
     }
 
     /// `r`: list the nodes now.
     pub fn refresh(&mut self) {
-        self.outbox.push(ClusterRequest::Refresh);
+        self.outbox.push(WorkerRequest::Refresh);
     }
 
     /// Sends a confirmed injection to the worker.
     pub fn inject(&mut self, request: XidInjectRequest) {
-        self.log(
-            LogKind::Info,
-            format!("injecting XID {} on GPU {} of node {}…", request.xid, request.gpu, request.node),
-        );
-        self.outbox.push(ClusterRequest::InjectXid(Box::new(request)));
+        let request = ClusterRequest::InjectXid(Box::new(request));
+        let line = format!("{}…", request.busy());
+        self.act(request, line);
     }
 
-    /// Sends a confirmed action (recover, partition, shim, arm) to the worker, logging `line` first.
+    /// Sends a confirmed request to the worker, logging `line` first.
     pub fn act(&mut self, request: ClusterRequest, line: String) {
         self.log(LogKind::Info, line);
-        self.outbox.push(request);
+        self.outbox.push(WorkerRequest::Act(request));
     }
 
     /// Tab: the other table.
@@ -174,7 +174,7 @@ impl ClusterView {
     }
 
     /// Takes the requests for the worker.
-    pub fn take_requests(&mut self) -> Vec<ClusterRequest> {
+    pub fn take_requests(&mut self) -> Vec<WorkerRequest> {
         std::mem::take(&mut self.outbox)
     }
 
@@ -240,15 +240,16 @@ impl ClusterView {
                 self.faults_error = Some(message);
                 None
             }
-            ClusterEvent::ActionProgress(line) => {
-                self.log(LogKind::Info, line);
+            ClusterEvent::Progress(step) => {
+                let kind = if step.is_waiting() { LogKind::Waiting } else { LogKind::Info };
+                self.log(kind, step.to_string());
                 None
             }
-            ClusterEvent::ActionDone(outcome) => {
+            ClusterEvent::Done(done) => {
                 self.busy = None;
-                let (text, failed) = match outcome {
-                    Ok(text) => (text, false),
-                    Err(message) => (format!("failed: {message}"), true),
+                let (text, failed) = match done {
+                    Ok(outcome) => (outcome.to_string(), outcome.failed()),
+                    Err(failure) => (failure.to_string(), true),
                 };
                 self.log(if failed { LogKind::Error } else { LogKind::Ok }, text.clone());
                 Some((text, failed))
@@ -274,23 +275,6 @@ impl ClusterView {
                 self.error = Some(message);
                 None
             }
-            ClusterEvent::XidProgress(step) => {
-                let kind = if matches!(step, Progress::Waiting { .. }) { LogKind::Waiting } else { LogKind::Info };
-                self.log(kind, describe_progress(&step));
-                None
-            }
-            ClusterEvent::XidDone(Ok(result)) => {
-                self.busy = None;
-                let (text, failed) = describe_result(&result);
-                self.log(if failed { LogKind::Error } else { LogKind::Ok }, text.clone());
-                Some((text, failed))
-            }
-            ClusterEvent::XidDone(Err(message)) => {
-                self.busy = None;
-                let text = format!("XID not injected: {message}");
-                self.log(LogKind::Error, text.clone());
-                Some((text, true))
-            }
         }
     }
 
@@ -310,44 +294,6 @@ pub fn fault_key(fault: &Fault) -> String {
     format!("{}/{}/{}/{}", fault.fault_id, fault.object_kind, fault.namespace.as_deref().unwrap_or(""), fault.name)
 }
 
-/// One log line for a step of an injection.
-pub fn describe_progress(step: &Progress) -> String {
-    match step {
-        Progress::Agent { pod } => format!("running `faultline node xid` in agent pod {pod}"),
-        Progress::Injected { report } if report.dry_run => format!("dry run, nothing written: {}", report.line),
-        Progress::Injected { report } => format!("written to the node's kernel log: {}", report.line),
-        Progress::EventRecorded { name } => format!("recorded Event {name} on the node"),
-        Progress::Waiting { elapsed, taints } => format!(
-            "waiting for the node to be cordoned… {} s (taints: {})",
-            elapsed.as_secs(),
-            if taints.is_empty() { "none".to_string() } else { taints.join(", ") }
-        ),
-        Progress::Cordoned { elapsed } => format!("node cordoned after {}", seconds(*elapsed)),
-    }
-}
-
-/// The outcome of an injection in one line, and whether it counts as a failure (a watch that timed out).
-pub fn describe_result(result: &XidInjectResult) -> (String, bool) {
-    let agent = &result.agent;
-    let mut text = format!(
-        "XID {} ({}) injected on GPU {} (PCI {}) of node {}: fault {}",
-        agent.xid, agent.xid_name, agent.gpu, agent.pci, result.node, result.fault_id
-    );
-    if let Some(watch) = &result.watch {
-        let waited = seconds(Duration::from_secs_f64(watch.waited_s.max(0.0)));
-        if watch.cordoned {
-            text.push_str(&format!("; cordoned after {waited}"));
-        } else {
-            text.push_str(&format!("; not cordoned within {waited} (is NVSentinel running on the node?)"));
-        }
-    }
-    (text, result.watch_timed_out())
-}
-
-fn seconds(duration: Duration) -> String {
-    format!("{:.1} s", duration.as_secs_f64())
-}
-
 /// The XID number of one of faultline's XID Events (their message starts `XID <n> (`).
 pub fn xid_of(message: &str) -> Option<u32> {
     let rest = message.strip_prefix("XID ")?;
@@ -358,7 +304,10 @@ pub fn xid_of(message: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::xid_inject::WatchOutcome;
+    use std::time::Duration;
+
+    use crate::cluster::action::{ClusterOutcome, ClusterProgress};
+    use crate::cluster::xid_inject::{Progress, WatchOutcome, XidInjectResult};
     use crate::node::XidReport;
 
     fn node(name: &str) -> GpuNode {
@@ -389,10 +338,10 @@ mod tests {
         assert_eq!(
             view.take_requests(),
             vec![
-                ClusterRequest::Watch(true),
-                ClusterRequest::Refresh,
-                ClusterRequest::Watch(false),
-                ClusterRequest::Watch(true)
+                WorkerRequest::Watch(true),
+                WorkerRequest::Refresh,
+                WorkerRequest::Watch(false),
+                WorkerRequest::Watch(true)
             ]
         );
         assert_eq!(view.log.len(), 1, "{:?}", view.log);
@@ -433,11 +382,13 @@ mod tests {
     fn progress_lines_replace_the_waiting_line_and_the_result_reaches_the_status_bar() {
         let mut view = ClusterView::default();
         view.inject(XidInjectRequest::new("gpu-a", 1, 79));
-        assert!(matches!(view.take_requests().as_slice(), [ClusterRequest::InjectXid(r)] if r.gpu == 1));
-        view.on_event(ClusterEvent::XidProgress(Progress::Agent { pod: "faultline-node-a".into() }));
+        assert!(
+            matches!(view.take_requests().as_slice(), [WorkerRequest::Act(ClusterRequest::InjectXid(r))] if r.gpu == 1)
+        );
+        view.on_event(ClusterEvent::Progress(ClusterProgress::Xid(Progress::Agent { pod: "faultline-node-a".into() })));
         for elapsed in [2, 4, 6] {
             let waiting = Progress::Waiting { elapsed: Duration::from_secs(elapsed), taints: vec![] };
-            view.on_event(ClusterEvent::XidProgress(waiting));
+            view.on_event(ClusterEvent::Progress(ClusterProgress::Xid(waiting)));
         }
         let texts: Vec<&str> = view.log.iter().map(|l| l.text.as_str()).collect();
         assert_eq!(texts.len(), 3, "{texts:?}");
@@ -464,7 +415,9 @@ mod tests {
             event: Some("gpu-a.fl-1".into()),
             watch: Some(WatchOutcome { cordoned: false, waited_s: 300.0, taints: vec![] }),
         };
-        let said = view.on_event(ClusterEvent::XidDone(Ok(Box::new(result)))).expect("a status line");
+        let said = view
+            .on_event(ClusterEvent::Done(Ok(Box::new(ClusterOutcome::Xid(Box::new(result))))))
+            .expect("a status line");
         assert_eq!(
             said.0,
             "XID 79 (GPU has fallen off the bus) injected on GPU 1 (PCI 0000:3b:00.0) of node gpu-a: fault fl-1; not \

@@ -1,60 +1,14 @@
 //! The create-partition dialog's model (`p`): a NetworkPolicy (preset, directions, NATS and DNS) or a Chaos Mesh
-//! NetworkChaos (action and its parameters, direction), with the namespace, the selectors and the ttl. Every draft
-//! is checked by the same pure builders `faultline cluster partition create` uses, so an error shows as it is
-//! typed; Enter asks for confirmation and only `y` turns the draft into a [`PartitionRequest`].
-
-use std::time::Duration;
-
-use k8s_openapi::jiff::Timestamp;
+//! NetworkChaos (action and its parameters, direction), with the namespace, the selectors and the ttl. The rows
+//! make a [`PartitionDraft`], checked as `faultline cluster partition create` checks its flags, so an error shows as
+//! it is typed; Enter asks for confirmation and only `y` turns the draft into a [`PartitionRequest`].
 
 use super::form::{checkbox, choice, cycle, ClusterForm, FormRow, FormState, Input};
-use super::ClusterRequest;
-use crate::cluster::ledger::{self, FaultKind, Stamp};
-use crate::cluster::partition::{self, ChaosAction, ChaosDirection, ChaosParams, ChaosSpec, PartitionSpec, Preset};
-
-/// A partition to create, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PartitionRequest {
-    /// A NetworkPolicy (its `pod_cidrs` empty: they are read from the nodes when it is created).
-    Policy {
-        /// What it cuts.
-        spec: PartitionSpec,
-        /// How long it lasts.
-        ttl: Duration,
-    },
-    /// A Chaos Mesh NetworkChaos (its `duration` is the ttl).
-    Chaos {
-        /// What it does.
-        spec: ChaosSpec,
-        /// How long it lasts.
-        ttl: Duration,
-    },
-}
-
-impl PartitionRequest {
-    /// How long the fault lasts.
-    pub fn ttl(&self) -> Duration {
-        match self {
-            PartitionRequest::Policy { ttl, .. } | PartitionRequest::Chaos { ttl, .. } => *ttl,
-        }
-    }
-
-    /// Where the object goes.
-    pub fn namespace(&self) -> &str {
-        match self {
-            PartitionRequest::Policy { spec, .. } => &spec.namespace,
-            PartitionRequest::Chaos { spec, .. } => &spec.namespace,
-        }
-    }
-
-    /// `NetworkPolicy` or `NetworkChaos`.
-    pub fn object_kind(&self) -> &'static str {
-        match self {
-            PartitionRequest::Policy { .. } => "NetworkPolicy",
-            PartitionRequest::Chaos { .. } => partition::NETWORK_CHAOS_KIND,
-        }
-    }
-}
+use crate::cluster::action::draft::{Names, PartitionDraft};
+use crate::cluster::action::ClusterRequest;
+pub use crate::cluster::action::PartitionRequest;
+use crate::cluster::ledger;
+use crate::cluster::partition::{self, ChaosAction, ChaosDirection, ChaosParams, Preset};
 
 /// The rows, in order; which are shown depends on the mode and the chaos action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -307,9 +261,9 @@ impl PartitionDialog {
             F::ToSelector => {
                 partition::parse_selector(&self.to_selector).map(|_| "the other side".into()).map_err(usage)
             }
-            F::Ttl => ledger::parse_ttl(&self.ttl)
+            F::Ttl => ledger::parse_ttl(&self.ttl, Names::Labels.ttl())
                 .map(|ttl| format!("removed after {} s (by the reaper if faultline is gone)", ttl.as_secs()))
-                .map_err(|e| e.to_string().replace("--ttl", "TTL")),
+                .map_err(usage),
             F::Preset => Ok(match self.preset() {
                 Preset::WorkerWorker => "the selected pods lose each other (or the to-selector pods)",
                 Preset::FrontendWorker => "they lose the to-selector pods (the frontends)",
@@ -346,67 +300,46 @@ impl PartitionDialog {
         }
     }
 
+    /// The draft the rows stand for; of the chaos parameters only the shown action's (the others keep their
+    /// proposals for a later switch).
+    pub fn draft(&self) -> PartitionDraft {
+        let shown = self.fields();
+        let pick = |field: PartitionField, value: &Option<String>| value.clone().filter(|_| shown.contains(&field));
+        let p = &self.params;
+        PartitionDraft {
+            chaos: self.chaos,
+            namespace: self.namespace.clone(),
+            selector: self.selector.clone(),
+            to_selector: self.to_selector.clone(),
+            ttl: self.ttl.clone(),
+            preset: self.preset(),
+            ingress: self.ingress,
+            egress: self.egress,
+            block_nats: self.block_nats,
+            block_dns: self.block_dns,
+            pod_cidrs: Vec::new(),
+            action: self.action_name().to_string(),
+            direction: self.direction(),
+            params: ChaosParams {
+                loss: pick(PartitionField::Loss, &p.loss),
+                correlation: pick(PartitionField::Correlation, &p.correlation),
+                latency: pick(PartitionField::Latency, &p.latency),
+                jitter: pick(PartitionField::Jitter, &p.jitter),
+                rate: pick(PartitionField::Rate, &p.rate),
+                limit: pick(PartitionField::Limit, &p.limit),
+                buffer: pick(PartitionField::Buffer, &p.buffer),
+                peakrate: pick(PartitionField::Peakrate, &p.peakrate),
+                minburst: pick(PartitionField::Minburst, &p.minburst),
+            },
+        }
+    }
+
     /// The validated request; `Err` says what is wrong first.
     pub fn partition(&self) -> Result<PartitionRequest, String> {
         if let Some((label, error)) = self.first_error() {
             return Err(format!("{label}: {error}"));
         }
-        let message = |e: crate::cluster::ClusterError| e.to_string();
-        let namespace = self.namespace.trim().to_string();
-        let selector = partition::parse_selector(&self.selector).map_err(message)?;
-        let to_selector = match self.to_selector.trim() {
-            "" => None,
-            text => Some(partition::parse_selector(text).map_err(message)?),
-        };
-        let ttl = ledger::parse_ttl(&self.ttl).map_err(message)?;
-        // A throwaway stamp: the builders are pure and need one to name the object; the worker makes the real one.
-        let stamp =
-            Stamp::at(FaultKind::Partition, "fl-000000000000".into(), Timestamp::UNIX_EPOCH, Some(ttl), String::new());
-        if !self.chaos {
-            let spec = PartitionSpec {
-                namespace,
-                selector,
-                preset: self.preset(),
-                ingress: self.ingress,
-                egress: self.egress,
-                block_nats: self.block_nats,
-                block_dns: self.block_dns,
-                to_selector,
-                pod_cidrs: Vec::new(),
-            };
-            // The pod CIDRs come from the nodes when the policy is created; any valid range checks the rest.
-            let probe = PartitionSpec { pod_cidrs: vec!["10.0.0.0/8".into()], ..spec.clone() };
-            partition::network_policy(&probe, &stamp).map_err(message)?;
-            return Ok(PartitionRequest::Policy { spec, ttl });
-        }
-        let given = |text: &Option<String>| text.as_ref().map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
-        // Only the shown action's parameters: the others keep their proposals for a later switch.
-        let shown = self.fields();
-        let pick =
-            |field: PartitionField, value: &Option<String>| if shown.contains(&field) { given(value) } else { None };
-        let p = &self.params;
-        let params = ChaosParams {
-            loss: pick(PartitionField::Loss, &p.loss),
-            correlation: pick(PartitionField::Correlation, &p.correlation),
-            latency: pick(PartitionField::Latency, &p.latency),
-            jitter: pick(PartitionField::Jitter, &p.jitter),
-            rate: pick(PartitionField::Rate, &p.rate),
-            limit: pick(PartitionField::Limit, &p.limit),
-            buffer: pick(PartitionField::Buffer, &p.buffer),
-            peakrate: pick(PartitionField::Peakrate, &p.peakrate),
-            minburst: pick(PartitionField::Minburst, &p.minburst),
-        };
-        let action = ChaosAction::from_params(self.action_name(), &params).map_err(message)?;
-        let spec = ChaosSpec {
-            namespace,
-            selector,
-            action,
-            direction: self.direction(),
-            target: to_selector,
-            duration: Some(ttl),
-        };
-        partition::network_chaos(&spec, &stamp).map_err(message)?;
-        Ok(PartitionRequest::Chaos { spec, ttl })
+        self.draft().parse(Names::Labels).map_err(|e| e.to_string())
     }
 }
 
@@ -517,6 +450,8 @@ impl ClusterForm for PartitionDialog {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn typed(dialog: &mut PartitionDialog, field: PartitionField, text: &str) {

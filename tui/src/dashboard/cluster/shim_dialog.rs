@@ -8,23 +8,17 @@ use std::time::Duration;
 use shm_proto::Kind;
 
 use super::form::{checkbox, choice, cycle, ClusterForm, FormRow, FormState, Input};
-use super::ClusterRequest;
+use crate::cluster::action::draft::{Names, ShimDraft};
+use crate::cluster::action::ClusterRequest;
+pub use crate::cluster::action::ShimRequest;
 use crate::cluster::ledger;
-use crate::cluster::partition;
+use crate::cluster::names::{check_name, validate_namespace};
+use crate::cluster::shim::Follow;
 use crate::cluster::shim_rollout::{ShimSpec, Workload};
 
-/// A shim rollout, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShimRequest {
-    /// The workload's namespace.
-    pub namespace: String,
-    /// The workload.
-    pub workload: Workload,
-    /// What goes in.
-    pub spec: ShimSpec,
-    /// How long; the reaper restores the workload then.
-    pub ttl: Duration,
-}
+/// How long a shim rollout is followed before the worker moves on (the change stays, and is in the fault list):
+/// long enough for a small Deployment, short enough not to stall the view's refreshes for minutes.
+pub const SHIM_FOLLOW: Follow = Follow { timeout: Duration::from_secs(60), interval: Duration::from_secs(2) };
 
 /// The workload types, in the order the dialog cycles them.
 pub const WORKLOAD_TYPES: [&str; 3] = ["deployment", "statefulset", "dgd"];
@@ -188,7 +182,7 @@ impl ShimDialog {
             ShimField::Service => {
                 check_name("service", &self.service).map(|()| "a key of spec.services, e.g. VllmDecodeWorker".into())
             }
-            ShimField::Namespace => partition::validate_namespace(self.namespace.trim())
+            ShimField::Namespace => validate_namespace(self.namespace.trim())
                 .map(|()| "the workload's namespace".into())
                 .map_err(|e| e.to_string()),
             ShimField::Passthrough => Ok("loaded with faults off (steer it later, or arm the node)".into()),
@@ -207,9 +201,9 @@ impl ShimDialog {
                 (None, true) => Err("no node is selected in the view to pin to".into()),
                 (None, false) => Ok("any GPU node".into()),
             },
-            ShimField::Ttl => ledger::parse_ttl(&self.ttl)
+            ShimField::Ttl => ledger::parse_ttl(&self.ttl, Names::Labels.ttl())
                 .map(|ttl| format!("restored after {} s (by the reaper if faultline is gone)", ttl.as_secs()))
-                .map_err(|e| e.to_string().replace("--ttl", "TTL")),
+                .map_err(|e| e.to_string()),
         }
     }
 
@@ -218,32 +212,21 @@ impl ShimDialog {
         if let Some((label, error)) = self.first_error() {
             return Err(format!("{label}: {error}"));
         }
-        let spec = self.spec()?;
-        spec.validate().map_err(|e| e.to_string())?;
-        let name = self.name.trim().to_string();
+        let name = self.name.clone();
         let workload = match WORKLOAD_TYPES[self.workload_type] {
             "deployment" => Workload::Deployment(name),
             "statefulset" => Workload::StatefulSet(name),
-            _ => Workload::Dgd { name, service: self.service.trim().to_string() },
+            _ => Workload::Dgd { name, service: self.service.clone() },
         };
-        let ttl = ledger::parse_ttl(&self.ttl).map_err(|e| e.to_string())?;
-        Ok(ShimRequest { namespace: self.namespace.trim().to_string(), workload, spec, ttl })
+        let draft = ShimDraft {
+            namespace: self.namespace.clone(),
+            workload,
+            spec: self.spec()?,
+            ttl: self.ttl.clone(),
+            follow: Some(SHIM_FOLLOW),
+        };
+        draft.parse(Names::Labels).map_err(|e| e.to_string())
     }
-}
-
-/// A workload or service name: not empty, lower-case letters, digits, '-' and '.' (DNS subdomain characters);
-/// a DGD service key may have capitals (`VllmDecodeWorker`).
-fn check_name(what: &str, text: &str) -> Result<(), String> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err(format!("give the {what}"));
-    }
-    let allowed = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.' || (what == "service" && c == '_');
-    let lower = what == "service" || !text.chars().any(|c| c.is_ascii_uppercase());
-    if !text.chars().all(allowed) || !lower || text.len() > 253 {
-        return Err(format!("{text:?} is not a valid {what} (lower-case letters, digits, '-' and '.')"));
-    }
-    Ok(())
 }
 
 impl ClusterForm for ShimDialog {

@@ -1,6 +1,7 @@
-//! The cluster view's worker thread: the only place the dashboard talks to Kubernetes. Every
-//! [`crate::cluster::Session`] call blocks on the network, so none may run on the UI thread; the view sends
-//! [`ClusterRequest`]s here and hears back through [`ClusterEvent`]s, the same way the sampler publishes snapshots.
+//! The cluster view's worker thread: the only place the dashboard talks to Kubernetes, and only through
+//! [`crate::cluster::action::execute`]. Every call blocks on the network, so none may run on the UI thread; the view
+//! sends [`WorkerRequest`]s here and hears back through [`ClusterEvent`]s, the same way the sampler publishes
+//! snapshots.
 //!
 //! Nothing connects until the first request (the view opening), so the process view and the demo never need a
 //! cluster. A failed connection is not cached: the next refresh tries again, so fixing the kubeconfig and pressing
@@ -10,55 +11,39 @@
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant, SystemTime};
 
-use k8s_openapi::jiff::Timestamp;
-
-use super::partition_dialog::PartitionRequest;
-use super::shim_dialog::ShimRequest;
-use crate::cluster::arm::{self, ArmedNode};
-use crate::cluster::faults::{self, Listing, Recovered, Which};
-use crate::cluster::ledger::{FaultKind, Stamp};
-use crate::cluster::network::{self, Created};
+use crate::cluster::action::{self, Access, Cluster, ClusterOutcome, ClusterProgress, ClusterRequest};
+use crate::cluster::faults::Listing;
 use crate::cluster::nodes::GpuNode;
-use crate::cluster::shim::{self, Follow, ShimChange};
-use crate::cluster::xid_inject::{Progress, XidInjectRequest, XidInjectResult};
 use crate::cluster::{ClusterError, ConnectOptions, Session};
 
 /// How often the open view lists the nodes again.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(5);
 
-/// How long a shim rollout is followed before the worker moves on (the change stays, and is in the fault list):
-/// long enough for a small Deployment, short enough not to stall the view's refreshes for minutes.
-pub const SHIM_FOLLOW: Follow = Follow { timeout: Duration::from_secs(60), interval: Duration::from_secs(2) };
-
-/// Arm a node: CUDA shims started there fail as with `xid` (see [`crate::cluster::arm`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArmRequest {
-    /// The node.
-    pub node: String,
-    /// The XID (one with a CUDA shim preset).
-    pub xid: u32,
-    /// How long the node stays armed; the reaper disarms it then.
-    pub ttl: Duration,
-}
-
 /// What the view asks of the worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClusterRequest {
+pub enum WorkerRequest {
     /// The view opened (`true`: connect if needed, list the nodes now and every [`REFRESH_EVERY`]) or closed
     /// (`false`: stop refreshing).
     Watch(bool),
     /// List the nodes now.
     Refresh,
-    /// Inject an XID (see [`crate::cluster::xid_inject::inject`]); the node list is refreshed afterwards.
-    InjectXid(Box<XidInjectRequest>),
-    /// Undo every object of this fault id, wherever it is (see [`faults::recover`]).
-    Recover(String),
-    /// Create a NetworkPolicy or a Chaos Mesh NetworkChaos.
-    CreatePartition(Box<PartitionRequest>),
-    /// Roll a shim into a workload, following the rollout for up to [`SHIM_FOLLOW`].
-    EnableShim(Box<ShimRequest>),
-    /// Arm a node.
-    ArmNode(ArmRequest),
+    /// Carry out a cluster request; the node list and the ledger are refreshed afterwards.
+    Act(ClusterRequest),
+}
+
+/// Why a request failed, as the status line says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// How the failure of this kind of request begins ([`ClusterRequest::not_done`]).
+    pub not_done: &'static str,
+    /// The [`ClusterError`]'s message.
+    pub message: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.not_done, self.message)
+    }
 }
 
 /// What the worker tells the view.
@@ -82,124 +67,27 @@ pub enum ClusterEvent {
     },
     /// Connecting or listing failed: the [`ClusterError`]'s message.
     RefreshFailed(String),
-    /// A step of an injection in progress.
-    XidProgress(Progress),
-    /// An injection finished: its result, or the [`ClusterError`]'s message.
-    XidDone(Result<Box<XidInjectResult>, String>),
     /// The fault ledger, listed in all namespaces right after the nodes.
     Faults {
-        /// As [`faults::list`] returned it.
+        /// As [`crate::cluster::faults::list`] returned it.
         listing: Listing,
         /// When it was listed.
         at: SystemTime,
     },
     /// Listing the ledger failed (the nodes may still have been listed): the [`ClusterError`]'s message.
     FaultsFailed(String),
-    /// A step of a recovery, partition, shim rollout or arming, in words.
-    ActionProgress(String),
-    /// That action finished: what it did, or why it failed, in one line.
-    ActionDone(Result<String, String>),
+    /// A step of a request in progress.
+    Progress(ClusterProgress),
+    /// A request finished: what it did, or why it failed.
+    Done(Result<Box<ClusterOutcome>, Failure>),
 }
 
-/// The cluster calls the worker makes ([`Session`] in the dashboard; a double in tests).
-pub trait ClusterBackend {
-    /// The API server's URL.
-    fn server(&self) -> String;
-    /// The kubeconfig context's namespace.
-    fn namespace(&self) -> String;
-    /// [`Session::gpu_nodes`].
-    fn gpu_nodes(&self) -> Result<Vec<GpuNode>, ClusterError>;
-    /// [`faults::list`] in all namespaces.
-    fn faults(&self) -> Result<Listing, ClusterError>;
-    /// [`faults::recover`] of one fault id, in all namespaces.
-    fn recover(
-        &self,
-        fault_id: &str,
-        progress: &mut (dyn FnMut(&Recovered) + Send),
-    ) -> Result<Vec<Recovered>, ClusterError>;
-    /// [`network::create_partition`] or [`network::create_chaos`] under a new fault id.
-    fn create_partition(&self, request: &PartitionRequest) -> Result<Created, ClusterError>;
-    /// [`shim::enable`] under a new fault id.
-    fn enable_shim(
-        &self,
-        request: &ShimRequest,
-        progress: &mut (dyn FnMut(&str) + Send),
-    ) -> Result<ShimChange, ClusterError>;
-    /// [`arm::arm_node`] under a new fault id.
-    fn arm_node(&self, request: &ArmRequest) -> Result<ArmedNode, ClusterError>;
-    /// [`Session::inject_xid`].
-    fn inject_xid(
-        &self,
-        request: &XidInjectRequest,
-        progress: &mut (dyn FnMut(&Progress) + Send),
-    ) -> Result<XidInjectResult, ClusterError>;
-}
-
-impl ClusterBackend for Session {
-    fn server(&self) -> String {
-        self.api().server().to_string()
-    }
-
-    fn namespace(&self) -> String {
-        self.api().context_namespace().to_string()
-    }
-
-    fn gpu_nodes(&self) -> Result<Vec<GpuNode>, ClusterError> {
-        Session::gpu_nodes(self)
-    }
-
-    fn inject_xid(
-        &self,
-        request: &XidInjectRequest,
-        progress: &mut (dyn FnMut(&Progress) + Send),
-    ) -> Result<XidInjectResult, ClusterError> {
-        Session::inject_xid(self, request, progress)
-    }
-
-    fn faults(&self) -> Result<Listing, ClusterError> {
-        self.block_on(faults::list(self.api(), None, Timestamp::now()))
-    }
-
-    fn recover(
-        &self,
-        fault_id: &str,
-        progress: &mut (dyn FnMut(&Recovered) + Send),
-    ) -> Result<Vec<Recovered>, ClusterError> {
-        let which = Which::Id(fault_id.to_string());
-        self.block_on(faults::recover(self.api(), self.api(), None, &which, Timestamp::now(), progress))
-    }
-
-    fn create_partition(&self, request: &PartitionRequest) -> Result<Created, ClusterError> {
-        let stamp = Stamp::new(FaultKind::Partition, Some(request.ttl()));
-        match request {
-            PartitionRequest::Policy { spec, .. } => self.block_on(network::create_partition(self.api(), spec, &stamp)),
-            PartitionRequest::Chaos { spec, .. } => self.block_on(network::create_chaos(self.api(), spec, &stamp)),
-        }
-    }
-
-    fn enable_shim(
-        &self,
-        request: &ShimRequest,
-        progress: &mut (dyn FnMut(&str) + Send),
-    ) -> Result<ShimChange, ClusterError> {
-        let stamp = Stamp::new(FaultKind::Shim, Some(request.ttl));
-        let api = self.api();
-        let ShimRequest { namespace, workload, spec, .. } = request;
-        self.block_on(shim::enable(api, namespace, workload, spec, &stamp, Some(SHIM_FOLLOW), progress))
-    }
-
-    fn arm_node(&self, request: &ArmRequest) -> Result<ArmedNode, ClusterError> {
-        let stamp = Stamp::new(FaultKind::ArmedNode, Some(request.ttl));
-        self.block_on(arm::arm_node(self.api(), self.api(), &request.node, request.xid, &stamp))
-    }
-}
-
-/// Builds a backend; called on the worker thread, again after each failure.
-pub type Connector = Box<dyn FnMut() -> Result<Box<dyn ClusterBackend>, ClusterError> + Send>;
+/// Builds a cluster client; called on the worker thread, again after each failure.
+pub type Connector = Box<dyn FnMut() -> Result<Box<dyn Cluster>, ClusterError> + Send>;
 
 /// Connects a [`Session`] with `options` (the kubeconfig's current context unless told otherwise).
 pub fn session_connector(options: ConnectOptions) -> Connector {
-    Box::new(move || Session::connect(&options).map(|session| Box::new(session) as Box<dyn ClusterBackend>))
+    Box::new(move || Session::connect(&options).map(|session| Box::new(session) as Box<dyn Cluster>))
 }
 
 /// How the worker behaves.
@@ -207,19 +95,19 @@ pub fn session_connector(options: ConnectOptions) -> Connector {
 pub struct WorkerSettings {
     /// How often the open view is refreshed.
     pub refresh_every: Duration,
-    /// `--read-only`: refuse every change (the view refuses first; this is the second lock).
+    /// `--read-only`: refuse every change (the view refuses first; [`action::execute`] refuses again).
     pub read_only: bool,
 }
 
 /// The running worker. Dropping it lets the thread end after its current call; it is not joined, because that
 /// call may be a minutes-long watch for a cordon and quitting must not wait for it.
 pub struct Worker {
-    requests: Sender<ClusterRequest>,
+    requests: Sender<WorkerRequest>,
 }
 
 impl Worker {
     /// Hands `request` to the thread.
-    pub fn send(&self, request: ClusterRequest) {
+    pub fn send(&self, request: WorkerRequest) {
         // A send fails only when the thread is gone, i.e. its publisher failed: the dashboard is closing.
         let _ = self.requests.send(request);
     }
@@ -236,7 +124,7 @@ pub fn spawn<T: Send + 'static>(
     let report_to = publish.clone();
     let spawned = std::thread::Builder::new()
         .name("faultline-cluster".into())
-        .spawn(move || WorkerState { connect, backend: None, settings, publish, wrap }.run(&inbox));
+        .spawn(move || WorkerState { connect, cluster: None, settings, publish, wrap }.run(&inbox));
     if let Err(error) = spawned {
         // Nobody will answer the view's requests: say why where the view looks.
         let _ = report_to.send(wrap(ClusterEvent::RefreshFailed(format!("cannot start the cluster thread: {error}"))));
@@ -246,7 +134,7 @@ pub fn spawn<T: Send + 'static>(
 
 struct WorkerState<T> {
     connect: Connector,
-    backend: Option<Box<dyn ClusterBackend>>,
+    cluster: Option<Box<dyn Cluster>>,
     settings: WorkerSettings,
     publish: Sender<T>,
     wrap: fn(ClusterEvent) -> T,
@@ -256,14 +144,14 @@ struct WorkerState<T> {
 struct Closed;
 
 impl<T: Send + 'static> WorkerState<T> {
-    fn run(mut self, inbox: &Receiver<ClusterRequest>) {
+    fn run(mut self, inbox: &Receiver<WorkerRequest>) {
         let mut watching = false;
         let mut next_refresh: Option<Instant> = None;
         loop {
             let first = match next_refresh.filter(|_| watching) {
                 Some(at) => match inbox.recv_timeout(at.saturating_duration_since(Instant::now())) {
                     Ok(request) => request,
-                    Err(RecvTimeoutError::Timeout) => ClusterRequest::Refresh,
+                    Err(RecvTimeoutError::Timeout) => WorkerRequest::Refresh,
                     Err(RecvTimeoutError::Disconnected) => return,
                 },
                 None => match inbox.recv() {
@@ -272,26 +160,22 @@ impl<T: Send + 'static> WorkerState<T> {
                 },
             };
             // Requests that piled up during a slow call are handled together, with one refresh for all.
-            let batch: Vec<ClusterRequest> = std::iter::once(first).chain(inbox.try_iter()).collect();
+            let batch: Vec<WorkerRequest> = std::iter::once(first).chain(inbox.try_iter()).collect();
             let mut refresh = false;
             for request in batch {
                 let outcome = match request {
-                    ClusterRequest::Watch(open) => {
+                    WorkerRequest::Watch(open) => {
                         watching = open;
                         refresh |= open;
                         Ok(())
                     }
-                    ClusterRequest::Refresh => {
+                    WorkerRequest::Refresh => {
                         refresh = true;
                         Ok(())
                     }
-                    ClusterRequest::InjectXid(request) => {
+                    WorkerRequest::Act(request) => {
                         refresh = true;
-                        self.inject_xid(&request)
-                    }
-                    other => {
-                        refresh = true;
-                        self.act(&other)
+                        self.act(&request)
                     }
                 };
                 if outcome.is_err() {
@@ -311,172 +195,72 @@ impl<T: Send + 'static> WorkerState<T> {
         self.publish.send((self.wrap)(event)).map_err(|_| Closed)
     }
 
-    /// The backend, connecting first if there is none; `Err` carries the message to show.
-    fn backend(&mut self) -> Result<Result<&dyn ClusterBackend, String>, Closed> {
-        if self.backend.is_none() {
+    fn access(&self) -> Access {
+        Access { read_only: self.settings.read_only }
+    }
+
+    /// The cluster, connecting first if there is none; `Err` carries the message to show.
+    fn cluster(&mut self) -> Result<Result<&dyn Cluster, String>, Closed> {
+        if self.cluster.is_none() {
             self.send(ClusterEvent::Busy("connecting to the cluster".to_string()))?;
             match (self.connect)() {
-                Ok(backend) => {
-                    self.send(ClusterEvent::Connected { server: backend.server(), namespace: backend.namespace() })?;
-                    self.backend = Some(backend);
+                Ok(cluster) => {
+                    self.send(ClusterEvent::Connected { server: cluster.server(), namespace: cluster.namespace() })?;
+                    self.cluster = Some(cluster);
                 }
                 Err(error) => return Ok(Err(error.to_string())),
             }
         }
-        Ok(self.backend.as_deref().ok_or_else(|| "not connected".to_string()))
+        Ok(self.cluster.as_deref().ok_or_else(|| "not connected".to_string()))
+    }
+
+    /// A listing: no steps, its error as a message.
+    fn list(&self, request: &ClusterRequest) -> Result<ClusterOutcome, String> {
+        let Some(cluster) = self.cluster.as_deref() else { return Err("not connected".to_string()) };
+        action::execute(cluster, request, self.access(), &mut |_| {}).map_err(|e| e.to_string())
     }
 
     fn refresh(&mut self) -> Result<(), Closed> {
-        let (publish, wrap) = (self.publish.clone(), self.wrap);
-        let listed = match self.backend()? {
-            Ok(backend) => {
-                publish.send(wrap(ClusterEvent::Busy("listing GPU nodes".to_string()))).map_err(|_| Closed)?;
-                backend.gpu_nodes().map_err(|e| e.to_string())
-            }
-            Err(message) => Err(message),
-        };
-        match listed {
-            Ok(nodes) => self.send(ClusterEvent::Nodes { nodes, at: SystemTime::now() })?,
+        if let Err(message) = self.cluster()? {
+            return self.send(ClusterEvent::RefreshFailed(message));
+        }
+        self.send(ClusterEvent::Busy(ClusterRequest::ListNodes.busy()))?;
+        match self.list(&ClusterRequest::ListNodes) {
+            Ok(ClusterOutcome::Nodes(nodes)) => self.send(ClusterEvent::Nodes { nodes, at: SystemTime::now() })?,
+            Ok(_) => {}
             Err(message) => return self.send(ClusterEvent::RefreshFailed(message)),
         }
         // The ledger second: a cluster without Chaos Mesh or without the RBAC for it still shows its nodes.
-        let listed = match self.backend.as_deref() {
-            Some(backend) => backend.faults().map_err(|e| e.to_string()),
-            None => return Ok(()),
-        };
-        match listed {
-            Ok(listing) => self.send(ClusterEvent::Faults { listing, at: SystemTime::now() }),
+        match self.list(&ClusterRequest::ListFaults { namespace: None }) {
+            Ok(ClusterOutcome::Faults(listing)) => self.send(ClusterEvent::Faults { listing, at: SystemTime::now() }),
+            Ok(_) => Ok(()),
             Err(message) => self.send(ClusterEvent::FaultsFailed(message)),
         }
     }
 
-    /// A recovery, partition, shim rollout or arming: refused under `--read-only`, else run with its steps and
-    /// outcome reported as [`ClusterEvent::ActionProgress`] / [`ClusterEvent::ActionDone`].
+    /// Carries out `request` through [`action::execute`], its steps reported as [`ClusterEvent::Progress`] and its
+    /// end as [`ClusterEvent::Done`].
     fn act(&mut self, request: &ClusterRequest) -> Result<(), Closed> {
-        let Some((verb, busy)) = describe_request(request) else { return Ok(()) };
-        if self.settings.read_only {
-            return self.send(ClusterEvent::ActionDone(Err(crate::Error::ReadOnly(verb).to_string())));
+        let failure = |message: String| Failure { not_done: request.not_done(), message };
+        // Refused before connecting: --read-only needs no cluster to say no.
+        if let Some(refused) = request.action().and_then(|action| self.access().allows(action).err()) {
+            return self.send(ClusterEvent::Done(Err(failure(refused.to_string()))));
         }
-        let (publish, wrap) = (self.publish.clone(), self.wrap);
-        let outcome = match self.backend()? {
-            Ok(backend) => {
-                publish.send(wrap(ClusterEvent::Busy(busy))).map_err(|_| Closed)?;
+        let (publish, wrap, access) = (self.publish.clone(), self.wrap, self.access());
+        let outcome = match self.cluster()? {
+            Ok(cluster) => {
+                publish.send(wrap(ClusterEvent::Busy(request.busy()))).map_err(|_| Closed)?;
                 let steps = publish.clone();
-                // As for injections: once started, an action runs to its end even if the dashboard closes.
-                let mut say = move |line: String| {
-                    let _ = steps.send(wrap(ClusterEvent::ActionProgress(line)));
+                // Once started, a request runs to its end even if the dashboard closes; its steps go nowhere then.
+                let mut progress = move |step: ClusterProgress| {
+                    let _ = steps.send(wrap(ClusterEvent::Progress(step)));
                 };
-                run_action(backend, request, &mut say)
+                action::execute(cluster, request, access, &mut progress).map(Box::new).map_err(|e| e.to_string())
             }
             Err(message) => Err(message),
         };
-        self.send(ClusterEvent::ActionDone(outcome))
+        self.send(ClusterEvent::Done(outcome.map_err(failure)))
     }
-
-    fn inject_xid(&mut self, request: &XidInjectRequest) -> Result<(), Closed> {
-        if self.settings.read_only {
-            let message = crate::Error::ReadOnly("inject an XID").to_string();
-            return self.send(ClusterEvent::XidDone(Err(message)));
-        }
-        let (publish, wrap) = (self.publish.clone(), self.wrap);
-        let result = match self.backend()? {
-            Ok(backend) => {
-                let busy = format!("injecting XID {} on GPU {} of {}", request.xid, request.gpu, request.node);
-                publish.send(wrap(ClusterEvent::Busy(busy))).map_err(|_| Closed)?;
-                let steps = publish.clone();
-                // A closed dashboard cannot stop the injection half-way; its remaining steps go nowhere.
-                let mut progress = move |step: &Progress| {
-                    let _ = steps.send(wrap(ClusterEvent::XidProgress(step.clone())));
-                };
-                backend.inject_xid(request, &mut progress).map(Box::new).map_err(|e| e.to_string())
-            }
-            Err(message) => Err(message),
-        };
-        self.send(ClusterEvent::XidDone(result))
-    }
-}
-
-/// What `--read-only` refuses for `request` (`refusing to …`), and what the worker is doing while it runs; `None`
-/// for the requests that are not actions.
-pub fn describe_request(request: &ClusterRequest) -> Option<(&'static str, String)> {
-    Some(match request {
-        ClusterRequest::Recover(id) => ("recover faults", format!("recovering fault {id}")),
-        ClusterRequest::CreatePartition(partition) => {
-            ("create a partition", format!("creating a {} in {}", partition.object_kind(), partition.namespace()))
-        }
-        ClusterRequest::EnableShim(shim) => {
-            ("roll a shim out", format!("rolling the {} shim into {}", shim.spec.kind.name(), shim.workload))
-        }
-        ClusterRequest::ArmNode(arm) => ("arm a node", format!("arming node {} with XID {}", arm.node, arm.xid)),
-        ClusterRequest::Watch(_) | ClusterRequest::Refresh | ClusterRequest::InjectXid(_) => return None,
-    })
-}
-
-/// Runs an action on `backend`; its steps go to `say`, its outcome is one line.
-fn run_action(
-    backend: &dyn ClusterBackend,
-    request: &ClusterRequest,
-    say: &mut (dyn FnMut(String) + Send),
-) -> Result<String, String> {
-    match request {
-        ClusterRequest::Recover(id) => {
-            let mut each = |r: &Recovered| say(describe_recovered(r));
-            let done = backend.recover(id, &mut each).map_err(|e| e.to_string())?;
-            Ok(if done.is_empty() {
-                format!("nothing left of fault {id} (already recovered?)")
-            } else {
-                format!("fault {id} recovered: {} object{} handled", done.len(), crate::output::plural(done.len()))
-            })
-        }
-        ClusterRequest::CreatePartition(partition) => {
-            let created = backend.create_partition(partition).map_err(|e| e.to_string())?;
-            Ok(format!(
-                "created {} {}/{} (fault {}, until {})",
-                created.kind,
-                created.namespace,
-                created.name,
-                created.fault_id,
-                created.expires_at.as_deref().unwrap_or("recovered")
-            ))
-        }
-        ClusterRequest::EnableShim(shim) => {
-            let mut each = |line: &str| say(line.to_string());
-            let change = backend.enable_shim(shim, &mut each).map_err(|e| e.to_string())?;
-            let mut text = format!(
-                "{} shim in {} (namespace {}): fault {}",
-                shim.spec.kind.name(),
-                change.workload,
-                change.namespace,
-                change.fault_id.as_deref().unwrap_or("-")
-            );
-            if let Some(rollout) = &change.rollout {
-                let state = if rollout.done {
-                    "done".to_string()
-                } else {
-                    format!("not finished after {} s (it goes on)", SHIM_FOLLOW.timeout.as_secs())
-                };
-                text.push_str(&format!("; rollout {}, {state}", rollout.text));
-            }
-            Ok(text)
-        }
-        ClusterRequest::ArmNode(request) => {
-            let armed = backend.arm_node(request).map_err(|e| e.to_string())?;
-            Ok(format!(
-                "node {} armed: CUDA shims started there fail as with XID {} (fault {})",
-                armed.node, armed.xid, armed.fault_id
-            ))
-        }
-        ClusterRequest::Watch(_) | ClusterRequest::Refresh | ClusterRequest::InjectXid(_) => Ok(String::new()),
-    }
-}
-
-/// One log line for one object of a recovery.
-pub fn describe_recovered(recovered: &Recovered) -> String {
-    let place = match &recovered.namespace {
-        Some(namespace) => format!("{namespace}/{}", recovered.name),
-        None => recovered.name.clone(),
-    };
-    format!("{} {} {place}: {}", recovered.fault_id, recovered.object_kind, recovered.outcome)
 }
 
 #[cfg(test)]
@@ -485,7 +269,14 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::cluster::xid_inject::WatchOutcome;
+    use crate::cluster::action::{ArmRequest, PartitionRequest, ShimRequest, ShimTarget};
+    use crate::cluster::arm::ArmedNode;
+    use crate::cluster::faults::{Recovered, Which};
+    use crate::cluster::gpu_failure::{GpuFailure, GpuFailureRequest, Step};
+    use crate::cluster::network::Created;
+    use crate::cluster::shim::{self, ShimChange};
+    use crate::cluster::xid_inject::{Progress, WatchOutcome, XidInjectRequest, XidInjectResult};
+    use crate::dashboard::cluster::shim_dialog::SHIM_FOLLOW;
     use crate::node::XidReport;
 
     /// A cluster of one node that counts its calls; an injection reports one step and succeeds.
@@ -493,7 +284,7 @@ mod tests {
         lists: Arc<AtomicUsize>,
     }
 
-    impl ClusterBackend for Fake {
+    impl Cluster for Fake {
         fn server(&self) -> String {
             "https://fake:6443".to_string()
         }
@@ -502,15 +293,17 @@ mod tests {
             "dynamo".to_string()
         }
 
-        fn faults(&self) -> Result<Listing, ClusterError> {
+        fn faults(&self, _: Option<&str>) -> Result<Listing, ClusterError> {
             Ok(Listing { faults: vec![], notes: vec!["NetworkChaos (chaos-mesh.org) is not installed".into()] })
         }
 
         fn recover(
             &self,
-            fault_id: &str,
+            _: Option<&str>,
+            which: &Which,
             progress: &mut (dyn FnMut(&Recovered) + Send),
         ) -> Result<Vec<Recovered>, ClusterError> {
+            let Which::Id(fault_id) = which else { return Ok(vec![]) };
             let recovered = Recovered {
                 fault_id: fault_id.to_string(),
                 object_kind: "NetworkPolicy".into(),
@@ -543,6 +336,26 @@ mod tests {
 
         fn arm_node(&self, request: &ArmRequest) -> Result<ArmedNode, ClusterError> {
             Err(ClusterError::Usage(format!("node {} has no agent", request.node)))
+        }
+
+        fn disable_shim(
+            &self,
+            target: &ShimTarget,
+            _: &mut (dyn FnMut(&str) + Send),
+        ) -> Result<ShimChange, ClusterError> {
+            Err(ClusterError::Usage(format!("{} is not shimmed here", target.workload)))
+        }
+
+        fn armed_by(&self, _: &str) -> Result<Option<String>, ClusterError> {
+            Ok(None)
+        }
+
+        fn gpu_failure(
+            &self,
+            request: &GpuFailureRequest,
+            _: &mut (dyn FnMut(&Step) + Send),
+        ) -> Result<GpuFailure, ClusterError> {
+            Err(ClusterError::Usage(format!("no GPU failure on {}", request.node)))
         }
 
         fn gpu_nodes(&self) -> Result<Vec<GpuNode>, ClusterError> {
@@ -600,7 +413,7 @@ mod tests {
             if attempts <= failures {
                 return Err(ClusterError::Config { context: None, message: format!("attempt {attempts} fails") });
             }
-            Ok(Box::new(Fake { lists: counter.clone() }) as Box<dyn ClusterBackend>)
+            Ok(Box::new(Fake { lists: counter.clone() }) as Box<dyn Cluster>)
         });
         let (publish, events) = mpsc::channel();
         (spawn(connect, settings, publish, |event| event), events, lists)
@@ -626,11 +439,11 @@ mod tests {
     #[test]
     fn a_failed_connection_is_shown_and_retried_at_the_next_refresh() {
         let (worker, events, _) = start(1, SLOW);
-        worker.send(ClusterRequest::Watch(true));
+        worker.send(WorkerRequest::Watch(true));
         let failed = wait_for(&events, "failure", |e| matches!(e, ClusterEvent::RefreshFailed(_)));
         let ClusterEvent::RefreshFailed(message) = failed else { unreachable!() };
         assert_eq!(message, "cannot configure a Kubernetes client: attempt 1 fails");
-        worker.send(ClusterRequest::Refresh);
+        worker.send(WorkerRequest::Refresh);
         let connected = wait_for(&events, "connection", |e| matches!(e, ClusterEvent::Connected { .. }));
         assert!(
             matches!(connected, ClusterEvent::Connected { server, namespace } if server == "https://fake:6443" && namespace == "dynamo")
@@ -643,19 +456,20 @@ mod tests {
     fn the_open_view_refreshes_on_its_own_and_the_closed_one_does_not() {
         // A zero period: while watching, the worker lists the nodes again as soon as it is idle.
         let (worker, events, lists) = start(0, WorkerSettings { refresh_every: Duration::ZERO, read_only: false });
-        worker.send(ClusterRequest::Watch(true));
+        worker.send(WorkerRequest::Watch(true));
         for _ in 0..5 {
             wait_for(&events, "a periodic refresh", is_nodes);
         }
-        worker.send(ClusterRequest::Watch(false));
+        worker.send(WorkerRequest::Watch(false));
         // Each injection is followed by exactly one refresh; with the view closed, nothing else lists the nodes.
         let mut counts = Vec::new();
         for gpu in [1, 2] {
-            worker.send(ClusterRequest::InjectXid(Box::new(XidInjectRequest::new("gpu-a", gpu, 79))));
+            let request = ClusterRequest::InjectXid(Box::new(XidInjectRequest::new("gpu-a", gpu, 79)));
+            worker.send(WorkerRequest::Act(request));
             wait_for(
                 &events,
                 "the injection",
-                |e| matches!(e, ClusterEvent::XidDone(Ok(r)) if r.fault_id == format!("fl-{gpu}")),
+                |e| matches!(e, ClusterEvent::Done(Ok(o)) if matches!(&**o, ClusterOutcome::Xid(r) if r.fault_id == format!("fl-{gpu}"))),
             );
             wait_for(&events, "the refresh after it", is_nodes);
             counts.push(lists.load(Ordering::SeqCst));
@@ -668,16 +482,22 @@ mod tests {
         let (worker, events, _) = start(0, SLOW);
         let request =
             XidInjectRequest { watch: Some(Duration::from_secs(60)), ..XidInjectRequest::new("gpu-a", 0, 79) };
-        worker.send(ClusterRequest::InjectXid(Box::new(request.clone())));
-        let step = wait_for(&events, "a step", |e| matches!(e, ClusterEvent::XidProgress(_)));
-        assert!(matches!(step, ClusterEvent::XidProgress(Progress::Agent { pod }) if pod == "faultline-node-a"));
-        let done = wait_for(&events, "the result", |e| matches!(e, ClusterEvent::XidDone(_)));
-        assert!(matches!(done, ClusterEvent::XidDone(Ok(r)) if r.watch.as_ref().is_some_and(|w| w.cordoned)));
+        worker.send(WorkerRequest::Act(ClusterRequest::InjectXid(Box::new(request.clone()))));
+        let step = wait_for(&events, "a step", |e| matches!(e, ClusterEvent::Progress(_)));
+        assert!(
+            matches!(step, ClusterEvent::Progress(ClusterProgress::Xid(Progress::Agent { pod })) if pod == "faultline-node-a")
+        );
+        let done = wait_for(&events, "the result", |e| matches!(e, ClusterEvent::Done(_)));
+        assert!(
+            matches!(done, ClusterEvent::Done(Ok(o)) if matches!(&*o, ClusterOutcome::Xid(r) if r.watch.as_ref().is_some_and(|w| w.cordoned)))
+        );
 
         let (worker, events, _) = start(0, WorkerSettings { read_only: true, ..SLOW });
-        worker.send(ClusterRequest::InjectXid(Box::new(request)));
-        let done = wait_for(&events, "the refusal", |e| matches!(e, ClusterEvent::XidDone(_)));
-        assert!(matches!(done, ClusterEvent::XidDone(Err(m)) if m == "--read-only: refusing to inject an XID"));
+        worker.send(WorkerRequest::Act(ClusterRequest::InjectXid(Box::new(request))));
+        let done = wait_for(&events, "the refusal", |e| matches!(e, ClusterEvent::Done(_)));
+        assert!(matches!(&done, ClusterEvent::Done(Err(f)) if f.message == "--read-only: refusing to inject an XID"));
+        let ClusterEvent::Done(Err(failure)) = done else { unreachable!() };
+        assert_eq!(failure.to_string(), "XID not injected: --read-only: refusing to inject an XID");
     }
 
     #[test]
@@ -686,7 +506,7 @@ mod tests {
         let connect = session_connector(ConnectOptions { context: Some(context.into()), namespace: None });
         let (publish, events) = mpsc::channel();
         let worker = spawn(connect, SLOW, publish, |event| event);
-        worker.send(ClusterRequest::Watch(true));
+        worker.send(WorkerRequest::Watch(true));
         let failed = wait_for(&events, "failure", |e| matches!(e, ClusterEvent::RefreshFailed(_)));
         let ClusterEvent::RefreshFailed(message) = failed else { unreachable!() };
         assert!(
@@ -698,17 +518,17 @@ mod tests {
     #[test]
     fn actions_report_each_step_and_their_outcome_then_the_ledger_is_listed_again() {
         let (worker, events, _) = start(0, SLOW);
-        worker.send(ClusterRequest::Recover("fl-0123456789ab".into()));
+        worker.send(WorkerRequest::Act(ClusterRequest::recover_fault("fl-0123456789ab")));
         let busy = wait_for(&events, "busy", |e| matches!(e, ClusterEvent::Busy(b) if b.starts_with("recovering")));
         assert!(matches!(busy, ClusterEvent::Busy(b) if b == "recovering fault fl-0123456789ab"));
-        let step = wait_for(&events, "a step", |e| matches!(e, ClusterEvent::ActionProgress(_)));
+        let step = wait_for(&events, "a step", |e| matches!(e, ClusterEvent::Progress(_)));
         assert!(
-            matches!(&step, ClusterEvent::ActionProgress(l) if l == "fl-0123456789ab NetworkPolicy dynamo/faultline-fl-0123456789ab: deleted"),
+            matches!(&step, ClusterEvent::Progress(l) if l.to_string() == "fl-0123456789ab NetworkPolicy dynamo/faultline-fl-0123456789ab: deleted"),
             "{step:?}"
         );
-        let done = wait_for(&events, "the outcome", |e| matches!(e, ClusterEvent::ActionDone(_)));
+        let done = wait_for(&events, "the outcome", |e| matches!(e, ClusterEvent::Done(_)));
         assert!(
-            matches!(&done, ClusterEvent::ActionDone(Ok(t)) if t == "fault fl-0123456789ab recovered: 1 object handled")
+            matches!(&done, ClusterEvent::Done(Ok(o)) if o.to_string() == "fault fl-0123456789ab recovered: 1 object handled")
         );
         wait_for(&events, "the nodes", is_nodes);
         let faults = wait_for(&events, "the faults", |e| matches!(e, ClusterEvent::Faults { .. }));
@@ -719,37 +539,38 @@ mod tests {
             workload: crate::cluster::shim_rollout::Workload::Deployment("vllm".into()),
             spec: crate::cluster::shim_rollout::ShimSpec::new(shm_proto::Kind::Cuda),
             ttl: Duration::from_secs(60),
+            follow: Some(SHIM_FOLLOW),
         };
-        worker.send(ClusterRequest::EnableShim(Box::new(shim)));
-        let done = wait_for(&events, "the outcome", |e| matches!(e, ClusterEvent::ActionDone(_)));
+        worker.send(WorkerRequest::Act(ClusterRequest::EnableShim(Box::new(shim))));
+        let done = wait_for(&events, "the outcome", |e| matches!(e, ClusterEvent::Done(_)));
         assert!(
-            matches!(&done, ClusterEvent::ActionDone(Ok(t)) if t == "cuda shim in Deployment vllm (namespace dynamo): fault fl-00000000000a; rollout 0/1 updated, not finished after 60 s (it goes on)"),
+            matches!(&done, ClusterEvent::Done(Ok(o)) if o.to_string() == "cuda shim in Deployment vllm (namespace dynamo): fault fl-00000000000a; rollout 0/1 updated, not finished after 60 s (it goes on)"),
             "{done:?}"
         );
-        worker.send(ClusterRequest::ArmNode(ArmRequest {
+        worker.send(WorkerRequest::Act(ClusterRequest::ArmNode(ArmRequest {
             node: "gpu-a".into(),
             xid: 79,
             ttl: Duration::from_secs(60),
-        }));
-        let done = wait_for(&events, "the outcome", |e| matches!(e, ClusterEvent::ActionDone(_)));
-        assert!(matches!(&done, ClusterEvent::ActionDone(Err(m)) if m == "node gpu-a has no agent"), "{done:?}");
+        })));
+        let done = wait_for(&events, "the outcome", |e| matches!(e, ClusterEvent::Done(_)));
+        assert!(matches!(&done, ClusterEvent::Done(Err(f)) if f.message == "node gpu-a has no agent"), "{done:?}");
     }
 
     #[test]
     fn read_only_refuses_every_action() {
         let (worker, events, _) = start(0, WorkerSettings { read_only: true, ..SLOW });
         let requests = [
-            (ClusterRequest::Recover("fl-0123456789ab".into()), "recover faults"),
+            (ClusterRequest::recover_fault("fl-0123456789ab"), "recover faults"),
             (
                 ClusterRequest::ArmNode(ArmRequest { node: "gpu-a".into(), xid: 79, ttl: Duration::from_secs(60) }),
                 "arm a node",
             ),
         ];
         for (request, verb) in requests {
-            worker.send(request);
-            let done = wait_for(&events, "the refusal", |e| matches!(e, ClusterEvent::ActionDone(_)));
+            worker.send(WorkerRequest::Act(request));
+            let done = wait_for(&events, "the refusal", |e| matches!(e, ClusterEvent::Done(_)));
             let expected = format!("--read-only: refusing to {verb}");
-            assert!(matches!(&done, ClusterEvent::ActionDone(Err(m)) if *m == expected), "{done:?}");
+            assert!(matches!(&done, ClusterEvent::Done(Err(f)) if f.message == expected), "{done:?}");
         }
     }
 }

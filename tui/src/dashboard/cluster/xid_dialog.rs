@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
+use crate::cluster::action::draft::{unknown_xid, Names, XidDraft};
 use crate::cluster::nodes::GpuNode;
 use crate::cluster::xid_inject::XidInjectRequest;
 use crate::node::xid::{self, CATALOG};
-use crate::node::NodeError;
 use crate::output::plural;
 
 /// The fields, in order.
@@ -186,7 +186,7 @@ impl XidDialog {
                 match xid::lookup(number) {
                     Some(info) => Ok(format!("{} · {}", info.name, info.severity.name())),
                     None if self.force => Ok(format!("{} · forced", xid::UNKNOWN_NAME)),
-                    None => Err(NodeError::UnknownXid(number).to_string().replace("add --force", "turn Force on")),
+                    None => Err(unknown_xid(number, Names::Labels)),
                 }
             }
             XidField::Force => Ok("allow an XID outside the catalog".to_string()),
@@ -209,11 +209,14 @@ impl XidDialog {
         }
         let gpu = parse_number("GPU", &self.gpu)?;
         let xid = parse_number("XID", &self.xid)?;
-        Ok(XidInjectRequest {
-            force: self.force && xid::lookup(xid).is_none(),
-            watch: self.watch_timeout(),
-            ..XidInjectRequest::new(&self.node.name, gpu, xid)
-        })
+        let draft = XidDraft {
+            request: XidInjectRequest {
+                force: self.force,
+                watch: self.watch_timeout(),
+                ..XidInjectRequest::new(&self.node.name, gpu, xid)
+            },
+        };
+        draft.parse(Names::Labels).map_err(|e| e.to_string())
     }
 
     /// The confirmation question, e.g. `Inject XID 79 (GPU has fallen off the bus, critical) on GPU 0 of node

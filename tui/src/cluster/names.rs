@@ -1,10 +1,10 @@
-//! Kubernetes names, labels and selectors, checked the way the API server checks them: the object name a fault
-//! creates, namespaces, and `KEY=VALUE` label selectors.
+//! Kubernetes names, labels and selectors, checked the way the API server checks them, once for every front end:
+//! the object name a fault creates, namespaces, workload and node names, and `KEY=VALUE` label selectors.
 
 use std::collections::BTreeMap;
 
-use crate::cluster::ledger::Stamp;
-use crate::cluster::ClusterError;
+use super::ledger::Stamp;
+use super::ClusterError;
 
 /// The name of the object a fault creates: `faultline-<fault id>`.
 pub fn object_name(stamp: &Stamp) -> Result<String, ClusterError> {
@@ -62,8 +62,27 @@ pub fn validate_namespace(namespace: &str) -> Result<(), ClusterError> {
     }
 }
 
+/// Checks the name of a workload, node or service typed by a user (`what` names it in the message): not empty, and
+/// a DNS subdomain (lower-case letters, digits, '-' and '.', at most 253), except a DynamoGraphDeployment's
+/// `service`, a key of its spec that may have capitals and '_' (`VllmDecodeWorker`).
+pub fn check_name(what: &str, text: &str) -> Result<(), String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(format!("give the {what}"));
+    }
+    let valid = if what == "service" {
+        text.len() <= 253 && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+    } else {
+        text.len() <= 253 && is_dns_subdomain(text)
+    };
+    if !valid {
+        return Err(format!("{text:?} is not a valid {what} (lower-case letters, digits, '-' and '.')"));
+    }
+    Ok(())
+}
+
 /// Checks a selector given as a map (the specs' fields are public, so not necessarily from [`parse_selector`]).
-pub(super) fn check_selector(flag: &str, selector: &BTreeMap<String, String>) -> Result<(), ClusterError> {
+pub(crate) fn check_selector(flag: &str, selector: &BTreeMap<String, String>) -> Result<(), ClusterError> {
     if selector.is_empty() {
         return Err(ClusterError::Usage(format!(
             "{flag} is empty: give at least one KEY=VALUE (an empty selector would select every pod)"
@@ -77,7 +96,7 @@ pub(super) fn check_selector(flag: &str, selector: &BTreeMap<String, String>) ->
 }
 
 /// Why `key=value` cannot be a label, if it cannot.
-pub(super) fn check_selector_entry(key: &str, value: &str) -> Result<(), String> {
+pub(crate) fn check_selector_entry(key: &str, value: &str) -> Result<(), String> {
     let (prefix, name) = match key.rsplit_once('/') {
         Some((prefix, name)) => (Some(prefix), name),
         None => (None, key),
@@ -106,7 +125,7 @@ pub(super) fn check_selector_entry(key: &str, value: &str) -> Result<(), String>
 }
 
 /// A label name or value: `([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]`, at most 63 characters.
-pub(super) fn is_label_name(text: &str) -> bool {
+pub(crate) fn is_label_name(text: &str) -> bool {
     let bytes = text.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 63
@@ -116,7 +135,7 @@ pub(super) fn is_label_name(text: &str) -> bool {
 }
 
 /// A DNS-1123 label: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters.
-pub(super) fn is_dns_label(text: &str) -> bool {
+pub(crate) fn is_dns_label(text: &str) -> bool {
     let bytes = text.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 63
@@ -126,7 +145,7 @@ pub(super) fn is_dns_label(text: &str) -> bool {
 }
 
 /// A DNS-1123 subdomain: DNS labels joined by dots (the caller checks the length).
-pub(super) fn is_dns_subdomain(text: &str) -> bool {
+pub(crate) fn is_dns_subdomain(text: &str) -> bool {
     text.split('.').all(is_dns_label)
 }
 
