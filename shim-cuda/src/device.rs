@@ -85,9 +85,9 @@ pub fn context_changed(status: c_int) {
     }
     type CtxGetDevice = unsafe extern "C" fn(*mut c_int) -> c_int;
     let mut ordinal: c_int = -1;
-    // SAFETY: `get_device` is the driver's `cuCtxGetDevice(CUdevice *)` (CUdevice is an int); `ordinal` is a
-    // valid, writable int. The shim does not intercept it, so this does not re-enter a hook.
-    let status = unsafe { std::mem::transmute::<*mut std::ffi::c_void, CtxGetDevice>(get_device)(&mut ordinal) };
+    // SAFETY: `get_device` is the driver's `cuCtxGetDevice(CUdevice *)` (not null; CUdevice is an int, so
+    // `CtxGetDevice` mirrors it); `ordinal` is a valid, writable int. The shim does not intercept it, so this does not re-enter a hook.
+    let status = unsafe { shim_runtime::fn_at::<CtxGetDevice>(get_device)(&mut ordinal) };
     if status == 0 && ordinal >= 0 {
         let _ = CURRENT.try_with(|c| c.set(ordinal));
     }

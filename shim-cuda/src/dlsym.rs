@@ -61,8 +61,9 @@ unsafe extern "C" fn handle_lookup(handle: *mut c_void, symbol: *const c_char, c
     if real.is_null() {
         return std::ptr::null_mut();
     }
-    // SAFETY: `real` is glibc's dlsym; the arguments are the caller's, unchanged.
-    let found = unsafe { std::mem::transmute::<*mut c_void, DlsymFn>(real)(handle, symbol) };
+    // SAFETY: `real` is glibc's dlsym (not null), whose C signature `DlsymFn` mirrors; the arguments are the
+    // caller's, unchanged.
+    let found = unsafe { shim_runtime::fn_at::<DlsymFn>(real)(handle, symbol) };
     if found.is_null() || symbol.is_null() {
         return found;
     }

@@ -1,9 +1,12 @@
 //! The two macros the CUDA shim is written with: its hook table, and one thin exported function per hook.
 //!
-//! Unlike `shim_runtime::hook!`, every CUDA hook also gets [`SLOTS`](crate::proc_address::SLOTS) unexported
-//! twins ("slot wrappers") that forward to a real function handed out at run time rather than found by name:
-//! the pointer `cuGetProcAddress` returned, or what `dlsym` found in a libcuda / libcudart handle. That is how
-//! calls the CUDA runtime makes through its own function tables, and calls through `ctypes`, are intercepted.
+//! `cuda_hook!` is built on `shim_runtime::__hook_skeleton!`, as the UCX shim's `shim_runtime::hook!` is: the
+//! export, the one real call and the slow path come from there; the CUDA shim adds its own entry (device filter,
+//! dead GPU), error numbering and fast path. Unlike `shim_runtime::hook!`, every CUDA hook also gets
+//! [`SLOTS`](crate::proc_address::SLOTS) unexported twins ("slot wrappers") that forward to a real function
+//! handed out at run time rather than found by name: the pointer `cuGetProcAddress` returned, or what `dlsym`
+//! found in a libcuda / libcudart handle. That is how calls the CUDA runtime makes through its own function
+//! tables, and calls through `ctypes`, are intercepted.
 
 /// Declares the hook table once: the `Hook` ids, the names published in the segment (`HOOKS`), the real
 /// functions found by name (`REAL`), and each hook's slot wrappers (`WRAPPERS`). Each entry is
@@ -26,9 +29,9 @@ macro_rules! hook_table {
     };
 }
 
-/// One exported hook and its slot wrappers. The exported body is a fast path (faults off: one tail call to the
-/// real function) over [`crate::intercept::enter`], which applies the device filter, the dead-GPU state and
-/// the decision engine. Options:
+/// One exported hook and its slot wrappers, on `shim_runtime::__hook_skeleton!`. The exported body is a fast path
+/// (faults off: one tail call to the real function) over [`crate::intercept::enter`], which applies the device
+/// filter, the dead-GPU state and the decision engine. Options:
 ///
 /// - `api`: [`Api::Runtime`](crate::xid::Api) or `Api::Driver` (numbering of XID preset codes, missing-function
 ///   code);
@@ -57,76 +60,69 @@ macro_rules! cuda_hook {
     ($id:ident, fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty,
      api = $api:expr, size = $size:expr, device = $device:expr,
      on_fault = |$code:ident| $on_fault:expr, after = |$status:ident| $after:expr, needed = $needed:expr) => {
-        #[doc = concat!("Intercepts `", stringify!($name), "`.")]
-        ///
-        /// # Safety
-        /// The caller upholds the real function's contract; arguments are forwarded unchanged.
-        #[cfg_attr(not(test), no_mangle)]
-        #[allow(non_snake_case)] // the C API's own names
-        pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
-            // SAFETY: forwards the caller's arguments under the same contract.
-            unsafe { $name::call(REAL[Hook::$id as usize].get(), $($arg),*) }
-        }
-
-        /// The body shared by the export and its slot wrappers.
-        #[allow(non_snake_case)] // named after the function
-        pub(crate) mod $name {
-            #[allow(unused_imports)] // what the signature and options name
-            use super::*;
-            use std::ffi::c_void;
-
-            type Real = unsafe extern "C" fn($($ty),*) -> $ret;
-
-            /// Runs the hook with `real` as the real function (null: not found).
-            #[inline(always)]
-            #[allow(clippy::too_many_arguments)] // the C signature plus the real function
-            pub(crate) unsafe fn call(real: *mut c_void, $($arg: $ty),*) -> $ret {
-                if !real.is_null() && crate::intercept::pass_untouched($needed) {
-                    // SAFETY: `real` is the non-null address of the real function of this name, whose C
-                    // signature `Real` mirrors; the arguments are the caller's, unchanged. A tail call.
-                    return unsafe { std::mem::transmute::<*mut c_void, Real>(real)($($arg),*) };
+        shim_runtime::__hook_skeleton! {
+            fn $name($($arg: $ty),*) -> $ret,
+            enter = crate::intercept::enter(Hook::$id as usize, $size as u64, $device),
+            fault = |injected| {
+                let $code = crate::xid::code_for($api, injected);
+                $on_fault;
+                $code
+            },
+            missing = $api.missing(),
+            after = |$status| $after,
+            layers = {
+                /// The export: the real function found by name.
+                ///
+                /// # Safety
+                /// As the export's.
+                #[inline(always)]
+                pub(crate) unsafe fn export($($arg: $ty),*) -> $ret {
+                    // SAFETY: the real function of this name (or null); the caller's arguments, unchanged.
+                    unsafe { call(REAL[Hook::$id as usize].get(), $($arg),*) }
                 }
-                // SAFETY: forwards the caller's arguments under the same contract.
-                unsafe { intercepted(real, $($arg),*) }
-            }
 
-            #[inline(never)]
-            #[allow(clippy::too_many_arguments)] // the C signature plus the real function
-            unsafe fn intercepted(real: *mut c_void, $($arg: $ty),*) -> $ret {
-                let call = crate::intercept::enter(Hook::$id as usize, $size as u64, $device);
-                if let Some(injected) = call.fault() {
-                    let $code = crate::xid::code_for($api, injected);
-                    $on_fault;
-                    return $code;
+                /// The body shared by the export and its slot wrappers: runs the hook with `real` as the real
+                /// function (null: not found).
+                ///
+                /// # Safety
+                /// `real` is null or a function with this hook's C signature; the caller upholds its contract.
+                #[inline(always)]
+                unsafe fn call(real: *mut std::ffi::c_void, $($arg: $ty),*) -> $ret {
+                    if !real.is_null() && crate::intercept::pass_untouched($needed) {
+                        // SAFETY: `real` is not null, so it is the real function (this function's contract); the
+                        // caller's arguments. A tail call.
+                        return unsafe { forward(real, $($arg),*) };
+                    }
+                    // SAFETY: forwards `real` and the caller's arguments under the same contract.
+                    unsafe { intercepted(real, $($arg),*) }
                 }
-                if real.is_null() {
-                    return $api.missing();
+
+                /// # Safety
+                /// As `call`'s.
+                #[inline(never)]
+                unsafe fn intercepted(real: *mut std::ffi::c_void, $($arg: $ty),*) -> $ret {
+                    // SAFETY: as `call`'s contract.
+                    unsafe { intercept(real, $($arg),*) }
                 }
-                // SAFETY: as in `call`; `call` (the guard) stays alive across the real call.
-                let $status = unsafe { std::mem::transmute::<*mut c_void, Real>(real)($($arg),*) };
-                $after;
-                drop(call);
-                $status
-            }
 
-            #[allow(clippy::too_many_arguments)] // the C signature
-            unsafe extern "C" fn slot<const S: usize>($($arg: $ty),*) -> $ret {
-                // SAFETY: the slot holds the real function this wrapper was handed out for (same signature);
-                // the arguments are the caller's.
-                unsafe { call(crate::proc_address::slot_real(Hook::$id as usize, S), $($arg),*) }
-            }
+                unsafe extern "C" fn slot<const S: usize>($($arg: $ty),*) -> $ret {
+                    // SAFETY: the slot holds the real function this wrapper was handed out for (same signature);
+                    // the arguments are the caller's.
+                    unsafe { call(crate::proc_address::slot_real(Hook::$id as usize, S), $($arg),*) }
+                }
 
-            /// This hook's slot wrappers, one per slot.
-            pub(crate) static WRAPPERS: [crate::proc_address::Wrapper; crate::proc_address::SLOTS] = [
-                crate::proc_address::Wrapper(slot::<0> as Real as *const ()),
-                crate::proc_address::Wrapper(slot::<1> as Real as *const ()),
-                crate::proc_address::Wrapper(slot::<2> as Real as *const ()),
-                crate::proc_address::Wrapper(slot::<3> as Real as *const ()),
-                crate::proc_address::Wrapper(slot::<4> as Real as *const ()),
-                crate::proc_address::Wrapper(slot::<5> as Real as *const ()),
-                crate::proc_address::Wrapper(slot::<6> as Real as *const ()),
-                crate::proc_address::Wrapper(slot::<7> as Real as *const ()),
-            ];
+                /// This hook's slot wrappers, one per slot.
+                pub(crate) static WRAPPERS: [crate::proc_address::Wrapper; crate::proc_address::SLOTS] = [
+                    crate::proc_address::Wrapper(slot::<0> as Real as *const ()),
+                    crate::proc_address::Wrapper(slot::<1> as Real as *const ()),
+                    crate::proc_address::Wrapper(slot::<2> as Real as *const ()),
+                    crate::proc_address::Wrapper(slot::<3> as Real as *const ()),
+                    crate::proc_address::Wrapper(slot::<4> as Real as *const ()),
+                    crate::proc_address::Wrapper(slot::<5> as Real as *const ()),
+                    crate::proc_address::Wrapper(slot::<6> as Real as *const ()),
+                    crate::proc_address::Wrapper(slot::<7> as Real as *const ()),
+                ];
+            }
         }
     };
 }

@@ -3,7 +3,8 @@
 //! - [`Runtime`]: the load-time state machine that creates the process's segment from `FAULTLINE_*`, re-creates it
 //!   in a forked child, and answers [`Runtime::enter`] for every intercepted call;
 //! - [`RealFn`]: lookup of the real function (`dlsym(RTLD_NEXT)`, then any loaded copy of the library found with
-//!   `dl_iterate_phdr`, such as the renamed `libucp-<hash>.so` that Python wheels load `RTLD_LOCAL`);
+//!   `dl_iterate_phdr`, such as the renamed `libucp-<hash>.so` that Python wheels load `RTLD_LOCAL`), and
+//!   [`fn_at`], the one place a resolved address becomes a typed function pointer;
 //! - [`CallGuard`]: the per-thread reentrancy guard (only the outermost intercepted call can be faulted);
 //! - [`log`]: rate-limited stderr lines written without allocating.
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -14,7 +15,7 @@ mod real;
 mod runtime;
 mod thread;
 
-pub use real::RealFn;
+pub use real::{fn_at, RealFn};
 pub use runtime::{CallGuard, Entered, Fast, Runtime, ShimSpec};
 pub use shm_proto::{Decision, Kind};
 

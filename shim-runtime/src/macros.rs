@@ -1,4 +1,5 @@
-//! The two macros a shim is written with: one hook table, and one thin exported function per hook.
+//! The macros a shim is written with: one hook table, one thin exported function per hook (over the skeleton
+//! every hook shares), and the load-time constructor.
 
 /// Declares a shim's hook table once: the `Hook` ids, the names published in the segment (`HOOKS`), and the real
 /// functions (`REAL`), looked up in loaded libraries whose file names start with one of `libraries`.
@@ -15,6 +16,84 @@ macro_rules! hook_table {
     };
 }
 
+/// What every hook of every shim is made of, whatever its fast paths: the exported function, and a module of
+/// the same name holding its layers. `hook!` and the CUDA shim's `cuda_hook!` are built on it.
+///
+/// The skeleton provides, in that module:
+/// - `Real`: the C signature as a function pointer type;
+/// - `forward(real, args…)`: calls the real function at `real` (the only place a hook turns an address into a
+///   callable pointer, through [`fn_at`](crate::fn_at));
+/// - `intercept(real, args…)`: the slow path: `enter` (count, decide, record), then `fault` for an injected code,
+///   `missing` if `real` is null, or the real call (`after` runs on its result while the call is still entered).
+///
+/// `layers` are the shim's own items in the module; they must define `pub(crate) unsafe fn export(args…)`, the
+/// exported function's body (inlined into it). The export is not `no_mangle` under `cfg(test)`, so unit tests do
+/// not interpose on themselves.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __hook_skeleton {
+    (fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty,
+     enter = $enter:expr, fault = |$code:ident| $fault:expr, missing = $missing:expr,
+     after = |$status:ident| $after:expr, layers = { $($layers:item)* }) => {
+        #[doc = concat!("Intercepts `", stringify!($name), "`.")]
+        ///
+        /// # Safety
+        /// The caller upholds the real function's contract; arguments are forwarded unchanged.
+        #[cfg_attr(not(test), no_mangle)]
+        #[allow(non_snake_case)] // the C API's own names
+        pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
+            // SAFETY: forwards the caller's arguments under the same contract.
+            unsafe { $name::export($($arg),*) }
+        }
+
+        #[doc = concat!("The layers of the `", stringify!($name), "` hook.")]
+        #[allow(non_snake_case)] // named after the function
+        #[allow(clippy::too_many_arguments)] // the C signature, plus the real function
+        pub(crate) mod $name {
+            #[allow(unused_imports)] // what the signature and options name
+            use super::*;
+
+            /// The real function's C signature.
+            pub(crate) type Real = unsafe extern "C" fn($($ty),*) -> $ret;
+
+            /// Calls the real function `real` with the caller's arguments.
+            ///
+            /// # Safety
+            /// `real` is the non-null address of a function with this hook's C signature (the real function of
+            /// this name, or one a symbol lookup handed out for it); the caller upholds that function's contract.
+            #[inline(always)]
+            unsafe fn forward(real: *mut std::ffi::c_void, $($arg: $ty),*) -> $ret {
+                // SAFETY: `Real` mirrors the hook's C signature, and `real` is such a function (this function's
+                // contract); the arguments are the caller's, unchanged.
+                unsafe { $crate::fn_at::<Real>(real)($($arg),*) }
+            }
+
+            /// The slow path: enter the call, then inject, fail for a missing real function, or forward.
+            ///
+            /// # Safety
+            /// `real` is null (not found) or as in `forward`; the caller upholds the real function's contract.
+            #[inline(always)]
+            unsafe fn intercept(real: *mut std::ffi::c_void, $($arg: $ty),*) -> $ret {
+                let call = $enter;
+                if let Some($code) = call.fault() {
+                    return $fault;
+                }
+                if real.is_null() {
+                    return $missing;
+                }
+                // SAFETY: `real` is not null, so it is the real function (this function's contract); `call` keeps
+                // the reentrancy guard alive across the real call.
+                let $status = unsafe { forward(real, $($arg),*) };
+                $after;
+                drop(call);
+                $status
+            }
+
+            $($layers)*
+        }
+    };
+}
+
 /// One exported hook: enter (count, decide, record), then return `$fail(code)` for an injected fault, or forward
 /// to the real function (`$fail($missing)` if it cannot be found). Not exported under `cfg(test)`, so unit tests
 /// do not interpose on themselves.
@@ -25,63 +104,61 @@ macro_rules! hook_table {
 #[macro_export]
 macro_rules! hook {
     ($id:ident, fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty, size = $size:expr, fail = $fail:expr, missing = $missing:expr) => {
-        #[doc = concat!("Intercepts `", stringify!($name), "`.")]
-        ///
-        /// # Safety
-        /// The caller upholds the real function's contract; arguments are forwarded unchanged.
-        #[cfg_attr(not(test), no_mangle)]
-        #[allow(non_snake_case)] // the C API's own names
-        pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
-            type Real = unsafe extern "C" fn($($ty),*) -> $ret;
-            let real = REAL[Hook::$id as usize].cached();
-            if !real.is_null() && !RUNTIME.enabled() {
-                // SAFETY: `real` is the non-null address of the real function of this name, whose C signature
-                // `Real` mirrors; the arguments are the caller's, unchanged. A tail call: nothing runs after it.
-                return unsafe { std::mem::transmute::<*mut std::ffi::c_void, Real>(real)($($arg),*) };
-            }
-            // Separate from the disabled check above so that no register is saved before it.
-            #[inline(never)]
-            #[allow(clippy::too_many_arguments)] // the C signature
-            unsafe extern "C" fn enabled($($arg: $ty),*) -> $ret {
-                let real = REAL[Hook::$id as usize].cached();
-                if !real.is_null() {
-                    // SAFETY: as in the export: the real function, the caller's arguments.
-                    let real = unsafe { std::mem::transmute::<*mut std::ffi::c_void, Real>(real) };
-                    match RUNTIME.fast(Hook::$id as usize, $size as u64) {
-                        // SAFETY: as above.
-                        $crate::Fast::Forward => return unsafe { real($($arg),*) },
-                        $crate::Fast::ForwardGuarded(guard) => {
-                            // SAFETY: as above; the guard is dropped after the real call returns.
-                            let status = unsafe { real($($arg),*) };
-                            drop(guard);
-                            return status;
-                        }
-                        $crate::Fast::Intercept => {}
+        $crate::__hook_skeleton! {
+            fn $name($($arg: $ty),*) -> $ret,
+            enter = RUNTIME.enter(Hook::$id as usize, $size as u64),
+            fault = |code| $fail(code),
+            missing = $fail($missing),
+            after = |status| (),
+            layers = {
+                /// The disabled check.
+                ///
+                /// # Safety
+                /// As the export's.
+                #[inline(always)]
+                pub(crate) unsafe fn export($($arg: $ty),*) -> $ret {
+                    let real = REAL[Hook::$id as usize].cached();
+                    if !real.is_null() && !RUNTIME.enabled() {
+                        // SAFETY: `real` is the real function of this name (not null); the caller's arguments. A
+                        // tail call: nothing runs after it.
+                        return unsafe { forward(real, $($arg),*) };
                     }
+                    // SAFETY: forwards the caller's arguments under the same contract.
+                    unsafe { enabled($($arg),*) }
                 }
-                // SAFETY: forwards the caller's arguments under the same contract.
-                unsafe { intercepted($($arg),*) }
+
+                // Separate from the disabled check above so that no register is saved before it.
+                #[inline(never)]
+                unsafe extern "C" fn enabled($($arg: $ty),*) -> $ret {
+                    let real = REAL[Hook::$id as usize].cached();
+                    if !real.is_null() {
+                        match RUNTIME.fast(Hook::$id as usize, $size as u64) {
+                            // SAFETY: as in the export: the real function, the caller's arguments.
+                            $crate::Fast::Forward => return unsafe { forward(real, $($arg),*) },
+                            $crate::Fast::ForwardGuarded(guard) => {
+                                // SAFETY: as above; the guard is dropped after the real call returns.
+                                let status = unsafe { forward(real, $($arg),*) };
+                                drop(guard);
+                                return status;
+                            }
+                            $crate::Fast::Intercept => {}
+                        }
+                    }
+                    // SAFETY: forwards the caller's arguments under the same contract.
+                    unsafe { intercepted($($arg),*) }
+                }
+
+                #[inline(never)]
+                unsafe extern "C" fn intercepted($($arg: $ty),*) -> $ret {
+                    let real = REAL[Hook::$id as usize].get();
+                    if !real.is_null() && !RUNTIME.enabled() {
+                        // SAFETY: as in the export (reached here while the real function was still unresolved).
+                        return unsafe { forward(real, $($arg),*) };
+                    }
+                    // SAFETY: `real` is the real function of this name or null; the caller's arguments.
+                    unsafe { intercept(real, $($arg),*) }
+                }
             }
-            #[inline(never)]
-            #[allow(clippy::too_many_arguments)] // the C signature
-            unsafe extern "C" fn intercepted($($arg: $ty),*) -> $ret {
-                let real = REAL[Hook::$id as usize].get();
-                if !real.is_null() && !RUNTIME.enabled() {
-                    // SAFETY: as in the export (reached here while the real function was still unresolved).
-                    return unsafe { std::mem::transmute::<*mut std::ffi::c_void, Real>(real)($($arg),*) };
-                }
-                let call = RUNTIME.enter(Hook::$id as usize, $size as u64);
-                if let Some(code) = call.fault() {
-                    return $fail(code);
-                }
-                if real.is_null() {
-                    return $fail($missing);
-                }
-                // SAFETY: as above; `call` keeps the reentrancy guard alive across the real call.
-                unsafe { std::mem::transmute::<*mut std::ffi::c_void, Real>(real)($($arg),*) }
-            }
-            // SAFETY: forwards the caller's arguments under the same contract.
-            unsafe { enabled($($arg),*) }
         }
     };
 }

@@ -3,6 +3,25 @@
 use std::ffi::{c_int, c_void, CStr, CString};
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering::Relaxed};
 
+/// The function at `address` as the function pointer type `F`: the one conversion, in the whole workspace, from
+/// a resolved symbol address (what `dlsym`, `dlvsym` or `cuGetProcAddress` returned, or a [`RealFn`]) to
+/// something callable.
+///
+/// # Safety
+/// `F` is an `unsafe extern "C" fn(…) -> …` pointer type that mirrors the C signature and ABI of the function
+/// at `address`, and `address` is not null.
+#[inline(always)]
+pub unsafe fn fn_at<F: Copy>(address: *mut c_void) -> F {
+    const { assert!(size_of::<F>() == size_of::<*mut c_void>(), "F is a function pointer type") };
+    // SAFETY: by this function's contract `F` is a function pointer type (pointer-sized, as asserted above) whose
+    // signature and ABI are those of the function at `address`. The dynamic linker hands out a function's entry
+    // point as a data pointer, and on the POSIX platforms where `dlsym` works at all, code and data addresses
+    // share one representation, so reading the address as `F` gives a pointer to that very function; being
+    // non-null, it meets a function pointer's validity invariant. Calling it is sound whenever the caller
+    // upholds that function's own contract.
+    unsafe { std::mem::transmute_copy::<*mut c_void, F>(&address) }
+}
+
 /// A lazily resolved, cached pointer to the real implementation of one intercepted function.
 pub struct RealFn {
     name: &'static CStr,
