@@ -278,7 +278,7 @@ fn xid_dialog_names_the_typed_xid_and_refuses_an_unknown_one_without_force() {
     assert!(text.contains("XID 200 is not in faultline's catalog"), "{text}");
     press(&mut app, KeyCode::Enter);
     let Overlay::Xid(dialog) = &app.overlay else { panic!("the dialog stays open") };
-    assert!(!dialog.confirming, "an invalid draft asks nothing");
+    assert!(!dialog.form.confirming, "an invalid draft asks nothing");
     assert!(app.status.as_ref().is_some_and(|s| s.error && s.text.starts_with("not injected: XID: XID 200")));
 
     // Force on (Space on the third field): the question says so.

@@ -77,24 +77,11 @@ pub struct InjectArgs {
     /// The node.
     #[arg(long, value_name = "NODE")]
     pub node: String,
-    /// The GPU's minor number on that node.
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub gpu: u32,
     /// The XID (`faultline node xid --list` shows the catalog).
     #[arg(long, value_name = "N")]
     pub xid: u32,
-    /// The GPU's PCI address, when the node's driver cannot tell.
-    #[arg(long, value_name = "ADDRESS")]
-    pub pci: Option<String>,
-    /// name= in the line (with --pid for pid=).
-    #[arg(long, value_name = "PROCESS")]
-    pub name: Option<String>,
-    /// Inject an XID outside the catalog.
-    #[arg(long)]
-    pub force: bool,
-    /// Let the agent format the line without writing it; no Event.
-    #[arg(long)]
-    pub dry_run: bool,
+    #[command(flatten)]
+    pub line: super::node::XidLineArgs,
     /// Follow the node until it is cordoned.
     #[arg(long)]
     pub watch: bool,
@@ -144,14 +131,14 @@ fn xid_request(inject: InjectArgs, pids: &[u32]) -> anyhow::Result<ClusterReques
     };
     let draft = XidDraft {
         request: XidInjectRequest {
-            pci: inject.pci,
+            pci: inject.line.pci,
             pid,
-            process_name: inject.name,
-            force: inject.force,
-            dry_run: inject.dry_run,
+            process_name: inject.line.name,
+            force: inject.line.force,
+            dry_run: inject.line.dry_run,
             watch: inject.watch.then(|| Duration::from_secs(inject.watch_timeout)),
             watch_interval: Some(watch_interval),
-            ..XidInjectRequest::new(&inject.node, inject.gpu, inject.xid)
+            ..XidInjectRequest::new(&inject.node, inject.line.gpu, inject.xid)
         },
     };
     let request = draft.parse(Names::Flags).map_err(faultline::Error::from)?;

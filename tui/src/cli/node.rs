@@ -31,16 +31,15 @@ pub enum NodeCommand {
     Process(Vec<String>),
 }
 
-/// The options of `faultline node xid`.
+/// The XID line's options, the same for `faultline node xid` and `faultline cluster xid inject`.
 #[derive(Debug, Args)]
-pub struct XidArgs {
-    /// The XID number (see --list).
-    #[arg(long, value_name = "N", required_unless_present = "list")]
-    pub xid: Option<u32>,
-    /// The GPU's minor number (/dev/nvidiaN); its PCI address comes from /proc/driver/nvidia/gpus/*/information.
+pub struct XidLineArgs {
+    /// The GPU's minor number (/dev/nvidiaN) on the node; its PCI address comes from
+    /// /proc/driver/nvidia/gpus/*/information.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub gpu: u32,
-    /// The GPU's PCI address, used when the driver cannot be asked (it must agree with the driver when it can).
+    /// The GPU's PCI address, used when the node's driver cannot be asked (it must agree with the driver when it
+    /// can).
     #[arg(long, value_name = "ADDRESS")]
     pub pci: Option<String>,
     /// name= in the line: the process that hit the error (with --pid for pid=).
@@ -49,9 +48,19 @@ pub struct XidArgs {
     /// Inject an XID outside the catalog.
     #[arg(long)]
     pub force: bool,
-    /// Resolve and format the line, but write nothing.
+    /// Resolve and format the line, but write nothing (no Event either, from the cluster).
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// The options of `faultline node xid`.
+#[derive(Debug, Args)]
+pub struct XidArgs {
+    /// The XID number (see --list).
+    #[arg(long, value_name = "N", required_unless_present = "list")]
+    pub xid: Option<u32>,
+    #[command(flatten)]
+    pub line: XidLineArgs,
     /// List the XID catalog and exit.
     #[arg(long, conflicts_with_all = ["xid", "force", "dry_run"])]
     pub list: bool,
@@ -147,7 +156,7 @@ fn xid_command(args: XidArgs, globals: &Globals) -> anyhow::Result<u8> {
         writeln!(stdout, "{}", serde_json::to_string_pretty(&serde_json::json!({ "xids": xid::CATALOG }))?)?;
         return Ok(EXIT_OK);
     }
-    if globals.read_only && !args.dry_run {
+    if globals.read_only && !args.line.dry_run {
         return Err(faultline::Error::ReadOnly("write to the kernel log").into());
     }
     let pid = match globals.pids.as_slice() {
@@ -158,15 +167,15 @@ fn xid_command(args: XidArgs, globals: &Globals) -> anyhow::Result<u8> {
         }
     };
     let request = XidInjection {
-        pci: args.pci,
+        pci: args.line.pci,
         pid,
-        process_name: args.name,
-        force: args.force,
-        dry_run: args.dry_run,
+        process_name: args.line.name,
+        force: args.line.force,
+        dry_run: args.line.dry_run,
         fault_id: args.fault_id,
         driver_dir: args.nvidia_proc,
         kmsg: args.kmsg,
-        ..XidInjection::new(args.xid.unwrap_or_default(), args.gpu)
+        ..XidInjection::new(args.xid.unwrap_or_default(), args.line.gpu)
     };
     let report = node::inject_xid(&request).map_err(faultline::Error::from)?;
     writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?;

@@ -491,7 +491,7 @@ impl App {
                 }
             }
             Overlay::Xid(mut dialog) => {
-                if self.on_xid_key(&mut dialog, &event) {
+                if self.on_form_key(dialog.as_mut(), &event) {
                     self.overlay = Overlay::Xid(dialog);
                 }
             }
@@ -602,7 +602,7 @@ impl App {
         self.cluster.namespace.clone().unwrap_or_else(|| "default".to_string())
     }
 
-    /// Handles a key in the partition or shim dialog; `false` closes it.
+    /// Handles a key in a cluster dialog (partition, shim, XID); `false` closes it.
     fn on_form_key<D: ClusterForm>(&mut self, dialog: &mut D, event: &KeyEvent) -> bool {
         if dialog.state().confirming {
             match self.keys.intent(Context::Confirm, event) {
@@ -613,7 +613,7 @@ impl App {
                     }
                     Err(message) => {
                         dialog.state_mut().confirming = false;
-                        self.say(format!("no {}: {message}", D::NOUN), true);
+                        self.say(format!("{}: {message}", D::NOT_DONE), true);
                     }
                 },
                 Some(Intent::No) => dialog.state_mut().confirming = false,
@@ -624,25 +624,20 @@ impl App {
         match self.keys.intent(Context::Form, event) {
             Some(Intent::NextField) => dialog.move_cursor(1),
             Some(Intent::PrevField) => dialog.move_cursor(-1),
-            Some(Intent::Decrease | Intent::DecreaseMore) => dialog.step(-1),
-            Some(Intent::Increase | Intent::IncreaseMore) => dialog.step(1),
-            Some(Intent::Toggle)
-                if dialog
-                    .rows()
-                    .get(dialog.state().cursor)
-                    .is_some_and(|row| row.input != super::cluster::form::Input::Text) =>
-            {
-                dialog.toggle();
-            }
+            Some(Intent::Decrease) => dialog.step(-1),
+            Some(Intent::Increase) => dialog.step(1),
+            Some(Intent::DecreaseMore) => dialog.step(-10),
+            Some(Intent::IncreaseMore) => dialog.step(10),
+            Some(Intent::Toggle) if !dialog.is_typed_row() => dialog.toggle(),
             Some(Intent::ClearField) => dialog.clear_field(),
             Some(Intent::DeleteChar) => dialog.delete_char(),
             Some(Intent::Back) => {
-                self.say(format!("dialog closed; no {}", D::NOUN), false);
+                self.say(D::CLOSED, false);
                 return false;
             }
             Some(Intent::Apply) => match dialog.question() {
                 Ok(_) => dialog.state_mut().confirming = true,
-                Err(message) => self.say(format!("no {}: {message}", D::NOUN), true),
+                Err(message) => self.say(format!("{}: {message}", D::NOT_DONE), true),
             },
             _ => {
                 if let Some(c) = keys::typed_char(event) {
@@ -701,52 +696,6 @@ impl App {
             Some(node) => self.overlay = Overlay::Xid(Box::new(XidDialog::new(node))),
             None => self.say("no GPU node selected (the list is empty until the cluster answers)", true),
         }
-    }
-
-    /// Handles a key in the XID dialog; `false` closes it.
-    fn on_xid_key(&mut self, dialog: &mut XidDialog, event: &KeyEvent) -> bool {
-        if dialog.confirming {
-            match self.keys.intent(Context::Confirm, event) {
-                Some(Intent::Yes) => match dialog.request() {
-                    Ok(request) => {
-                        self.confirmed(ClusterRequest::InjectXid(Box::new(request)));
-                        return false;
-                    }
-                    Err(message) => {
-                        dialog.confirming = false;
-                        self.say(format!("not injected: {message}"), true);
-                    }
-                },
-                Some(Intent::No) => dialog.confirming = false,
-                _ => {}
-            }
-            return true;
-        }
-        match self.keys.intent(Context::Form, event) {
-            Some(Intent::NextField) => dialog.move_cursor(1),
-            Some(Intent::PrevField) => dialog.move_cursor(-1),
-            Some(Intent::Decrease) => dialog.step(-1),
-            Some(Intent::Increase) => dialog.step(1),
-            Some(Intent::DecreaseMore) => dialog.step(-10),
-            Some(Intent::IncreaseMore) => dialog.step(10),
-            Some(Intent::Toggle) => dialog.toggle(),
-            Some(Intent::ClearField) => dialog.clear_field(),
-            Some(Intent::DeleteChar) => dialog.delete_char(),
-            Some(Intent::Back) => {
-                self.say("XID dialog closed; nothing injected", false);
-                return false;
-            }
-            Some(Intent::Apply) => match dialog.question() {
-                Ok(_) => dialog.confirming = true,
-                Err(message) => self.say(format!("not injected: {message}"), true),
-            },
-            _ => {
-                if let Some(c) = keys::typed_char(event) {
-                    dialog.type_char(c);
-                }
-            }
-        }
-        true
     }
 
     fn on_filter_key(&mut self, event: &KeyEvent) {

@@ -1,15 +1,19 @@
-//! What the partition and shim dialogs share: a list of rows (typed text, a choice cycled with ←/→, a checkbox),
-//! the focus, "the first key replaces a proposed value", and the confirmation step. Each dialog says what its rows
-//! are and what request a valid draft stands for; [`ClusterForm`]'s provided methods do the editing, so the keys
-//! behave the same in both. The recover and arm questions, which have no fields, are an [`Ask`].
+//! What the partition, shim and XID dialogs share: a list of rows (typed text, a number or catalog entry that is
+//! typed or stepped with ←/→, a choice cycled with ←/→, a checkbox), the focus, "the first key replaces a proposed
+//! value", and the confirmation step. Each dialog says what its rows are, how it looks ([`FormLook`]) and what
+//! request a valid draft stands for; [`ClusterForm`]'s provided methods do the editing, so the keys behave the same
+//! in all of them, and one renderer draws them. The recover and arm questions, which have no fields, are an
+//! [`Ask`].
 
-use super::ClusterRequest;
+use crate::cluster::action::ClusterRequest;
 
 /// How a row is edited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Input {
     /// Typed into.
     Text,
+    /// Typed into, or stepped with ←/→ (by 10 with Shift): a number, a catalog entry.
+    Stepped,
     /// One of a few values, cycled with ←/→ or Space.
     Choice,
     /// On / off, flipped with Space or ←/→.
@@ -40,10 +44,57 @@ pub struct FormState {
     pub confirming: bool,
 }
 
+/// How a dialog looks: everything the shared renderer draws that is not a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormLook {
+    /// The box's title.
+    pub title: String,
+    /// The line above the rows.
+    pub intro: String,
+    /// The box's width at most.
+    pub width: u16,
+    /// The label column's width.
+    pub label_width: usize,
+    /// The value column's width.
+    pub value_width: usize,
+    /// The key hints while editing.
+    pub hints: String,
+    /// What `y` does, in the confirmation's key hints (`go ahead`, `inject`).
+    pub yes: &'static str,
+    /// The line shown when the draft is valid.
+    pub ready: &'static str,
+    /// Added after the first error (`; Enter injects nothing`).
+    pub error_suffix: &'static str,
+    /// An invalid row's hint says only `✗ invalid` (the first error is spelled out below the rows).
+    pub terse_row_errors: bool,
+}
+
+impl FormLook {
+    /// The partition and shim dialogs' look: wide, with the hint or the whole error of every row.
+    pub fn wide(title: &str, intro: &str) -> FormLook {
+        FormLook {
+            title: title.to_string(),
+            intro: intro.to_string(),
+            width: 100,
+            label_width: 16,
+            value_width: 22,
+            hints: " Enter confirm · Esc cancel · ↑↓ field · ←→/Space choice · type into text ".to_string(),
+            yes: "go ahead",
+            ready: "✓ Enter shows what will be done and asks y/n.",
+            error_suffix: "",
+            terse_row_errors: false,
+        }
+    }
+}
+
 /// A cluster dialog with fields and a confirmation step.
 pub trait ClusterForm {
-    /// What the dialog makes, for the status line (`no partition created`).
-    const NOUN: &'static str;
+    /// How the status line begins when nothing was done (`no partition`, `not injected`).
+    const NOT_DONE: &'static str;
+    /// What the status line says when the dialog is closed with Esc.
+    const CLOSED: &'static str;
+    /// How the dialog looks.
+    fn look(&self) -> FormLook;
     /// The shared editing state.
     fn state(&self) -> &FormState;
     /// The shared editing state, to change.
@@ -52,7 +103,7 @@ pub trait ClusterForm {
     fn rows(&self) -> Vec<FormRow>;
     /// The text of row `index`, if it is typed into.
     fn text_mut(&mut self, index: usize) -> Option<&mut String>;
-    /// ←/→ on a choice or a checkbox at row `index` (`delta` is ±1).
+    /// ←/→ on a choice or a checkbox (`delta` is ±1), or on a stepped row (`delta` as pressed) at row `index`.
     fn step_row(&mut self, index: usize, delta: i64);
     /// The request a valid draft stands for; `Err` says what is wrong first.
     fn request(&self) -> Result<ClusterRequest, String>;
@@ -97,11 +148,13 @@ pub trait ClusterForm {
         self.state_mut().touched = true;
     }
 
-    /// ←/→ (and Shift-←/→, which mean the same here): the next / previous choice, a checkbox flips.
+    /// ←/→: the next / previous choice (Shift means the same), a checkbox flips, a stepped row moves by `delta`.
     fn step(&mut self, delta: i64) {
         let cursor = self.state().cursor;
-        if self.rows().get(cursor).is_some_and(|row| row.input != Input::Text) {
-            self.step_row(cursor, delta.signum());
+        match self.rows().get(cursor).map(|row| row.input) {
+            Some(Input::Stepped) => self.step_row(cursor, delta),
+            Some(Input::Choice | Input::Toggle) => self.step_row(cursor, delta.signum()),
+            Some(Input::Text) | None => {}
         }
         // A mode change can remove rows: keep the focus on one.
         let len = self.rows().len();
@@ -110,9 +163,17 @@ pub trait ClusterForm {
         state.touched = false;
     }
 
-    /// Space: flips a checkbox, cycles a choice.
+    /// Space: flips a checkbox, cycles a choice; typed rows ignore it.
     fn toggle(&mut self) {
-        self.step(1);
+        let cursor = self.state().cursor;
+        if self.rows().get(cursor).is_some_and(|row| matches!(row.input, Input::Choice | Input::Toggle)) {
+            self.step(1);
+        }
+    }
+
+    /// Whether the focused row takes typed text (Space is a character there, not a toggle).
+    fn is_typed_row(&self) -> bool {
+        self.rows().get(self.state().cursor).is_some_and(|row| row.input == Input::Text)
     }
 
     /// The first invalid row's label and why.

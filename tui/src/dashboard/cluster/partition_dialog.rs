@@ -3,7 +3,7 @@
 //! make a [`PartitionDraft`], checked as `faultline cluster partition create` checks its flags, so an error shows as
 //! it is typed; Enter asks for confirmation and only `y` turns the draft into a [`PartitionRequest`].
 
-use super::form::{checkbox, choice, cycle, ClusterForm, FormRow, FormState, Input};
+use super::form::{checkbox, choice, cycle, ClusterForm, FormLook, FormRow, FormState, Input};
 use crate::cluster::action::draft::{Names, PartitionDraft};
 use crate::cluster::action::ClusterRequest;
 pub use crate::cluster::action::PartitionRequest;
@@ -349,7 +349,15 @@ fn labels(selector: &std::collections::BTreeMap<String, String>) -> String {
 }
 
 impl ClusterForm for PartitionDialog {
-    const NOUN: &'static str = "partition";
+    const NOT_DONE: &'static str = "no partition";
+    const CLOSED: &'static str = "dialog closed; no partition";
+
+    fn look(&self) -> FormLook {
+        FormLook::wide(
+            " Create a network partition ",
+            "A NetworkPolicy or a Chaos Mesh NetworkChaos, labelled as a fault: R recovers it, the reaper ends it.",
+        )
+    }
 
     fn state(&self) -> &FormState {
         &self.form

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use shm_proto::Kind;
 
-use super::form::{checkbox, choice, cycle, ClusterForm, FormRow, FormState, Input};
+use super::form::{checkbox, choice, cycle, ClusterForm, FormLook, FormRow, FormState, Input};
 use crate::cluster::action::draft::{Names, ShimDraft};
 use crate::cluster::action::ClusterRequest;
 pub use crate::cluster::action::ShimRequest;
@@ -230,7 +230,15 @@ impl ShimDialog {
 }
 
 impl ClusterForm for ShimDialog {
-    const NOUN: &'static str = "shim rolled out";
+    const NOT_DONE: &'static str = "no shim rolled out";
+    const CLOSED: &'static str = "dialog closed; no shim rolled out";
+
+    fn look(&self) -> FormLook {
+        FormLook::wide(
+            " Roll a shim into a workload ",
+            "LD_PRELOAD appended, affinity merged, the original spec saved: R restores it exactly.",
+        )
+    }
 
     fn state(&self) -> &FormState {
         &self.form

@@ -1,10 +1,13 @@
 //! The inject-XID dialog's model: GPU, XID (named from the catalog as it is typed), force and a watch for the
-//! cordon, validated like `faultline cluster xid inject` validates them; Enter asks for confirmation and only `y`
-//! turns the draft into an [`XidInjectRequest`]. Nothing here talks to the cluster.
+//! cordon, on the cluster dialogs' form framework ([`ClusterForm`]); its draft is an [`XidDraft`], checked as
+//! `faultline cluster xid inject` checks its flags. Enter asks for confirmation and only `y` turns the draft into an
+//! [`XidInjectRequest`]. Nothing here talks to the cluster.
 
 use std::time::Duration;
 
+use super::form::{checkbox, choice, cycle, ClusterForm, FormLook, FormRow, FormState, Input};
 use crate::cluster::action::draft::{unknown_xid, Names, XidDraft};
+use crate::cluster::action::ClusterRequest;
 use crate::cluster::nodes::GpuNode;
 use crate::cluster::xid_inject::XidInjectRequest;
 use crate::node::xid::{self, CATALOG};
@@ -57,12 +60,8 @@ pub struct XidDialog {
     pub force: bool,
     /// Index into [`WATCH_CHOICES`].
     pub watch: usize,
-    /// The focused field.
-    pub cursor: usize,
-    /// The field was typed into since it got its value (the first key replaces a proposed value).
-    pub touched: bool,
-    /// Enter was pressed on a valid draft: the dialog asks `y/n`.
-    pub confirming: bool,
+    /// Focus, typing, confirmation.
+    pub form: FormState,
 }
 
 impl XidDialog {
@@ -74,91 +73,7 @@ impl XidDialog {
             xid: DEFAULT_XID.to_string(),
             force: false,
             watch: 0,
-            cursor: 0,
-            touched: false,
-            confirming: false,
-        }
-    }
-
-    /// The focused field.
-    pub fn field(&self) -> XidField {
-        XidField::ALL[self.cursor.min(XidField::ALL.len() - 1)]
-    }
-
-    /// Moves the focus, wrapping.
-    pub fn move_cursor(&mut self, delta: isize) {
-        let len = XidField::ALL.len() as isize;
-        self.cursor = (self.cursor as isize + delta).rem_euclid(len) as usize;
-        self.touched = false;
-    }
-
-    /// Typing: digits into GPU or XID (the first key replaces the proposed value); other fields ignore it.
-    pub fn type_char(&mut self, c: char) {
-        let touched = self.touched;
-        if let Some(text) = self.text_mut() {
-            if !touched {
-                text.clear();
-            }
-            text.push(c);
-            self.touched = true;
-        }
-    }
-
-    /// Backspace.
-    pub fn delete_char(&mut self) {
-        if let Some(text) = self.text_mut() {
-            text.pop();
-        }
-        self.touched = true;
-    }
-
-    /// Ctrl-U.
-    pub fn clear_field(&mut self) {
-        if let Some(text) = self.text_mut() {
-            text.clear();
-        }
-        self.touched = true;
-    }
-
-    fn text_mut(&mut self) -> Option<&mut String> {
-        match self.field() {
-            XidField::Gpu => Some(&mut self.gpu),
-            XidField::Xid => Some(&mut self.xid),
-            XidField::Force | XidField::Watch => None,
-        }
-    }
-
-    /// ←/→: GPU ± `delta`; XID to the previous / next catalog entry; force flips; watch cycles.
-    pub fn step(&mut self, delta: i64) {
-        match self.field() {
-            XidField::Gpu => {
-                let current = self.gpu.trim().parse::<i64>().unwrap_or(0);
-                self.gpu = (current + delta).clamp(0, i64::from(u32::MAX)).to_string();
-            }
-            XidField::Xid => {
-                let current = self.xid.trim().parse::<u32>().ok();
-                let next = if delta > 0 {
-                    CATALOG.iter().find(|info| current.is_none_or(|c| info.xid > c)).or(CATALOG.last())
-                } else {
-                    CATALOG.iter().rev().find(|info| current.is_none_or(|c| info.xid < c)).or(CATALOG.first())
-                };
-                if let Some(info) = next {
-                    self.xid = info.xid.to_string();
-                }
-            }
-            XidField::Force => self.force = !self.force,
-            XidField::Watch => {
-                let len = WATCH_CHOICES.len() as i64;
-                self.watch = (self.watch as i64 + delta.signum()).rem_euclid(len) as usize;
-            }
-        }
-        self.touched = false;
-    }
-
-    /// Space: flips force, cycles the watch.
-    pub fn toggle(&mut self) {
-        if matches!(self.field(), XidField::Force | XidField::Watch) {
-            self.step(1);
+            form: FormState::default(),
         }
     }
 
@@ -197,15 +112,10 @@ impl XidDialog {
         }
     }
 
-    /// The first invalid field and why.
-    pub fn first_error(&self) -> Option<(XidField, String)> {
-        XidField::ALL.into_iter().find_map(|field| self.check(field).err().map(|error| (field, error)))
-    }
-
     /// The request the draft stands for; `Err` names the first invalid field.
-    pub fn request(&self) -> Result<XidInjectRequest, String> {
-        if let Some((field, error)) = self.first_error() {
-            return Err(format!("{}: {error}", field.label()));
+    pub fn inject_request(&self) -> Result<XidInjectRequest, String> {
+        if let Some((label, error)) = self.first_error() {
+            return Err(format!("{label}: {error}"));
         }
         let gpu = parse_number("GPU", &self.gpu)?;
         let xid = parse_number("XID", &self.xid)?;
@@ -219,10 +129,104 @@ impl XidDialog {
         draft.parse(Names::Labels).map_err(|e| e.to_string())
     }
 
+    /// What the dialog says about the node: its agent (the injection runs there), GPUs and cordon.
+    fn node_line(&self) -> String {
+        let node = &self.node;
+        let agent = match &node.agent {
+            Some(agent) if agent.ready => format!("agent pod {} ready", agent.name),
+            Some(agent) => format!("agent pod {} not ready ({}): the injection will fail", agent.name, agent.phase),
+            None => "no faultline-node agent pod here: the injection will fail".to_string(),
+        };
+        let gpus = node.gpus.map_or("GPU count unknown".to_string(), |g| format!("{g} GPUs"));
+        format!("{agent} · {gpus} · {}", if node.cordoned { "cordoned" } else { "not cordoned" })
+    }
+}
+
+impl ClusterForm for XidDialog {
+    const NOT_DONE: &'static str = "not injected";
+    const CLOSED: &'static str = "XID dialog closed; nothing injected";
+
+    fn look(&self) -> FormLook {
+        FormLook {
+            title: format!(" Inject an XID on node {} ", self.node.name),
+            intro: self.node_line(),
+            width: 96,
+            label_width: 14,
+            value_width: 14,
+            hints: " Enter confirm · Esc cancel · ↑↓ field · ←→ ±1 / catalog · Space toggle ".to_string(),
+            yes: "inject",
+            ready: "✓ Enter asks for confirmation before anything is injected.",
+            error_suffix: "; Enter injects nothing",
+            terse_row_errors: true,
+        }
+    }
+
+    fn state(&self) -> &FormState {
+        &self.form
+    }
+
+    fn state_mut(&mut self) -> &mut FormState {
+        &mut self.form
+    }
+
+    fn rows(&self) -> Vec<FormRow> {
+        XidField::ALL
+            .into_iter()
+            .map(|field| {
+                let (value, input) = match field {
+                    XidField::Gpu => (self.gpu.clone(), Input::Stepped),
+                    XidField::Xid => (self.xid.clone(), Input::Stepped),
+                    XidField::Force => (checkbox(self.force), Input::Toggle),
+                    XidField::Watch => match WATCH_CHOICES.get(self.watch).copied().flatten() {
+                        Some(seconds) => (choice(&format!("{seconds} s")), Input::Choice),
+                        None => (choice("off"), Input::Choice),
+                    },
+                };
+                FormRow { label: field.label(), value, input, check: self.check(field) }
+            })
+            .collect()
+    }
+
+    fn text_mut(&mut self, index: usize) -> Option<&mut String> {
+        match XidField::ALL.get(index)? {
+            XidField::Gpu => Some(&mut self.gpu),
+            XidField::Xid => Some(&mut self.xid),
+            XidField::Force | XidField::Watch => None,
+        }
+    }
+
+    /// GPU ± `delta`; XID to the previous / next catalog entry; force flips; watch cycles.
+    fn step_row(&mut self, index: usize, delta: i64) {
+        let Some(field) = XidField::ALL.get(index) else { return };
+        match field {
+            XidField::Gpu => {
+                let current = self.gpu.trim().parse::<i64>().unwrap_or(0);
+                self.gpu = (current + delta).clamp(0, i64::from(u32::MAX)).to_string();
+            }
+            XidField::Xid => {
+                let current = self.xid.trim().parse::<u32>().ok();
+                let next = if delta > 0 {
+                    CATALOG.iter().find(|info| current.is_none_or(|c| info.xid > c)).or(CATALOG.last())
+                } else {
+                    CATALOG.iter().rev().find(|info| current.is_none_or(|c| info.xid < c)).or(CATALOG.first())
+                };
+                if let Some(info) = next {
+                    self.xid = info.xid.to_string();
+                }
+            }
+            XidField::Force => self.force = !self.force,
+            XidField::Watch => self.watch = cycle(self.watch, delta, WATCH_CHOICES.len()),
+        }
+    }
+
+    fn request(&self) -> Result<ClusterRequest, String> {
+        self.inject_request().map(|request| ClusterRequest::InjectXid(Box::new(request)))
+    }
+
     /// The confirmation question, e.g. `Inject XID 79 (GPU has fallen off the bus, critical) on GPU 0 of node
     /// gpu-a? y/n`.
-    pub fn question(&self) -> Result<String, String> {
-        let request = self.request()?;
+    fn question(&self) -> Result<String, String> {
+        let request = self.inject_request()?;
         let what = match xid::lookup(request.xid) {
             Some(info) => format!("{}, {}", info.name, info.severity.name()),
             None => format!("{}, forced", xid::UNKNOWN_NAME),
@@ -262,7 +266,7 @@ mod tests {
     #[test]
     fn defaults_ask_for_xid_79_on_gpu_0() {
         let dialog = XidDialog::new(&node(Some(8)));
-        assert_eq!(dialog.request().unwrap(), XidInjectRequest::new("gpu-a", 0, 79));
+        assert_eq!(dialog.inject_request().unwrap(), XidInjectRequest::new("gpu-a", 0, 79));
         assert_eq!(
             dialog.question().unwrap(),
             "Inject XID 79 (GPU has fallen off the bus, critical) on GPU 0 of node gpu-a? y/n"
@@ -290,30 +294,30 @@ mod tests {
     fn an_unknown_xid_needs_force_and_a_bad_number_blocks_everything() {
         let mut dialog = XidDialog::new(&node(None));
         dialog.xid = "200".into();
-        let error = dialog.request().unwrap_err();
+        let error = dialog.inject_request().unwrap_err();
         assert!(error.starts_with("XID: XID 200 is not in faultline's catalog") && error.contains("turn Force on"));
         dialog.force = true;
-        let request = dialog.request().unwrap();
+        let request = dialog.inject_request().unwrap();
         assert!(request.force && request.xid == 200);
         assert!(dialog.question().unwrap().contains("(XID outside the faultline catalog, forced)"));
         dialog.gpu = "-1".into();
-        assert_eq!(dialog.request().unwrap_err(), "GPU: '-1' is not a whole number");
+        assert_eq!(dialog.inject_request().unwrap_err(), "GPU: '-1' is not a whole number");
         dialog.gpu.clear();
-        assert_eq!(dialog.request().unwrap_err(), "GPU: give the GPU number");
+        assert_eq!(dialog.inject_request().unwrap_err(), "GPU: give the GPU number");
     }
 
     #[test]
     fn force_is_sent_only_when_needed_and_the_watch_cycles() {
         let mut dialog = XidDialog::new(&node(Some(2)));
         dialog.force = true;
-        assert!(!dialog.request().unwrap().force, "a catalog XID needs no --force");
+        assert!(!dialog.inject_request().unwrap().force, "a catalog XID needs no --force");
         dialog.gpu = "2".into();
         assert_eq!(dialog.check(XidField::Gpu).unwrap(), "⚠ the node reports 2 GPUs (0–1)");
-        dialog.cursor = 3;
+        dialog.form.cursor = 3;
         dialog.toggle();
         dialog.toggle();
         dialog.toggle();
-        assert_eq!(dialog.request().unwrap().watch, Some(Duration::from_secs(300)));
+        assert_eq!(dialog.inject_request().unwrap().watch, Some(Duration::from_secs(300)));
         assert!(dialog.question().unwrap().ends_with("of node gpu-a, then watch up to 300 s for the cordon? y/n"));
         dialog.step(-1);
         dialog.step(-1);

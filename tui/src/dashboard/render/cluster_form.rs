@@ -1,5 +1,6 @@
-//! The partition and shim dialogs over the cluster view (their rows with a hint or the error of each, the first
-//! error or the confirmation question below), and the plain y/n box of the recover and arm questions.
+//! The cluster dialogs — partition, shim, XID — over the cluster view (their rows with a hint or the error of each,
+//! the first error or the confirmation question below, as each dialog's [`FormLook`] says), and the plain y/n box
+//! of the recover and arm questions.
 
 use ratatui::layout::Rect;
 use ratatui::style::Style;
@@ -16,22 +17,9 @@ use crate::dashboard::keys::{Context, Intent};
 /// Draws the open partition or shim dialog, or the open question, over `area`.
 pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     match &app.overlay {
-        Overlay::Partition(dialog) => form(
-            frame,
-            app,
-            area,
-            dialog.as_ref(),
-            " Create a network partition ",
-            "A NetworkPolicy or a Chaos Mesh NetworkChaos, labelled as a fault: R recovers it, the reaper ends it.",
-        ),
-        Overlay::Shim(dialog) => form(
-            frame,
-            app,
-            area,
-            dialog.as_ref(),
-            " Roll a shim into a workload ",
-            "LD_PRELOAD appended, affinity merged, the original spec saved: R restores it exactly.",
-        ),
+        Overlay::Partition(dialog) => form(frame, app, area, dialog.as_ref()),
+        Overlay::Shim(dialog) => form(frame, app, area, dialog.as_ref()),
+        Overlay::Xid(dialog) => form(frame, app, area, dialog.as_ref()),
         Overlay::Ask(ask) => {
             let theme = app.theme;
             let popup_width = 90.min(area.width);
@@ -42,7 +30,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             frame.render_widget(Clear, popup);
             let block = Block::bordered()
                 .title(ask.title.clone())
-                .title_bottom(confirm_hints(app, "go ahead"))
+                .title_bottom(confirm_hints(app, "go ahead", "no, nothing done"))
                 .border_style(theme.warn());
             frame.render_widget(Paragraph::new(lines).block(block), popup);
         }
@@ -50,50 +38,50 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     }
 }
 
-fn confirm_hints(app: &App, yes: &str) -> String {
+fn confirm_hints(app: &App, yes: &str, no: &str) -> String {
     let keys = &app.keys;
     format!(
-        " {} {yes} · {} no, nothing done ",
+        " {} {yes} · {} {no} ",
         keys.keys_of(Context::Confirm, Intent::Yes),
         keys.keys_of(Context::Confirm, Intent::No)
     )
 }
 
-fn form<D: ClusterForm>(frame: &mut Frame, app: &App, area: Rect, dialog: &D, title: &str, intro: &str) {
+fn form<D: ClusterForm>(frame: &mut Frame, app: &App, area: Rect, dialog: &D) {
     let theme = app.theme;
+    let look = dialog.look();
     let state = dialog.state();
-    let popup_width = 100.min(area.width);
+    let popup_width = look.width.min(area.width);
     let width = usize::from(popup_width.saturating_sub(2));
     let outcome: Vec<(String, Style)> = match (state.confirming, dialog.question()) {
         (true, Ok(question)) => {
             wrap(&question, width.saturating_sub(1)).into_iter().map(|l| (l, theme.warn())).collect()
         }
-        (_, Err(error)) => {
-            wrap(&format!("✗ {error}"), width.saturating_sub(1)).into_iter().map(|l| (l, theme.error())).collect()
-        }
-        (false, Ok(_)) => vec![("✓ Enter shows what will be done and asks y/n.".to_string(), theme.ok())],
+        (_, Err(error)) => wrap(&format!("✗ {error}{}", look.error_suffix), width.saturating_sub(1))
+            .into_iter()
+            .map(|l| (l, theme.error()))
+            .collect(),
+        (false, Ok(_)) => vec![(look.ready.to_string(), theme.ok())],
     };
     let rows = dialog.rows();
     let popup = centered(area, popup_width, rows.len() as u16 + outcome.len() as u16 + 5);
     frame.render_widget(Clear, popup);
-    let hints = if state.confirming {
-        confirm_hints(app, "go ahead").replace("no, nothing done", "back to the dialog")
-    } else {
-        " Enter confirm · Esc cancel · ↑↓ field · ←→/Space choice · type into text ".to_string()
-    };
-    let block = Block::bordered().title(title.to_string()).title_bottom(hints).border_style(if state.confirming {
+    let hints = if state.confirming { confirm_hints(app, look.yes, "back to the dialog") } else { look.hints };
+    let block = Block::bordered().title(look.title).title_bottom(hints).border_style(if state.confirming {
         theme.warn()
     } else {
         theme.border(true)
     });
-    let mut lines = vec![Line::styled(fit(intro, width), theme.dim()), Line::raw("")];
-    let (label_width, value_width) = (16, 22);
+    let mut lines = vec![Line::styled(fit(&look.intro, width), theme.dim()), Line::raw("")];
+    let (label_width, value_width) = (look.label_width, look.value_width);
     let hint_width = width.saturating_sub(2 + label_width + value_width + 1);
     for (index, row) in rows.into_iter().enumerate() {
         let focused = index == state.cursor && !state.confirming;
-        let value = if focused && row.input == Input::Text { format!("{}▏", row.value) } else { row.value };
+        let typed = matches!(row.input, Input::Text | Input::Stepped);
+        let value = if focused && typed { format!("{}▏", row.value) } else { row.value };
         let (hint, hint_style) = match row.check {
             Ok(hint) => (hint, theme.dim()),
+            Err(_) if look.terse_row_errors => ("✗ invalid".to_string(), theme.error()),
             Err(error) => (format!("✗ {error}"), theme.error()),
         };
         lines.push(Line::from(vec![

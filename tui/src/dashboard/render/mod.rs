@@ -22,7 +22,6 @@ pub mod process_view;
 pub mod recording;
 pub mod theme;
 pub mod too_small;
-pub mod xid_dialog;
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -97,8 +96,9 @@ pub fn render(frame: &mut Frame, app: &App) {
         Overlay::Help(_) => help::render(frame, app, area),
         Overlay::Editor(_) => editor::render(frame, app, area),
         Overlay::Dump(_) | Overlay::Replay(_) => dialogs::render(frame, app, area),
-        Overlay::Xid(_) => xid_dialog::render(frame, app, area),
-        Overlay::Partition(_) | Overlay::Shim(_) | Overlay::Ask(_) => cluster_form::render(frame, app, area),
+        Overlay::Xid(_) | Overlay::Partition(_) | Overlay::Shim(_) | Overlay::Ask(_) => {
+            cluster_form::render(frame, app, area)
+        }
     }
 }
 
