@@ -9,7 +9,8 @@ use ratatui::Frame;
 
 use super::centered;
 use crate::dashboard::app::{App, Overlay};
-use crate::dashboard::forms::{format_name, DumpDialog, ReplayDialog};
+use crate::dashboard::processes::dump::{format_name, DumpDialog};
+use crate::dashboard::processes::replay::ReplayDialog;
 
 /// Draws the open dialog over `area`.
 pub fn render(frame: &mut Frame, app: &App, area: Rect) {

@@ -11,7 +11,8 @@ use shm_proto::{codes, Mode};
 
 use super::{centered, fit};
 use crate::dashboard::app::{App, Overlay};
-use crate::dashboard::forms::{Editor, Field, Picker};
+use crate::dashboard::processes::editor::{Editor, Field};
+use crate::dashboard::processes::picker::Picker;
 use crate::output::escape_controls;
 
 /// Draws the editor (and its picker) over `area`.

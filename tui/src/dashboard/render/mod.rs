@@ -109,10 +109,10 @@ fn title(frame: &mut Frame, app: &App, area: Rect) {
     let mut spans = vec![
         Span::styled(" faultline ", theme.title()),
         Span::raw(format!("│ {} process{} ({dead} dead) ", rows.len(), if rows.len() == 1 { "" } else { "es" })),
-        Span::raw(format!("│ sort {} {} ", app.sort.title(), app.sort.arrow(app.descending))),
+        Span::raw(format!("│ sort {} {} ", app.list.sort.title(), app.list.sort.arrow(app.list.descending))),
     ];
-    if !app.filter.is_empty() {
-        spans.push(Span::raw(format!("│ filter \"{}\" ", app.filter)));
+    if !app.list.filter.is_empty() {
+        spans.push(Span::raw(format!("│ filter \"{}\" ", app.list.filter)));
     }
     if app.frozen {
         spans.push(Span::styled("│ FROZEN (f) ", theme.warn()));
@@ -134,10 +134,10 @@ fn title(frame: &mut Frame, app: &App, area: Rect) {
 
 fn status(frame: &mut Frame, app: &App, area: Rect) {
     let theme = app.theme;
-    let line = if app.filtering {
+    let line = if app.list.filtering {
         Line::from(vec![
             Span::styled("/", theme.header()),
-            Span::raw(format!("{}▏", app.filter)),
+            Span::raw(format!("{}▏", app.list.filter)),
             Span::styled("  Enter keep · Esc clear", theme.dim()),
         ])
     } else if let Some(status) = &app.status {
