@@ -123,7 +123,7 @@ fn title(frame: &mut Frame, app: &App, area: Rect) {
     let help = format!(
         "{} help  {} quit ",
         app.keys.keys_of(Context::Main, Intent::Help),
-        app.keys.keys_of(Context::Main, Intent::Quit).split('/').next().unwrap_or("q")
+        app.keys.key_name(Context::Main, Intent::Quit)
     );
     let used: usize = spans.iter().map(Span::width).sum();
     let gap = usize::from(area.width).saturating_sub(used + help.chars().count());
@@ -138,7 +138,14 @@ fn status(frame: &mut Frame, app: &App, area: Rect) {
         Line::from(vec![
             Span::styled("/", theme.header()),
             Span::raw(format!("{}▏", app.list.filter)),
-            Span::styled("  Enter keep · Esc clear", theme.dim()),
+            Span::styled(
+                format!(
+                    "  {} keep · {} clear",
+                    app.keys.key_name(Context::Filter, Intent::Apply),
+                    app.keys.key_name(Context::Filter, Intent::Back)
+                ),
+                theme.dim(),
+            ),
         ])
     } else if let Some(status) = &app.status {
         // Messages can quote names read from segments (or a cluster): escaped like every such name.
@@ -156,7 +163,7 @@ fn status(frame: &mut Frame, app: &App, area: Rect) {
             hint(Intent::Filter, "filter"),
             hint(Intent::SortNext, "sort"),
             hint(Intent::Freeze, "freeze"),
-            "Tab pane".to_string(),
+            format!("{} pane", keys.key_name(Context::Main, Intent::NextPane)),
             hint(Intent::SwitchView, "cluster"),
         ];
         Line::styled(format!(" {}", hints.join("  ")), theme.dim())

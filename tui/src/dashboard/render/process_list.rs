@@ -9,6 +9,7 @@ use ratatui::Frame;
 
 use super::{fit, rate};
 use crate::dashboard::app::{App, Pane};
+use crate::dashboard::keys::{Context, Intent};
 use crate::dashboard::processes::list::SortColumn;
 use crate::dashboard::processes::sampler::ProcessRow;
 use crate::output::escape_controls;
@@ -114,8 +115,9 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     if rows.is_empty() {
         let message = if app.snapshot.rows.is_empty() {
             "No faultline processes yet. Start one with LD_PRELOAD=…/libfaultline_ucx.so <program>, or run `faultline demo`."
+                .to_string()
         } else {
-            "No process matches the filter (Esc clears it)."
+            format!("No process matches the filter ({} clears it).", app.keys.key_name(Context::Main, Intent::Back))
         };
         lines.push(Line::styled(message, theme.dim()));
     }
