@@ -19,8 +19,8 @@ use faultline::cluster::ClusterError;
 use faultline::dashboard::app::{update, Action, App, Overlay, View};
 use faultline::dashboard::cluster::worker::Failure;
 use faultline::dashboard::cluster::{ClusterEvent, ClusterRequest, WorkerRequest};
+use faultline::dashboard::processes::sampler::{Snapshot, Update};
 use faultline::dashboard::render::{self, theme::Theme};
-use faultline::dashboard::sampler::{Snapshot, Update};
 use faultline::node::XidReport;
 use k8s_openapi::api::core::v1::{
     Event, Node, NodeCondition, NodeSpec, NodeStatus, Pod, PodCondition, PodSpec, PodStatus, Taint,

@@ -8,8 +8,8 @@ use std::time::Duration;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use faultline::dashboard::app::{update, Action, App, Overlay, Pane};
 use faultline::dashboard::keys::{Context, KeyBindings};
+use faultline::dashboard::processes::sampler::{Key, Sampler, Snapshot, Update};
 use faultline::dashboard::render::{self, theme::Theme};
-use faultline::dashboard::sampler::{Key, Sampler, Snapshot, Update};
 use faultline::targets::Target;
 use ratatui::backend::TestBackend;
 use ratatui::layout::Rect;
@@ -164,7 +164,7 @@ fn process_list_sorted_and_filtered() {
     for _ in 0..5 {
         type_text(&mut app, "s");
     }
-    assert_eq!(app.sort, faultline::dashboard::app::SortColumn::CallsPerS);
+    assert_eq!(app.list.sort, faultline::dashboard::processes::list::SortColumn::CallsPerS);
     type_text(&mut app, "/ucx");
     press(&mut app, KeyCode::Enter);
     let terminal = draw(&app, 120, 7, render::process_list::render);
@@ -336,7 +336,7 @@ fn no_color_means_no_colour_at_all() {
 fn keys_move_between_panes_and_freeze_keeps_the_screen() {
     let (snapshot, key) = fixture(4320);
     let mut app = app_with(snapshot.clone(), 160, 50);
-    assert_eq!(app.selected, Some(key));
+    assert_eq!(app.list.selected, Some(key));
     press(&mut app, KeyCode::Tab);
     assert_eq!(app.pane, Pane::Chart);
     update(&mut app, Action::Key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT)));
@@ -366,15 +366,15 @@ fn the_mouse_selects_rows_sorts_by_headers_and_focuses_panes() {
     };
     // Row 3 of the list (under the border and the header) is the third process: the dead one, after the live ones.
     click(&mut app, areas.list.x + 5, areas.list.y + 4);
-    assert_eq!(app.selected, Some(Key { pid: 4331, kind: Kind::Ucx }));
-    assert!(app.outbox.contains(&faultline::dashboard::sampler::Command::Focus(app.selected)));
+    assert_eq!(app.list.selected, Some(Key { pid: 4331, kind: Kind::Ucx }));
+    assert!(app.outbox.contains(&faultline::dashboard::processes::sampler::Command::Focus(app.list.selected)));
     // The CALLS/S header sorts by it, busiest first.
     let (_, x, _) = render::process_list::columns(areas.list)
         .into_iter()
-        .find(|(c, _, _)| *c == faultline::dashboard::app::SortColumn::CallsPerS)
+        .find(|(c, _, _)| *c == faultline::dashboard::processes::list::SortColumn::CallsPerS)
         .expect("column");
     click(&mut app, x + 2, areas.list.y + 1);
-    assert_eq!(app.sort, faultline::dashboard::app::SortColumn::CallsPerS);
+    assert_eq!(app.list.sort, faultline::dashboard::processes::list::SortColumn::CallsPerS);
     assert_eq!(app.visible_rows()[0].key.pid, 4330);
     // A click in the recording pane focuses it; the wheel scrolls it back.
     click(&mut app, areas.recording.x + 3, areas.recording.y + 3);
@@ -395,7 +395,7 @@ fn pid_focus_and_read_only() {
     // `faultline --pid 4342` selects that process as soon as it is listed.
     let mut app = App::new(true, Some(4342), Theme { color: false });
     update(&mut app, Action::Engine(Update::Snapshot(Arc::new(snapshot))));
-    assert_eq!(app.selected, Some(Key { pid: 4342, kind: Kind::Cuda }));
+    assert_eq!(app.list.selected, Some(Key { pid: 4342, kind: Kind::Cuda }));
     // --read-only: the editor does not open, and the engine refuses every change with the CLI's message.
     press(&mut app, KeyCode::Char('e'));
     assert_eq!(app.overlay, Overlay::None);
@@ -404,7 +404,9 @@ fn pid_focus_and_read_only() {
     app.take_outbox();
     press(&mut app, KeyCode::Char('t'));
     let commands = app.take_outbox();
-    let [faultline::dashboard::sampler::Command::Run(job)] = commands.as_slice() else { panic!("{commands:?}") };
+    let [faultline::dashboard::processes::sampler::Command::Run(job)] = commands.as_slice() else {
+        panic!("{commands:?}")
+    };
     let outcome = Sampler::offline().run(job, faultline::Options { read_only: true });
     assert!(!outcome.ok && outcome.message.contains("--read-only: refusing to toggle"), "{outcome:?}");
 }
@@ -464,15 +466,15 @@ fn live_processes_come_before_dead_ones_whatever_the_sort() {
     sampler.insert(target(Kind::Ucx, 4430, "vllm_worker", &UCX_HOOKS, true, |_| {}));
     sampler.insert(target(Kind::Cuda, 4431, "vllm_worker", &CUDA_HOOKS, true, |s| s.recording = true));
     let mut app = app_with(sampler.tick(Duration::ZERO), 120, 40);
-    for sort in faultline::dashboard::app::SortColumn::ALL {
+    for sort in faultline::dashboard::processes::list::SortColumn::ALL {
         for descending in [false, true] {
-            (app.sort, app.descending) = (sort, descending);
+            (app.list.sort, app.list.descending) = (sort, descending);
             let alive: Vec<bool> = app.visible_rows().iter().map(|row| row.alive).collect();
             assert_eq!(alive[..2], [true, true], "{sort:?} descending={descending}");
             assert!(alive[2..].iter().all(|&a| !a), "{sort:?} descending={descending}");
         }
     }
-    (app.sort, app.descending) = (faultline::dashboard::app::SortColumn::Pid, false);
+    (app.list.sort, app.list.descending) = (faultline::dashboard::processes::list::SortColumn::Pid, false);
     let terminal = draw(&app, 120, 7, render::process_list::render);
     insta::assert_snapshot!(terminal.backend());
 }

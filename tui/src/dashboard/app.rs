@@ -2,28 +2,33 @@
 //! ([`update`]), fed with [`Action`]s — key presses, mouse events, resizes, and the engine's snapshots and job
 //! outcomes. Changes to processes leave as [`Command`]s in [`App::outbox`]; the run loop hands them to the engine,
 //! which carries them out through `crate::request::execute`. The cluster view's state is [`App::cluster`]; its
-//! requests leave through [`ClusterView::outbox`] for the cluster worker.
+//! requests leave through [`ClusterView::take_requests`] for the cluster worker.
+//!
+//! A key goes to whatever has the focus: an open dialog (the process dialogs answer with a [`Reply`]), the filter
+//! being typed, or the view shown. The handlers live with what they handle: the process view's in
+//! `processes/` (`keys`, and `on_key` / `on_intent` of the list, the editor and each dialog), the cluster view's in
+//! `cluster/keys.rs`. This file dispatches, keeps the process list's selection and the detail panes in step, and
+//! handles the mouse.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crossterm::event::{KeyEvent, MouseButton, MouseEvent, MouseEventKind};
 use k8s_openapi::jiff::Timestamp;
 use ratatui::layout::{Position, Rect};
 
-use super::cluster::form::{Ask, ClusterForm};
+use super::cluster::form::Ask;
 use super::cluster::partition_dialog::PartitionDialog;
 use super::cluster::shim_dialog::ShimDialog;
 use super::cluster::xid_dialog::XidDialog;
-use super::cluster::{ClusterEvent, ClusterRequest, ClusterView, Focus};
-use super::forms::{DumpDialog, Editor, ReplayDialog};
+use super::cluster::{ClusterEvent, ClusterView, Focus};
 use super::keys::{self, Context, Intent, KeyBindings};
+use super::processes::dump::DumpDialog;
+use super::processes::editor::Editor;
+use super::processes::form::Reply;
+use super::processes::list::{Moved, ProcessList};
+use super::processes::replay::ReplayDialog;
+use super::processes::sampler::{Command, Job, ProcessRow, Snapshot, Update};
 use super::render::{self, theme::Theme};
-use super::sampler::{Command, Job, Key, ProcessRow, Snapshot, Update};
-use crate::actions::{Change, Switch};
-use crate::cluster::action::{Access, ArmRequest, ClusterChange};
-use crate::request::Request;
-use crate::targets::Selection;
 
 /// The panes Tab moves between.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +48,8 @@ pub enum Pane {
 impl Pane {
     const ORDER: [Pane; 5] = [Pane::List, Pane::Chart, Pane::Strategy, Pane::Hooks, Pane::Recording];
 
-    fn step(self, delta: isize) -> Pane {
+    /// The pane `delta` steps after this one, wrapping.
+    pub fn step(self, delta: isize) -> Pane {
         let at = Self::ORDER.iter().position(|p| *p == self).unwrap_or(0) as isize;
         Self::ORDER[(at + delta).rem_euclid(Self::ORDER.len() as isize) as usize]
     }
@@ -79,105 +85,6 @@ pub enum Overlay {
     Shim(Box<ShimDialog>),
     /// A yes/no question about a cluster action (recover a fault, arm a node).
     Ask(Box<Ask>),
-}
-
-/// The XID `a` arms the selected node with: 79, the GPU falling off the bus (the seed's example).
-pub const ARM_XID: u32 = 79;
-
-/// How long `a` arms the node for (the CLI's default); the reaper disarms it then.
-pub const ARM_TTL: Duration = Duration::from_secs(30 * 60);
-
-/// The process list's columns, which it can be sorted by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SortColumn {
-    /// Pid.
-    Pid,
-    /// Executable.
-    Exe,
-    /// Shim.
-    Kind,
-    /// Alive / dead.
-    State,
-    /// Injection on.
-    Enabled,
-    /// Mode.
-    Mode,
-    /// Calls per second.
-    CallsPerS,
-    /// Faults per second.
-    FaultsPerS,
-    /// Fault percentage.
-    FaultPercent,
-    /// Recording on.
-    Recording,
-}
-
-impl SortColumn {
-    /// In display order.
-    pub const ALL: [SortColumn; 10] = [
-        SortColumn::Pid,
-        SortColumn::Exe,
-        SortColumn::Kind,
-        SortColumn::State,
-        SortColumn::Enabled,
-        SortColumn::Mode,
-        SortColumn::CallsPerS,
-        SortColumn::FaultsPerS,
-        SortColumn::FaultPercent,
-        SortColumn::Recording,
-    ];
-
-    /// The column header.
-    pub fn title(self) -> &'static str {
-        match self {
-            SortColumn::Pid => "PID",
-            SortColumn::Exe => "EXECUTABLE",
-            SortColumn::Kind => "KIND",
-            SortColumn::State => "STATE",
-            SortColumn::Enabled => "INJECT",
-            SortColumn::Mode => "MODE",
-            SortColumn::CallsPerS => "CALLS/S",
-            SortColumn::FaultsPerS => "FAULTS/S",
-            SortColumn::FaultPercent => "FAULT%",
-            SortColumn::Recording => "REC",
-        }
-    }
-
-    /// Whether the column sorts high to low before `S` reverses it (rates and switches: busiest / on first).
-    pub fn high_first(self) -> bool {
-        !matches!(self, SortColumn::Pid | SortColumn::Exe | SortColumn::Kind | SortColumn::Mode)
-    }
-
-    /// The arrow the header shows: ▼ when the list runs high to low.
-    pub fn arrow(self, reversed: bool) -> &'static str {
-        if self.high_first() != reversed {
-            "▼"
-        } else {
-            "▲"
-        }
-    }
-
-    fn next(self) -> SortColumn {
-        let at = Self::ALL.iter().position(|c| *c == self).unwrap_or(0);
-        Self::ALL[(at + 1) % Self::ALL.len()]
-    }
-
-    fn compare(self, a: &ProcessRow, b: &ProcessRow) -> std::cmp::Ordering {
-        let by_f64 = |x: f64, y: f64| x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal);
-        let primary = match self {
-            SortColumn::Pid => a.key.cmp(&b.key),
-            SortColumn::Exe => a.exe.cmp(&b.exe),
-            SortColumn::Kind => a.key.kind.cmp(&b.key.kind),
-            SortColumn::State => b.alive.cmp(&a.alive),
-            SortColumn::Enabled => b.enabled.cmp(&a.enabled),
-            SortColumn::Mode => a.mode.name().cmp(b.mode.name()),
-            SortColumn::CallsPerS => by_f64(b.calls_per_s, a.calls_per_s),
-            SortColumn::FaultsPerS => by_f64(b.faults_per_s, a.faults_per_s),
-            SortColumn::FaultPercent => by_f64(b.fault_percent().unwrap_or(-1.0), a.fault_percent().unwrap_or(-1.0)),
-            SortColumn::Recording => b.recording.cmp(&a.recording),
-        };
-        primary.then(a.key.cmp(&b.key))
-    }
 }
 
 /// The status line.
@@ -216,20 +123,8 @@ pub struct App {
     pub pane: Pane,
     /// A dialog or the help.
     pub overlay: Overlay,
-    /// The selected process.
-    pub selected: Option<Key>,
-    /// Select this pid when it shows up (`--pid`).
-    pub wanted_pid: Option<u32>,
-    /// First visible row of the list.
-    pub list_offset: usize,
-    /// Sort column.
-    pub sort: SortColumn,
-    /// Reverse order.
-    pub descending: bool,
-    /// The list filter.
-    pub filter: String,
-    /// Typing the filter.
-    pub filtering: bool,
+    /// The process list: filter, sort, selection.
+    pub list: ProcessList,
     /// The status line.
     pub status: Option<Status>,
     /// `--read-only`.
@@ -266,13 +161,7 @@ impl App {
             frozen: false,
             pane: Pane::List,
             overlay: Overlay::None,
-            selected: None,
-            wanted_pid,
-            list_offset: 0,
-            sort: SortColumn::Pid,
-            descending: false,
-            filter: String::new(),
-            filtering: false,
+            list: ProcessList::new(wanted_pid),
             status: None,
             read_only,
             theme,
@@ -298,22 +187,14 @@ impl App {
         render::layout(self.area(), self.visible_rows().len())
     }
 
-    /// The rows the list shows: filtered, live processes first ([`crate::state::sort_live_first`]), sorted.
+    /// The rows the list shows: filtered, live processes first, sorted ([`ProcessList::visible`]).
     pub fn visible_rows(&self) -> Vec<&ProcessRow> {
-        let needle = self.filter.trim().to_ascii_lowercase();
-        let mut rows: Vec<&ProcessRow> = self.snapshot.rows.iter().filter(|row| matches_filter(row, &needle)).collect();
-        crate::state::sort_live_first(
-            &mut rows,
-            |row| row.alive,
-            |a, b| if self.descending { self.sort.compare(a, b).reverse() } else { self.sort.compare(a, b) },
-        );
-        rows
+        self.list.visible(&self.snapshot.rows)
     }
 
     /// The selected row, if visible.
     pub fn selected_row(&self) -> Option<&ProcessRow> {
-        let key = self.selected?;
-        self.snapshot.rows.iter().find(|row| row.key == key)
+        self.list.selected_row(&self.snapshot.rows)
     }
 
     /// Takes the commands for the engine.
@@ -321,133 +202,40 @@ impl App {
         std::mem::take(&mut self.outbox)
     }
 
-    fn say(&mut self, text: impl Into<String>, error: bool) {
+    /// Puts `text` on the status line, as an error or not.
+    pub(super) fn say(&mut self, text: impl Into<String>, error: bool) {
         self.status = Some(Status { text: text.into(), error });
     }
 
-    fn select(&mut self, key: Option<Key>) {
-        if self.selected != key {
-            self.selected = key;
+    /// Hands `job` to the engine.
+    pub(super) fn run(&mut self, job: Job) {
+        self.outbox.push(Command::Run(job));
+    }
+
+    /// How many processes the list shows at once.
+    pub(super) fn list_height(&self) -> usize {
+        usize::from(self.areas().list.height.saturating_sub(3)).max(1)
+    }
+
+    /// Keeps the list's selection valid and on screen ([`ProcessList::reselect`]).
+    pub(super) fn reselect(&mut self) {
+        let page = self.list_height();
+        let moved = self.list.reselect(&self.snapshot.rows, page);
+        self.refocus(moved);
+    }
+
+    /// After the selection moved: the detail panes start from the top and the engine samples the new process.
+    pub(super) fn refocus(&mut self, moved: Option<Moved>) {
+        if let Some(Moved(key)) = moved {
             self.tail_scroll = 0;
             self.hooks_scroll = 0;
             self.outbox.push(Command::Focus(key));
         }
-        self.ensure_visible();
-    }
-
-    /// Keeps the selection valid (the first visible row if it vanished) and on screen.
-    fn reselect(&mut self) {
-        let visible: Vec<Key> = self.visible_rows().iter().map(|r| r.key).collect();
-        if let Some(pid) = self.wanted_pid {
-            if let Some(key) = visible.iter().find(|k| k.pid == pid) {
-                self.wanted_pid = None;
-                self.select(Some(*key));
-                return;
-            }
-        }
-        match self.selected {
-            Some(key) if visible.contains(&key) => self.ensure_visible(),
-            _ => self.select(visible.first().copied()),
-        }
-    }
-
-    fn list_height(&self) -> usize {
-        usize::from(self.areas().list.height.saturating_sub(3)).max(1)
     }
 
     fn ensure_visible(&mut self) {
-        let Some(index) = self.selected_index() else { return };
-        let height = self.list_height();
-        if index < self.list_offset {
-            self.list_offset = index;
-        } else if index >= self.list_offset + height {
-            self.list_offset = index + 1 - height;
-        }
-        let rows = self.visible_rows().len();
-        self.list_offset = self.list_offset.min(rows.saturating_sub(height));
-    }
-
-    fn selected_index(&self) -> Option<usize> {
-        let key = self.selected?;
-        self.visible_rows().iter().position(|row| row.key == key)
-    }
-
-    fn move_selection(&mut self, delta: isize) {
-        let visible: Vec<Key> = self.visible_rows().iter().map(|r| r.key).collect();
-        if visible.is_empty() {
-            return;
-        }
-        let at = self.selected_index().unwrap_or(0) as isize;
-        let next = (at + delta).clamp(0, visible.len() as isize - 1) as usize;
-        self.select(Some(visible[next]));
-    }
-
-    fn scroll(&mut self, delta: isize) {
-        match self.pane {
-            Pane::Recording => {
-                let len = self.snapshot.detail.as_ref().map_or(0, |d| d.tail.len());
-                self.tail_scroll = (self.tail_scroll as isize - delta).clamp(0, len as isize) as usize;
-            }
-            Pane::Hooks => {
-                let len = self.snapshot.detail.as_ref().map_or(0, |d| d.state.hooks.len());
-                self.hooks_scroll = (self.hooks_scroll as isize + delta).clamp(0, len as isize) as usize;
-            }
-            _ => self.move_selection(delta),
-        }
-    }
-
-    fn jump_to_end(&mut self, bottom: bool) {
-        match self.pane {
-            Pane::Recording => {
-                self.tail_scroll = if bottom { 0 } else { self.snapshot.detail.as_ref().map_or(0, |d| d.tail.len()) };
-            }
-            Pane::Hooks => self.hooks_scroll = if bottom { usize::MAX / 2 } else { 0 },
-            _ => self.move_selection(if bottom { isize::MAX / 2 } else { isize::MIN / 2 }),
-        }
-        if self.pane == Pane::Hooks {
-            let len = self.snapshot.detail.as_ref().map_or(0, |d| d.state.hooks.len());
-            self.hooks_scroll = self.hooks_scroll.min(len);
-        }
-    }
-
-    /// A job on the selected process.
-    fn on_selected(&mut self, change: Change) {
-        let Some(key) = self.selected else {
-            self.say("no process selected", true);
-            return;
-        };
-        let what = change.describe().to_string();
-        self.run(Job::Requests {
-            requests: vec![Request::Change(change)],
-            selection: Selection { pids: vec![key.pid], kind: Some(key.kind) },
-            what,
-        });
-    }
-
-    fn run(&mut self, job: Job) {
-        self.outbox.push(Command::Run(job));
-    }
-
-    fn open_editor(&mut self) {
-        let Some(row) = self.selected_row() else {
-            self.say("no process selected", true);
-            return;
-        };
-        let key = row.key;
-        if self.read_only {
-            let message = crate::Error::ReadOnly("open the editor").to_string();
-            self.say(message, true);
-            return;
-        }
-        if !row.alive {
-            let message = crate::Error::NotRunning { pid: key.pid, kind: key.kind }.to_string();
-            self.say(message, true);
-            return;
-        }
-        match self.snapshot.detail.as_ref().filter(|d| d.key == key) {
-            Some(detail) => self.overlay = Overlay::Editor(Box::new(Editor::open(detail))),
-            None => self.say(format!("still reading pid {}; try again in a moment", key.pid), true),
-        }
+        let page = self.list_height();
+        self.list.ensure_visible(&self.snapshot.rows, page);
     }
 
     fn on_snapshot(&mut self, snapshot: Arc<Snapshot>) {
@@ -465,191 +253,63 @@ impl App {
         }
         match std::mem::replace(&mut self.overlay, Overlay::None) {
             Overlay::None if self.view == View::Cluster => self.on_cluster_key(&event),
-            Overlay::None if self.filtering => self.on_filter_key(&event),
-            Overlay::None => self.on_main_key(&event),
-            Overlay::Help(scroll) => {
-                self.overlay = match self.keys.intent(Context::Help, &event) {
-                    Some(Intent::Up) => Overlay::Help(scroll.saturating_sub(1)),
-                    Some(Intent::Down) => Overlay::Help(scroll.saturating_add(1)),
-                    Some(Intent::Back) => Overlay::None,
-                    _ => Overlay::Help(scroll),
-                }
+            Overlay::None if self.list.filtering => {
+                self.list.on_filter_key(&self.keys, &event);
+                self.reselect();
             }
+            Overlay::None => self.on_main_key(&event),
+            Overlay::Help(scroll) => self.on_help_key(scroll, &event),
             Overlay::Editor(mut editor) => {
-                if self.on_editor_key(&mut editor, &event) {
-                    self.overlay = Overlay::Editor(editor);
-                }
+                let reply = editor.on_key(&self.keys, &event);
+                self.follow(reply, Overlay::Editor(editor));
             }
             Overlay::Dump(mut dialog) => {
-                if self.on_dump_key(&mut dialog, &event) {
-                    self.overlay = Overlay::Dump(dialog);
-                }
+                let reply = dialog.on_key(&self.keys, &event);
+                self.follow(reply, Overlay::Dump(dialog));
             }
             Overlay::Replay(mut dialog) => {
-                if self.on_replay_key(&mut dialog, &event) {
-                    self.overlay = Overlay::Replay(dialog);
+                let reply = dialog.on_key(&self.keys, &event);
+                self.follow(reply, Overlay::Replay(dialog));
+            }
+            cluster @ (Overlay::Xid(_) | Overlay::Partition(_) | Overlay::Shim(_) | Overlay::Ask(_)) => {
+                self.on_cluster_dialog_key(cluster, &event);
+            }
+        }
+    }
+
+    fn on_help_key(&mut self, scroll: u16, event: &KeyEvent) {
+        self.overlay = match self.keys.intent(Context::Help, event) {
+            Some(Intent::Up) => Overlay::Help(scroll.saturating_sub(1)),
+            Some(Intent::Down) => Overlay::Help(scroll.saturating_add(1)),
+            Some(Intent::Back) => Overlay::None,
+            _ => Overlay::Help(scroll),
+        }
+    }
+
+    /// Does what a process dialog's [`Reply`] asks; `dialog` is put back over the screen while it stays open.
+    fn follow(&mut self, reply: Reply, dialog: Overlay) {
+        match reply {
+            Reply::Open => self.overlay = dialog,
+            Reply::Refused(message) => {
+                self.say(message, true);
+                self.overlay = dialog;
+            }
+            Reply::Closed(message) => {
+                if let Some(message) = message {
+                    self.say(message, false);
                 }
             }
-            Overlay::Xid(mut dialog) => {
-                if self.on_form_key(dialog.as_mut(), &event) {
-                    self.overlay = Overlay::Xid(dialog);
+            Reply::Run(job, message) => {
+                if let Some(message) = message {
+                    self.say(message, false);
                 }
-            }
-            Overlay::Partition(mut dialog) => {
-                if self.on_form_key(dialog.as_mut(), &event) {
-                    self.overlay = Overlay::Partition(dialog);
-                }
-            }
-            Overlay::Shim(mut dialog) => {
-                if self.on_form_key(dialog.as_mut(), &event) {
-                    self.overlay = Overlay::Shim(dialog);
-                }
-            }
-            Overlay::Ask(ask) => match self.keys.intent(Context::Confirm, &event) {
-                Some(Intent::Yes) => self.confirmed(ask.request),
-                Some(Intent::No) => self.say("nothing done", false),
-                _ => self.overlay = Overlay::Ask(ask),
-            },
-        }
-    }
-
-    /// Whether `--read-only` refuses `action` ([`Access::allows`] decides); says so if it does. Asked before a
-    /// dialog opens and again when it is confirmed (the worker's `execute` asks a third time).
-    fn refused(&mut self, action: ClusterChange) -> bool {
-        match (Access { read_only: self.read_only }).allows(action) {
-            Ok(()) => false,
-            Err(refusal) => {
-                self.say(refusal.to_string(), true);
-                true
+                self.run(job);
             }
         }
-    }
-
-    /// `y`: the request goes to the worker.
-    fn confirmed(&mut self, request: ClusterRequest) {
-        if request.action().is_some_and(|action| self.refused(action)) {
-            return;
-        }
-        let started = format!("{}…", request.busy());
-        self.say(started.clone(), false);
-        self.cluster.act(request, started);
-    }
-
-    /// `R`: asks to recover the selected fault.
-    fn ask_recover(&mut self) {
-        if self.refused(ClusterChange::Recover) {
-            return;
-        }
-        // Only from the fault table, where the selection is shown: R must never recover a fault not in view.
-        let fault = self.cluster.selected_fault().filter(|_| self.cluster.focus == Focus::Faults);
-        let Some(fault) = fault else {
-            let tab = self.keys.keys_of(Context::Cluster, Intent::NextPane);
-            let why = if self.cluster.focus == Focus::Faults { "no active fault" } else { "no fault selected" };
-            self.say(format!("{why}: {tab} to the fault table and pick one"), true);
-            return;
-        };
-        let id = fault.fault_id.clone();
-        let objects = self.cluster.faults.iter().filter(|f| f.fault_id == id).count();
-        let what = match objects {
-            1 => format!("{} {}", fault.object_kind, fault.name),
-            n => format!("its {n} objects"),
-        };
-        self.overlay = Overlay::Ask(Box::new(Ask {
-            title: " Recover a fault ".to_string(),
-            question: format!("Recover fault {id} ({what}: {})? y/n", fault.summary),
-            request: ClusterRequest::recover_fault(&id),
-        }));
-    }
-
-    /// `a`: asks to arm the selected node.
-    fn ask_arm(&mut self) {
-        if self.refused(ClusterChange::ArmNode) {
-            return;
-        }
-        let Some(node) = self.cluster.selected_node().map(|n| n.name.clone()) else {
-            self.say("no GPU node selected (the list is empty until the cluster answers)", true);
-            return;
-        };
-        self.overlay = Overlay::Ask(Box::new(Ask {
-            title: format!(" Arm node {node} "),
-            question: format!(
-                "Arm node {node}: CUDA shims started there fail from their first call as with XID {ARM_XID} \
-                 (restarted pods fail again), until recovered or for {} min? y/n",
-                ARM_TTL.as_secs() / 60
-            ),
-            request: ClusterRequest::ArmNode(ArmRequest { node: node.clone(), xid: ARM_XID, ttl: ARM_TTL }),
-        }));
-    }
-
-    /// `p`: the create-partition dialog, in the context's namespace.
-    fn open_partition_dialog(&mut self) {
-        if !self.refused(ClusterChange::CreatePartition) {
-            self.overlay = Overlay::Partition(Box::new(PartitionDialog::new(&self.workload_namespace())));
-        }
-    }
-
-    /// `s`: the shim dialog; Pin would use the selected node.
-    fn open_shim_dialog(&mut self) {
-        if !self.refused(ClusterChange::EnableShim) {
-            let node = self.cluster.selected_node().map(|n| n.name.clone());
-            let dialog = ShimDialog::new(&self.workload_namespace(), node.as_deref());
-            self.overlay = Overlay::Shim(Box::new(dialog));
-        }
-    }
-
-    /// The namespace the dialogs propose: the context's, once connected.
-    fn workload_namespace(&self) -> String {
-        self.cluster.namespace.clone().unwrap_or_else(|| "default".to_string())
-    }
-
-    /// Handles a key in a cluster dialog (partition, shim, XID); `false` closes it.
-    fn on_form_key<D: ClusterForm>(&mut self, dialog: &mut D, event: &KeyEvent) -> bool {
-        if dialog.state().confirming {
-            match self.keys.intent(Context::Confirm, event) {
-                Some(Intent::Yes) => match dialog.request() {
-                    Ok(request) => {
-                        self.confirmed(request);
-                        return false;
-                    }
-                    Err(message) => {
-                        dialog.state_mut().confirming = false;
-                        self.say(format!("{}: {message}", D::NOT_DONE), true);
-                    }
-                },
-                Some(Intent::No) => dialog.state_mut().confirming = false,
-                _ => {}
-            }
-            return true;
-        }
-        match self.keys.intent(Context::Form, event) {
-            Some(Intent::NextField) => dialog.move_cursor(1),
-            Some(Intent::PrevField) => dialog.move_cursor(-1),
-            Some(Intent::Decrease) => dialog.step(-1),
-            Some(Intent::Increase) => dialog.step(1),
-            Some(Intent::DecreaseMore) => dialog.step(-10),
-            Some(Intent::IncreaseMore) => dialog.step(10),
-            Some(Intent::Toggle) if !dialog.is_typed_row() => dialog.toggle(),
-            Some(Intent::ClearField) => dialog.clear_field(),
-            Some(Intent::DeleteChar) => dialog.delete_char(),
-            Some(Intent::Back) => {
-                self.say(D::CLOSED, false);
-                return false;
-            }
-            Some(Intent::Apply) => match dialog.question() {
-                Ok(_) => dialog.state_mut().confirming = true,
-                Err(message) => self.say(format!("{}: {message}", D::NOT_DONE), true),
-            },
-            _ => {
-                if let Some(c) = keys::typed_char(event) {
-                    dialog.type_char(c);
-                }
-            }
-        }
-        true
     }
 
     /// `v`: processes ↔ cluster. The cluster worker is asked to connect only now, never at start-up.
-    fn switch_view(&mut self) {
+    pub(super) fn switch_view(&mut self) {
         self.status = None;
         self.view = match self.view {
             View::Processes => {
@@ -661,233 +321,6 @@ impl App {
                 View::Processes
             }
         };
-    }
-
-    fn on_cluster_key(&mut self, event: &KeyEvent) {
-        let Some(intent) = self.keys.intent(Context::Cluster, event) else { return };
-        match intent {
-            Intent::Quit => self.quit = true,
-            Intent::Help => self.overlay = Overlay::Help(0),
-            Intent::SwitchView => self.switch_view(),
-            Intent::NextPane => self.cluster.switch_focus(),
-            Intent::Up => self.cluster.move_focused(-1),
-            Intent::Down => self.cluster.move_focused(1),
-            Intent::Top => self.cluster.move_focused(isize::MIN / 2),
-            Intent::Bottom => self.cluster.move_focused(isize::MAX / 2),
-            Intent::Refresh => {
-                self.cluster.refresh();
-                self.say("listing the GPU nodes and the faults…", false);
-            }
-            Intent::InjectXid => self.open_xid_dialog(),
-            Intent::RecoverFault => self.ask_recover(),
-            Intent::ArmNode => self.ask_arm(),
-            Intent::CreatePartition => self.open_partition_dialog(),
-            Intent::RolloutShim => self.open_shim_dialog(),
-            Intent::Back => self.status = None,
-            _ => {}
-        }
-    }
-
-    fn open_xid_dialog(&mut self) {
-        if self.refused(ClusterChange::InjectXid) {
-            return;
-        }
-        match self.cluster.selected_node() {
-            Some(node) => self.overlay = Overlay::Xid(Box::new(XidDialog::new(node))),
-            None => self.say("no GPU node selected (the list is empty until the cluster answers)", true),
-        }
-    }
-
-    fn on_filter_key(&mut self, event: &KeyEvent) {
-        match self.keys.intent(Context::Filter, event) {
-            Some(Intent::Apply) => self.filtering = false,
-            Some(Intent::Back) => {
-                self.filtering = false;
-                self.filter.clear();
-            }
-            Some(Intent::DeleteChar) => {
-                self.filter.pop();
-            }
-            _ => {
-                if let Some(c) = keys::typed_char(event) {
-                    self.filter.push(c);
-                }
-            }
-        }
-        self.list_offset = 0;
-        self.reselect();
-    }
-
-    fn on_main_key(&mut self, event: &KeyEvent) {
-        let Some(intent) = self.keys.intent(Context::Main, event) else { return };
-        let page = self.list_height() as isize;
-        match intent {
-            Intent::Quit => self.quit = true,
-            Intent::Help => self.overlay = Overlay::Help(0),
-            Intent::NextPane => self.pane = self.pane.step(1),
-            Intent::PrevPane => self.pane = self.pane.step(-1),
-            Intent::Up => self.scroll(-1),
-            Intent::Down => self.scroll(1),
-            Intent::PageUp => self.scroll(-page),
-            Intent::PageDown => self.scroll(page),
-            Intent::Top => self.jump_to_end(false),
-            Intent::Bottom => self.jump_to_end(true),
-            Intent::Filter => self.filtering = true,
-            Intent::SortNext => {
-                self.sort = self.sort.next();
-                self.ensure_visible();
-            }
-            Intent::SortReverse => {
-                self.descending = !self.descending;
-                self.ensure_visible();
-            }
-            Intent::Freeze => {
-                self.frozen = !self.frozen;
-                if !self.frozen {
-                    self.snapshot = self.latest.clone();
-                    self.reselect();
-                }
-            }
-            Intent::Edit => self.open_editor(),
-            Intent::ToggleEnabled => self.on_selected(Change::Enabled(Switch::Toggle)),
-            Intent::ToggleRecording => self.on_selected(Change::Recording(Switch::Toggle)),
-            Intent::ClearRecording => self.on_selected(Change::ClearRecording),
-            Intent::Reset => self.on_selected(Change::Reset),
-            Intent::Dump => match self.selected {
-                Some(key) => self.overlay = Overlay::Dump(DumpDialog::new(key)),
-                None => self.say("no process selected", true),
-            },
-            Intent::Replay => match self.selected {
-                Some(key) => self.overlay = Overlay::Replay(ReplayDialog::new(key)),
-                None => self.say("no process selected", true),
-            },
-            Intent::Clean => self.run(Job::Requests {
-                requests: vec![Request::Clean],
-                selection: Selection::everything(),
-                what: "clean".into(),
-            }),
-            Intent::Back => {
-                self.filter.clear();
-                self.status = None;
-                self.reselect();
-            }
-            Intent::SwitchView => self.switch_view(),
-            _ => {}
-        }
-    }
-
-    /// Handles a key in the editor; `false` closes it.
-    fn on_editor_key(&mut self, editor: &mut Editor, event: &KeyEvent) -> bool {
-        if let Some(picker) = &mut editor.picker {
-            match self.keys.intent(Context::Picker, event) {
-                Some(Intent::Up) => picker.move_cursor(-1),
-                Some(Intent::Down) => picker.move_cursor(1),
-                Some(Intent::PageUp) => picker.move_cursor(-10),
-                Some(Intent::PageDown) => picker.move_cursor(10),
-                Some(Intent::DeleteChar) => picker.delete_char(),
-                Some(Intent::Back) => editor.picker = None,
-                Some(Intent::Toggle) => {
-                    if let Some(code) = picker.current() {
-                        if let Err(message) = editor.toggle_code(code.code) {
-                            self.say(message, true);
-                        }
-                    }
-                }
-                _ => {
-                    if let Some(c) = keys::typed_char(event) {
-                        picker.type_char(c);
-                    }
-                }
-            }
-            return true;
-        }
-        match self.keys.intent(Context::Form, event) {
-            Some(Intent::NextField) => editor.move_cursor(1),
-            Some(Intent::PrevField) => editor.move_cursor(-1),
-            Some(Intent::Decrease) => editor.step(-1),
-            Some(Intent::Increase) => editor.step(1),
-            Some(Intent::DecreaseMore) => editor.step(-10),
-            Some(Intent::IncreaseMore) => editor.step(10),
-            Some(Intent::Toggle) => editor.toggle(),
-            Some(Intent::ClearField) => editor.clear_field(),
-            Some(Intent::DeleteChar) => editor.delete_char(),
-            Some(Intent::Back) => {
-                self.say("editor closed; nothing changed", false);
-                return false;
-            }
-            Some(Intent::Apply) => match editor.job() {
-                Ok(job) => {
-                    self.say(
-                        format!("applying to {}…", if editor.apply_to_all { "every process" } else { &editor.label }),
-                        false,
-                    );
-                    self.run(job);
-                    return false;
-                }
-                Err(message) => self.say(format!("not applied: {message}"), true),
-            },
-            _ => {
-                if let Some(c) = keys::typed_char(event) {
-                    if editor.field().is_text() {
-                        editor.type_char(c);
-                    }
-                }
-            }
-        }
-        true
-    }
-
-    fn on_dump_key(&mut self, dialog: &mut DumpDialog, event: &KeyEvent) -> bool {
-        let fields = DumpDialog::FIELDS.len();
-        match self.keys.intent(Context::Form, event) {
-            Some(Intent::NextField) => dialog.cursor = (dialog.cursor + 1) % fields,
-            Some(Intent::PrevField) => dialog.cursor = (dialog.cursor + fields - 1) % fields,
-            Some(Intent::Decrease | Intent::DecreaseMore) => dialog.step(-1),
-            Some(Intent::Increase | Intent::IncreaseMore | Intent::Toggle) => dialog.step(1),
-            Some(Intent::ClearField) => dialog.clear_field(),
-            Some(Intent::DeleteChar) => dialog.delete_char(),
-            Some(Intent::Back) => return false,
-            Some(Intent::Apply) => match dialog.job() {
-                Ok(job) => {
-                    self.run(job);
-                    return false;
-                }
-                Err(message) => self.say(format!("not written: {message}"), true),
-            },
-            _ => {
-                if let Some(c) = keys::typed_char(event) {
-                    dialog.type_char(c);
-                }
-            }
-        }
-        true
-    }
-
-    fn on_replay_key(&mut self, dialog: &mut ReplayDialog, event: &KeyEvent) -> bool {
-        match self.keys.intent(Context::Form, event) {
-            Some(Intent::NextField | Intent::PrevField) => dialog.cursor = 1 - dialog.cursor.min(1),
-            Some(Intent::Toggle | Intent::Increase | Intent::Decrease) if dialog.cursor == 1 => {
-                dialog.looping = !dialog.looping;
-            }
-            Some(Intent::ClearField) if dialog.cursor == 0 => dialog.into.clear(),
-            Some(Intent::DeleteChar) if dialog.cursor == 0 => {
-                dialog.into.pop();
-            }
-            Some(Intent::Back) => return false,
-            Some(Intent::Apply) => match dialog.job() {
-                Ok(job) => {
-                    self.run(job);
-                    return false;
-                }
-                Err(message) => self.say(format!("not replayed: {message}"), true),
-            },
-            _ => {
-                if let (Some(c), 0) = (keys::typed_char(event), dialog.cursor) {
-                    dialog.into.push(c);
-                }
-            }
-        }
-        true
     }
 
     fn on_mouse(&mut self, event: MouseEvent) {
@@ -952,33 +385,16 @@ impl App {
 
     fn click_list(&mut self, list: Rect, at: Position) {
         let header = list.y + 1;
+        let page = self.list_height();
         if at.y == header {
             if let Some(column) = render::process_list::column_at(list, at.x) {
-                if self.sort == column {
-                    self.descending = !self.descending;
-                } else {
-                    self.sort = column;
-                    self.descending = false;
-                }
-                self.ensure_visible();
+                self.list.sort_by(&self.snapshot.rows, page, column);
             }
         } else if at.y > header && at.y + 1 < list.y + list.height {
-            let index = usize::from(at.y - header - 1) + self.list_offset;
-            let key = self.visible_rows().get(index).map(|row| row.key);
-            if key.is_some() {
-                self.select(key);
-            }
+            let moved = self.list.click(&self.snapshot.rows, page, usize::from(at.y - header - 1));
+            self.refocus(moved);
         }
     }
-}
-
-fn matches_filter(row: &ProcessRow, needle: &str) -> bool {
-    needle.is_empty()
-        || row.key.pid.to_string().contains(needle)
-        || row.exe.to_ascii_lowercase().contains(needle)
-        || row.key.kind.name().contains(needle)
-        || (if row.alive { "alive" } else { "dead" }).contains(needle)
-        || row.mode.name().contains(needle)
 }
 
 /// Applies `action` to `app`.

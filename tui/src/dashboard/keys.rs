@@ -1,6 +1,7 @@
 //! Key bindings: one [`KeyBindings`] value (with [`Default`]) lists every key the dashboard understands, per
-//! [`Context`], with its help text. Input handling looks keys up here and the `?` overlay is generated from the same
-//! list, so the help always shows every key.
+//! [`Context`], with its help text. Input handling looks keys up here, the `?` overlay is generated from the same
+//! list, so the help always shows every key, and the key hints in footers and status lines name their keys from it
+//! ([`KeyBindings::key_name`], [`KeyBindings::key_pair`], [`KeyBindings::keys_of`]), so they follow a rebinding.
 
 use std::fmt;
 
@@ -97,7 +98,8 @@ pub enum Context {
     Cluster,
     /// Typing a filter after `/`.
     Filter,
-    /// The strategy editor and the dump / replay dialogs.
+    /// The dialogs: the strategy editor, dump and replay on the process side, XID, partition and shim on the cluster
+    /// side.
     Form,
     /// The error-code picker of the editor.
     Picker,
@@ -360,6 +362,34 @@ impl KeyBindings {
             .collect::<Vec<_>>()
             .join("/")
     }
+
+    /// The one key a hint names for `intent` in `context` (`Enter` in "Enter apply"): the first key bound to it that
+    /// is not a character — arrows, Enter, Esc, Tab… work in every dialog, where characters type text — else the
+    /// first key; `unbound` if there is none. Footers and status lines spell their keys with this (or
+    /// [`KeyBindings::key_pair`], or [`KeyBindings::keys_of`] for every key), never by hand, so a rebound key shows
+    /// in its hints.
+    pub fn key_name(&self, context: Context, intent: Intent) -> String {
+        self.hint_key(context, intent).map_or_else(|| "unbound".to_string(), |key| key.to_string())
+    }
+
+    /// The keys a hint names for two intents that go back and forth (previous / next field, −1 / +1): run together
+    /// when both are arrows with the same modifiers (`↑↓`, `Shift-←→`), else `back/forth` as [`KeyBindings::key_name`]
+    /// names them.
+    pub fn key_pair(&self, context: Context, back: Intent, forth: Intent) -> String {
+        let is_arrow = |code| matches!(code, KeyCode::Up | KeyCode::Down | KeyCode::Left | KeyCode::Right);
+        match (self.hint_key(context, back), self.hint_key(context, forth)) {
+            (Some(b), Some(f)) if b.modifiers == f.modifiers && is_arrow(b.code) && is_arrow(f.code) => {
+                format!("{b}{}", KeyCombo::plain(f.code))
+            }
+            _ => format!("{}/{}", self.key_name(context, back), self.key_name(context, forth)),
+        }
+    }
+
+    fn hint_key(&self, context: Context, intent: Intent) -> Option<KeyCombo> {
+        let keys: Vec<KeyCombo> =
+            self.of(context).filter(|b| b.intent == intent).flat_map(|b| b.keys.clone()).collect();
+        keys.iter().find(|key| !matches!(key.code, KeyCode::Char(_))).or(keys.first()).copied()
+    }
 }
 
 /// Ctrl-C: quits from every context.
@@ -408,5 +438,28 @@ mod tests {
         assert_eq!(keys.intent(Context::Form, &key(KeyCode::Char('q'), KeyModifiers::NONE)), None, "q types");
         assert!(is_interrupt(&key(KeyCode::Char('C'), KeyModifiers::CONTROL | KeyModifiers::SHIFT)));
         assert_eq!(keys.keys_of(Context::Main, Intent::Edit), "e/Enter");
+    }
+
+    #[test]
+    fn hints_name_the_bound_keys_and_follow_a_rebinding() {
+        let mut keys = KeyBindings::default();
+        assert_eq!(keys.key_name(Context::Form, Intent::Apply), "Enter");
+        assert_eq!(keys.key_name(Context::Form, Intent::Toggle), "Space");
+        assert_eq!(keys.key_name(Context::Main, Intent::Quit), "q", "characters only: the first");
+        assert_eq!(keys.key_name(Context::Help, Intent::Up), "↑", "a named key before a character");
+        assert_eq!(keys.key_pair(Context::Form, Intent::PrevField, Intent::NextField), "↑↓");
+        assert_eq!(keys.key_pair(Context::Form, Intent::DecreaseMore, Intent::IncreaseMore), "Shift-←→");
+        assert_eq!(keys.key_pair(Context::Help, Intent::Up, Intent::Down), "↑↓");
+        for binding in &mut keys.bindings {
+            match (binding.context, binding.intent) {
+                (Context::Form, Intent::Apply) => binding.keys = vec![KeyCombo::ctrl('s')],
+                (Context::Form, Intent::NextField) => binding.keys = vec![KeyCombo::plain(KeyCode::Tab)],
+                (Context::Filter, Intent::Back) => binding.keys.clear(),
+                _ => {}
+            }
+        }
+        assert_eq!(keys.key_name(Context::Form, Intent::Apply), "Ctrl-S");
+        assert_eq!(keys.key_pair(Context::Form, Intent::PrevField, Intent::NextField), "↑/Tab");
+        assert_eq!(keys.key_name(Context::Filter, Intent::Back), "unbound");
     }
 }

@@ -1,12 +1,14 @@
-//! The `faultline` dashboard: a terminal UI over every shimmed process (ratatui + crossterm).
+//! The `faultline` dashboard: a terminal UI over every shimmed process (ratatui + crossterm), and over the GPU nodes
+//! of a Kubernetes cluster (`v`).
 //!
-//! - [`sampler`]: the engine thread — discovers and samples segments, publishes snapshots, carries out changes
-//!   through [`crate::request::execute`];
-//! - [`cluster`]: the cluster view (`v`) and its worker thread, the only place the dashboard calls Kubernetes;
-//! - [`app`]: the model and its `update` function;
-//! - [`forms`]: the editor and dialog models (drafts, validation, the changes they make);
-//! - [`keys`]: every key binding, with its help;
-//! - [`render`]: drawing, one file per screen area.
+//! - [`processes`]: the process side — the engine thread ([`processes::sampler`]) that samples segments, publishes
+//!   snapshots and carries out changes through [`crate::request::execute`]; the process list; the strategy editor
+//!   and the dump / replay dialogs, each with its own keys;
+//! - [`cluster`]: the cluster view (`v`), its dialogs and keys, and its worker thread, the only place the dashboard
+//!   calls Kubernetes;
+//! - [`app`]: the model, its `update` function, and the dispatch of keys and clicks to the side that has the focus;
+//! - [`keys`]: every key binding, with its help, and the key names the hints show;
+//! - [`render`]: drawing, one file per screen area, over read-only state.
 //!
 //! This file owns the terminal: raw mode, alternate screen and mouse capture on entry, all three undone on exit —
 //! also on error and on panic (a panic hook restores the terminal before the message is printed). Input is read on
@@ -14,10 +16,9 @@
 
 pub mod app;
 pub mod cluster;
-pub mod forms;
 pub mod keys;
+pub mod processes;
 pub mod render;
-pub mod sampler;
 
 use std::io::{self, Stdout, Write};
 use std::path::PathBuf;
@@ -35,8 +36,8 @@ use ratatui::Terminal;
 
 use self::app::{update, Action, App};
 use self::cluster::worker::{self, Worker, WorkerSettings};
+use self::processes::sampler::{self, Sampler};
 use self::render::theme::Theme;
-use self::sampler::Sampler;
 use crate::cluster::ConnectOptions;
 use crate::request;
 use crate::targets::Selection;

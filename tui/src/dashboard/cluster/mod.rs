@@ -11,6 +11,7 @@
 //! - [`partition_dialog`], [`shim_dialog`]: the create-partition and shim-rollout dialogs' models.
 
 pub mod form;
+mod keys;
 pub mod partition_dialog;
 pub mod shim_dialog;
 pub mod worker;

@@ -9,7 +9,9 @@ use ratatui::Frame;
 
 use super::centered;
 use crate::dashboard::app::{App, Overlay};
-use crate::dashboard::forms::{format_name, DumpDialog, ReplayDialog};
+use crate::dashboard::keys::{Context, Intent};
+use crate::dashboard::processes::dump::{format_name, DumpDialog};
+use crate::dashboard::processes::replay::ReplayDialog;
 
 /// Draws the open dialog over `area`.
 pub fn render(frame: &mut Frame, app: &App, area: Rect) {
@@ -39,10 +41,15 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     };
     let popup = centered(area, 90, rows.len() as u16 + 5);
     frame.render_widget(Clear, popup);
-    let block = Block::bordered()
-        .title(title)
-        .title_bottom(" Enter confirm · Esc cancel · ↑↓ field · ←→ choice ")
-        .border_style(theme.border(true));
+    let keys = &app.keys;
+    let hints = format!(
+        " {} confirm · {} cancel · {} field · {} choice ",
+        keys.key_name(Context::Form, Intent::Apply),
+        keys.key_name(Context::Form, Intent::Back),
+        keys.key_pair(Context::Form, Intent::PrevField, Intent::NextField),
+        keys.key_pair(Context::Form, Intent::Decrease, Intent::Increase),
+    );
+    let block = Block::bordered().title(title).title_bottom(hints).border_style(theme.border(true));
     let mut lines = vec![Line::styled(intro, theme.dim()), Line::raw("")];
     for (index, (label, value, text)) in rows.into_iter().enumerate() {
         let focused = index == cursor;
@@ -54,4 +61,43 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         ]));
     }
     frame.render_widget(Paragraph::new(lines).block(block), popup);
+}
+
+#[cfg(test)]
+mod tests {
+    use crossterm::event::KeyCode;
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+    use shm_proto::Kind;
+
+    use super::*;
+    use crate::dashboard::keys::KeyCombo;
+    use crate::dashboard::processes::sampler::Key;
+    use crate::dashboard::render::theme::Theme;
+
+    fn footer(app: &App) -> String {
+        let mut terminal = Terminal::new(TestBackend::new(100, 20)).expect("test terminal");
+        terminal.draw(|frame| render(frame, app, frame.area())).expect("drawn");
+        let buffer = terminal.backend().buffer();
+        let rows = (0..buffer.area.height).map(|y| {
+            (0..buffer.area.width).map(|x| buffer[(x, y)].symbol().to_string()).collect::<String>().trim().to_string()
+        });
+        rows.filter(|row| row.contains("cancel")).collect()
+    }
+
+    #[test]
+    fn the_footer_names_the_bound_keys() {
+        let mut app = App::new(false, None, Theme { color: false });
+        app.overlay = Overlay::Dump(DumpDialog::new(Key { pid: 7, kind: Kind::Ucx }));
+        assert!(footer(&app).contains("Enter confirm · Esc cancel · ↑↓ field · ←→ choice"), "{}", footer(&app));
+        for binding in &mut app.keys.bindings {
+            match (binding.context, binding.intent) {
+                (Context::Form, Intent::Apply) => binding.keys = vec![KeyCombo::ctrl('s')],
+                (Context::Form, Intent::Back) => binding.keys = vec![KeyCombo::char('q')],
+                (Context::Form, Intent::Decrease) => binding.keys = vec![KeyCombo::plain(KeyCode::Home)],
+                _ => {}
+            }
+        }
+        assert!(footer(&app).contains("Ctrl-S confirm · q cancel · ↑↓ field · Home/→ choice"), "{}", footer(&app));
+    }
 }

@@ -11,7 +11,9 @@ use shm_proto::{codes, Mode};
 
 use super::{centered, fit};
 use crate::dashboard::app::{App, Overlay};
-use crate::dashboard::forms::{Editor, Field, Picker};
+use crate::dashboard::keys::{Context, Intent};
+use crate::dashboard::processes::editor::{Editor, Field};
+use crate::dashboard::processes::picker::Picker;
 use crate::output::escape_controls;
 
 /// Draws the editor (and its picker) over `area`.
@@ -21,9 +23,19 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let popup = centered(area, 96, fields.len() as u16 + 7);
     frame.render_widget(Clear, popup);
     let theme = app.theme;
+    let keys = &app.keys;
+    let apply = keys.key_name(Context::Form, Intent::Apply);
+    let hints = format!(
+        " {apply} apply · {} cancel · {} field · {} ±1 · {} ±10 · {} toggle/pick ",
+        keys.key_name(Context::Form, Intent::Back),
+        keys.key_pair(Context::Form, Intent::PrevField, Intent::NextField),
+        keys.key_pair(Context::Form, Intent::Decrease, Intent::Increase),
+        keys.key_pair(Context::Form, Intent::DecreaseMore, Intent::IncreaseMore),
+        keys.key_name(Context::Form, Intent::Toggle),
+    );
     let block = Block::bordered()
         .title(format!(" Edit {} ", editor.label))
-        .title_bottom(" Enter apply · Esc cancel · ↑↓ field · ←→ ±1 · Shift-←→ ±10 · Space toggle/pick ")
+        .title_bottom(hints)
         .border_style(theme.border(true));
     let inner = block.inner(popup);
     frame.render_widget(block, popup);
@@ -43,10 +55,10 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let focused_error = editor.check(editor.field()).err().map(|error| (editor.field(), error));
     lines.push(match (focused_error.or_else(|| editor.first_error()), editor.changes()) {
         (Some((field, error)), _) => {
-            Line::styled(fit(&format!(" ✗ {}: {error}; Enter changes nothing", field.label()), width), theme.error())
+            Line::styled(fit(&format!(" ✗ {}: {error}; {apply} changes nothing", field.label()), width), theme.error())
         }
         (None, Ok(changes)) if changes.is_empty() => Line::styled(" No change yet.", theme.dim()),
-        (None, Ok(changes)) => Line::styled(format!(" ✓ Enter applies {} change(s).", changes.len()), theme.ok()),
+        (None, Ok(changes)) => Line::styled(format!(" ✓ {apply} applies {} change(s).", changes.len()), theme.ok()),
         (None, Err(error)) => Line::styled(fit(&format!(" ✗ {error}"), width), theme.error()),
     });
     let value_width = width.saturating_sub(20 + 2 + 26);
@@ -143,9 +155,16 @@ fn render_picker(frame: &mut Frame, app: &App, editor: &Editor, picker: &Picker,
     let theme = app.theme;
     let popup = centered(area, 90, area.height.saturating_sub(4).min(30));
     frame.render_widget(Clear, popup);
+    let keys = &app.keys;
+    let hints = format!(
+        " {} add or remove · {} move · {} back ",
+        keys.keys_of(Context::Picker, Intent::Toggle),
+        keys.key_pair(Context::Picker, Intent::Up, Intent::Down),
+        keys.key_name(Context::Picker, Intent::Back),
+    );
     let block = Block::bordered()
         .title(format!(" Error pool: {} codes (type to filter) ", editor.key.kind.name()))
-        .title_bottom(" Space/Enter add or remove · ↑↓ move · Esc back ")
+        .title_bottom(hints)
         .border_style(theme.border(true));
     let inner = block.inner(popup);
     frame.render_widget(block, popup);

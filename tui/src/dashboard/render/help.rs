@@ -8,7 +8,7 @@ use ratatui::Frame;
 
 use super::centered;
 use crate::dashboard::app::{App, Overlay};
-use crate::dashboard::keys::{Context, KeyBindings};
+use crate::dashboard::keys::{Context, Intent, KeyBindings};
 
 /// The help text, one line per binding, grouped by context.
 pub fn lines(keys: &KeyBindings) -> Vec<(bool, String)> {
@@ -40,8 +40,12 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let all = lines(&app.keys);
     let popup = centered(area, 92, all.len() as u16 + 2);
     frame.render_widget(Clear, popup);
-    let block =
-        Block::bordered().title(" Keys ").title_bottom(" ↑↓ scroll · Esc/?/q close ").border_style(theme.border(true));
+    let hints = format!(
+        " {} scroll · {} close ",
+        app.keys.key_pair(Context::Help, Intent::Up, Intent::Down),
+        app.keys.keys_of(Context::Help, Intent::Back),
+    );
+    let block = Block::bordered().title(" Keys ").title_bottom(hints).border_style(theme.border(true));
     let visible = usize::from(popup.height.saturating_sub(2));
     let scroll = usize::from(scroll).min(all.len().saturating_sub(visible));
     let text: Vec<Line> = all

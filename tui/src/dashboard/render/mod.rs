@@ -109,10 +109,10 @@ fn title(frame: &mut Frame, app: &App, area: Rect) {
     let mut spans = vec![
         Span::styled(" faultline ", theme.title()),
         Span::raw(format!("│ {} process{} ({dead} dead) ", rows.len(), if rows.len() == 1 { "" } else { "es" })),
-        Span::raw(format!("│ sort {} {} ", app.sort.title(), app.sort.arrow(app.descending))),
+        Span::raw(format!("│ sort {} {} ", app.list.sort.title(), app.list.sort.arrow(app.list.descending))),
     ];
-    if !app.filter.is_empty() {
-        spans.push(Span::raw(format!("│ filter \"{}\" ", app.filter)));
+    if !app.list.filter.is_empty() {
+        spans.push(Span::raw(format!("│ filter \"{}\" ", app.list.filter)));
     }
     if app.frozen {
         spans.push(Span::styled("│ FROZEN (f) ", theme.warn()));
@@ -123,7 +123,7 @@ fn title(frame: &mut Frame, app: &App, area: Rect) {
     let help = format!(
         "{} help  {} quit ",
         app.keys.keys_of(Context::Main, Intent::Help),
-        app.keys.keys_of(Context::Main, Intent::Quit).split('/').next().unwrap_or("q")
+        app.keys.key_name(Context::Main, Intent::Quit)
     );
     let used: usize = spans.iter().map(Span::width).sum();
     let gap = usize::from(area.width).saturating_sub(used + help.chars().count());
@@ -134,11 +134,18 @@ fn title(frame: &mut Frame, app: &App, area: Rect) {
 
 fn status(frame: &mut Frame, app: &App, area: Rect) {
     let theme = app.theme;
-    let line = if app.filtering {
+    let line = if app.list.filtering {
         Line::from(vec![
             Span::styled("/", theme.header()),
-            Span::raw(format!("{}▏", app.filter)),
-            Span::styled("  Enter keep · Esc clear", theme.dim()),
+            Span::raw(format!("{}▏", app.list.filter)),
+            Span::styled(
+                format!(
+                    "  {} keep · {} clear",
+                    app.keys.key_name(Context::Filter, Intent::Apply),
+                    app.keys.key_name(Context::Filter, Intent::Back)
+                ),
+                theme.dim(),
+            ),
         ])
     } else if let Some(status) = &app.status {
         // Messages can quote names read from segments (or a cluster): escaped like every such name.
@@ -156,7 +163,7 @@ fn status(frame: &mut Frame, app: &App, area: Rect) {
             hint(Intent::Filter, "filter"),
             hint(Intent::SortNext, "sort"),
             hint(Intent::Freeze, "freeze"),
-            "Tab pane".to_string(),
+            format!("{} pane", keys.key_name(Context::Main, Intent::NextPane)),
             hint(Intent::SwitchView, "cluster"),
         ];
         Line::styled(format!(" {}", hints.join("  ")), theme.dim())

@@ -8,8 +8,10 @@ use ratatui::widgets::{Block, Paragraph};
 use ratatui::Frame;
 
 use super::{fit, rate};
-use crate::dashboard::app::{App, Pane, SortColumn};
-use crate::dashboard::sampler::ProcessRow;
+use crate::dashboard::app::{App, Pane};
+use crate::dashboard::keys::{Context, Intent};
+use crate::dashboard::processes::list::SortColumn;
+use crate::dashboard::processes::sampler::ProcessRow;
 use crate::output::escape_controls;
 
 /// Width of each column but the executable's, which takes the rest.
@@ -105,7 +107,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let header: String = columns
         .iter()
         .map(|&(column, _, width)| {
-            let mark = if column == app.sort { column.arrow(app.descending) } else { "" };
+            let mark = if column == app.list.sort { column.arrow(app.list.descending) } else { "" };
             cell(&format!("{}{mark}", column.title()), width, right(column))
         })
         .collect();
@@ -113,13 +115,14 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     if rows.is_empty() {
         let message = if app.snapshot.rows.is_empty() {
             "No faultline processes yet. Start one with LD_PRELOAD=…/libfaultline_ucx.so <program>, or run `faultline demo`."
+                .to_string()
         } else {
-            "No process matches the filter (Esc clears it)."
+            format!("No process matches the filter ({} clears it).", app.keys.key_name(Context::Main, Intent::Back))
         };
         lines.push(Line::styled(message, theme.dim()));
     }
     let height = usize::from(area.height.saturating_sub(3));
-    for row in rows.iter().skip(app.list_offset).take(height) {
+    for row in rows.iter().skip(app.list.offset).take(height) {
         let text: String = values(row)
             .iter()
             .zip(&columns)
@@ -129,11 +132,11 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         if !row.alive {
             style = style.patch(theme.dim());
         }
-        if Some(row.key) == app.selected {
+        if Some(row.key) == app.list.selected {
             style = style.patch(theme.selected());
         }
         let mut spans = vec![Span::styled(text, style)];
-        if row.enabled && row.alive && Some(row.key) != app.selected {
+        if row.enabled && row.alive && Some(row.key) != app.list.selected {
             // Injection on: the mode column in the warning style, so armed processes stand out.
             spans = split_highlight(&spans[0].content, &columns, style, theme.warn());
         }

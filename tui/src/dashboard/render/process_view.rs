@@ -11,7 +11,7 @@ use shm_proto::config;
 
 use super::{fit, rate, thousands};
 use crate::dashboard::app::{App, Pane};
-use crate::dashboard::sampler::{Detail, HISTORY_LEN, HISTORY_STEP_S};
+use crate::dashboard::processes::sampler::{Detail, HISTORY_LEN, HISTORY_STEP_S};
 use crate::output::escape_controls;
 use crate::state::ProcessState;
 
@@ -24,7 +24,7 @@ pub fn areas(view: Rect) -> (Rect, Rect, Rect) {
 
 /// The detail of the selected process, if the engine has sampled it.
 pub fn detail(app: &App) -> Option<&Detail> {
-    app.snapshot.detail.as_ref().filter(|d| Some(d.key) == app.selected)
+    app.snapshot.detail.as_ref().filter(|d| Some(d.key) == app.list.selected)
 }
 
 /// Draws the view in `area`.
@@ -33,7 +33,8 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let theme = app.theme;
     let block = |pane: Pane, title: String| Block::bordered().title(title).border_style(theme.border(app.pane == pane));
     let Some(detail) = detail(app) else {
-        let message = if app.selected.is_some() { "Reading the process…" } else { "Select a process in the list." };
+        let message =
+            if app.list.selected.is_some() { "Reading the process…" } else { "Select a process in the list." };
         for (pane, area, title) in [
             (Pane::Chart, chart_area, " Rates "),
             (Pane::Strategy, strategy_area, " Strategy "),

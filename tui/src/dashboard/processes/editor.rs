@@ -1,16 +1,18 @@
-//! The models behind the dashboard's dialogs: the strategy [`Editor`] (a draft of every setting, validated as it is
-//! typed, turned into [`Change`]s on apply), its error-code [`Picker`], and the [`DumpDialog`] and
-//! [`ReplayDialog`]. Values are parsed with the same `shm_proto` parsers as the CLI, so the dashboard accepts and
-//! rejects exactly what `faultline <command>` does; nothing here touches a process.
+//! The strategy editor (`e`): a draft of every setting of one process, validated as it is typed, turned into
+//! [`Change`]s on apply, with its error-code [`Picker`] over the pool. Values are parsed with the same `shm_proto`
+//! parsers as the CLI, so the editor accepts and rejects exactly what `faultline <command>` does; nothing here
+//! touches a process — applying is a [`Job`] for the engine.
 
-use shm_proto::codes::{self, CodeInfo};
+use crossterm::event::KeyEvent;
 use shm_proto::config;
 use shm_proto::layout::{DelayMode, POOL_CAP};
-use shm_proto::{Kind, Mode};
+use shm_proto::{codes, Mode};
 
+use super::form::{cycle, step_count, Reply};
+use super::picker::{Picker, PickerReply};
 use super::sampler::{Detail, Job, Key};
 use crate::actions::{Change, Switch};
-use crate::recording::DumpFormat;
+use crate::dashboard::keys::{self, Context, Intent, KeyBindings};
 use crate::request::Request;
 use crate::targets::Selection;
 
@@ -127,13 +129,6 @@ fn mode_of(name: &str) -> Mode {
         "replay" => Mode::Replay,
         _ => Mode::Random,
     }
-}
-
-/// Parses `text` as a whole number, for ±steps; `None` if it is not one.
-fn step_count(text: &str, delta: i64) -> Option<String> {
-    let value = config::parse_count("value", text).ok()?;
-    let next = if delta < 0 { value.saturating_sub(delta.unsigned_abs()) } else { value.saturating_add(delta as u64) };
-    Some(next.to_string())
 }
 
 impl Editor {
@@ -415,216 +410,51 @@ impl Editor {
             what,
         })
     }
-}
 
-fn cycle<T: Copy + PartialEq>(choices: &[T], current: T, delta: i64) -> T {
-    let len = choices.len() as i64;
-    let at = choices.iter().position(|c| *c == current).unwrap_or(0) as i64;
-    choices[(at + delta.signum()).rem_euclid(len.max(1)) as usize]
-}
-
-/// Picks error codes by name from the kind's table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Picker {
-    /// Which table.
-    pub kind: Kind,
-    /// Typed filter (name, number or description).
-    pub filter: String,
-    /// Index into [`Picker::visible`].
-    pub cursor: usize,
-}
-
-impl Picker {
-    /// A picker over `kind`'s error codes.
-    pub fn new(kind: Kind) -> Picker {
-        Picker { kind, filter: String::new(), cursor: 0 }
-    }
-
-    /// The codes matching the filter.
-    pub fn visible(&self) -> Vec<&'static CodeInfo> {
-        let needle = self.filter.to_ascii_lowercase();
-        codes::error_codes(self.kind)
-            .filter(|info| {
-                needle.is_empty()
-                    || info.name.to_ascii_lowercase().contains(&needle)
-                    || info.code.to_string() == needle
-                    || info.description.to_ascii_lowercase().contains(&needle)
-            })
-            .collect()
-    }
-
-    /// The code under the cursor.
-    pub fn current(&self) -> Option<&'static CodeInfo> {
-        self.visible().get(self.cursor).copied()
-    }
-
-    /// Moves the cursor, clamped.
-    pub fn move_cursor(&mut self, delta: isize) {
-        let count = self.visible().len();
-        self.cursor = (self.cursor as isize + delta).clamp(0, count.saturating_sub(1) as isize) as usize;
-    }
-
-    /// Types into the filter.
-    pub fn type_char(&mut self, c: char) {
-        self.filter.push(c);
-        self.cursor = 0;
-    }
-
-    /// Deletes from the filter.
-    pub fn delete_char(&mut self) {
-        self.filter.pop();
-        self.cursor = 0;
-    }
-}
-
-/// Writes a process's recording to a file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DumpDialog {
-    /// Whose recording.
-    pub key: Key,
-    /// Which format.
-    pub format: DumpFormat,
-    /// The file.
-    pub path: String,
-    /// The user typed the path (it no longer follows the format).
-    pub path_edited: bool,
-    /// Only the last N records (empty: all).
-    pub count: String,
-    /// 0 format, 1 file, 2 count.
-    pub cursor: usize,
-}
-
-impl DumpDialog {
-    /// Field labels, in order.
-    pub const FIELDS: [&'static str; 3] = ["Format", "File", "Last N records"];
-
-    /// A dialog for `key`'s recording.
-    pub fn new(key: Key) -> DumpDialog {
-        let mut dialog = DumpDialog {
-            key,
-            format: DumpFormat::Pattern,
-            path: String::new(),
-            path_edited: false,
-            count: String::new(),
-            cursor: 0,
-        };
-        dialog.path = dialog.default_path();
-        dialog
-    }
-
-    fn default_path(&self) -> String {
-        format!("faultline-{}-{}.json", self.key.pid, format_name(self.format))
-    }
-
-    /// Next / previous format, or ±1 on the count.
-    pub fn step(&mut self, delta: i64) {
-        match self.cursor {
-            0 => {
-                self.format =
-                    cycle(&[DumpFormat::Summary, DumpFormat::Pattern, DumpFormat::Records], self.format, delta);
-                if !self.path_edited {
-                    self.path = self.default_path();
+    /// Handles a key: in the picker while it is open ([`Context::Picker`]), else [`Context::Form`], where other keys
+    /// type into a text field.
+    pub fn on_key(&mut self, keys: &KeyBindings, event: &KeyEvent) -> Reply {
+        if let Some(picker) = &mut self.picker {
+            match picker.on_key(keys, event) {
+                PickerReply::Open => {}
+                PickerReply::Close => self.picker = None,
+                PickerReply::Pick(code) => {
+                    if let Err(message) = self.toggle_code(code) {
+                        return Reply::Refused(message);
+                    }
                 }
             }
-            2 => {
-                self.count =
-                    step_count(if self.count.is_empty() { "0" } else { &self.count }, delta).unwrap_or_default()
-            }
-            _ => {}
+            return Reply::Open;
         }
-    }
-
-    /// Types into the file or count field.
-    pub fn type_char(&mut self, c: char) {
-        match self.cursor {
-            1 => {
-                self.path.push(c);
-                self.path_edited = true;
+        match keys.intent(Context::Form, event) {
+            Some(Intent::NextField) => self.move_cursor(1),
+            Some(Intent::PrevField) => self.move_cursor(-1),
+            Some(Intent::Decrease) => self.step(-1),
+            Some(Intent::Increase) => self.step(1),
+            Some(Intent::DecreaseMore) => self.step(-10),
+            Some(Intent::IncreaseMore) => self.step(10),
+            Some(Intent::Toggle) => self.toggle(),
+            Some(Intent::ClearField) => self.clear_field(),
+            Some(Intent::DeleteChar) => self.delete_char(),
+            Some(Intent::Back) => return Reply::Closed(Some("editor closed; nothing changed".to_string())),
+            Some(Intent::Apply) => {
+                return match self.job() {
+                    Ok(job) => {
+                        let target = if self.apply_to_all { "every process" } else { &self.label };
+                        Reply::Run(job, Some(format!("applying to {target}…")))
+                    }
+                    Err(message) => Reply::Refused(format!("not applied: {message}")),
+                }
             }
-            2 => self.count.push(c),
-            _ => {}
-        }
-    }
-
-    /// Deletes from the file or count field.
-    pub fn delete_char(&mut self) {
-        match self.cursor {
-            1 => {
-                self.path.pop();
-                self.path_edited = true;
+            _ => {
+                if let Some(c) = keys::typed_char(event) {
+                    if self.field().is_text() {
+                        self.type_char(c);
+                    }
+                }
             }
-            2 => {
-                self.count.pop();
-            }
-            _ => {}
         }
-    }
-
-    /// Empties the file or count field.
-    pub fn clear_field(&mut self) {
-        match self.cursor {
-            1 => {
-                self.path.clear();
-                self.path_edited = true;
-            }
-            2 => self.count.clear(),
-            _ => {}
-        }
-    }
-
-    /// The dump job; `Err` if a field is invalid.
-    pub fn job(&self) -> Result<Job, String> {
-        if self.path.trim().is_empty() {
-            return Err("File: give a file name".to_string());
-        }
-        let count = if self.count.trim().is_empty() {
-            None
-        } else {
-            Some(config::parse_count("count", &self.count).map_err(|e| e.to_string())?)
-        };
-        Ok(Job::Requests {
-            requests: vec![Request::Dump { format: self.format, count, output: Some(self.path.trim().into()) }],
-            selection: Selection { pids: vec![self.key.pid], kind: Some(self.key.kind) },
-            what: "dump".to_string(),
-        })
-    }
-}
-
-/// The name of a dump format, as the CLI spells it.
-pub fn format_name(format: DumpFormat) -> &'static str {
-    match format {
-        DumpFormat::Summary => "summary",
-        DumpFormat::Pattern => "pattern",
-        DumpFormat::Records => "records",
-    }
-}
-
-/// Replays a process's recording into it or another process.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplayDialog {
-    /// Whose recording.
-    pub source: Key,
-    /// The pid that plays it, as typed.
-    pub into: String,
-    /// Loop instead of passing everything after the end.
-    pub looping: bool,
-    /// 0 into, 1 loop.
-    pub cursor: usize,
-}
-
-impl ReplayDialog {
-    /// Field labels, in order.
-    pub const FIELDS: [&'static str; 2] = ["Into pid", "Loop"];
-
-    /// A dialog replaying `source`'s recording into itself by default.
-    pub fn new(source: Key) -> ReplayDialog {
-        ReplayDialog { source, into: source.pid.to_string(), looping: false, cursor: 0 }
-    }
-
-    /// The replay job; `Err` if the pid is not a number.
-    pub fn job(&self) -> Result<Job, String> {
-        let into = self.into.trim().parse::<u32>().map_err(|_| format!("Into pid: '{}' is not a pid", self.into))?;
-        Ok(Job::ReplayFrom { source: self.source, into, looping: self.looping })
+        Reply::Open
     }
 }
 
@@ -632,6 +462,7 @@ impl ReplayDialog {
 mod tests {
     use super::*;
     use crate::state::{CodeState, HookState, ProcessState};
+    use shm_proto::Kind;
 
     fn detail() -> Detail {
         let hooks = ["ucp_get_nbx", "ucp_put_nbx", "ucp_request_check_status"];
@@ -752,27 +583,5 @@ mod tests {
         assert_eq!(editor.selection(), Selection { pids: vec![42], kind: Some(Kind::Ucx) });
         editor.apply_to_all = true;
         assert_eq!(editor.selection(), Selection { pids: vec![], kind: Some(Kind::Ucx) });
-    }
-
-    #[test]
-    fn the_picker_filters_by_name_number_and_description() {
-        let mut picker = Picker::new(Kind::Ucx);
-        "timed".chars().for_each(|c| picker.type_char(c));
-        assert_eq!(picker.current().map(|c| c.name), Some("UCS_ERR_TIMED_OUT"));
-        picker.filter = "-6".into();
-        assert_eq!(picker.current().map(|c| c.name), Some("UCS_ERR_UNREACHABLE"));
-        picker.move_cursor(100);
-        assert_eq!(picker.cursor, 0);
-    }
-
-    #[test]
-    fn the_dump_path_follows_the_format_until_typed() {
-        let mut dialog = DumpDialog::new(Key { pid: 42, kind: Kind::Ucx });
-        assert_eq!(dialog.path, "faultline-42-pattern.json");
-        dialog.step(1);
-        assert_eq!(dialog.path, "faultline-42-records.json");
-        dialog.cursor = 2;
-        dialog.type_char('x');
-        assert!(dialog.job().is_err());
     }
 }
