@@ -409,4 +409,12 @@ mod tests {
         assert!(is_interrupt(&key(KeyCode::Char('C'), KeyModifiers::CONTROL | KeyModifiers::SHIFT)));
         assert_eq!(keys.keys_of(Context::Main, Intent::Edit), "e/Enter");
     }
+
+    #[test]
+    fn the_arm_help_names_the_xid_the_key_arms_with() {
+        let keys = KeyBindings::default();
+        let arm = keys.of(Context::Cluster).find(|b| b.intent == Intent::ArmNode).expect("bound");
+        let xid = crate::dashboard::app::ARM_XID;
+        assert!(arm.help.contains(&format!("XID {xid} ")), "{}", arm.help);
+    }
 }
