@@ -348,13 +348,6 @@ fn seconds(duration: Duration) -> String {
     format!("{:.1} s", duration.as_secs_f64())
 }
 
-/// The XID number of one of faultline's XID Events (their message starts `XID <n> (`).
-pub fn xid_of(message: &str) -> Option<u32> {
-    let rest = message.strip_prefix("XID ")?;
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -472,11 +465,5 @@ mod tests {
         );
         assert!(said.1, "a watch that timed out is a failure");
         assert_eq!(view.log.len(), 3, "the result replaced the waiting line");
-    }
-
-    #[test]
-    fn the_xid_number_comes_from_the_event_message() {
-        assert_eq!(xid_of("XID 79 (GPU has fallen off the bus, critical) injected on GPU 0"), Some(79));
-        assert_eq!(xid_of("something else"), None);
     }
 }
