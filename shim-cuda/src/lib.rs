@@ -107,7 +107,7 @@ shim_runtime::constructor!(init = crate::init, runtime = RUNTIME);
 #[cfg_attr(test, allow(dead_code))] // run by the constructor, which unit tests leave out
 fn init() {
     let env = |name: &str| std::env::var(name).ok();
-    let settings = policy::resolve(env, read_policy_file);
+    let settings = policy::resolve(env, |path| shm_proto::node_policy::read(path.as_ref()));
     for warning in &settings.warnings {
         shim_runtime::log!("{warning}");
     }
@@ -120,15 +120,6 @@ fn init() {
         }
     }
     dlsym::resolve();
-}
-
-/// Reads the policy file (at most [`policy::MAX_POLICY_BYTES`] and one byte, so an oversized one is refused).
-#[cfg_attr(test, allow(dead_code))]
-fn read_policy_file(path: &str) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut text = String::new();
-    std::fs::File::open(path)?.take(policy::MAX_POLICY_BYTES + 1).read_to_string(&mut text)?;
-    Ok(text)
 }
 
 #[cfg(test)]

@@ -3,11 +3,11 @@
 //!
 //! The policy file is how a node is "armed": the node agent writes it on the host, every pod's shim points at
 //! it, and a process started while it says `FAULTLINE_ENABLED=1` fails from its first CUDA call — so restarted
-//! pods fail again, as on a real dead GPU. Format: one `NAME=VALUE` per line, `#` comments and blank lines
-//! ignored; `NAME` is any start-up variable, with or without its `FAULTLINE_` prefix, in any case
-//! (`xid = 79`, `FAULTLINE_ENABLED=1`); values may be quoted. Its values override the environment's: the node's
-//! word wins over the pod's. A missing file means "not armed" (no warning); an unreadable or invalid one is
-//! reported on stderr and ignored line by line.
+//! pods fail again, as on a real dead GPU. Its format (and the one parser, shared with the node agent) is
+//! shm-proto's [`node_policy`]: `NAME=VALUE` lines of start-up variables, with or without their `FAULTLINE_`
+//! prefix, in any case, values optionally quoted. Its values override the environment's: the node's word wins
+//! over the pod's. A missing file means "not armed" (no warning); an unreadable or invalid one is reported on
+//! stderr and ignored line by line.
 //!
 //! An XID preset (`FAULTLINE_XID`) sets the error pool to the preset's code and the probability to 100 %,
 //! unless the same source (or the policy file, over the environment) gives them.
@@ -15,30 +15,10 @@
 use std::collections::BTreeMap;
 use std::ffi::c_int;
 
+use shm_proto::node_policy::{self, POLICY_FILE_VAR, SETTINGS};
+use shm_proto::xid::{Severity, DEFAULT_XID};
+
 use crate::xid::{self, Preset};
-
-/// The variable naming the policy file.
-pub const POLICY_FILE_VAR: &str = "FAULTLINE_POLICY_FILE";
-/// Larger policy files are refused (it is a handful of lines).
-pub const MAX_POLICY_BYTES: u64 = 64 * 1024;
-
-/// Start-up variables a policy file may set (the runtime's, plus the CUDA shim's own `XID` and `DEVICE`).
-pub const SETTINGS: &[&str] = &[
-    "FAULTLINE_ENABLED",
-    "FAULTLINE_RECORD",
-    "FAULTLINE_STRATEGY",
-    "FAULTLINE_PROBABILITY",
-    "FAULTLINE_ERROR_CODES",
-    "FAULTLINE_HOOKS",
-    "FAULTLINE_SEED",
-    "FAULTLINE_SKIP",
-    "FAULTLINE_LIMIT",
-    "FAULTLINE_DELAY_US",
-    "FAULTLINE_DELAY_MODE",
-    "FAULTLINE_LOG",
-    "FAULTLINE_XID",
-    "FAULTLINE_DEVICE",
-];
 
 /// The resolved start-up settings.
 #[derive(Debug, Default)]
@@ -46,7 +26,7 @@ pub struct Settings {
     /// Values of [`SETTINGS`] after layering (what the runtime's start-up parser sees).
     values: BTreeMap<&'static str, String>,
     /// The XID preset, if any.
-    pub xid: Option<&'static Preset>,
+    pub xid: Option<Preset>,
     /// The targeted device ordinal, if any.
     pub device: Option<c_int>,
     /// One line per ignored input.
@@ -102,14 +82,13 @@ pub fn resolve(env: impl Fn(&str) -> Option<String>, read_file: impl Fn(&str) ->
                 }
                 settings.notes.push(format!(
                     "XID {} ({}): runtime calls fail with {}, driver calls with {}",
-                    preset.xid, preset.meaning, preset.runtime, preset.driver
+                    preset.xid, preset.name, preset.runtime, preset.driver
                 ));
             }
             None => {
-                let known: Vec<String> = xid::PRESETS.iter().map(|p| p.xid.to_string()).collect();
                 settings.warnings.push(format!(
                     "FAULTLINE_XID={text}: not an XID with a preset (known: {}); ignored",
-                    known.join(", ")
+                    known_presets().join(", ")
                 ));
             }
         }
@@ -124,40 +103,22 @@ pub fn resolve(env: impl Fn(&str) -> Option<String>, read_file: impl Fn(&str) ->
     settings
 }
 
-/// Parses a policy file into canonical variable names → values.
+/// Parses a policy file into canonical variable names → values, with a warning per ignored part.
 fn parse(text: &str, path: &str, warnings: &mut Vec<String>) -> BTreeMap<&'static str, String> {
-    let mut values = BTreeMap::new();
-    if text.len() as u64 > MAX_POLICY_BYTES {
-        warnings.push(format!("policy file {path}: larger than {MAX_POLICY_BYTES} bytes; ignored"));
-        return values;
+    let policy = node_policy::parse(text);
+    for issue in &policy.issues {
+        let line = issue.line().map(|n| format!(" line {n}")).unwrap_or_default();
+        warnings.push(format!("policy file {path}{line}: {issue}"));
     }
-    for (number, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let at = || format!("policy file {path} line {}", number + 1);
-        let Some((name, value)) = line.split_once('=') else {
-            warnings.push(format!("{}: '{line}' is not NAME=VALUE; ignored", at()));
-            continue;
-        };
-        let upper = name.trim().to_ascii_uppercase();
-        let bare = upper.strip_prefix("FAULTLINE_").unwrap_or(&upper);
-        let Some(setting) = SETTINGS.iter().find(|s| s.strip_prefix("FAULTLINE_") == Some(bare)) else {
-            warnings.push(format!(
-                "{}: '{}' is not a setting a policy file can give (known: {}); ignored",
-                at(),
-                name.trim(),
-                SETTINGS.iter().map(|s| &s[10..]).collect::<Vec<_>>().join(", ")
-            ));
-            continue;
-        };
-        let value = value.trim();
-        let unquoted =
-            ['"', '\''].iter().find_map(|q| value.strip_prefix(*q).and_then(|v| v.strip_suffix(*q))).unwrap_or(value);
-        values.insert(*setting, unquoted.to_string());
-    }
-    values
+    policy.values
+}
+
+/// The XIDs with a preset, as a warning lists them: the default first, then the most severe first.
+fn known_presets() -> Vec<String> {
+    let mut presets: Vec<Preset> = xid::presets().collect();
+    let severity = |p: &Preset| shm_proto::xid::lookup(p.xid).map_or(Severity::Low, |info| info.severity);
+    presets.sort_by_key(|p| (p.xid != DEFAULT_XID, std::cmp::Reverse(severity(p)), p.xid));
+    presets.iter().map(|p| p.xid.to_string()).collect()
 }
 
 #[cfg(test)]

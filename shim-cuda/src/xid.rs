@@ -10,7 +10,7 @@
 //! skip or limit say — until faults are disabled (`faultline disable`, `reset`) or the error pool no longer
 //! holds the preset's code (the user chose other faults). Those calls are counted and recorded as faults.
 
-use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering::Acquire, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed};
 
 use shm_proto::layout::{MAX_HOOKS, POOL_CAP};
 use shm_proto::seqlock::READ_TRIES;
@@ -38,22 +38,25 @@ impl Api {
     }
 }
 
-pub use shm_proto::codes::{xid_preset as preset_for, XidPreset as Preset, XID_PRESETS as PRESETS};
+pub use shm_proto::xid::{preset as preset_for, presets, Preset};
 
-/// The active preset's XID (0: none). Set once at start-up.
-static ACTIVE: AtomicU32 = AtomicU32::new(0);
+use shm_proto::xid::CATALOG;
+
+/// The active preset: its XID's catalogue index plus one (0: none). Set once at start-up.
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 
 /// Activates `preset` for this process (start-up only).
-pub fn activate(preset: Option<&'static Preset>) {
-    ACTIVE.store(preset.map_or(0, |p| p.xid), Relaxed);
+pub fn activate(preset: Option<Preset>) {
+    let index = preset.and_then(|p| shm_proto::xid::index_of(p.xid));
+    ACTIVE.store(index.map_or(0, |i| i + 1), Relaxed);
 }
 
 /// The active preset.
 #[inline]
-pub fn active() -> Option<&'static Preset> {
+pub fn active() -> Option<Preset> {
     match ACTIVE.load(Relaxed) {
         0 => None,
-        xid => preset_for(xid),
+        index => CATALOG.get(index - 1).and_then(|info| info.preset()),
     }
 }
 
@@ -147,7 +150,7 @@ mod tests {
 
     #[test]
     fn every_preset_code_is_a_named_error_of_its_api() {
-        for p in PRESETS {
+        for p in presets() {
             let runtime = CUDA_RUNTIME.iter().find(|c| c.code == p.runtime);
             let driver = CUDA_DRIVER.iter().find(|c| c.code == p.driver);
             assert!(runtime.is_some() && driver.is_some(), "XID {}", p.xid);

@@ -582,38 +582,6 @@ fn find_name(kind: Kind, text: &str) -> Option<&'static CodeInfo> {
     None
 }
 
-/// One XID preset of the CUDA shim: what an application sees from the CUDA APIs when its GPU has this XID.
-/// Shared by the shim (`FAULTLINE_XID`, the node policy file) and the tools that arm nodes and roll shims out, so
-/// both accept exactly the same XIDs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct XidPreset {
-    /// The XID.
-    pub xid: u32,
-    /// What the XID means.
-    pub meaning: &'static str,
-    /// The `cudaError_t` runtime calls return (also the pool code the segment shows).
-    pub runtime: i32,
-    /// The `CUresult` driver calls return.
-    pub driver: i32,
-}
-
-/// The presets. Why each code: see the README's XID table.
-pub const XID_PRESETS: &[XidPreset] = &[
-    XidPreset { xid: 79, meaning: "GPU has fallen off the bus", runtime: 100, driver: 100 },
-    XidPreset { xid: 48, meaning: "double-bit ECC error", runtime: 214, driver: 214 },
-    XidPreset { xid: 94, meaning: "contained ECC error", runtime: 214, driver: 214 },
-    XidPreset { xid: 95, meaning: "uncontained ECC error", runtime: 214, driver: 214 },
-    XidPreset { xid: 74, meaning: "NVLink error", runtime: 220, driver: 220 },
-    XidPreset { xid: 119, meaning: "GSP RPC timeout", runtime: 999, driver: 999 },
-    XidPreset { xid: 120, meaning: "GSP error", runtime: 999, driver: 999 },
-    XidPreset { xid: 43, meaning: "GPU stopped processing", runtime: 702, driver: 702 },
-];
-
-/// The preset for `xid`, if there is one.
-pub fn xid_preset(xid: u32) -> Option<&'static XidPreset> {
-    XID_PRESETS.iter().find(|p| p.xid == xid)
-}
-
 /// The kind's default error pool: UCX `[-3, -6, -20]` (`UCS_ERR_IO_ERROR`, `UCS_ERR_UNREACHABLE`,
 /// `UCS_ERR_TIMED_OUT`); CUDA `[100]` (`cudaErrorNoDevice` / `CUDA_ERROR_NO_DEVICE`).
 pub fn default_pool(kind: Kind) -> &'static [i32] {

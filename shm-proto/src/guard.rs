@@ -17,8 +17,9 @@
 //! else changes. An application that replaces the handler later without chaining to it loses the protection.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Once;
+
+use crate::sync::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 
 /// What the handler does about a fault inside a registered mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,6 +7,8 @@
 //! - [`clock`]: `CLOCK_MONOTONIC`, and the cheaper tick source the ring stamps records with;
 //! - [`control`]: the strategy as a value, read and published consistently;
 //! - [`config`], [`codes`]: parsing what users type (probabilities, patterns, hooks, codes) and the environment;
+//! - [`xid`], [`node_policy`]: what the shims and the node agent agree on outside the segment: the XID catalogue
+//!   (with the CUDA shim's presets) and the node policy file that arms a node;
 //! - [`segment`]: create, attach, discover, liveness, cleanup; [`process`]: who a process is across pid
 //!   namespaces; [`guard`]: surviving a segment file truncated under its mapping.
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -33,7 +35,11 @@ pub mod decide;
 #[cfg(not(loom))]
 pub mod layout;
 #[cfg(not(loom))]
+pub mod node_policy;
+#[cfg(not(loom))]
 pub mod segment;
+#[cfg(not(loom))]
+pub mod xid;
 
 #[cfg(not(loom))]
 pub use {

@@ -1,7 +1,7 @@
 //! Stress tests of the lock-free protocols with real threads. Each runs under a watchdog that fails the test if it
 //! hangs; none asserts how long anything takes.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use shm_proto::sync::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 use std::time::Duration;

@@ -2,11 +2,11 @@
 //! Run with `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test -p shm-proto --release --test loom`.
 #![cfg(loom)]
 
-use loom::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use loom::sync::Arc;
 use loom::thread;
 use shm_proto::ring::{Ring, RingCursor, SlotRead};
 use shm_proto::seqlock::SeqLock;
+use shm_proto::sync::{AtomicU64, Ordering::Relaxed};
 
 struct Protected {
     lock: SeqLock,

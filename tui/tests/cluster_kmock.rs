@@ -71,6 +71,7 @@ fn nodes_lists_gpu_nodes_with_agent_cordon_taints_gpus_and_recent_xids() {
     assert_eq!((a["gpus"].as_u64(), a["cordoned"].as_bool(), a["ready"].as_bool()), (Some(8), Some(false), Some(true)));
     assert_eq!(a["agent"], json!({"name": "faultline-node-a", "phase": "Running", "ready": true}));
     assert_eq!(a["recent_xids"][0]["fault_id"], "fl-000000000001");
+    assert_eq!(a["recent_xids"][0]["xid"], 48, "an Event without the XID annotation: read from its message");
     assert_eq!((b["cordoned"].as_bool(), b["agent"]["ready"].as_bool()), (Some(true), Some(false)));
     assert_eq!(b["taints"], json!(["nvidia.com/gpu-health=xid-79:NoSchedule"]));
     assert_eq!(c["agent"], Value::Null, "the stray pod on gpu-c is not an agent");
@@ -233,6 +234,7 @@ fn inject_runs_the_agent_records_an_event_on_the_node_and_watches_the_cordon() {
     assert_eq!(event["metadata"]["labels"]["app.kubernetes.io/managed-by"], "faultline");
     assert_eq!(event["metadata"]["labels"]["faultline.dev/fault-id"], result.fault_id.as_str());
     assert!(event["metadata"]["annotations"]["faultline.dev/expires-at"].is_string());
+    assert_eq!(event["metadata"]["annotations"]["faultline.dev/xid"], "79");
     let message = event["message"].as_str().unwrap();
     for part in ["XID 79", "GPU 0", "PCI 0000:3b:00.0", result.fault_id.as_str()] {
         assert!(message.contains(part), "{part} in {message}");
@@ -250,6 +252,7 @@ fn inject_runs_the_agent_records_an_event_on_the_node_and_watches_the_cordon() {
     let a = rows.iter().find(|n| n.name == "gpu-a").unwrap();
     assert!(a.cordoned);
     assert_eq!(a.recent_xids[0].fault_id.as_deref(), Some(result.fault_id.as_str()));
+    assert_eq!(a.recent_xids[0].xid, Some(79));
 }
 
 #[test]

@@ -153,7 +153,7 @@ fn disarm_command(args: DisarmArgs, globals: &Globals) -> anyhow::Result<u8> {
 fn xid_command(args: XidArgs, globals: &Globals) -> anyhow::Result<u8> {
     let mut stdout = std::io::stdout().lock();
     if args.list {
-        writeln!(stdout, "{}", serde_json::to_string_pretty(&serde_json::json!({ "xids": xid::CATALOG }))?)?;
+        writeln!(stdout, "{}", serde_json::to_string_pretty(&serde_json::json!({ "xids": xid::catalog() }))?)?;
         return Ok(EXIT_OK);
     }
     if globals.read_only && !args.line.dry_run {

@@ -30,6 +30,9 @@ pub const CREATED_BY_ANNOTATION: &str = "faultline.dev/created-by";
 /// Annotation: when the fault was created (RFC 3339).
 pub const CREATED_AT_ANNOTATION: &str = "faultline.dev/created-at";
 
+/// Annotation on an injected XID's Event: the XID number (decimal), so readers need not parse the message.
+pub const XID_ANNOTATION: &str = "faultline.dev/xid";
+
 /// The label selector that finds everything faultline manages.
 pub fn managed_selector() -> String {
     format!("{}={}", MANAGED_BY.0, MANAGED_BY.1)

@@ -58,6 +58,8 @@ pub struct XidEvent {
     pub node: String,
     /// The fault id (label on the Event).
     pub fault_id: Option<String>,
+    /// The XID (annotation on the Event; from the message for Events without it).
+    pub xid: Option<u32>,
     /// The Event's message.
     pub message: String,
     /// When (RFC 3339), if the Event says.
@@ -161,7 +163,12 @@ pub fn xid_events(events: &[Event]) -> BTreeMap<String, Vec<XidEvent>> {
         let time = event.last_timestamp.as_ref().or(event.first_timestamp.as_ref()).map(|t| t.0.to_string());
         let fault_id = event.metadata.labels.as_ref().and_then(|l| l.get(ledger::FAULT_ID_LABEL)).cloned();
         let message = event.message.clone().unwrap_or_default();
-        by_node.entry(node.clone()).or_default().push(XidEvent { node, fault_id, message, time });
+        let annotated = event.metadata.annotations.as_ref().and_then(|a| a.get(ledger::XID_ANNOTATION));
+        let xid = match annotated {
+            Some(value) => value.trim().parse().ok(),
+            None => xid_of_message(&message),
+        };
+        by_node.entry(node.clone()).or_default().push(XidEvent { node, fault_id, xid, message, time });
     }
     for list in by_node.values_mut() {
         // RFC 3339 UTC timestamps sort as text.
@@ -169,4 +176,53 @@ pub fn xid_events(events: &[Event]) -> BTreeMap<String, Vec<XidEvent>> {
         list.truncate(RECENT_XIDS);
     }
     by_node
+}
+
+/// The XID number in the message of one of faultline's XID Events (it starts `XID <n> (`): how Events recorded
+/// before [`ledger::XID_ANNOTATION`] existed are read.
+pub fn xid_of_message(message: &str) -> Option<u32> {
+    let rest = message.strip_prefix("XID ")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ObjectReference;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn event(name: &str, annotations: &[(&str, &str)], message: &str) -> Event {
+        let annotations = annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Event {
+            metadata: ObjectMeta { name: Some(name.into()), annotations: Some(annotations), ..ObjectMeta::default() },
+            involved_object: ObjectReference {
+                kind: Some("Node".into()),
+                name: Some("gpu-a".into()),
+                ..ObjectReference::default()
+            },
+            reason: Some(EVENT_REASON.into()),
+            message: Some(message.into()),
+            ..Event::default()
+        }
+    }
+
+    #[test]
+    fn the_xid_number_comes_from_the_event_message() {
+        assert_eq!(xid_of_message("XID 79 (GPU has fallen off the bus, critical) injected on GPU 0"), Some(79));
+        assert_eq!(xid_of_message("something else"), None);
+    }
+
+    #[test]
+    fn the_xid_annotation_wins_and_the_message_is_the_fallback() {
+        let events = [
+            event("annotated", &[(ledger::XID_ANNOTATION, "48")], "XID 79 (GPU has fallen off the bus, critical)"),
+            event("older", &[], "XID 94 (Contained ECC error, medium) injected on GPU 1"),
+            event("odd", &[(ledger::XID_ANNOTATION, "forty-eight")], "XID 79 (GPU has fallen off the bus)"),
+            event("neither", &[], "something else"),
+        ];
+        let by_node = xid_events(&events);
+        let xids: Vec<Option<u32>> = by_node["gpu-a"].iter().map(|e| e.xid).collect();
+        assert_eq!(xids, [Some(48), Some(94), None, None], "an unreadable annotation is not overridden");
+    }
 }

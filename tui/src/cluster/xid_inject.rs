@@ -226,17 +226,19 @@ pub async fn watch_cordon(
     }
 }
 
-/// The Event recording `report` on `node` (in `namespace`, the agent's).
+/// The Event recording `report` on `node` (in `namespace`, the agent's), its XID in [`ledger::XID_ANNOTATION`].
 pub fn xid_event(node: &Node, namespace: &str, report: &XidReport, now: k8s_openapi::jiff::Timestamp) -> Event {
     let node_name = node.metadata.name.clone().unwrap_or_default();
     // Events expire on their own (the API server's event TTL); the stamp says when, for the ledger.
     let stamp = Stamp::at(FaultKind::Xid, report.fault_id.clone(), now, Some(EVENT_TTL), ledger::created_by());
+    let mut annotations = stamp.annotations();
+    annotations.insert(ledger::XID_ANNOTATION.to_string(), report.xid.to_string());
     Event {
         metadata: ObjectMeta {
             name: Some(format!("{node_name}.{}", report.fault_id)),
             namespace: Some(namespace.to_string()),
             labels: Some(stamp.labels()),
-            annotations: Some(stamp.annotations()),
+            annotations: Some(annotations),
             ..ObjectMeta::default()
         },
         involved_object: ObjectReference {

@@ -462,4 +462,12 @@ mod tests {
         assert_eq!(keys.key_pair(Context::Form, Intent::PrevField, Intent::NextField), "↑/Tab");
         assert_eq!(keys.key_name(Context::Filter, Intent::Back), "unbound");
     }
+
+    #[test]
+    fn the_arm_help_names_the_xid_the_key_arms_with() {
+        let keys = KeyBindings::default();
+        let arm = keys.of(Context::Cluster).find(|b| b.intent == Intent::ArmNode).expect("bound");
+        let xid = crate::dashboard::cluster::keys::ARM_XID;
+        assert!(arm.help.contains(&format!("XID {xid} ")), "{}", arm.help);
+    }
 }

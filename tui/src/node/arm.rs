@@ -7,24 +7,18 @@
 //! The file lives in the node agent's host directory ([`LIBRARY_DIR`], next to the shim libraries), which
 //! `faultline cluster shim enable` mounts read-only into workloads at the same path. It is written atomically
 //! (a temporary file renamed over it), world-readable (workloads run as any user), and carries the fault id in
-//! a comment so that recovering one fault never disarms a node armed by another.
+//! a comment so that recovering one fault never disarms a node armed by another. Its format, writer and parser
+//! are shm-proto's [`node_policy`], which the shim reads it with too.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use shm_proto::codes;
+use shm_proto::{node_policy, xid};
 
 use super::NodeError;
 
-/// The host directory the node agent fills with the shim libraries, mounted at the same path in shimmed pods.
-pub const LIBRARY_DIR: &str = "/var/lib/faultline";
-
-/// The node policy file, in [`LIBRARY_DIR`].
-pub const POLICY_FILE: &str = "/var/lib/faultline/cuda.policy";
-
-/// The comment line that names the fault which armed the node.
-const FAULT_COMMENT: &str = "# faultline-fault=";
+pub use shm_proto::node_policy::{LIBRARY_DIR, POLICY_FILE};
 
 /// What `faultline node arm` is asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,52 +57,29 @@ pub struct PolicyState {
     pub xid: Option<u32>,
 }
 
-/// Reads the policy file at `path` (`None` when there is none: the node is not armed).
+/// Reads the policy file at `path` (`None` when there is none: the node is not armed). A file the shim would
+/// ignore as a whole (oversized) reads as one written by hand, without a fault id or XID.
 pub fn read(path: &Path) -> Result<Option<PolicyState>, NodeError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some(parse(&text))),
+    match node_policy::read(path) {
+        Ok(text) => {
+            let policy = node_policy::parse(&text);
+            Ok(Some(PolicyState { xid: policy.xid(), fault_id: policy.fault_id }))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(cause) => Err(NodeError::Policy { action: "read", path: path.to_path_buf(), cause }),
     }
 }
 
-fn parse(text: &str) -> PolicyState {
-    let mut state = PolicyState { fault_id: None, xid: None };
-    for line in text.lines().map(str::trim) {
-        if let Some(id) = line.strip_prefix(FAULT_COMMENT) {
-            state.fault_id = Some(id.trim().to_string());
-        } else if let Some((name, value)) = line.split_once('=') {
-            let name = name.trim().to_ascii_uppercase();
-            if name == "FAULTLINE_XID" || name == "XID" {
-                state.xid = value.trim().trim_matches('"').parse().ok();
-            }
-        }
-    }
-    state
-}
-
 /// The policy file's text for `request`.
 pub fn policy_text(request: &ArmRequest) -> String {
-    let mut text = format!(
-        "# Written by faultline: CUDA shims started on this node fail from their first call, as with XID {xid}.\n\
-         # `faultline cluster recover {id}` disarms the node.\n{FAULT_COMMENT}{id}\n",
-        xid = request.xid,
-        id = request.fault_id,
-    );
-    if let Some(expires) = &request.expires_at {
-        text.push_str(&format!("# expires-at={expires}\n"));
-    }
-    text.push_str(&format!("FAULTLINE_ENABLED=1\nFAULTLINE_XID={}\n", request.xid));
-    text
+    node_policy::render(request.xid, &request.fault_id, request.expires_at.as_deref())
 }
 
 /// The CUDA shim's preset for `xid`, or the error every command that needs one reports.
-pub fn cuda_preset(xid: u32) -> Result<&'static codes::XidPreset, NodeError> {
-    codes::xid_preset(xid).ok_or_else(|| {
-        let mut xids: Vec<u32> = codes::XID_PRESETS.iter().map(|p| p.xid).collect();
-        xids.sort_unstable();
-        let presets = xids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
-        NodeError::NoCudaPreset { xid, presets }
+pub fn cuda_preset(xid: u32) -> Result<xid::Preset, NodeError> {
+    xid::preset(xid).ok_or_else(|| {
+        let xids: Vec<String> = xid::presets().map(|p| p.xid.to_string()).collect();
+        NodeError::NoCudaPreset { xid, presets: xids.join(", ") }
     })
 }
 

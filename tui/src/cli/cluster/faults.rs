@@ -183,7 +183,7 @@ pub struct ArmArgs {
     #[arg(long, value_name = "NODE")]
     pub node: String,
     /// The XID (one with a CUDA shim preset).
-    #[arg(long, value_name = "N", default_value_t = 79)]
+    #[arg(long, value_name = "N", default_value_t = shm_proto::xid::DEFAULT_XID)]
     pub xid: u32,
     /// How long the node stays armed; the reaper disarms it then.
     #[arg(long, value_name = "DURATION", default_value = "30m")]
@@ -229,7 +229,7 @@ pub struct GpuFailureArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub gpu: u32,
     /// The XID (one with a CUDA shim preset: 79, 48, 94, 95, 74, 119, 120, 43).
-    #[arg(long, value_name = "N", default_value_t = 79)]
+    #[arg(long, value_name = "N", default_value_t = shm_proto::xid::DEFAULT_XID)]
     pub xid: u32,
     /// How long the node stays armed; the reaper disarms it then.
     #[arg(long, value_name = "DURATION", default_value = "30m")]

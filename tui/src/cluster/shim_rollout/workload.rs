@@ -198,7 +198,7 @@ mod tests {
         assert_eq!(Workload::StatefulSet("s".into()).to_string(), "StatefulSet s");
         assert_eq!(library_path(Kind::Ucx), "/var/lib/faultline/libfaultline_ucx.so");
         assert!(POLICY_FILE.starts_with(LIBRARY_DIR), "the mount carries the policy file too");
-        for preset in shm_proto::codes::XID_PRESETS {
+        for preset in shm_proto::xid::presets() {
             assert!(xid::lookup(preset.xid).is_some(), "preset XID {} is in the catalog", preset.xid);
         }
     }

@@ -19,8 +19,8 @@ use crate::cluster::action::{Access, ArmRequest, ClusterChange};
 use crate::dashboard::app::{App, Overlay};
 use crate::dashboard::keys::{self, Context, Intent};
 
-/// The XID `a` arms the selected node with: 79, the GPU falling off the bus (the seed's example).
-pub const ARM_XID: u32 = 79;
+/// The XID `a` arms the selected node with: the catalogue's default (79, the GPU falling off the bus).
+pub const ARM_XID: u32 = shm_proto::xid::DEFAULT_XID;
 
 /// How long `a` arms the node for (the CLI's default); the reaper disarms it then.
 pub const ARM_TTL: Duration = Duration::from_secs(30 * 60);

@@ -11,7 +11,7 @@
 //! - [`partition_dialog`], [`shim_dialog`]: the create-partition and shim-rollout dialogs' models.
 
 pub mod form;
-mod keys;
+pub mod keys;
 pub mod partition_dialog;
 pub mod shim_dialog;
 pub mod worker;
@@ -295,13 +295,6 @@ pub fn fault_key(fault: &Fault) -> String {
     format!("{}/{}/{}/{}", fault.fault_id, fault.object_kind, fault.namespace.as_deref().unwrap_or(""), fault.name)
 }
 
-/// The XID number of one of faultline's XID Events (their message starts `XID <n> (`).
-pub fn xid_of(message: &str) -> Option<u32> {
-    let rest = message.strip_prefix("XID ")?;
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,11 +419,5 @@ mod tests {
         );
         assert!(said.1, "a watch that timed out is a failure");
         assert_eq!(view.log.len(), 3, "the result replaced the waiting line");
-    }
-
-    #[test]
-    fn the_xid_number_comes_from_the_event_message() {
-        assert_eq!(xid_of("XID 79 (GPU has fallen off the bus, critical) injected on GPU 0"), Some(79));
-        assert_eq!(xid_of("something else"), None);
     }
 }

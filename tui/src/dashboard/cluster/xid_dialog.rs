@@ -10,7 +10,7 @@ use crate::cluster::action::draft::{unknown_xid, Names, XidDraft};
 use crate::cluster::action::ClusterRequest;
 use crate::cluster::nodes::GpuNode;
 use crate::cluster::xid_inject::XidInjectRequest;
-use crate::node::xid::{self, CATALOG};
+use crate::node::xid::{self, CATALOG, DEFAULT_XID};
 use crate::output::plural;
 
 /// The fields, in order.
@@ -44,9 +44,6 @@ impl XidField {
 /// The watch choices, in seconds (`None`: do not watch). 300 s is the CLI's `--watch-timeout` default.
 pub const WATCH_CHOICES: [Option<u64>; 5] = [None, Some(60), Some(120), Some(300), Some(600)];
 
-/// The XID a new dialog proposes: 79, the GPU falling off the bus (the seed's example).
-pub const DEFAULT_XID: u32 = 79;
-
 /// Inject an XID on one node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct XidDialog {
@@ -65,7 +62,7 @@ pub struct XidDialog {
 }
 
 impl XidDialog {
-    /// A dialog for `node`: GPU 0, XID [`DEFAULT_XID`], no force, no watch.
+    /// A dialog for `node`: GPU 0, the catalogue's [`DEFAULT_XID`], no force, no watch.
     pub fn new(node: &GpuNode) -> XidDialog {
         XidDialog {
             node: node.clone(),

@@ -24,7 +24,7 @@ use super::{clock, fit};
 use crate::cluster::ledger;
 use crate::cluster::nodes::{GpuNode, RECENT_XIDS};
 use crate::dashboard::app::App;
-use crate::dashboard::cluster::{xid_of, ClusterView, Focus, LogKind};
+use crate::dashboard::cluster::{ClusterView, Focus, LogKind};
 use crate::dashboard::keys::{Context, Intent};
 use crate::output::plural;
 
@@ -353,7 +353,7 @@ fn xids(frame: &mut Frame, app: &App, area: Rect) {
         lines.push(Line::styled(format!("No XID injected here recently ({inject} injects one)."), theme.dim()));
     }
     for event in &node.recent_xids {
-        let xid = xid_of(&event.message).map_or("?".to_string(), |x| x.to_string());
+        let xid = event.xid.map_or("?".to_string(), |x| x.to_string());
         // faultline's messages end with the node and the fault id, both in columns of their own.
         let suffix = format!(" of node {} by faultline", node.name);
         let message = event.message.split(&suffix).next().unwrap_or(&event.message);
