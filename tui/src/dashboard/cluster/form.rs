@@ -57,8 +57,8 @@ pub struct FormLook {
     pub label_width: usize,
     /// The value column's width.
     pub value_width: usize,
-    /// The key hints while editing.
-    pub hints: String,
+    /// Which key hints show while editing (named from the bindings when drawn).
+    pub hints: FormHints,
     /// What `y` does, in the confirmation's key hints (`go ahead`, `inject`).
     pub yes: &'static str,
     /// The line shown when the draft is valid.
@@ -67,6 +67,15 @@ pub struct FormLook {
     pub error_suffix: &'static str,
     /// An invalid row's hint says only `✗ invalid` (the first error is spelled out below the rows).
     pub terse_row_errors: bool,
+}
+
+/// What ←/→ and Space do in a dialog, for its key hints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormHints {
+    /// They pick a choice; text rows are typed into.
+    Choices,
+    /// ←/→ step a number or a catalog entry by one; Space toggles.
+    Steps,
 }
 
 impl FormLook {
@@ -78,7 +87,7 @@ impl FormLook {
             width: 100,
             label_width: 16,
             value_width: 22,
-            hints: " Enter confirm · Esc cancel · ↑↓ field · ←→/Space choice · type into text ".to_string(),
+            hints: FormHints::Choices,
             yes: "go ahead",
             ready: "✓ Enter shows what will be done and asks y/n.",
             error_suffix: "",

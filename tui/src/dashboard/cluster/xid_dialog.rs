@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::form::{checkbox, choice, cycle, ClusterForm, FormLook, FormRow, FormState, Input};
+use super::form::{checkbox, choice, cycle, ClusterForm, FormHints, FormLook, FormRow, FormState, Input};
 use crate::cluster::action::draft::{unknown_xid, Names, XidDraft};
 use crate::cluster::action::ClusterRequest;
 use crate::cluster::nodes::GpuNode;
@@ -150,7 +150,7 @@ impl ClusterForm for XidDialog {
             width: 96,
             label_width: 14,
             value_width: 14,
-            hints: " Enter confirm · Esc cancel · ↑↓ field · ←→ ±1 / catalog · Space toggle ".to_string(),
+            hints: FormHints::Steps,
             yes: "inject",
             ready: "✓ Enter asks for confirmation before anything is injected.",
             error_suffix: "; Enter injects nothing",

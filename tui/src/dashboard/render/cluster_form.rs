@@ -11,7 +11,7 @@ use ratatui::Frame;
 use super::cluster::wrap;
 use super::{centered, fit};
 use crate::dashboard::app::{App, Overlay};
-use crate::dashboard::cluster::form::{ClusterForm, Input};
+use crate::dashboard::cluster::form::{ClusterForm, FormHints, Input};
 use crate::dashboard::keys::{Context, Intent};
 
 /// Draws the open partition or shim dialog, or the open question, over `area`.
@@ -47,6 +47,24 @@ fn confirm_hints(app: &App, yes: &str, no: &str) -> String {
     )
 }
 
+/// The key hints while a dialog is edited, named from the bindings.
+fn edit_hints(app: &App, hints: FormHints) -> String {
+    let keys = &app.keys;
+    let apply = keys.key_name(Context::Form, Intent::Apply);
+    let back = keys.key_name(Context::Form, Intent::Back);
+    let fields = keys.key_pair(Context::Form, Intent::PrevField, Intent::NextField);
+    let steps = keys.key_pair(Context::Form, Intent::Decrease, Intent::Increase);
+    let toggle = keys.key_name(Context::Form, Intent::Toggle);
+    match hints {
+        FormHints::Choices => {
+            format!(" {apply} confirm · {back} cancel · {fields} field · {steps}/{toggle} choice · type into text ")
+        }
+        FormHints::Steps => {
+            format!(" {apply} confirm · {back} cancel · {fields} field · {steps} ±1 / catalog · {toggle} toggle ")
+        }
+    }
+}
+
 fn form<D: ClusterForm>(frame: &mut Frame, app: &App, area: Rect, dialog: &D) {
     let theme = app.theme;
     let look = dialog.look();
@@ -66,7 +84,8 @@ fn form<D: ClusterForm>(frame: &mut Frame, app: &App, area: Rect, dialog: &D) {
     let rows = dialog.rows();
     let popup = centered(area, popup_width, rows.len() as u16 + outcome.len() as u16 + 5);
     frame.render_widget(Clear, popup);
-    let hints = if state.confirming { confirm_hints(app, look.yes, "back to the dialog") } else { look.hints };
+    let hints =
+        if state.confirming { confirm_hints(app, look.yes, "back to the dialog") } else { edit_hints(app, look.hints) };
     let block = Block::bordered().title(look.title).title_bottom(hints).border_style(if state.confirming {
         theme.warn()
     } else {
@@ -98,4 +117,31 @@ fn form<D: ClusterForm>(frame: &mut Frame, app: &App, area: Rect, dialog: &D) {
     lines.push(Line::raw(""));
     lines.extend(outcome.into_iter().map(|(text, style)| Line::styled(format!(" {text}"), style)));
     frame.render_widget(Paragraph::new(lines).block(block), popup);
+}
+
+#[cfg(test)]
+mod tests {
+    use crossterm::event::KeyCode;
+
+    use super::*;
+    use crate::dashboard::keys::KeyCombo;
+    use crate::dashboard::render::theme::Theme;
+
+    #[test]
+    fn the_dialog_hints_name_the_bound_keys() {
+        let mut app = App::new(false, None, Theme { color: false });
+        let choices = edit_hints(&app, FormHints::Choices);
+        assert_eq!(choices, " Enter confirm · Esc cancel · ↑↓ field · ←→/Space choice · type into text ");
+        for binding in &mut app.keys.bindings {
+            match (binding.context, binding.intent) {
+                (Context::Form, Intent::Apply) => binding.keys = vec![KeyCombo::ctrl('s')],
+                (Context::Form, Intent::Increase) => binding.keys = vec![KeyCombo::plain(KeyCode::End)],
+                _ => {}
+            }
+        }
+        assert_eq!(
+            edit_hints(&app, FormHints::Steps),
+            " Ctrl-S confirm · Esc cancel · ↑↓ field · ←/End ±1 / catalog · Space toggle "
+        );
+    }
 }
