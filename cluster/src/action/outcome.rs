@@ -1,0 +1,192 @@
+//! [`ClusterOutcome`]: what a [`super::ClusterRequest`] did, said once (`Display`, one line), as JSON, and as an
+//! exit status.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use shm_proto::Kind;
+
+use crate::arm::ArmedNode;
+use crate::faults::{Listing, Recovered, Which};
+use crate::gpu_failure::GpuFailure;
+use crate::network::Created;
+use crate::nodes::GpuNode;
+use crate::shim::{Follow, ShimChange};
+use crate::xid_inject::XidInjectResult;
+use faultline_core::error::{EXIT_FAILED, EXIT_OK};
+use faultline_core::output::plural;
+
+/// What a request did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClusterOutcome {
+    /// The GPU nodes.
+    Nodes(Vec<GpuNode>),
+    /// The fault ledger.
+    Faults(Listing),
+    /// An XID was injected (or formatted, in a dry run).
+    Xid(Box<XidInjectResult>),
+    /// A partition was created.
+    Partition(Created),
+    /// A shim was rolled in (`kind` given) or a workload restored (`kind` is `None`).
+    Shim {
+        /// The shim rolled in; `None` for a restore.
+        kind: Option<Kind>,
+        /// What changed.
+        change: ShimChange,
+        /// How long the rollout was followed.
+        follow: Option<Follow>,
+    },
+    /// A node was armed.
+    Armed(ArmedNode),
+    /// `shim disarm` of a node faultline did not arm.
+    NotArmed {
+        /// The node.
+        node: String,
+    },
+    /// Faults were undone (recover, reap, disarm).
+    Recovered {
+        /// Which were asked for.
+        which: Which,
+        /// Every object handled.
+        objects: Vec<Recovered>,
+    },
+    /// The GPU-failure scenario ran.
+    GpuFailure(Box<GpuFailure>),
+}
+
+impl ClusterOutcome {
+    /// Whether the request ran but did not get where it was asked to: a watch that saw no cordon, a rollout
+    /// still going when the wait ended, a GPU failure whose node was not cordoned or drained.
+    pub fn failed(&self) -> bool {
+        match self {
+            ClusterOutcome::Xid(result) => result.watch_timed_out(),
+            ClusterOutcome::Shim { change, .. } => change.rollout.as_ref().is_some_and(|r| !r.done),
+            ClusterOutcome::GpuFailure(outcome) => !(outcome.cordoned && outcome.evicted),
+            _ => false,
+        }
+    }
+
+    /// The exit status of a command that ended with this outcome.
+    pub fn exit_code(&self) -> u8 {
+        if self.failed() {
+            EXIT_FAILED
+        } else {
+            EXIT_OK
+        }
+    }
+
+    /// The outcome as `--json` prints it.
+    pub fn to_json(&self) -> Value {
+        let value = match self {
+            ClusterOutcome::Nodes(nodes) => Ok(json!({ "nodes": nodes })),
+            ClusterOutcome::Faults(listing) => serde_json::to_value(listing),
+            ClusterOutcome::Xid(result) => serde_json::to_value(result),
+            ClusterOutcome::Partition(created) => serde_json::to_value(created),
+            ClusterOutcome::Shim { change, .. } => serde_json::to_value(change),
+            ClusterOutcome::Armed(armed) => serde_json::to_value(armed),
+            ClusterOutcome::NotArmed { node } => Ok(json!({ "node": node, "armed": false })),
+            ClusterOutcome::Recovered { objects, .. } => Ok(json!({ "recovered": objects })),
+            ClusterOutcome::GpuFailure(outcome) => serde_json::to_value(outcome),
+        };
+        // These types hold strings, numbers and maps with string keys only: serialising them cannot fail.
+        value.unwrap_or_else(|error| json!({ "error": error.to_string() }))
+    }
+}
+
+/// `12.5 s`.
+pub(super) fn seconds(duration: Duration) -> String {
+    format!("{:.1} s", duration.as_secs_f64())
+}
+
+impl fmt::Display for ClusterOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClusterOutcome::Nodes(nodes) => write!(f, "{} GPU node{}", nodes.len(), plural(nodes.len())),
+            ClusterOutcome::Faults(listing) => {
+                write!(f, "{} fault object{}", listing.faults.len(), plural(listing.faults.len()))
+            }
+            ClusterOutcome::Xid(result) => {
+                let agent = &result.agent;
+                let done = if agent.dry_run { "formatted (dry run, nothing written)" } else { "injected" };
+                write!(
+                    f,
+                    "XID {} ({}) {done} on GPU {} (PCI {}) of node {}: fault {}",
+                    agent.xid, agent.xid_name, agent.gpu, agent.pci, result.node, result.fault_id
+                )?;
+                match &result.watch {
+                    Some(watch) => {
+                        let waited = seconds(Duration::from_secs_f64(watch.waited_s.max(0.0)));
+                        if watch.cordoned {
+                            write!(f, "; cordoned after {waited}")
+                        } else {
+                            write!(f, "; not cordoned within {waited} (is NVSentinel running on the node?)")
+                        }
+                    }
+                    None => Ok(()),
+                }
+            }
+            ClusterOutcome::Partition(created) => write!(
+                f,
+                "created {} {}/{} (fault {}, until {})",
+                created.kind,
+                created.namespace,
+                created.name,
+                created.fault_id,
+                created.expires_at.as_deref().unwrap_or("recovered")
+            ),
+            ClusterOutcome::Shim { kind, change, follow } => {
+                let id = change.fault_id.as_deref().unwrap_or("-");
+                match (kind, change.changed) {
+                    (Some(kind), true) => write!(
+                        f,
+                        "{} shim in {} (namespace {}): fault {id}",
+                        kind.name(),
+                        change.workload,
+                        change.namespace
+                    )?,
+                    (None, true) => {
+                        write!(f, "{} (namespace {}) restored: fault {id}", change.workload, change.namespace)?
+                    }
+                    (_, false) => write!(f, "{} (namespace {}): unchanged", change.workload, change.namespace)?,
+                }
+                match (&change.rollout, follow) {
+                    (Some(rollout), _) if rollout.done => write!(f, "; rollout {}, done", rollout.text),
+                    (Some(rollout), Some(follow)) => write!(
+                        f,
+                        "; rollout {}, not finished after {} s (it goes on)",
+                        rollout.text,
+                        follow.timeout.as_secs()
+                    ),
+                    (Some(rollout), None) => write!(f, "; rollout {}", rollout.text),
+                    (None, _) => Ok(()),
+                }
+            }
+            ClusterOutcome::Armed(armed) => write!(
+                f,
+                "node {} armed: CUDA shims started there fail as with XID {} (fault {}, until {})",
+                armed.node,
+                armed.xid,
+                armed.fault_id,
+                armed.expires_at.as_deref().unwrap_or("recovered")
+            ),
+            ClusterOutcome::NotArmed { node } => write!(f, "node {node} is not armed by faultline"),
+            ClusterOutcome::Recovered { which, objects } => match (which, objects.len()) {
+                (Which::Id(id), 0) => write!(f, "nothing left of fault {id} (already recovered?)"),
+                (Which::Id(id), n) => write!(f, "fault {id} recovered: {n} object{} handled", plural(n)),
+                (_, 0) => f.write_str("nothing to recover"),
+                (_, n) => write!(f, "{n} object{} handled", plural(n)),
+            },
+            ClusterOutcome::GpuFailure(outcome) => write!(
+                f,
+                "GPU failure on node {} (fault {}): cordoned {}, evicted {}; `faultline cluster recover {}` reverses \
+                 it",
+                outcome.node,
+                outcome.fault_id,
+                if outcome.cordoned { "yes" } else { "no" },
+                if outcome.evicted { "yes" } else { "no" },
+                outcome.fault_id
+            ),
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! `faultline cluster …`: actions through the Kubernetes API, with the current kubeconfig context like kubectl.
+
+pub mod faults;
+
+use std::io::Write;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use faultline::cluster::action::draft::{positive_seconds, Names, XidDraft};
+use faultline::cluster::action::{self, Access, ClusterOutcome, ClusterProgress, ClusterRequest};
+use faultline::cluster::faults::Which;
+use faultline::cluster::nodes::GpuNode;
+use faultline::cluster::xid_inject::XidInjectRequest;
+use faultline::cluster::{ConnectOptions, Session};
+use k8s_openapi::jiff::Timestamp;
+
+/// `faultline cluster …`.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// The kubeconfig context to use (default: the current context).
+    #[arg(long, value_name = "CONTEXT", global = true)]
+    pub context: Option<String>,
+    /// The namespace of workloads, partitions and faults (default: the context's namespace, as kubectl).
+    #[arg(long, short = 'n', value_name = "NAMESPACE", global = true)]
+    pub namespace: Option<String>,
+    /// The namespace of the faultline-node agent and of faultline's records (default: faultline-system).
+    #[arg(long, value_name = "NAMESPACE", global = true)]
+    pub agent_namespace: Option<String>,
+    #[command(subcommand)]
+    pub command: ClusterCommand,
+}
+
+/// The cluster subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// List GPU nodes: ready, cordoned, taints, GPU count, whether the faultline-node agent is ready, recent XIDs.
+    Nodes,
+    /// XID faults on GPU nodes.
+    Xid {
+        #[command(subcommand)]
+        command: XidCommand,
+    },
+    /// Network partitions (NetworkPolicy, or Chaos Mesh NetworkChaos).
+    Partition {
+        #[command(subcommand)]
+        command: faults::PartitionCommand,
+    },
+    /// Roll a shim into workloads (and out again exactly); arm and disarm nodes.
+    Shim {
+        #[command(subcommand)]
+        command: faults::ShimCommand,
+    },
+    /// List every active fault from the cluster itself (partitions, chaos, shimmed workloads, armed nodes, XIDs).
+    Faults(faults::ScopeArgs),
+    /// Undo one fault, or all of them (idempotent).
+    Recover(faults::RecoverArgs),
+    /// Undo every fault whose --ttl has passed (deploy/ runs this every minute).
+    Reap(faults::ScopeArgs),
+    /// Simulate a dead GPU end to end: arm the node, fail its live CUDA processes, inject the XID, watch the cordon
+    /// and the evictions, report where the pods went. `faultline cluster recover <id>` reverses it.
+    GpuFailure(faults::GpuFailureArgs),
+}
+
+/// `faultline cluster xid …`.
+#[derive(Debug, Subcommand)]
+pub enum XidCommand {
+    /// Write an XID line into a node's kernel log through its faultline-node agent pod, and record an Event.
+    #[command(after_help = "Runs `faultline node xid …` in the agent pod on --node (Kubernetes exec API), records \
+                            a Warning Event (reason FaultlineXidInjected) on the Node, and with --watch follows \
+                            the node until it is cordoned (NVSentinel) or --watch-timeout passes (exit 1).")]
+    Inject(InjectArgs),
+}
+
+/// The options of `faultline cluster xid inject`.
+#[derive(Debug, Args)]
+pub struct InjectArgs {
+    /// The node.
+    #[arg(long, value_name = "NODE")]
+    pub node: String,
+    /// The XID (`faultline node xid --list` shows the catalog).
+    #[arg(long, value_name = "N")]
+    pub xid: u32,
+    #[command(flatten)]
+    pub line: super::node::XidLineArgs,
+    /// Follow the node until it is cordoned.
+    #[arg(long)]
+    pub watch: bool,
+    /// How long --watch waits for the cordon.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub watch_timeout: u64,
+    /// How often --watch looks at the node.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0, hide = true)]
+    pub watch_interval: f64,
+}
+
+/// Runs `faultline cluster …`: the arguments become one [`ClusterRequest`], carried out by the action layer's
+/// [`action::execute`] (which refuses changes under `--read-only`); its steps go to stderr, its outcome to stdout.
+/// `pids` is the global `--pid` (the pid= field of an XID line), `json` the global `--json`.
+pub fn run(args: ClusterArgs, pids: &[u32], json: bool, read_only: bool) -> anyhow::Result<u8> {
+    let options = ConnectOptions { context: args.context, namespace: args.agent_namespace };
+    // Loading the kubeconfig makes no API call: nothing reaches the cluster before the request is checked.
+    let session = Session::connect(&options)?;
+    let namespace = faults::Namespace { given: args.namespace, context: session.api().context_namespace().to_string() };
+    let request = match args.command {
+        ClusterCommand::Nodes => ClusterRequest::ListNodes,
+        ClusterCommand::Xid { command: XidCommand::Inject(inject) } => xid_request(inject, pids)?,
+        ClusterCommand::Partition { command } => faults::partition(&namespace, command)?,
+        ClusterCommand::Shim { command } => faults::shim(&namespace, command)?,
+        ClusterCommand::Faults(scope) => ClusterRequest::ListFaults { namespace: namespace.scope(&scope) },
+        ClusterCommand::Recover(recover) => faults::recover(&namespace, &recover),
+        ClusterCommand::Reap(scope) => {
+            ClusterRequest::Recover { namespace: namespace.scope(&scope), which: Which::Expired }
+        }
+        ClusterCommand::GpuFailure(gpu_failure) => faults::gpu_failure(&namespace, &gpu_failure)?,
+    };
+    let mut progress = |step: ClusterProgress| eprintln!("faultline: {step}");
+    let outcome = action::execute(&session, &request, Access { read_only }, &mut progress)?;
+    print(&render(&outcome, json))?;
+    Ok(outcome.exit_code())
+}
+
+fn xid_request(inject: InjectArgs, pids: &[u32]) -> anyhow::Result<ClusterRequest> {
+    let pid = match pids {
+        [] => None,
+        [pid] => Some(*pid),
+        _ => return Err(faultline::Error::usage("give --pid at most once (the pid= field of the line)").into()),
+    };
+    let Some(watch_interval) = positive_seconds(inject.watch_interval) else {
+        return Err(faultline::Error::usage("--watch-interval must be a positive number of seconds").into());
+    };
+    let draft = XidDraft {
+        request: XidInjectRequest {
+            pci: inject.line.pci,
+            pid,
+            process_name: inject.line.name,
+            force: inject.line.force,
+            dry_run: inject.line.dry_run,
+            watch: inject.watch.then(|| Duration::from_secs(inject.watch_timeout)),
+            watch_interval: Some(watch_interval),
+            ..XidInjectRequest::new(&inject.node, inject.line.gpu, inject.xid)
+        },
+    };
+    let request = draft.parse(Names::Flags)?;
+    Ok(ClusterRequest::InjectXid(Box::new(request)))
+}
+
+/// The outcome as stdout shows it: `--json`, the node and fault tables, or its one line.
+fn render(outcome: &ClusterOutcome, json: bool) -> String {
+    if json {
+        return format!("{}\n", serde_json::to_string_pretty(&outcome.to_json()).unwrap_or_default());
+    }
+    match outcome {
+        ClusterOutcome::Nodes(nodes) => render_nodes(nodes),
+        ClusterOutcome::Faults(listing) => faults::render_listing(listing, Timestamp::now()),
+        other => format!("{other}\n"),
+    }
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".to_string()
+    } else {
+        items.join(", ")
+    }
+}
+
+pub(crate) fn print(text: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()
+}
+
+fn render_nodes(nodes: &[GpuNode]) -> String {
+    if nodes.is_empty() {
+        return "no GPU nodes (none is labelled nvidia.com/gpu.present=true)\n".to_string();
+    }
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    let rows: Vec<[String; 7]> = nodes
+        .iter()
+        .map(|n| {
+            [
+                n.name.clone(),
+                n.ready.map_or("?", yes_no).to_string(),
+                yes_no(n.cordoned).to_string(),
+                n.gpus.map_or("?".to_string(), |g| g.to_string()),
+                n.agent.as_ref().map_or("none".to_string(), |a| {
+                    if a.ready {
+                        "ready".to_string()
+                    } else {
+                        a.phase.to_lowercase()
+                    }
+                }),
+                list(&n.taints),
+                n.recent_xids.first().map_or("-".to_string(), |x| x.message.clone()),
+            ]
+        })
+        .collect();
+    table(&["NODE", "READY", "CORDONED", "GPUS", "AGENT", "TAINTS", "LAST XID"], &rows)
+}
+
+/// Left-aligned columns two spaces apart, with a header row.
+pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+    let header = header.map(String::from);
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(rows) {
+        let cells: Vec<String> = row.iter().zip(widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}

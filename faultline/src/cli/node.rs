@@ -1,0 +1,211 @@
+//! `faultline node …`: what runs on a Kubernetes node as root (in the faultline-node agent pod).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use faultline::error::EXIT_OK;
+use faultline::node::{self, arm, gpus, kmsg, xid, NodeError, XidInjection};
+use faultline::targets;
+
+use super::{Cli, KindArg};
+
+/// `faultline node …`.
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Write an NVIDIA XID line into the kernel log (/dev/kmsg), as the driver would, and confirm it landed.
+    #[command(after_help = "The line: `kernel: NVRM: Xid (PCI:0000:3b:00): 79, pid=…, name=…, GPU has fallen off \
+                            the bus. faultline-fault=<id>` (see deploy/README.md for why it starts with `kernel:`). \
+                            --pid and --name set the pid= and name= fields. Prints a JSON report.")]
+    Xid(XidArgs),
+    /// Arm this node: CUDA shims started here fail from their first call with an XID's codes (node policy file).
+    #[command(after_help = "Writes the node policy file (default /var/lib/faultline/cuda.policy) that CUDA shims \
+                            rolled out by `faultline cluster shim enable` read at start-up, so restarted pods fail \
+                            again. Refused when another fault armed the node. Prints a JSON report.")]
+    Arm(ArmArgs),
+    /// Disarm this node: remove the node policy file (only if --fault-id armed it, when given).
+    Disarm(DisarmArgs),
+    /// Any process command (ps, status, enable, probability, record, …): run across every container on the node;
+    /// --pid takes host pids.
+    #[command(external_subcommand)]
+    Process(Vec<String>),
+}
+
+/// The XID line's options, the same for `faultline node xid` and `faultline cluster xid inject`.
+#[derive(Debug, Args)]
+pub struct XidLineArgs {
+    /// The GPU's minor number (/dev/nvidiaN) on the node; its PCI address comes from
+    /// /proc/driver/nvidia/gpus/*/information.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub gpu: u32,
+    /// The GPU's PCI address, used when the node's driver cannot be asked (it must agree with the driver when it
+    /// can).
+    #[arg(long, value_name = "ADDRESS")]
+    pub pci: Option<String>,
+    /// name= in the line: the process that hit the error (with --pid for pid=).
+    #[arg(long, value_name = "PROCESS")]
+    pub name: Option<String>,
+    /// Inject an XID outside the catalog.
+    #[arg(long)]
+    pub force: bool,
+    /// Resolve and format the line, but write nothing (no Event either, from the cluster).
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// The options of `faultline node xid`.
+#[derive(Debug, Args)]
+pub struct XidArgs {
+    /// The XID number (see --list).
+    #[arg(long, value_name = "N", required_unless_present = "list")]
+    pub xid: Option<u32>,
+    #[command(flatten)]
+    pub line: XidLineArgs,
+    /// List the XID catalog and exit.
+    #[arg(long, conflicts_with_all = ["xid", "force", "dry_run"])]
+    pub list: bool,
+    /// The fault id to put in the line (faultline cluster passes its own).
+    #[arg(long, value_name = "ID", hide = true)]
+    pub fault_id: Option<String>,
+    /// The NVIDIA driver's /proc directory.
+    #[arg(long, value_name = "DIR", default_value = gpus::DEFAULT_DRIVER_DIR, hide = true)]
+    pub nvidia_proc: PathBuf,
+    /// The kernel log device.
+    #[arg(long, value_name = "DEVICE", default_value = kmsg::DEV_KMSG, hide = true)]
+    pub kmsg: PathBuf,
+}
+
+/// The options of `faultline node arm`.
+#[derive(Debug, Args)]
+pub struct ArmArgs {
+    /// The XID whose CUDA error codes processes will see (an XID with a CUDA shim preset).
+    #[arg(long, value_name = "N")]
+    pub xid: u32,
+    /// The fault id to record in the file (faultline cluster passes its own).
+    #[arg(long, value_name = "ID")]
+    pub fault_id: Option<String>,
+    /// When the fault ends (RFC 3339), noted in the file.
+    #[arg(long, value_name = "TIME", hide = true)]
+    pub expires_at: Option<String>,
+    /// The policy file.
+    #[arg(long, value_name = "FILE", default_value = arm::POLICY_FILE, hide = true)]
+    pub policy_file: PathBuf,
+}
+
+/// The options of `faultline node disarm`.
+#[derive(Debug, Args)]
+pub struct DisarmArgs {
+    /// Only disarm if this fault armed the node.
+    #[arg(long, value_name = "ID")]
+    pub fault_id: Option<String>,
+    /// The policy file.
+    #[arg(long, value_name = "FILE", default_value = arm::POLICY_FILE, hide = true)]
+    pub policy_file: PathBuf,
+}
+
+/// The global options given before or after `node`.
+#[derive(Debug, Clone, Default)]
+pub struct Globals {
+    /// `--pid`.
+    pub pids: Vec<u32>,
+    /// `--kind`.
+    pub kind: Option<KindArg>,
+    /// `--json`.
+    pub json: bool,
+    /// `--read-only`.
+    pub read_only: bool,
+}
+
+/// Runs `faultline node …`.
+pub fn run(command: NodeCommand, globals: Globals) -> anyhow::Result<u8> {
+    match command {
+        NodeCommand::Xid(args) => xid_command(args, &globals),
+        NodeCommand::Arm(args) => arm_command(args, &globals),
+        NodeCommand::Disarm(args) => disarm_command(args, &globals),
+        NodeCommand::Process(args) => process_command(args, globals),
+    }
+}
+
+fn arm_command(args: ArmArgs, globals: &Globals) -> anyhow::Result<u8> {
+    if globals.read_only {
+        return Err(faultline::Error::ReadOnly("arm the node").into());
+    }
+    let request = arm::ArmRequest {
+        xid: args.xid,
+        fault_id: args.fault_id.unwrap_or_else(node::new_fault_id),
+        expires_at: args.expires_at,
+        path: args.policy_file,
+    };
+    let report = arm::arm(&request)?;
+    writeln!(std::io::stdout().lock(), "{}", serde_json::to_string_pretty(&report)?)?;
+    Ok(EXIT_OK)
+}
+
+fn disarm_command(args: DisarmArgs, globals: &Globals) -> anyhow::Result<u8> {
+    if globals.read_only {
+        return Err(faultline::Error::ReadOnly("disarm the node").into());
+    }
+    let report = arm::disarm(&args.policy_file, args.fault_id.as_deref())?;
+    writeln!(std::io::stdout().lock(), "{}", serde_json::to_string_pretty(&report)?)?;
+    Ok(EXIT_OK)
+}
+
+fn xid_command(args: XidArgs, globals: &Globals) -> anyhow::Result<u8> {
+    let mut stdout = std::io::stdout().lock();
+    if args.list {
+        writeln!(stdout, "{}", serde_json::to_string_pretty(&serde_json::json!({ "xids": xid::catalog() }))?)?;
+        return Ok(EXIT_OK);
+    }
+    if globals.read_only && !args.line.dry_run {
+        return Err(faultline::Error::ReadOnly("write to the kernel log").into());
+    }
+    let pid = match globals.pids.as_slice() {
+        [] => None,
+        [pid] => Some(*pid),
+        _ => {
+            return Err(faultline::Error::usage("node xid: give --pid at most once (the pid= field of the line)").into())
+        }
+    };
+    let request = XidInjection {
+        pci: args.line.pci,
+        pid,
+        process_name: args.line.name,
+        force: args.line.force,
+        dry_run: args.line.dry_run,
+        fault_id: args.fault_id,
+        driver_dir: args.nvidia_proc,
+        kmsg: args.kmsg,
+        ..XidInjection::new(args.xid.unwrap_or_default(), args.line.gpu)
+    };
+    let report = node::inject_xid(&request)?;
+    writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?;
+    Ok(EXIT_OK)
+}
+
+/// Subcommands that are not process commands (they do not act on shimmed processes).
+const NOT_PROCESS_COMMANDS: [&str; 4] = ["node", "cluster", "completions", "demo"];
+
+/// `faultline node <process command> …`: the ordinary command, re-parsed, with container discovery forced on.
+fn process_command(args: Vec<String>, globals: Globals) -> anyhow::Result<u8> {
+    let name = args.first().cloned().unwrap_or_default();
+    let mut argv = vec!["faultline".to_string()];
+    argv.extend(globals.pids.iter().flat_map(|pid| ["--pid".to_string(), pid.to_string()]));
+    if let Some(kind) = globals.kind {
+        argv.extend(["--kind".to_string(), format!("{kind:?}").to_lowercase()]);
+    }
+    argv.extend(globals.json.then(|| "--json".to_string()));
+    argv.extend(globals.read_only.then(|| "--read-only".to_string()));
+    argv.extend(args);
+    if NOT_PROCESS_COMMANDS.contains(&name.as_str()) {
+        return Err(faultline::Error::usage(format!(
+            "`faultline node {name}`: only process commands (ps, status, enable, …), `xid`, `arm` and `disarm` run under `node`"
+        ))
+        .into());
+    }
+    let inner = Cli::try_parse_from(&argv).unwrap_or_else(|e| e.exit());
+    if !targets::running_as_root() {
+        return Err(NodeError::NotRoot(name).into());
+    }
+    targets::force_container_discovery();
+    crate::run(inner)
+}
