@@ -45,8 +45,8 @@
 //! - Whether connections opened before the policy are cut depends on the plugin's connection tracking.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
+use ipnet::IpNet;
 use k8s_openapi::api::networking::v1::{
     IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
     NetworkPolicySpec,
@@ -344,10 +344,10 @@ fn in_cluster_peers(
 }
 
 /// Every address outside the pod CIDRs, IPv4 and IPv6.
-fn off_cluster_peers(pod_cidrs: &[(IpAddr, u8)]) -> Vec<NetworkPolicyPeer> {
+fn off_cluster_peers(pod_cidrs: &[IpNet]) -> Vec<NetworkPolicyPeer> {
     let block = |all: &str, v4: bool| {
         let except: Vec<String> =
-            pod_cidrs.iter().filter(|(ip, _)| ip.is_ipv4() == v4).map(|(ip, len)| format!("{ip}/{len}")).collect();
+            pod_cidrs.iter().filter(|net| matches!(net, IpNet::V4(_)) == v4).map(IpNet::to_string).collect();
         NetworkPolicyPeer {
             ip_block: Some(IPBlock { cidr: all.to_string(), except: (!except.is_empty()).then_some(except) }),
             ..Default::default()
@@ -415,7 +415,7 @@ fn labels_selector(key: &str, value: &str) -> LabelSelector {
 }
 
 /// Parses the pod CIDRs (host bits cleared, as Kubernetes wants them), required unless nothing is left reachable.
-fn parse_pod_cidrs(cidrs: &[String]) -> Result<Vec<(IpAddr, u8)>, ClusterError> {
+fn parse_pod_cidrs(cidrs: &[String]) -> Result<Vec<IpNet>, ClusterError> {
     if cidrs.is_empty() {
         return Err(ClusterError::Usage(
             "the cluster's pod CIDRs are unknown: the partition keeps addresses outside the cluster reachable with \
@@ -432,20 +432,15 @@ fn parse_pod_cidrs(cidrs: &[String]) -> Result<Vec<(IpAddr, u8)>, ClusterError> 
                 "invalid pod CIDR {text:?}: expected an address range such as 10.244.0.0/16 or fd00:10:244::/56"
             ))
         };
-        let (address, length) = text.trim().split_once('/').ok_or_else(bad)?;
-        let address: IpAddr = address.parse().map_err(|_| bad())?;
-        let length: u8 = length.parse().map_err(|_| bad())?;
-        let bits = if address.is_ipv4() { 32 } else { 128 };
+        let net: IpNet = text.trim().parse().map_err(|_| bad())?;
         // A /0 would except every address, i.e. block everything outside the cluster as well.
-        if length == 0 || length > bits {
+        if net.prefix_len() == 0 {
             return Err(bad());
         }
-        let network = match address {
-            IpAddr::V4(v4) => IpAddr::V4((u32::from(v4) & (u32::MAX << (32 - length))).into()),
-            IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & (u128::MAX << (128 - length))).into()),
-        };
-        if !parsed.contains(&(network, length)) {
-            parsed.push((network, length));
+        // Host bits cleared, as Kubernetes wants them.
+        let net = net.trunc();
+        if !parsed.contains(&net) {
+            parsed.push(net);
         }
     }
     Ok(parsed)
