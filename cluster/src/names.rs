@@ -19,9 +19,46 @@ pub fn object_name(stamp: &Stamp) -> Result<String, ClusterError> {
     Ok(name)
 }
 
+/// An equality label selector (`app=worker,tier=gpu`), the typed form of what `--selector`, `--to-selector` and the
+/// dialogs take (as kube's `Selector` is of a selector string): it exists only checked ([`parse_selector`]), reads
+/// as the map of its labels, and displays as it is typed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Labels(BTreeMap<String, String>);
+
+impl std::ops::Deref for Labels {
+    type Target = BTreeMap<String, String>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl From<Labels> for BTreeMap<String, String> {
+    fn from(labels: Labels) -> Self {
+        labels.0
+    }
+}
+
+impl std::str::FromStr for Labels {
+    type Err = ClusterError;
+
+    fn from_str(text: &str) -> Result<Labels, ClusterError> {
+        parse_selector(text)
+    }
+}
+
+impl std::fmt::Display for Labels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (index, (key, value)) in self.0.iter().enumerate() {
+            write!(f, "{}{key}={value}", if index == 0 { "" } else { "," })?;
+        }
+        Ok(())
+    }
+}
+
 /// Parses a label selector `KEY=VALUE[,KEY=VALUE…]` (equality only, as `--selector` and `--to-selector` take it),
 /// checking keys and values the way Kubernetes does.
-pub fn parse_selector(text: &str) -> Result<BTreeMap<String, String>, ClusterError> {
+pub fn parse_selector(text: &str) -> Result<Labels, ClusterError> {
     let bad = |why: String| ClusterError::Usage(format!("invalid label selector {text:?}: {why}"));
     if text.trim().is_empty() {
         return Err(bad("it is empty; expected KEY=VALUE[,KEY=VALUE…], e.g. app=worker".into()));
@@ -47,7 +84,7 @@ pub fn parse_selector(text: &str) -> Result<BTreeMap<String, String>, ClusterErr
             }
         }
     }
-    Ok(selector)
+    Ok(Labels(selector))
 }
 
 /// Checks that `namespace` can be a namespace name (a DNS-1123 label).
@@ -155,8 +192,10 @@ mod tests {
 
     #[test]
     fn selectors() {
+        let parsed = parse_selector(" app=worker , app.kubernetes.io/component=decode,tier==gpu,empty=").unwrap();
+        assert_eq!(parsed.to_string(), "app=worker,app.kubernetes.io/component=decode,empty=,tier=gpu");
         assert_eq!(
-            parse_selector(" app=worker , app.kubernetes.io/component=decode,tier==gpu,empty=").unwrap(),
+            *parsed,
             BTreeMap::from([
                 ("app".to_string(), "worker".to_string()),
                 ("app.kubernetes.io/component".to_string(), "decode".to_string()),

@@ -3,15 +3,14 @@
 //! own CRD (vendored in tests/fixtures/chaos-mesh/), read as strictly as the API server's strict field validation;
 //! every NetworkPolicy preset passes `kubernetes-validate --strict`.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use testkit::kubernetes_validate;
 
 use faultline::cluster::ledger::{FaultKind, Stamp};
 use faultline::cluster::partition::{
-    network_chaos, network_policy, parse_selector, ChaosAction, ChaosDirection, ChaosParams, ChaosSpec, PartitionSpec,
-    Preset, CHAOS_MESH_GROUP, CHAOS_MESH_VERSION, NETWORK_CHAOS_KIND, NETWORK_CHAOS_PLURAL,
+    network_chaos, network_policy, parse_selector, ChaosAction, ChaosDirection, ChaosParams, ChaosSpec, Labels,
+    PartitionSpec, Preset, CHAOS_MESH_GROUP, CHAOS_MESH_VERSION, NETWORK_CHAOS_KIND, NETWORK_CHAOS_PLURAL,
 };
 use faultline::cluster::ClusterError;
 use serde::Deserialize;
@@ -85,7 +84,7 @@ fn stamp(kind: FaultKind, n: usize) -> Stamp {
     Stamp::at(kind, format!("fl-{n:012x}"), now, Some(Duration::from_secs(600)), "ci@test".into())
 }
 
-fn labels(text: &str) -> BTreeMap<String, String> {
+fn labels(text: &str) -> Labels {
     parse_selector(text).unwrap()
 }
 

@@ -18,7 +18,7 @@ use super::units::{
     parse_peakrate, percent,
 };
 use crate::ledger::Stamp;
-use crate::names::{check_selector, object_name, validate_namespace};
+use crate::names::{check_selector, object_name, validate_namespace, Labels};
 use crate::ClusterError;
 
 /// Chaos Mesh's API group.
@@ -242,13 +242,13 @@ pub struct ChaosSpec {
     /// The namespace of the selected pods, of the target and of the NetworkChaos.
     pub namespace: String,
     /// The pods the action applies to (`--selector`).
-    pub selector: BTreeMap<String, String>,
+    pub selector: Labels,
     /// What happens to their packets.
     pub action: ChaosAction,
     /// Which packets (`from` and `both` need a target).
     pub direction: ChaosDirection,
     /// `--to-selector`: only the traffic with these pods (of the same namespace); `None`: all traffic.
-    pub target: Option<BTreeMap<String, String>>,
+    pub target: Option<Labels>,
     /// How long Chaos Mesh keeps the fault (the ttl); `None`: until the object is deleted.
     pub duration: Option<Duration>,
 }
@@ -320,15 +320,15 @@ mod tests {
     use super::*;
     use crate::kube_api::ObjectType;
     use crate::ledger::FaultKind;
-    use crate::partition::fixtures::{in_cidr, labels, stamp};
+    use crate::partition::fixtures::{in_cidr, selector, stamp};
 
     fn chaos(action: ChaosAction, direction: ChaosDirection, target: Option<&str>) -> ChaosSpec {
         ChaosSpec {
             namespace: "dynamo".into(),
-            selector: labels("app=worker"),
+            selector: selector("app=worker"),
             action,
             direction,
-            target: target.map(labels),
+            target: target.map(selector),
             duration: Some(Duration::from_secs(600)),
         }
     }
@@ -442,8 +442,8 @@ mod tests {
             let error = network_chaos(&spec, &stamp(FaultKind::Chaos)).unwrap_err().to_string();
             assert!(error.contains(&format!("--direction {} needs --to-selector", direction.as_str())), "{error}");
         }
-        let mut no_selector = chaos(ChaosAction::Partition, ChaosDirection::To, None);
-        no_selector.selector.clear();
+        let no_selector =
+            ChaosSpec { selector: Labels::default(), ..chaos(ChaosAction::Partition, ChaosDirection::To, None) };
         assert!(network_chaos(&no_selector, &stamp(FaultKind::Chaos)).is_err());
         let mut zero = chaos(ChaosAction::Partition, ChaosDirection::To, None);
         zero.duration = Some(Duration::ZERO);

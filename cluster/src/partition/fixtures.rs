@@ -10,7 +10,7 @@ use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer, Network
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{parse_selector, NAMESPACE_NAME_LABEL};
+use super::{parse_selector, Labels, NAMESPACE_NAME_LABEL};
 use crate::ledger::{FaultKind, Stamp};
 
 pub(super) fn stamp(kind: FaultKind) -> Stamp {
@@ -18,8 +18,14 @@ pub(super) fn stamp(kind: FaultKind) -> Stamp {
     Stamp::at(kind, "fl-0123456789ab".into(), now, Some(Duration::from_secs(600)), "alice@laptop".into())
 }
 
-pub(super) fn labels(text: &str) -> BTreeMap<String, String> {
+/// A checked selector, for building specs.
+pub(super) fn selector(text: &str) -> Labels {
     parse_selector(text).unwrap()
+}
+
+/// The same labels as a map, for comparing with built objects.
+pub(super) fn labels(text: &str) -> BTreeMap<String, String> {
+    selector(text).into()
 }
 
 /// Where traffic goes to or comes from: a pod (namespace and labels) or an address outside the cluster.

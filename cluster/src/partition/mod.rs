@@ -12,7 +12,7 @@ mod fixtures;
 mod policy;
 mod units;
 
-pub use super::names::{check_name, object_name, parse_selector, validate_namespace};
+pub use super::names::{check_name, object_name, parse_selector, validate_namespace, Labels};
 pub use chaos::{
     network_chaos, ChaosAction, ChaosDirection, ChaosParams, ChaosSpec, CHAOS_MESH_GROUP, CHAOS_MESH_VERSION,
     NETWORK_CHAOS_KIND, NETWORK_CHAOS_PLURAL,

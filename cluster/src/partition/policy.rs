@@ -55,7 +55,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelecto
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::ledger::Stamp;
-use crate::names::{check_selector, object_name, validate_namespace};
+use crate::names::{check_selector, object_name, validate_namespace, Labels};
 use crate::ClusterError;
 
 /// The label that marks NATS pods (the NATS Helm chart's), in any namespace.
@@ -125,7 +125,7 @@ pub struct PartitionSpec {
     /// The namespace of the selected pods (and of the policy).
     pub namespace: String,
     /// The pods the policy applies to (`--selector`).
-    pub selector: BTreeMap<String, String>,
+    pub selector: Labels,
     /// What they lose.
     pub preset: Preset,
     /// `--ingress`: isolate incoming connections (neither flag: both directions).
@@ -137,7 +137,7 @@ pub struct PartitionSpec {
     /// `--block-dns`: the cluster DNS is blocked too.
     pub block_dns: bool,
     /// `--to-selector`: the pods of the namespace to block (see [`Preset`]).
-    pub to_selector: Option<BTreeMap<String, String>>,
+    pub to_selector: Option<Labels>,
     /// The cluster's pod address ranges (e.g. from the nodes' `spec.podCIDRs`), excepted from the ipBlock peers
     /// that keep addresses outside the cluster reachable; required unless the pods are isolated (see the module
     /// documentation).
@@ -284,7 +284,10 @@ pub fn network_policy(spec: &PartitionSpec, stamp: &Stamp) -> Result<NetworkPoli
     Ok(NetworkPolicy {
         metadata,
         spec: Some(NetworkPolicySpec {
-            pod_selector: Some(LabelSelector { match_labels: Some(spec.selector.clone()), match_expressions: None }),
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(spec.selector.clone().into()),
+                match_expressions: None,
+            }),
             policy_types: Some(policy_types),
             ingress: (!ingress_rules.is_empty()).then_some(ingress_rules),
             egress: (!egress_rules.is_empty()).then_some(egress_rules),
@@ -450,13 +453,13 @@ fn parse_pod_cidrs(cidrs: &[String]) -> Result<Vec<IpNet>, ClusterError> {
 mod tests {
     use super::*;
     use crate::ledger::{FaultKind, EXPIRES_ANNOTATION, FAULT_ID_LABEL, MANAGED_BY};
-    use crate::partition::fixtures::{allows, both_ways, cluster, labels, pod, stamp, Way};
+    use crate::partition::fixtures::{allows, both_ways, cluster, labels, pod, selector, stamp, Way};
     use crate::partition::ChaosDirection;
 
     fn spec(preset: Preset) -> PartitionSpec {
         PartitionSpec {
             namespace: "dynamo".into(),
-            selector: labels("app=worker"),
+            selector: selector("app=worker"),
             preset,
             ingress: false,
             egress: false,
@@ -559,7 +562,7 @@ mod tests {
     fn a_selector_of_several_labels_blocks_only_pods_with_all_of_them() {
         let c = cluster();
         let mut two_labels = spec(Preset::WorkerWorker);
-        two_labels.selector = labels("app=worker,tier=gpu");
+        two_labels.selector = selector("app=worker,tier=gpu");
         let policy = policy(&two_labels);
         let gpu_worker = pod("dynamo", "app=worker,tier=gpu,role=prefill", "10.244.5.1");
         let cpu_worker = pod("dynamo", "app=worker,tier=cpu", "10.244.5.2");
@@ -621,7 +624,7 @@ mod tests {
         let c = cluster();
         let nats = pod("dynamo", "app.kubernetes.io/name=nats,app.kubernetes.io/part-of=dynamo", "10.244.4.5");
         let mut everything_of_dynamo = spec(Preset::Custom);
-        everything_of_dynamo.to_selector = Some(labels("app.kubernetes.io/part-of=dynamo"));
+        everything_of_dynamo.to_selector = Some(selector("app.kubernetes.io/part-of=dynamo"));
         let policy = policy(&everything_of_dynamo);
         assert!(allows(&policy, Way::Out, &nats, "TCP", NATS_CLIENT_PORT));
         assert!(!allows(&policy, Way::Out, &nats, "TCP", 8222), "only the client port is excepted");
@@ -635,14 +638,14 @@ mod tests {
         let c = cluster();
         let mut frontend = spec(Preset::FrontendWorker);
         assert!(usage_error(&frontend).contains("needs --to-selector"));
-        frontend.to_selector = Some(labels("app=frontend"));
+        frontend.to_selector = Some(selector("app=frontend"));
         let policy = policy(&frontend);
         assert_eq!(both_ways(&policy, &c.frontend, "TCP", 8000), [false, false]);
         assert_eq!(both_ways(&policy, &c.other_worker, "TCP", 8000), [true, true]);
         assert_eq!(both_ways(&policy, &c.router, "TCP", 8000), [true, true]);
         assert!(allows(&policy, Way::Out, &c.kube_dns, "UDP", 53));
 
-        frontend.to_selector = Some(BTreeMap::new());
+        frontend.to_selector = Some(Labels::default());
         assert!(usage_error(&frontend).contains("--to-selector is empty"));
     }
 
@@ -668,7 +671,7 @@ mod tests {
         ingress_only.egress = true;
         assert!(usage_error(&ingress_only).contains("--ingress does not apply"));
         let mut with_target = spec(Preset::WorkerNats);
-        with_target.to_selector = Some(labels("app=frontend"));
+        with_target.to_selector = Some(selector("app=frontend"));
         assert!(usage_error(&with_target).contains("does not apply to --preset worker-nats"));
     }
 
@@ -676,7 +679,7 @@ mod tests {
     fn custom_blocks_the_target_or_isolates_the_pods() {
         let c = cluster();
         let mut router = spec(Preset::Custom);
-        router.to_selector = Some(labels("app=router"));
+        router.to_selector = Some(selector("app=router"));
         let policy = policy(&router);
         assert_eq!(both_ways(&policy, &c.router, "TCP", 8000), [false, false]);
         assert_eq!(both_ways(&policy, &c.other_worker, "TCP", 8000), [true, true]);
@@ -742,11 +745,10 @@ mod tests {
     #[test]
     fn bad_partition_requests_are_usage_errors() {
         let mut bad = spec(Preset::WorkerWorker);
-        bad.selector.clear();
+        bad.selector = Labels::default();
         assert!(usage_error(&bad).contains("--selector is empty"));
-        let mut bad = spec(Preset::WorkerWorker);
-        bad.selector.insert("bad key".into(), "x".into());
-        assert!(usage_error(&bad).contains("invalid --selector bad key=x"));
+        // A bad key cannot even be put in a selector: it only exists checked.
+        assert!("bad key=x".parse::<Labels>().is_err());
         for namespace in ["", "Dynamo", "dynamo_1", "-dynamo", &"n".repeat(64)] {
             let mut bad = spec(Preset::WorkerWorker);
             bad.namespace = namespace.into();

@@ -343,11 +343,6 @@ impl PartitionDialog {
     }
 }
 
-/// `app=worker,tier=gpu`.
-fn labels(selector: &std::collections::BTreeMap<String, String>) -> String {
-    selector.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
-}
-
 impl ClusterForm for PartitionDialog {
     const NOT_DONE: &'static str = "no partition";
     const CLOSED: &'static str = "dialog closed; no partition";
@@ -418,7 +413,7 @@ impl ClusterForm for PartitionDialog {
                     _ => "outgoing",
                 };
                 let others = match (&spec.to_selector, spec.preset) {
-                    (Some(to), _) => format!("pods {}", labels(to)),
+                    (Some(to), _) => format!("pods {}", to),
                     (None, Preset::WorkerWorker) => "each other".to_string(),
                     (None, Preset::WorkerNats) => "NATS".to_string(),
                     (None, _) => "everything".to_string(),
@@ -430,12 +425,12 @@ impl ClusterForm for PartitionDialog {
                      connections; NATS {nats}, DNS {dns}; removed after {ttl}? y/n",
                     spec.namespace,
                     spec.preset.as_str(),
-                    labels(&spec.selector),
+                    spec.selector,
                 )
             }
             PartitionRequest::Chaos { spec, .. } => {
                 let target = match &spec.target {
-                    Some(to) => format!(" with pods {}", labels(to)),
+                    Some(to) => format!(" with pods {}", to),
                     None => String::new(),
                 };
                 let what = match &spec.action {
@@ -448,7 +443,7 @@ impl ClusterForm for PartitionDialog {
                     "Create a Chaos Mesh NetworkChaos in namespace {}: {what} for pods {}, direction {}{target}; \
                      removed after {ttl}? y/n",
                     spec.namespace,
-                    labels(&spec.selector),
+                    spec.selector,
                     spec.direction.as_str(),
                 )
             }
