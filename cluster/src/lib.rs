@@ -215,20 +215,6 @@ impl Session {
     pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
         self.runtime.block_on(future)
     }
-
-    /// [`nodes::gpu_nodes`].
-    pub fn gpu_nodes(&self) -> Result<Vec<nodes::GpuNode>, ClusterError> {
-        self.block_on(nodes::gpu_nodes(&self.api))
-    }
-
-    /// [`xid_inject::inject`] with the real exec.
-    pub fn inject_xid(
-        &self,
-        request: &xid_inject::XidInjectRequest,
-        progress: &mut (dyn FnMut(&xid_inject::Progress) + Send),
-    ) -> Result<xid_inject::XidInjectResult, ClusterError> {
-        self.block_on(xid_inject::inject(&self.api, &self.api, request, progress))
-    }
 }
 
 /// How often `--watch` polls the node, unless told otherwise.

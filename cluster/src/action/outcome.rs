@@ -78,7 +78,7 @@ impl ClusterOutcome {
 
     /// The outcome as `--json` prints it.
     pub fn to_json(&self) -> Value {
-        let value = match self {
+        let value: serde_json::Result<Value> = match self {
             ClusterOutcome::Nodes(nodes) => Ok(json!({ "nodes": nodes })),
             ClusterOutcome::Faults(listing) => serde_json::to_value(listing),
             ClusterOutcome::Xid(result) => serde_json::to_value(result),

@@ -115,7 +115,7 @@ pub fn run(args: ClusterArgs, pids: &[u32], json: bool, read_only: bool) -> anyh
     };
     let mut progress = |step: ClusterProgress| eprintln!("faultline: {step}");
     let outcome = action::execute(&session, &request, Access { read_only }, &mut progress)?;
-    print(&render(&outcome, json))?;
+    print(&render(&outcome, json)?)?;
     Ok(outcome.exit_code())
 }
 
@@ -145,15 +145,15 @@ fn xid_request(inject: InjectArgs, pids: &[u32]) -> anyhow::Result<ClusterReques
 }
 
 /// The outcome as stdout shows it: `--json`, the node and fault tables, or its one line.
-fn render(outcome: &ClusterOutcome, json: bool) -> String {
+fn render(outcome: &ClusterOutcome, json: bool) -> serde_json::Result<String> {
     if json {
-        return format!("{}\n", serde_json::to_string_pretty(&outcome.to_json()).unwrap_or_default());
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&outcome.to_json())?));
     }
-    match outcome {
+    Ok(match outcome {
         ClusterOutcome::Nodes(nodes) => render_nodes(nodes),
         ClusterOutcome::Faults(listing) => faults::render_listing(listing, Timestamp::now()),
         other => format!("{other}\n"),
-    }
+    })
 }
 
 fn list(items: &[String]) -> String {
