@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 mod kmock;
 
-use kmock::{agent_pod, node, Kmock, NAMESPACE};
+use kmock::{agent_pod, exec, node, Kmock, NAMESPACE};
 
 /// gpu-a: 8 GPUs, agent ready. gpu-b: cordoned and tainted, agent pending. gpu-c: no agent. cpu-1: no GPU label
 /// (kmock ignores label selectors, so faultline must filter it out itself). A stray pod of another app on gpu-c.
@@ -139,28 +139,27 @@ fn forbidden_unreachable_and_unknown_contexts_are_reported_as_such() {
 
 #[test]
 fn exec_against_the_emulator_fails_with_a_clear_message() {
-    // kmock has no exec endpoint: the real exec path gets an error that names the pod, not a hang or a panic.
+    // This agent pod answers no exec: the real exec path gets an error that names the pod, not a hang or a panic.
     let kmock = Kmock::start(&cluster(&[]));
     let (_, stderr) = expect(&kmock.faultline(&["cluster", "xid", "inject", "--node", "gpu-a", "--xid", "79"]), 1);
     assert!(stderr.contains("exec into pod faultline-node-a in namespace faultline-system"), "{stderr}");
     assert_eq!(kmock.events().len(), 1, "no Event without an injection");
 }
 
-/// An exec double that runs the command it is given on this machine (the agent's `faultline`, for real).
-fn local_agent(port_for_cordon: Option<u16>) -> ScriptedExec {
+/// An exec double that runs the command it is given on this machine (the agent's `faultline`, for real), then plays
+/// NVSentinel's part: the canned cordon a real exec cannot give.
+fn local_agent_and_monitor(port: u16) -> ScriptedExec {
     ScriptedExec::new(move |target, command| {
         assert_eq!((target.pod.as_str(), target.container.as_str()), ("faultline-node-a", "agent"));
         assert_eq!(&command[..3], ["faultline", "node", "xid"]);
         let output = Command::new(&testkit::artifacts().faultline).args(&command[1..]).output().expect("runs");
-        if let Some(port) = port_for_cordon {
-            // NVSentinel's part: cordon and taint the node once the XID is in the log.
-            let patch = json!({"spec": {"unschedulable": true,
-                "taints": [{"key": "nvidia.com/gpu-health", "value": "xid", "effect": "NoSchedule"}]}});
-            std::thread::spawn(move || {
-                let kmock = KmockClient { port };
-                kmock.patch("/api/v1/nodes/gpu-a", &patch);
-            });
-        }
+        // NVSentinel's part: cordon and taint the node once the XID is in the log.
+        let patch = json!({"spec": {"unschedulable": true,
+            "taints": [{"key": "nvidia.com/gpu-health", "value": "xid", "effect": "NoSchedule"}]}});
+        std::thread::spawn(move || {
+            let kmock = KmockClient { port };
+            kmock.patch("/api/v1/nodes/gpu-a", &patch);
+        });
         Ok(ExecOutput::from(output))
     })
 }
@@ -196,7 +195,7 @@ fn inject_runs_the_agent_records_an_event_on_the_node_and_watches_the_cordon() {
     let kmock = Kmock::start(&cluster(&[]));
     let runtime = runtime();
     let api = runtime.block_on(async { kmock.api() });
-    let exec = local_agent(Some(kmock.port));
+    let exec = local_agent_and_monitor(kmock.port);
     let request = XidInjectRequest {
         pci: Some("0000:3b:00.0".into()),
         pid: Some(4242),
@@ -257,11 +256,13 @@ fn inject_runs_the_agent_records_an_event_on_the_node_and_watches_the_cordon() {
 
 #[test]
 fn the_watch_times_out_dry_runs_record_nothing_and_agent_failures_surface() {
-    assert!(faultline::targets::running_as_root(), "the double runs `faultline node xid` for real: needs root");
-    let kmock = Kmock::start(&cluster(&[]));
+    assert!(faultline::targets::running_as_root(), "the agent's `faultline node xid` writes /dev/kmsg: needs root");
+    // The real exec path: the API's WebSocket channel protocol, the command run by the emulator's exec endpoint.
+    let mut spec = cluster(&[]);
+    spec["exec"] = exec(&[("faultline-node-a", json!({}))]);
+    let kmock = Kmock::start(&spec);
     let runtime = runtime();
     let api = runtime.block_on(async { kmock.api() });
-    let exec = local_agent(None);
     let mut ignore = |_: &Progress| {};
 
     let request = XidInjectRequest {
@@ -270,22 +271,42 @@ fn the_watch_times_out_dry_runs_record_nothing_and_agent_failures_surface() {
         watch_interval: Some(Duration::from_millis(50)),
         ..XidInjectRequest::new("gpu-a", 0, 94)
     };
-    let result = runtime.block_on(xid_inject::inject(&api, &exec, &request, &mut ignore)).unwrap();
+    let result = runtime.block_on(xid_inject::inject(&api, &api, &request, &mut ignore)).unwrap();
     assert!(result.watch_timed_out(), "{result:?}");
     assert_eq!(kmock.events().len(), 2, "the seeded one and this one");
 
     let dry =
         XidInjectRequest { pci: Some("0000:3b:00.0".into()), dry_run: true, ..XidInjectRequest::new("gpu-a", 0, 79) };
-    let result = runtime.block_on(xid_inject::inject(&api, &exec, &dry, &mut ignore)).unwrap();
+    let result = runtime.block_on(xid_inject::inject(&api, &api, &dry, &mut ignore)).unwrap();
     assert!(result.agent.dry_run && !result.agent.confirmed && result.event.is_none());
     assert_eq!(kmock.events().len(), 2, "a dry run records no Event");
 
     // The agent's own refusal (no driver, no --pci) comes back with its message and exit status.
     let error = runtime
-        .block_on(xid_inject::inject(&api, &exec, &XidInjectRequest::new("gpu-a", 0, 79), &mut ignore))
+        .block_on(xid_inject::inject(&api, &api, &XidInjectRequest::new("gpu-a", 0, 79), &mut ignore))
         .unwrap_err();
     assert!(matches!(&error, ClusterError::AgentFailed { exit_code: Some(2), .. }), "{error:?}");
     assert_eq!(error.exit_code(), 2);
     assert!(error.to_string().contains("give the GPU's PCI address with --pci"), "{error}");
     assert_eq!(kmock.events().len(), 2, "no Event for a failed injection");
+
+    // The same agent through the command line: `cluster xid inject` execs `faultline node xid` in the pod.
+    let dry = kmock.faultline(&[
+        "cluster",
+        "xid",
+        "inject",
+        "--node",
+        "gpu-a",
+        "--xid",
+        "79",
+        "--pci",
+        "0000:3b:00.0",
+        "--dry-run",
+        "--json",
+    ]);
+    assert_eq!(dry.status.code(), Some(0), "{}", String::from_utf8_lossy(&dry.stderr));
+    let report: Value = serde_json::from_slice(&dry.stdout).unwrap();
+    assert_eq!((report["agent"]["xid"].as_u64(), report["agent"]["dry_run"].as_bool()), (Some(79), Some(true)));
+    assert!(report["agent"]["line"].as_str().unwrap().contains("NVRM: Xid (PCI:0000:3b:00): 79"), "{report}");
+    assert_eq!(kmock.events().len(), 2, "still no Event");
 }

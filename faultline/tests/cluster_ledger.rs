@@ -13,7 +13,7 @@ use faultline::cluster::faults::{self, Which};
 use faultline::cluster::ledger::{FaultKind, Stamp};
 use faultline::cluster::ClusterError;
 use k8s_openapi::jiff::Timestamp;
-use kmock::{agent_pod, node, Kmock};
+use kmock::{agent_pod, exec, node, Kmock};
 use serde_json::{json, Value};
 
 const APP_NAMESPACE: &str = "dynamo";
@@ -403,29 +403,18 @@ fn reap_removes_exactly_the_expired_faults() {
     assert_eq!(again["recovered"], json!([]));
 }
 
-/// An exec double that runs the command it is given on this machine with a private policy file: the real
-/// `faultline node arm|disarm`, only not on a Kubernetes node.
-fn local_agent(policy_file: std::path::PathBuf) -> ScriptedExec {
-    ScriptedExec::new(move |target, command| {
-        assert_eq!((target.pod.as_str(), target.container.as_str()), ("faultline-node-a", "agent"));
-        let output = Command::new(&testkit::artifacts().faultline)
-            .args(&command[1..])
-            .arg("--policy-file")
-            .arg(&policy_file)
-            .output()
-            .expect("runs");
-        Ok(ExecOutput::from(output))
-    })
-}
-
 #[test]
 fn an_armed_node_is_in_the_ledger_and_recovering_disarms_it() {
-    let kmock = Kmock::start(&cluster(false));
+    // The real exec path: the agent pod's `faultline node arm|disarm` run by the emulator's exec endpoint, with a
+    // private policy file (the variable the CUDA shims read too).
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("cuda.policy");
-    let exec = local_agent(policy.clone());
+    let mut spec = cluster(false);
+    spec["exec"] = exec(&[("faultline-node-a", json!({"FAULTLINE_POLICY_FILE": policy}))]);
+    let kmock = Kmock::start(&spec);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let api = runtime.block_on(async { kmock.api() });
+    let exec = api.clone();
     let stamp = Stamp::new(FaultKind::ArmedNode, Some(std::time::Duration::from_secs(600)));
 
     let armed = runtime.block_on(arm::arm_node(&api, &exec, "gpu-a", 79, &stamp)).expect("armed");

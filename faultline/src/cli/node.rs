@@ -87,8 +87,8 @@ pub struct ArmArgs {
     /// When the fault ends (RFC 3339), noted in the file.
     #[arg(long, value_name = "TIME", hide = true)]
     pub expires_at: Option<String>,
-    /// The policy file.
-    #[arg(long, value_name = "FILE", default_value = arm::POLICY_FILE, hide = true)]
+    /// The policy file (the CUDA shims read the same `FAULTLINE_POLICY_FILE`).
+    #[arg(long, value_name = "FILE", env = "FAULTLINE_POLICY_FILE", default_value = arm::POLICY_FILE, hide = true)]
     pub policy_file: PathBuf,
 }
 
@@ -98,8 +98,8 @@ pub struct DisarmArgs {
     /// Only disarm if this fault armed the node.
     #[arg(long, value_name = "ID")]
     pub fault_id: Option<String>,
-    /// The policy file.
-    #[arg(long, value_name = "FILE", default_value = arm::POLICY_FILE, hide = true)]
+    /// The policy file (the CUDA shims read the same `FAULTLINE_POLICY_FILE`).
+    #[arg(long, value_name = "FILE", env = "FAULTLINE_POLICY_FILE", default_value = arm::POLICY_FILE, hide = true)]
     pub policy_file: PathBuf,
 }
 

@@ -1,5 +1,7 @@
 //! A local Kubernetes API emulator for the cluster tests: PyPI `kmock`, started by each test from
-//! `tests/kmock_server.py` on a free loopback port, with a kubeconfig pointing at it, and fixture objects.
+//! `tests/kmock_server.py` on a free loopback port, with a kubeconfig pointing at it, and fixture objects. Pods
+//! given an [`exec`] entry run exec'd commands on this machine over the API server's WebSocket channel protocol,
+//! so cluster code takes its real exec path.
 #![allow(dead_code)] // each test file uses a different subset
 
 use std::io::{Read, Write};
@@ -109,6 +111,15 @@ pub fn node(name: &str, gpu: bool, gpus: u32, cordoned: bool, taints: Value) -> 
         "spec": {"unschedulable": cordoned, "taints": taints},
         "status": {"capacity": {"nvidia.com/gpu": gpus.to_string(), "cpu": "96"},
                    "conditions": [{"type": "Ready", "status": "True"}]}}})
+}
+
+/// The spec's `exec` entries: each agent pod (in [`NAMESPACE`]) runs what is exec'd in it on this machine, with
+/// `faultline` meaning the binary under test and `env` added, as the node agent would run it.
+pub fn exec(pods: &[(&str, Value)]) -> Value {
+    let faultline = testkit::artifacts().faultline.clone();
+    let entries =
+        pods.iter().map(|(pod, env)| (format!("{NAMESPACE}/{pod}"), json!({"faultline": faultline, "env": env})));
+    Value::Object(entries.collect())
 }
 
 pub fn agent_pod(name: &str, node: &str, ready: bool) -> Value {
