@@ -38,6 +38,34 @@ pub struct CodeState {
     pub name: Option<&'static str>,
 }
 
+/// The Kubernetes pod a process runs in, as its shim recorded it (`None` outside Kubernetes).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Pod {
+    /// The pod's namespace.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    /// The pod's name.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub pod: String,
+    /// The container's name.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub container: String,
+    /// The pod's UID (from the process's cgroup).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub pod_uid: String,
+}
+
+impl Pod {
+    /// The pod `target`'s shim recorded, if any.
+    pub fn of(target: &Target) -> Option<Pod> {
+        let pod = target.pod();
+        if pod.is_empty() {
+            return None;
+        }
+        Some(Pod { namespace: pod.namespace, pod: pod.pod, container: pod.container, pod_uid: pod.uid })
+    }
+}
+
 /// Everything faultline knows about one process: identity, the strategy in force, counters.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProcessState {
@@ -47,6 +75,9 @@ pub struct ProcessState {
     pub kind: &'static str,
     /// Executable name.
     pub exe: String,
+    /// The Kubernetes pod it runs in, when its shim recorded one.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<Pod>,
     /// Whether the process is running.
     pub alive: bool,
     /// Found inside a container's `/dev/shm`.
@@ -130,6 +161,7 @@ impl ProcessState {
             pid: target.pid(),
             kind: kind.name(),
             exe: target.exe(),
+            pod: Pod::of(target),
             alive: target.alive,
             in_container: target.found.in_container,
             path: target.found.path.display().to_string(),
@@ -255,6 +287,9 @@ pub struct PsRow {
     pub pid: u32,
     /// Executable name (unknown for unusable segments).
     pub exe: Option<String>,
+    /// The Kubernetes pod it runs in, when its shim recorded one.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<Pod>,
     /// `ucx` or `cuda`.
     pub kind: &'static str,
     /// `alive`, `dead`, or why the segment cannot be used (see [`crate::targets::problem_of`]).
@@ -290,6 +325,7 @@ impl PsRow {
         let mut row = PsRow {
             pid: target.pid(),
             exe: Some(target.exe()),
+            pod: Pod::of(target),
             kind: target.kind().name(),
             state: if target.alive { "alive" } else { "dead" },
             enabled: None,
@@ -321,6 +357,7 @@ impl PsRow {
         PsRow {
             pid: unusable.pid,
             exe: None,
+            pod: None,
             kind: unusable.kind.name(),
             state: unusable.problem,
             enabled: None,

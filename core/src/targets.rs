@@ -82,6 +82,11 @@ impl Target {
         self.segment().header.exe_name()
     }
 
+    /// The Kubernetes pod the shim recorded (empty outside Kubernetes).
+    pub fn pod(&self) -> shm_proto::pod::PodIdentity {
+        self.segment().pod.read()
+    }
+
     /// `pid 1234 (ucx_selfloop, ucx)`, with `, dead` / `, container` where they apply.
     pub fn label(&self) -> String {
         process_label(self.pid(), &self.exe(), self.kind().name(), self.alive, self.found.in_container)

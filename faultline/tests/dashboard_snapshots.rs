@@ -60,7 +60,9 @@ fn target(kind: Kind, pid: u32, exe: &str, hooks: &[&str], alive: bool, configur
     let mut strategy = Strategy::defaults(shm_proto::codes::default_pool(kind), |h| h < hooks.len().min(17));
     configure(&mut strategy);
     let pid_ns = shm_proto::process::own_pid_ns();
-    let identity = Identity { kind, pid, pid_ns, start_time_ticks: 1, exe_name: exe, hooks, default_arm_mask };
+    let pod = shm_proto::pod::PodIdentity::default();
+    let identity =
+        Identity { kind, pid, pid_ns, start_time_ticks: 1, exe_name: exe, hooks, default_arm_mask, pod: &pod };
     let (map, _private) = SegmentMap::create(&identity, &strategy).expect("segment created");
     let path = std::path::PathBuf::from(segment::file_name(kind, pid));
     let found = Found::local(path, kind, pid);

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering::Acquire, Ordering::Relaxe
 
 use shm_proto::config::{self, LogLevel};
 use shm_proto::layout::{COUNTER_STRIPES, MAX_HOOKS};
+use shm_proto::pod::PodIdentity;
 use shm_proto::segment::{self, Created, Identity};
 use shm_proto::{codes, Decision, Kind, Segment, SegmentMap, Strategy, ThreadCtx};
 
@@ -222,6 +223,9 @@ impl Runtime {
     fn create_segment(&self, strategy: &Strategy) {
         let exe = std::env::current_exe().ok();
         let exe_name = exe.as_deref().and_then(|p| p.file_name()).and_then(|n| n.to_str()).unwrap_or("?");
+        // Start-up only: which pod this is (environment, then the cgroup), read once into the segment.
+        let cgroup = std::fs::read_to_string("/proc/self/cgroup").ok();
+        let pod = PodIdentity::detect(|name| std::env::var(name).ok(), cgroup.as_deref());
         let identity = Identity {
             kind: self.spec.kind,
             pid: std::process::id(),
@@ -230,6 +234,7 @@ impl Runtime {
             exe_name,
             hooks: self.spec.hooks,
             default_arm_mask: Strategy::defaults(&[], self.spec.default_armed).arm_mask,
+            pod: &pod,
         };
         match SegmentMap::create(&identity, strategy) {
             Ok((map, created)) => {

@@ -11,7 +11,7 @@ use crate::sync::{AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
 /// First eight bytes of every segment.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"FLTLINE\x01");
 /// Bumped on every layout or semantic change of the segment.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 
 /// Hooks a shim can declare (the CUDA shim needs the most).
 pub const MAX_HOOKS: usize = 128;
@@ -260,6 +260,42 @@ pub struct Segment {
     pub ring: Ring<RING_CAP>,
     /// Only writers (the tools) touch it: who holds the writer lock, and the last consistent strategy.
     pub journal: Journal,
+    /// The Kubernetes pod the process runs in, written once by the creator (ABI 4).
+    pub pod: PodSlot,
+}
+
+/// Which pod a process runs in ([`crate::pod::PodIdentity`]), each name NUL-padded; all empty outside Kubernetes.
+#[repr(C, align(64))]
+pub struct PodSlot {
+    /// The pod's namespace.
+    pub namespace: [AtomicU8; 64],
+    /// The pod's name.
+    pub name: [AtomicU8; 256],
+    /// The container's name.
+    pub container: [AtomicU8; 64],
+    /// The pod's UID (from the cgroup).
+    pub uid: [AtomicU8; 64],
+}
+
+impl PodSlot {
+    /// Records `identity` (names too long for their field are cut; [`crate::pod`] keeps them within bounds).
+    pub fn write(&self, identity: &crate::pod::PodIdentity) {
+        write_name(&self.namespace, &identity.namespace);
+        write_name(&self.name, &identity.pod);
+        write_name(&self.container, &identity.container);
+        write_name(&self.uid, &identity.uid);
+    }
+
+    /// The recorded identity. A hostile writer can put any bytes here: they come back lossily decoded, and callers
+    /// that print them escape control characters as for every name read from a segment.
+    pub fn read(&self) -> crate::pod::PodIdentity {
+        crate::pod::PodIdentity {
+            namespace: read_name(&self.namespace),
+            pod: read_name(&self.name),
+            container: read_name(&self.container),
+            uid: read_name(&self.uid),
+        }
+    }
 }
 
 /// What lets a writer that died mid-change be recovered from (see `control`): the lock holder's identity across
@@ -335,7 +371,7 @@ fn read_name(src: &[AtomicU8]) -> String {
 #[cfg(not(loom))]
 const _: () = {
     use std::mem::{align_of, offset_of, size_of};
-    assert!(ABI_VERSION == 3, "layout numbers below belong to ABI 3");
+    assert!(ABI_VERSION == 4, "layout numbers below belong to ABI 4");
     assert!(size_of::<Header>() == 6336);
     assert!(offset_of!(Header, magic) == 0);
     assert!(offset_of!(Header, abi_version) == 8);
@@ -364,6 +400,15 @@ const _: () = {
     assert!(size_of::<Journal>() == 64 + 274_688);
     assert!(offset_of!(Journal, backup) == 64);
     assert!(offset_of!(Segment, journal) == 6336 + 274_688 + 192 + 2048 * COUNTER_STRIPES + 64 + 64 * RING_CAP);
-    assert!(size_of::<Segment>() == 6336 + 274_688 + 192 + 2048 * COUNTER_STRIPES + 64 + 64 * RING_CAP + 64 + 274_688);
+    assert!(size_of::<PodSlot>() == 448);
+    assert!(offset_of!(PodSlot, name) == 64);
+    assert!(offset_of!(PodSlot, container) == 320);
+    assert!(offset_of!(PodSlot, uid) == 384);
+    assert!(
+        offset_of!(Segment, pod) == 6336 + 274_688 + 192 + 2048 * COUNTER_STRIPES + 64 + 64 * RING_CAP + 64 + 274_688
+    );
+    assert!(
+        size_of::<Segment>() == 6336 + 274_688 + 192 + 2048 * COUNTER_STRIPES + 64 + 64 * RING_CAP + 64 + 274_688 + 448
+    );
     assert!(align_of::<Segment>() == 64);
 };

@@ -9,6 +9,7 @@
 //! - [`config`], [`codes`]: parsing what users type (probabilities, patterns, hooks, codes) and the environment;
 //! - [`xid`], [`node_policy`]: what the shims and the node agent agree on outside the segment: the XID catalogue
 //!   (with the CUDA shim's presets) and the node policy file that arms a node;
+//! - [`pod`]: which Kubernetes pod a process runs in (environment, cgroup), recorded in its segment;
 //! - [`segment`]: create, attach, discover, liveness, cleanup; [`process`]: who a process is across pid
 //!   namespaces; [`guard`]: surviving a segment file truncated under its mapping.
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -36,6 +37,8 @@ pub mod decide;
 pub mod layout;
 #[cfg(not(loom))]
 pub mod node_policy;
+#[cfg(not(loom))]
+pub mod pod;
 #[cfg(not(loom))]
 pub mod segment;
 #[cfg(not(loom))]

@@ -30,8 +30,16 @@ fn identity(pid: u32, start_time_ticks: u64) -> Identity<'static> {
         exe_name: "test-exe",
         hooks: &["ucp_get_nbx", "ucp_put_nbx"],
         default_arm_mask: [0b11, 0],
+        pod: &NO_POD,
     }
 }
+
+static NO_POD: shm_proto::pod::PodIdentity = shm_proto::pod::PodIdentity {
+    namespace: String::new(),
+    pod: String::new(),
+    container: String::new(),
+    uid: String::new(),
+};
 
 fn own_identity() -> Identity<'static> {
     let pid = std::process::id();

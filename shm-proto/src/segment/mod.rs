@@ -194,6 +194,8 @@ pub struct Identity<'a> {
     pub hooks: &'a [&'a str],
     /// The hooks armed by default.
     pub default_arm_mask: [u64; MAX_HOOKS / 64],
+    /// The Kubernetes pod the process runs in (empty outside Kubernetes).
+    pub pod: &'a crate::pod::PodIdentity,
 }
 
 /// The directory segments live in.
@@ -335,6 +337,7 @@ impl SegmentMap {
         for (word, default) in h.default_arm_mask.iter().zip(id.default_arm_mask) {
             word.store(default, Relaxed);
         }
+        seg.pod.write(id.pod);
         // Nobody else can have the lock yet: the file was just created by us, without magic.
         let _ = seg.control.publish(&seg.cursor, &seg.journal, strategy, |_| true);
         seg.ring.start_clock(TickSource::detect());

@@ -470,6 +470,7 @@ mod tests {
             pid: 42,
             kind: "ucx",
             exe: "app".into(),
+            pod: None,
             alive: true,
             in_container: false,
             path: String::new(),
