@@ -95,8 +95,8 @@ pub fn enable_patch(
         );
         let env = join(&target.path, &["env"]);
         edit.ensure(&env, json!([]))?;
-        for (name, value) in spec.env(preload) {
-            edit.set(&named(&env, name), json!({ "name": name, "value": value }));
+        for (name, entry) in spec.env(preload, &target.name) {
+            edit.set(&named(&env, name), entry);
         }
     }
 
@@ -272,7 +272,7 @@ fn check_duplicates(object: &Value, workload: &Workload, target: &Target, spec: 
     let Some(Value::Array(env)) = lookup(object, &join(&target.path, &["env"])) else {
         return Ok(());
     };
-    for (name, _) in spec.env(String::new()) {
+    for (name, _) in spec.env(String::new(), &target.name) {
         let count = env.iter().filter(|e| has_name(e, name)).count();
         if count > 1 {
             return Err(ClusterError::Usage(format!(
@@ -450,6 +450,18 @@ mod tests {
         assert_eq!(env(worker, "FAULTLINE_ENABLED"), Some("1"));
         assert_eq!(env(worker, "FAULTLINE_POLICY_FILE"), Some("/var/lib/faultline/cuda.policy"));
         assert_eq!(env(worker, "FAULTLINE_XID"), Some("79"));
+        // The pod identity the shim records: the downward API for namespace and pod, the container by name.
+        let entry = |name: &str| worker["env"].as_array().unwrap().iter().find(|e| e["name"] == name).cloned();
+        assert_eq!(
+            entry("FAULTLINE_POD_NAME").unwrap()["valueFrom"]["fieldRef"]["fieldPath"],
+            "metadata.name",
+            "{worker}"
+        );
+        assert_eq!(
+            entry("FAULTLINE_POD_NAMESPACE").unwrap()["valueFrom"]["fieldRef"]["fieldPath"],
+            "metadata.namespace"
+        );
+        assert_eq!(env(worker, "FAULTLINE_CONTAINER_NAME"), Some("worker"));
         assert_eq!(
             worker["volumeMounts"],
             json!([

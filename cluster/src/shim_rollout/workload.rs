@@ -140,13 +140,24 @@ impl ShimSpec {
         Ok(())
     }
 
-    pub(super) fn env(&self, preload: String) -> Vec<(&'static str, String)> {
-        let mut env =
-            vec![("LD_PRELOAD", preload), ("FAULTLINE_ENABLED", if self.passthrough { "0" } else { "1" }.to_string())];
+    /// The env entries the shim needs in container `container` (the shim's settings, and the pod identity it
+    /// records in its segment: namespace and pod name through the downward API, the container by name).
+    pub(super) fn env(&self, preload: String, container: &str) -> Vec<(&'static str, Value)> {
+        let value = |name: &'static str, value: String| (name, serde_json::json!({ "name": name, "value": value }));
+        let field = |name: &'static str, path: &str| {
+            (name, serde_json::json!({ "name": name, "valueFrom": { "fieldRef": { "fieldPath": path } } }))
+        };
+        let mut env = vec![
+            value("LD_PRELOAD", preload),
+            value("FAULTLINE_ENABLED", if self.passthrough { "0" } else { "1" }.to_string()),
+            field(shm_proto::pod::NAMESPACE_VAR, "metadata.namespace"),
+            field(shm_proto::pod::POD_VAR, "metadata.name"),
+            value(shm_proto::pod::CONTAINER_VAR, container.to_string()),
+        ];
         if self.kind == Kind::Cuda {
-            env.push(("FAULTLINE_POLICY_FILE", POLICY_FILE.to_string()));
+            env.push(value("FAULTLINE_POLICY_FILE", POLICY_FILE.to_string()));
             if let Some(code) = self.xid {
-                env.push(("FAULTLINE_XID", code.to_string()));
+                env.push(value("FAULTLINE_XID", code.to_string()));
             }
         }
         env
