@@ -25,6 +25,11 @@ pub enum NodeCommand {
     Arm(ArmArgs),
     /// Disarm this node: remove the node policy file (only if --fault-id armed it, when given).
     Disarm(DisarmArgs),
+    /// A long-lived session for the cluster side: JSON-line snapshots of every shimmed process on the node, and
+    /// process commands read from standard input, each answered with its outcome.
+    #[command(after_help = "Each standard-input line is {\"id\": …, \"args\": [\"--pid\", \"1234\", \"enable\"]}: \
+                            the words of a process command (host pids). Ends when standard input closes.")]
+    Watch(super::watch::WatchArgs),
     /// Any process command (ps, status, enable, probability, record, …): run across every container on the node;
     /// --pid takes host pids.
     #[command(external_subcommand)]
@@ -122,6 +127,12 @@ pub fn run(command: NodeCommand, globals: Globals) -> anyhow::Result<u8> {
         NodeCommand::Xid(args) => xid_command(args, &globals),
         NodeCommand::Arm(args) => arm_command(args, &globals),
         NodeCommand::Disarm(args) => disarm_command(args, &globals),
+        NodeCommand::Watch(args) => {
+            if !targets::running_as_root() {
+                return Err(NodeError::NotRoot("watch".to_string()).into());
+            }
+            super::watch::run(args, globals)
+        }
         NodeCommand::Process(args) => process_command(args, globals),
     }
 }
@@ -183,7 +194,7 @@ fn xid_command(args: XidArgs, globals: &Globals) -> anyhow::Result<u8> {
 }
 
 /// Subcommands that are not process commands (they do not act on shimmed processes).
-const NOT_PROCESS_COMMANDS: [&str; 4] = ["node", "cluster", "completions", "demo"];
+pub(super) const NOT_PROCESS_COMMANDS: [&str; 4] = ["node", "cluster", "completions", "demo"];
 
 /// `faultline node <process command> …`: the ordinary command, re-parsed, with container discovery forced on.
 fn process_command(args: Vec<String>, globals: Globals) -> anyhow::Result<u8> {

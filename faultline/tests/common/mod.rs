@@ -20,12 +20,22 @@ pub fn start(shm: &ShmDir, ops: &str) -> Program {
 
 /// [`start`] with another copy of the self-loop program (a different executable name).
 pub fn start_binary(shm: &ShmDir, binary: &std::path::Path, ops: &str) -> Program {
+    start_binary_with_env(shm, binary, ops, &[])
+}
+
+/// [`start`] with `env` added.
+pub fn start_with_env(shm: &ShmDir, ops: &str, env: &[(&str, &str)]) -> Program {
+    start_binary_with_env(shm, &selfloop_binary(), ops, env)
+}
+
+fn start_binary_with_env(shm: &ShmDir, binary: &std::path::Path, ops: &str, env: &[(&str, &str)]) -> Program {
     let mut command = Command::new(binary);
     command
         .args(["--stdin", "--ops", ops])
         .env("LD_PRELOAD", &testkit::artifacts().ucx_shim)
         .env("FAULTLINE_SHM_DIR", shm.path())
-        .env("UCX_WARN_UNUSED_ENV_VARS", "n");
+        .env("UCX_WARN_UNUSED_ENV_VARS", "n")
+        .envs(env.iter().copied());
     let mut program = Program::spawn(command);
     let segment = shm.segment("ucx", program.pid());
     testkit::wait_until("the shim creates its segment", || segment.exists());
