@@ -325,6 +325,28 @@ impl KubeApi {
         Ok(ExecOutput::from_status(stdout, stderr, status.as_ref()))
     }
 
+    /// Starts `command` in `pod` with its standard input and output kept open: a long-lived session (the node
+    /// agent's `faultline node watch`). Standard error is not read (the session reports over standard output).
+    pub async fn exec_session(
+        &self,
+        pod: &str,
+        container: &str,
+        command: &[String],
+    ) -> Result<ExecSession, ClusterError> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
+        let params = AttachParams::default().container(container).stdin(true).stdout(true).stderr(false);
+        let action = format!("exec into pod {pod} in namespace {}", self.namespace);
+        let mut attached = pods.exec(pod, command.to_vec(), &params).await.map_err(|e| self.error(action, e))?;
+        let (Some(stdin), Some(stdout)) = (attached.stdin(), attached.stdout()) else {
+            return Err(ClusterError::Transport {
+                action: format!("open a session with pod {pod}"),
+                server: self.server.clone(),
+                message: "the exec stream has no standard input or output".to_string(),
+            });
+        };
+        Ok(ExecSession { stdin: Some(stdin), stdout: tokio::io::BufReader::new(stdout), attached })
+    }
+
     const CREATE_EVENT: ApiCall = call(Scope::AgentNamespace, "events", "create");
 
     /// Records `event` (in the agent's namespace).
@@ -498,4 +520,41 @@ impl KubeApi {
 
 fn has_label(labels: &Option<std::collections::BTreeMap<String, String>>, key: &str, value: &str) -> bool {
     labels.as_ref().and_then(|l| l.get(key)).is_some_and(|v| v == value)
+}
+
+/// A command running in a pod with its standard input and output open ([`KubeApi::exec_session`]).
+pub struct ExecSession {
+    stdin: Option<tokio::io::WriteHalf<tokio::io::SimplexStream>>,
+    stdout: tokio::io::BufReader<tokio::io::ReadHalf<tokio::io::SimplexStream>>,
+    attached: kube::api::AttachedProcess,
+}
+
+impl ExecSession {
+    /// Writes `line` and a newline to the command's standard input.
+    pub async fn send_line(&mut self, line: &str) -> std::io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let stdin = self.stdin.as_mut().ok_or_else(|| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+        stdin.write_all(format!("{line}\n").as_bytes()).await?;
+        stdin.flush().await
+    }
+
+    /// The next line of the command's standard output (without its newline); `None` once it ended.
+    pub async fn next_line(&mut self) -> std::io::Result<Option<String>> {
+        use tokio::io::AsyncBufReadExt;
+        let mut line = String::new();
+        match self.stdout.read_line(&mut line).await? {
+            0 => Ok(None),
+            _ => Ok(Some(line.trim_end_matches(['\n', '\r']).to_string())),
+        }
+    }
+
+    /// Ends the session: standard input closed and the stream dropped (the API server then ends the command, as
+    /// it does when any exec client goes away). Not waited for: a stream whose reader is gone, or whose command
+    /// keeps printing, must not hold the caller.
+    pub async fn close(self) {
+        let ExecSession { stdin, stdout, attached } = self;
+        drop(stdin);
+        drop(stdout);
+        attached.abort();
+    }
 }

@@ -18,6 +18,7 @@
 //! - [`names`]: Kubernetes names, labels and selectors, checked once for every front end;
 //! - [`network`]: `partition create`: NetworkPolicy or Chaos Mesh NetworkChaos, created stamped;
 //! - [`nodes`]: GPU nodes, their agent pods, cordon state, taints, GPU counts and recent XID events;
+//! - [`processes`]: every shimmed process in the cluster, through one `faultline node watch` session per node;
 //! - [`partition`]: network partitions as objects: NetworkPolicy presets and Chaos Mesh NetworkChaos (pure builders);
 //! - [`shim`]: `shim enable|disable`: patch the workload, follow the rollout;
 //! - [`shim_rollout`]: the merge patches that roll a shim into a workload's pods and restore them exactly;
@@ -42,6 +43,7 @@ pub mod network;
 pub mod node;
 pub mod nodes;
 pub mod partition;
+pub mod processes;
 pub mod shim;
 pub mod shim_rollout;
 pub mod xid_inject;
@@ -161,6 +163,9 @@ pub enum ClusterError {
     /// A request that cannot be valid (checked before anything is sent).
     #[error("{0}")]
     Usage(String),
+    /// A cluster-wide process command found nothing to act on.
+    #[error("{0}")]
+    NoProcesses(String),
     /// `--read-only` refused a change (see [`action::Access::allows`]).
     #[error("--read-only: refusing to {0}")]
     ReadOnly(&'static str),

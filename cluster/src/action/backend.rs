@@ -10,6 +10,7 @@ use crate::gpu_failure::{self, GpuFailure, GpuFailureRequest, Step};
 use crate::ledger::{FaultKind, Stamp};
 use crate::network::{self, Created};
 use crate::nodes::{self, GpuNode};
+use crate::processes::{self, NodeReply, ProcessListing, ProcessScope};
 use crate::shim::{self, ShimChange};
 use crate::xid_inject::{self, Progress, XidInjectRequest, XidInjectResult};
 use crate::{ClusterError, Session};
@@ -61,6 +62,15 @@ pub trait Cluster {
         request: &GpuFailureRequest,
         progress: &mut (dyn FnMut(&Step) + Send),
     ) -> Result<GpuFailure, ClusterError>;
+    /// The shimmed processes in scope.
+    fn processes(&self, scope: &ProcessScope) -> Result<ProcessListing, ClusterError>;
+    /// Sends a process command to the processes in scope.
+    fn process_command(
+        &self,
+        scope: &ProcessScope,
+        args: &[String],
+        read_only: bool,
+    ) -> Result<Vec<NodeReply>, ClusterError>;
 }
 
 impl Cluster for Session {
@@ -138,5 +148,18 @@ impl Cluster for Session {
         progress: &mut (dyn FnMut(&Step) + Send),
     ) -> Result<GpuFailure, ClusterError> {
         self.block_on(gpu_failure::run(self.api(), self.api(), request, progress))
+    }
+
+    fn processes(&self, scope: &ProcessScope) -> Result<ProcessListing, ClusterError> {
+        self.block_on(processes::list(self.api(), scope))
+    }
+
+    fn process_command(
+        &self,
+        scope: &ProcessScope,
+        args: &[String],
+        read_only: bool,
+    ) -> Result<Vec<NodeReply>, ClusterError> {
+        self.block_on(processes::command(self.api(), scope, args, read_only))
     }
 }

@@ -20,6 +20,7 @@ pub use outcome::ClusterOutcome;
 use super::faults::{Recovered, Which};
 use super::gpu_failure::{GpuFailureRequest, Step};
 use super::partition::{self, ChaosSpec, PartitionSpec};
+use super::processes::ProcessScope;
 use super::shim::Follow;
 use super::shim_rollout::{ShimSpec, Workload};
 use super::xid_inject::{self, XidInjectRequest};
@@ -140,6 +141,16 @@ pub enum ClusterRequest {
     },
     /// The GPU-failure scenario (see [`crate::gpu_failure`]).
     GpuFailure(Box<GpuFailureRequest>),
+    /// List the cluster's shimmed processes (see [`crate::processes::list`]).
+    ListProcesses(Box<ProcessScope>),
+    /// A process command (its words, e.g. `["strategy", "XO"]`) for the cluster's processes in scope; the agents'
+    /// process layer validates it and decides `--read-only` for it, as locally.
+    ProcessCommand {
+        /// Which processes.
+        scope: Box<ProcessScope>,
+        /// The command's words.
+        args: Vec<String>,
+    },
 }
 
 impl ClusterRequest {
@@ -151,7 +162,11 @@ impl ClusterRequest {
     /// The change this request makes, `None` for a request that only reads (a list, an XID dry run).
     pub fn action(&self) -> Option<ClusterChange> {
         Some(match self {
-            ClusterRequest::ListNodes | ClusterRequest::ListFaults { .. } => return None,
+            ClusterRequest::ListNodes | ClusterRequest::ListFaults { .. } | ClusterRequest::ListProcesses(_) => {
+                return None
+            }
+            // The agents' process layer decides (`--read-only` is passed on to it).
+            ClusterRequest::ProcessCommand { .. } => return None,
             ClusterRequest::InjectXid(request) if request.dry_run => return None,
             ClusterRequest::InjectXid(_) => ClusterChange::InjectXid,
             ClusterRequest::CreatePartition(_) => ClusterChange::CreatePartition,
@@ -180,6 +195,8 @@ impl ClusterRequest {
             ClusterRequest::Recover { which: Which::All, .. } => "recovering every fault".to_string(),
             ClusterRequest::Recover { which: Which::Expired, .. } => "reaping expired faults".to_string(),
             ClusterRequest::GpuFailure(r) => format!("failing GPU {} of node {} with XID {}", r.gpu, r.node, r.xid),
+            ClusterRequest::ListProcesses(_) => "listing the shimmed processes".to_string(),
+            ClusterRequest::ProcessCommand { args, .. } => format!("sending `{}` to the processes", args.join(" ")),
         }
     }
 
@@ -353,6 +370,10 @@ pub fn execute(
         ClusterRequest::GpuFailure(request) => {
             let mut each = |step: &Step| progress(ClusterProgress::Step(step.clone()));
             ClusterOutcome::GpuFailure(Box::new(cluster.gpu_failure(request, &mut each)?))
+        }
+        ClusterRequest::ListProcesses(scope) => ClusterOutcome::Processes(cluster.processes(scope)?),
+        ClusterRequest::ProcessCommand { scope, args } => {
+            ClusterOutcome::ProcessReplies(cluster.process_command(scope, args, access.read_only)?)
         }
     })
 }

@@ -17,6 +17,8 @@ use crate::xid_inject::XidInjectResult;
 use faultline_core::error::{EXIT_FAILED, EXIT_OK};
 use faultline_core::output::plural;
 
+use crate::processes::{NodeReply, ProcessListing};
+
 /// What a request did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClusterOutcome {
@@ -53,6 +55,10 @@ pub enum ClusterOutcome {
     },
     /// The GPU-failure scenario ran.
     GpuFailure(Box<GpuFailure>),
+    /// The cluster's shimmed processes.
+    Processes(ProcessListing),
+    /// Each node's answer to a process command.
+    ProcessReplies(Vec<NodeReply>),
 }
 
 impl ClusterOutcome {
@@ -63,12 +69,17 @@ impl ClusterOutcome {
             ClusterOutcome::Xid(result) => result.watch_timed_out(),
             ClusterOutcome::Shim { change, .. } => change.rollout.as_ref().is_some_and(|r| !r.done),
             ClusterOutcome::GpuFailure(outcome) => !(outcome.cordoned && outcome.evicted),
+            ClusterOutcome::ProcessReplies(replies) => replies.iter().any(|r| r.reply["exit"] != 0),
             _ => false,
         }
     }
 
     /// The exit status of a command that ended with this outcome.
     pub fn exit_code(&self) -> u8 {
+        if let ClusterOutcome::ProcessReplies(replies) = self {
+            // As locally: the worst of the nodes' statuses (2 for a refused request, 1 for failed processes).
+            return replies.iter().filter_map(|r| r.reply["exit"].as_u64()).max().map_or(EXIT_OK, |e| e.min(255) as u8);
+        }
         if self.failed() {
             EXIT_FAILED
         } else {
@@ -88,9 +99,19 @@ impl ClusterOutcome {
             ClusterOutcome::NotArmed { node } => Ok(json!({ "node": node, "armed": false })),
             ClusterOutcome::Recovered { objects, .. } => Ok(json!({ "recovered": objects })),
             ClusterOutcome::GpuFailure(outcome) => serde_json::to_value(outcome),
+            ClusterOutcome::Processes(listing) => serde_json::to_value(listing),
+            ClusterOutcome::ProcessReplies(replies) => Ok(json!({ "nodes": replies })),
         };
         // These types hold strings, numbers and maps with string keys only: serialising them cannot fail.
         value.unwrap_or_else(|error| json!({ "error": error.to_string() }))
+    }
+}
+
+fn plural_es(count: usize) -> &'static str {
+    if count == 1 {
+        ""
+    } else {
+        "es"
     }
 }
 
@@ -177,6 +198,21 @@ impl fmt::Display for ClusterOutcome {
                 (_, 0) => f.write_str("nothing to recover"),
                 (_, n) => write!(f, "{n} object{} handled", plural(n)),
             },
+            ClusterOutcome::Processes(listing) => {
+                write!(f, "{} shimmed process{}", listing.processes.len(), plural_es(listing.processes.len()))
+            }
+            ClusterOutcome::ProcessReplies(replies) => {
+                for (index, reply) in replies.iter().enumerate() {
+                    let said = match reply.reply["error"].as_str() {
+                        Some(error) => error.to_string(),
+                        None => reply.reply["text"].as_str().unwrap_or_default().trim_end().to_string(),
+                    };
+                    let pids: Vec<String> = reply.pids.iter().map(u32::to_string).collect();
+                    let separator = if index == 0 { "" } else { "\n" };
+                    write!(f, "{separator}node {} (pid {}):\n{said}", reply.node, pids.join(", "))?;
+                }
+                Ok(())
+            }
             ClusterOutcome::GpuFailure(outcome) => write!(
                 f,
                 "GPU failure on node {} (fault {}): cordoned {}, evicted {}; `faultline cluster recover {}` reverses \

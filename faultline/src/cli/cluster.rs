@@ -1,6 +1,7 @@
 //! `faultline cluster …`: actions through the Kubernetes API, with the current kubeconfig context like kubectl.
 
 pub mod faults;
+pub mod processes;
 
 use std::io::Write;
 use std::time::Duration;
@@ -59,6 +60,14 @@ pub enum ClusterCommand {
     /// Simulate a dead GPU end to end: arm the node, fail its live CUDA processes, inject the XID, watch the cordon
     /// and the evictions, report where the pods went. `faultline cluster recover <id>` reverses it.
     GpuFailure(faults::GpuFailureArgs),
+    /// Every shimmed process in the cluster, through the node agents: NODE, NAMESPACE, POD, CONTAINER, PID (host),
+    /// KIND, EXE, STATE, INJECT, MODE, CALLS/S, FAULTS/S.
+    Ps(processes::PsArgs),
+    /// Any process command (enable, strategy, probability, record, …) for processes in the cluster:
+    /// `faultline cluster <command> … (--pod NS/NAME [--container C] | -l SELECTOR [-n NS] | --node N [--pid HOSTPID]
+    /// | --all)`.
+    #[command(external_subcommand)]
+    Process(Vec<String>),
 }
 
 /// `faultline cluster xid …`.
@@ -112,6 +121,8 @@ pub fn run(args: ClusterArgs, pids: &[u32], json: bool, read_only: bool) -> anyh
             ClusterRequest::Recover { namespace: namespace.scope(&scope), which: Which::Expired }
         }
         ClusterCommand::GpuFailure(gpu_failure) => faults::gpu_failure(&namespace, &gpu_failure)?,
+        ClusterCommand::Ps(ps) => processes::ps(&namespace, ps)?,
+        ClusterCommand::Process(words) => processes::command(&namespace, words)?,
     };
     let mut progress = |step: ClusterProgress| eprintln!("faultline: {step}");
     let outcome = action::execute(&session, &request, Access { read_only }, &mut progress)?;
@@ -152,6 +163,7 @@ fn render(outcome: &ClusterOutcome, json: bool) -> serde_json::Result<String> {
     Ok(match outcome {
         ClusterOutcome::Nodes(nodes) => render_nodes(nodes),
         ClusterOutcome::Faults(listing) => faults::render_listing(listing, Timestamp::now()),
+        ClusterOutcome::Processes(listing) => processes::render(listing),
         other => format!("{other}\n"),
     })
 }

@@ -5,7 +5,8 @@
 //! - `{"type":"snapshot","seq":N,"processes":[…],"unusable":[…]}` every `--interval-ms`: every shimmed process on
 //!   the node (host pids, every container), each as `faultline status --json` shows it (identity and pod, kind,
 //!   state, strategy, per-hook counters) with its newest `--records` records;
-//! - `{"type":"reply","id":…,"exit":0|1|2,"report":{…}}` (or `"error":"…"`) for each command read.
+//! - `{"type":"reply","id":…,"exit":0|1|2,"report":{…},"text":"…"}` (or `"error":"…"`) for each command read: the
+//!   `--json` report and the text the command prints.
 //!
 //! Standard input takes one command per line, `{"id": <any JSON>, "args": ["--pid", "1234", "probability", "50"]}`:
 //! the words of an ordinary process command (host pids), validated and executed exactly as `faultline node <args>`
@@ -141,9 +142,10 @@ fn reply(line: &str, globals: &Globals) -> Value {
     match outcome {
         Ok(report) => {
             let rendered = output::render(&report, true);
+            let text = output::render(&report, false).stdout;
             let exit = if report.has_failures() { EXIT_FAILED } else { EXIT_OK };
             let report: Value = serde_json::from_str(&rendered.stdout).unwrap_or(Value::String(rendered.stdout));
-            json!({"type": "reply", "id": id, "exit": exit, "report": report, "notes": rendered.notes})
+            json!({"type": "reply", "id": id, "exit": exit, "report": report, "text": text, "notes": rendered.notes})
         }
         Err(error) => fail(error.exit_code(), error.to_string()),
     }

@@ -274,6 +274,7 @@ mod tests {
     use crate::cluster::faults::{Recovered, Which};
     use crate::cluster::gpu_failure::{GpuFailure, GpuFailureRequest, Step};
     use crate::cluster::network::Created;
+    use crate::cluster::processes::{NodeReply, ProcessListing, ProcessScope};
     use crate::cluster::shim::{self, ShimChange};
     use crate::cluster::xid_inject::{Progress, WatchOutcome, XidInjectRequest, XidInjectResult};
     use crate::dashboard::cluster::shim_dialog::SHIM_FOLLOW;
@@ -356,6 +357,14 @@ mod tests {
             _: &mut (dyn FnMut(&Step) + Send),
         ) -> Result<GpuFailure, ClusterError> {
             Err(ClusterError::Usage(format!("no GPU failure on {}", request.node)))
+        }
+
+        fn processes(&self, _: &ProcessScope) -> Result<ProcessListing, ClusterError> {
+            Ok(ProcessListing::default())
+        }
+
+        fn process_command(&self, _: &ProcessScope, _: &[String], _: bool) -> Result<Vec<NodeReply>, ClusterError> {
+            Err(ClusterError::NoProcesses("no processes here".into()))
         }
 
         fn gpu_nodes(&self) -> Result<Vec<GpuNode>, ClusterError> {
