@@ -281,10 +281,10 @@ mod tests {
         dialog.type_char('8');
         assert_eq!(dialog.check(XidField::Xid).unwrap(), "Double bit ECC error · critical");
         dialog.step(1);
-        assert_eq!(dialog.xid, "61", "→ goes to the next catalog XID");
+        assert_eq!(dialog.xid, "54", "→ goes to the next catalog XID");
         dialog.step(-1);
         dialog.step(-1);
-        assert_eq!(dialog.xid, "45");
+        assert_eq!(dialog.xid, "46");
     }
 
     #[test]
