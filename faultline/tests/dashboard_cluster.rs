@@ -297,7 +297,7 @@ fn xid_dialog_names_the_typed_xid_and_refuses_an_unknown_one_without_force() {
     press(&mut app, KeyCode::Up);
     press(&mut app, KeyCode::Left);
     let text = screen(&app).backend().to_string();
-    assert!(text.contains("140") && text.contains("Unrecovered ECC error · critical"), "{text}");
+    assert!(text.contains("161") && text.contains("Channel Retirement Failure · medium"), "{text}");
     assert!(app.cluster.take_requests().is_empty(), "nothing sent without y");
 }
 

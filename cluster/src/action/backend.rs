@@ -11,6 +11,7 @@ use crate::ledger::{FaultKind, Stamp};
 use crate::network::{self, Created};
 use crate::nodes::{self, GpuNode};
 use crate::shim::{self, ShimChange};
+use crate::signal_inject::{self, SignalInjectRequest, SignalInjectResult};
 use crate::xid_inject::{self, Progress, XidInjectRequest, XidInjectResult};
 use crate::{ClusterError, Session};
 
@@ -30,6 +31,12 @@ pub trait Cluster {
         request: &XidInjectRequest,
         progress: &mut (dyn FnMut(&Progress) + Send),
     ) -> Result<XidInjectResult, ClusterError>;
+    /// Writes another kernel-log signal.
+    fn inject_signal(
+        &self,
+        request: &SignalInjectRequest,
+        progress: &mut (dyn FnMut(&signal_inject::Progress) + Send),
+    ) -> Result<SignalInjectResult, ClusterError>;
     /// Creates a partition.
     fn create_partition(&self, request: &PartitionRequest) -> Result<Created, ClusterError>;
     /// Rolls a shim in.
@@ -86,6 +93,14 @@ impl Cluster for Session {
         progress: &mut (dyn FnMut(&Progress) + Send),
     ) -> Result<XidInjectResult, ClusterError> {
         self.block_on(xid_inject::inject(self.api(), self.api(), request, progress))
+    }
+
+    fn inject_signal(
+        &self,
+        request: &SignalInjectRequest,
+        progress: &mut (dyn FnMut(&signal_inject::Progress) + Send),
+    ) -> Result<SignalInjectResult, ClusterError> {
+        self.block_on(signal_inject::inject(self.api(), self.api(), request, progress))
     }
 
     fn create_partition(&self, request: &PartitionRequest) -> Result<Created, ClusterError> {

@@ -275,6 +275,7 @@ mod tests {
     use crate::cluster::gpu_failure::{GpuFailure, GpuFailureRequest, Step};
     use crate::cluster::network::Created;
     use crate::cluster::shim::{self, ShimChange};
+    use crate::cluster::signal_inject::{SignalInjectRequest, SignalInjectResult};
     use crate::cluster::xid_inject::{Progress, WatchOutcome, XidInjectRequest, XidInjectResult};
     use crate::dashboard::cluster::shim_dialog::SHIM_FOLLOW;
     use crate::node::XidReport;
@@ -317,6 +318,14 @@ mod tests {
 
         fn create_partition(&self, request: &PartitionRequest) -> Result<Created, ClusterError> {
             Err(ClusterError::Usage(format!("no {} here", request.object_kind())))
+        }
+
+        fn inject_signal(
+            &self,
+            request: &SignalInjectRequest,
+            _: &mut (dyn FnMut(&crate::cluster::signal_inject::Progress) + Send),
+        ) -> Result<SignalInjectResult, ClusterError> {
+            Err(ClusterError::Usage(format!("no agent on {}", request.node)))
         }
 
         fn enable_shim(
