@@ -162,10 +162,10 @@ impl NicEvent {
     /// What it is, in words.
     pub fn title(self) -> &'static str {
         match self {
-            NicEvent::CmdTimeout => "firmware command timeout (command resource leaked)",
+            NicEvent::CmdTimeout => "firmware command timeout",
             NicEvent::HealthLost => "firmware health poll lost",
             NicEvent::Unrecoverable => "unrecoverable hardware error",
-            NicEvent::NetdevWatchdog => "NETDEV WATCHDOG: transmit queue timed out",
+            NicEvent::NetdevWatchdog => "transmit queue watchdog timeout",
             NicEvent::TxTimeout => "TX timeout",
             NicEvent::RxTimeout => "RX timeout",
             NicEvent::HighTemp => "port module high temperature",
