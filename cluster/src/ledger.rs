@@ -78,7 +78,8 @@ impl FaultKind {
             FaultKind::Shim => "shim",
             FaultKind::ArmedNode => "armed-node",
             FaultKind::Xid => "xid",
-            FaultKind::KernelSignal => "kernel-signal",
+            // Ten characters, like `armed-node`: the dashboard's KIND column.
+            FaultKind::KernelSignal => "kernel-log",
         }
     }
 

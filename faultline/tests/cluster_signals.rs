@@ -121,7 +121,7 @@ fn each_signal_runs_the_agent_lands_in_the_kernel_log_and_is_recorded_on_the_nod
         assert_eq!((event["reason"].as_str(), event["type"].as_str()), (Some(EVENT_REASON), Some("Warning")));
         assert_eq!(event["involvedObject"]["name"], "gpu-a");
         assert_eq!(event["metadata"]["labels"]["faultline.dev/fault-id"], result.fault_id.as_str());
-        assert_eq!(event["metadata"]["labels"]["faultline.dev/fault-kind"], "kernel-signal");
+        assert_eq!(event["metadata"]["labels"]["faultline.dev/fault-kind"], "kernel-log");
         assert_eq!(event["metadata"]["annotations"]["faultline.dev/kernel-signal"], kind.command());
         assert!(event["metadata"]["annotations"]["faultline.dev/expires-at"].is_string());
         assert!(event["message"].as_str().unwrap().contains(monitor), "{event}");
@@ -135,7 +135,7 @@ fn each_signal_runs_the_agent_lands_in_the_kernel_log_and_is_recorded_on_the_nod
     let listing = runtime.block_on(faults::list(&api, None, Timestamp::now())).unwrap();
     for id in &ids {
         let fault = listing.faults.iter().find(|f| &f.fault_id == id).expect("listed");
-        assert_eq!((fault.object_kind.as_str(), fault.kind.map(|k| k.as_str())), ("Event", Some("kernel-signal")));
+        assert_eq!((fault.object_kind.as_str(), fault.kind.map(|k| k.as_str())), ("Event", Some("kernel-log")));
     }
     let mut ignore = |_: &faults::Recovered| {};
     let recovered = runtime

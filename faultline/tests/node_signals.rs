@@ -393,7 +393,7 @@ fn nic_devices_resolve_from_sysfs_or_the_flags_and_wrong_requests_write_nothing(
     let stderr = refuse("unknown", &["--device", "mlx5_9", "--event", "cmd-timeout"]);
     assert!(stderr.contains("no RDMA or network device `mlx5_9`") && stderr.contains("--pci"), "{stderr}");
     let stderr = refuse("virtual", &["--device", "veth9", "--event", "cmd-timeout"]);
-    assert!(stderr.contains("no RDMA or network device `veth9`"), "{stderr}");
+    assert!(stderr.contains("veth9 is not a PCI device (a virtual interface?)"), "{stderr}");
     let stderr = refuse("netdev", &["--device", "rdmap0s6", "--event", "tx-timeout"]);
     assert!(stderr.contains("is driven by efa"), "{stderr}");
     let stderr = refuse("mismatch", &["--device", "mlx5_0", "--event", "cmd-timeout", "--pci", "0000:65:00.1"]);

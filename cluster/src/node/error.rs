@@ -157,6 +157,15 @@ pub enum NodeError {
         /// The network class directory.
         net_dir: PathBuf,
     },
+    /// A network interface without a PCI device behind it (a veth, a bridge).
+    #[error(
+        "{device} is not a PCI device (a virtual interface?): name the RDMA device or the physical port, or give \
+         its PCI address with --pci"
+    )]
+    NotPci {
+        /// The device asked for.
+        device: String,
+    },
     /// The device is driven by another driver than the one whose line was asked for.
     #[error("{device} is driven by {driver}, but {event} is a {wants} event; pick one of its events: {events}")]
     WrongDriver {
@@ -250,6 +259,7 @@ impl NodeError {
             | NodeError::NoSuchSwitch { .. }
             | NodeError::DeviceMismatch { .. }
             | NodeError::NoSuchNic { .. }
+            | NodeError::NotPci { .. }
             | NodeError::WrongDriver { .. }
             | NodeError::NeedsNetdev { .. }
             | NodeError::NotRoot(_)

@@ -313,7 +313,7 @@ pub fn resolve_device(
                 pci_source: "--pci",
                 driver: None,
             }),
-            None => Err(NodeError::NoSuchNic { device: name, ib_dir: ib_class, net_dir: net_class }),
+            None => Err(NodeError::NotPci { device: name }),
         };
     };
     if let Some(given) = given.filter(|g| g.to_string() != found.to_string()) {
