@@ -18,7 +18,8 @@ use sysfs::fake_sysfs;
 
 /// The patterns, copied from NVIDIA/NVSentinel's Go source (health-monitors/syslog-health-monitor), as test data.
 mod nvsentinel {
-    /// `pkg/patterns/xid.go`, `XIDPattern` (the standard XID line; `pkg/xid/parser/csv.go` uses it).
+    /// `pkg/patterns/xid.go`, `XIDPattern` (the standard XID line; `pkg/xid/parser/csv.go` uses it; read from a
+    /// fork's copy of that file, as the stored snapshot of NVIDIA's repository lacks it).
     pub const XID: &str =
         r"NVRM: Xid \(PCI:([0-9a-fA-F:.]+)\): (\d+)(?:, pid=(\d+))?(?:, name=([^,]+))?(?:, Ch ([0-9a-fA-F]+))?";
     /// `pkg/xid/parser/csv.go`, `reXidNVL5Pattern` (XIDs 144–150 with subcode and IntrInfo).
