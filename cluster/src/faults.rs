@@ -4,7 +4,7 @@
 //! expiry has passed (deploy/ runs it every minute, so faults end even if the operator's machine dies).
 //!
 //! Undoing is idempotent: a partition or chaos object already gone, a workload already restored, a node already
-//! disarmed all count as recovered. An XID written into a kernel log cannot be taken back: its Event is listed as
+//! disarmed all count as recovered. An XID or another kernel-log signal cannot be taken back: its Event is listed as
 //! history and expires on its own (NVSentinel's cordon, if any, is the cluster's own reaction and stays).
 
 use k8s_openapi::jiff::Timestamp;
@@ -16,8 +16,8 @@ use super::exec::PodExec;
 use super::kube_api::{KubeApi, ObjectType};
 use super::ledger::{self, Entry, FaultKind};
 use super::shim_rollout;
-use super::xid_inject::EVENT_REASON;
 use super::ClusterError;
+use super::{signal_inject, xid_inject};
 
 /// The object types that carry ledger entries, in listing order.
 pub const LEDGER_TYPES: [ObjectType; 6] = [
@@ -88,11 +88,13 @@ pub async fn list(api: &KubeApi, namespace: Option<&str>, now: Timestamp) -> Res
             listing.faults.push(fault(&entry, object_type.kind, &meta, summary, object, now));
         }
     }
-    for event in api.list_events(EVENT_REASON).await? {
-        let Some(entry) = Entry::read(&event.metadata) else { continue };
-        let summary = event.message.clone().unwrap_or_default();
-        let object = serde_json::to_value(&event).unwrap_or_default();
-        listing.faults.push(fault(&entry, "Event", &event.metadata, summary, object, now));
+    for reason in [xid_inject::EVENT_REASON, signal_inject::EVENT_REASON] {
+        for event in api.list_events(reason).await? {
+            let Some(entry) = Entry::read(&event.metadata) else { continue };
+            let summary = event.message.clone().unwrap_or_default();
+            let object = serde_json::to_value(&event).unwrap_or_default();
+            listing.faults.push(fault(&entry, "Event", &event.metadata, summary, object, now));
+        }
     }
     listing.faults.sort_by(|a, b| (&a.created_at, &a.fault_id).cmp(&(&b.created_at, &b.fault_id)));
     Ok(listing)
@@ -273,6 +275,9 @@ async fn undo(api: &KubeApi, exec: &impl PodExec, fault: &Fault) -> Result<Strin
                 }
                 None => Ok("already restored".to_string()),
             }
+        }
+        None if fault.kind == Some(FaultKind::KernelSignal) => {
+            Ok("cannot be undone (a kernel-log line stays in the log); the Event expires on its own".to_string())
         }
         None => Ok("cannot be undone (an XID line stays in the kernel log); the Event expires on its own".to_string()),
     }

@@ -33,6 +33,9 @@ pub const CREATED_AT_ANNOTATION: &str = "faultline.dev/created-at";
 /// Annotation on an injected XID's Event: the XID number (decimal), so readers need not parse the message.
 pub const XID_ANNOTATION: &str = "faultline.dev/xid";
 
+/// Annotation on an injected kernel-log signal's Event: `fallen-off`, `sxid` or `nic`.
+pub const SIGNAL_ANNOTATION: &str = "faultline.dev/kernel-signal";
+
 /// The label selector that finds everything faultline manages.
 pub fn managed_selector() -> String {
     format!("{}={}", MANAGED_BY.0, MANAGED_BY.1)
@@ -52,12 +55,20 @@ pub enum FaultKind {
     ArmedNode,
     /// An XID written into a node's kernel log (an Event; it cannot be undone, only expire).
     Xid,
+    /// Another kernel-log signal (GPU fallen off the bus, SXid, NIC driver error; an Event, like an XID).
+    KernelSignal,
 }
 
 impl FaultKind {
     /// Every kind, in listing order.
-    pub const ALL: [FaultKind; 5] =
-        [FaultKind::Partition, FaultKind::Chaos, FaultKind::Shim, FaultKind::ArmedNode, FaultKind::Xid];
+    pub const ALL: [FaultKind; 6] = [
+        FaultKind::Partition,
+        FaultKind::Chaos,
+        FaultKind::Shim,
+        FaultKind::ArmedNode,
+        FaultKind::Xid,
+        FaultKind::KernelSignal,
+    ];
 
     /// The label value.
     pub fn as_str(self) -> &'static str {
@@ -67,6 +78,8 @@ impl FaultKind {
             FaultKind::Shim => "shim",
             FaultKind::ArmedNode => "armed-node",
             FaultKind::Xid => "xid",
+            // Ten characters, like `armed-node`: the dashboard's KIND column.
+            FaultKind::KernelSignal => "kernel-log",
         }
     }
 

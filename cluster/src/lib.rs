@@ -24,7 +24,9 @@
 //! - [`shim_rollout`]: the merge patches that roll a shim into a workload's pods and restore them exactly;
 //! - [`xid_inject`]: `faultline cluster xid inject`: exec `faultline node xid …` in the node's agent pod, record a
 //!   Kubernetes Event on the Node, and optionally watch the node until it is cordoned;
-//! - [`node`]: what runs on a node as root in the agent pod: XID lines into the kernel log, arming (the node
+//! - [`signal_inject`]: `faultline cluster fallen-off|sxid|nic inject`: the other kernel-log signals, the same way;
+//! - [`node`]: what runs on a node as root in the agent pod: XID lines and the other kernel-log signals (GPU fallen
+//!   off the bus, NVSwitch SXid, NIC driver errors) into the kernel log, arming (the node
 //!   policy file), process commands across the node's containers;
 //! - [`Session`]: a blocking façade (runtime + API), the real [`action::Cluster`].
 #![forbid(unsafe_code)]
@@ -46,6 +48,7 @@ pub mod partition;
 pub mod processes;
 pub mod shim;
 pub mod shim_rollout;
+pub mod signal_inject;
 pub mod xid_inject;
 
 use std::time::Duration;

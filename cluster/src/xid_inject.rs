@@ -18,7 +18,7 @@ use super::kube_api::KubeApi;
 use super::ledger::{self, FaultKind, Stamp};
 use super::nodes;
 use super::{ClusterError, DEFAULT_WATCH_INTERVAL};
-use crate::node::{self, xid, XidReport};
+use crate::node::{self, xid, Nvl5Options, XidReport};
 
 /// The Event reason of an injected XID.
 pub const EVENT_REASON: &str = "FaultlineXidInjected";
@@ -37,6 +37,10 @@ pub struct XidInjectRequest {
     pub xid: u32,
     /// The GPU's PCI address, when the driver cannot tell.
     pub pci: Option<String>,
+    /// The GPU's UUID, when the driver cannot tell (the driver's PCI → UUID line is written first).
+    pub uuid: Option<String>,
+    /// The NVLink5 fields (XIDs 144–150).
+    pub nvl5: Nvl5Options,
     /// `pid=` in the line.
     pub pid: Option<u32>,
     /// `name=` in the line.
@@ -61,6 +65,8 @@ impl XidInjectRequest {
             gpu,
             xid,
             pci: None,
+            uuid: None,
+            nvl5: Nvl5Options::default(),
             pid: None,
             process_name: None,
             force: false,
@@ -139,6 +145,13 @@ impl XidInjectResult {
     }
 }
 
+/// Checks what the agent would refuse without asking the node: the NVLink5 fields (144–150 only), the UUID.
+pub fn check_line(request: &XidInjectRequest) -> Result<(), node::NodeError> {
+    xid::Nvl5Fields::resolve(request.xid, &request.nvl5)?;
+    request.uuid.as_deref().map(xid::check_uuid).transpose()?;
+    Ok(())
+}
+
 /// The command run in the agent pod.
 pub fn agent_command(request: &XidInjectRequest, fault_id: &str) -> Vec<String> {
     let mut command = agent::node_command(["xid", "--xid"]);
@@ -146,6 +159,19 @@ pub fn agent_command(request: &XidInjectRequest, fault_id: &str) -> Vec<String> 
     command.extend(["--gpu".to_string(), request.gpu.to_string(), "--fault-id".to_string(), fault_id.to_string()]);
     if let Some(pci) = &request.pci {
         command.extend(["--pci".to_string(), pci.clone()]);
+    }
+    if let Some(uuid) = &request.uuid {
+        command.extend(["--uuid".to_string(), uuid.clone()]);
+    }
+    let nvl5 = &request.nvl5;
+    if let Some(subcode) = &nvl5.subcode {
+        command.extend(["--subcode".to_string(), subcode.clone()]);
+    }
+    let registers = [("--link", nvl5.link), ("--intrinfo", nvl5.intrinfo), ("--error-status", nvl5.error_status)];
+    for (flag, value) in registers {
+        if let Some(value) = value {
+            command.extend([flag.to_string(), value.to_string()]);
+        }
     }
     if let Some(pid) = request.pid {
         command.extend(["--pid".to_string(), pid.to_string()]);
@@ -172,6 +198,7 @@ pub async fn inject(
     if xid::lookup(request.xid).is_none() && !request.force {
         return Err(ClusterError::Usage(node::NodeError::UnknownXid(request.xid).to_string()));
     }
+    check_line(request).map_err(|e| ClusterError::Usage(e.to_string()))?;
     let agent = agent::find(api, &request.node).await?;
     progress(&Progress::Agent { pod: agent.pod.clone() });
 
@@ -267,6 +294,28 @@ pub fn xid_event(node: &Node, namespace: &str, report: &XidReport, now: k8s_open
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nvlink5_fields_and_the_uuid_go_to_the_agent() {
+        let request = XidInjectRequest {
+            uuid: Some("GPU-3f5a6e2c-0000-4000-8000-000000000001".into()),
+            nvl5: Nvl5Options {
+                subcode: Some("RLW_REMAP".into()),
+                link: Some(3),
+                intrinfo: Some(130),
+                error_status: None,
+            },
+            ..XidInjectRequest::new("gpu-a", 0, 145)
+        };
+        assert!(check_line(&request).is_ok());
+        assert_eq!(
+            agent_command(&request, "fl-1").join(" "),
+            "faultline node xid --xid 145 --gpu 0 --fault-id fl-1 --uuid GPU-3f5a6e2c-0000-4000-8000-000000000001 \
+             --subcode RLW_REMAP --link 3 --intrinfo 130"
+        );
+        let wrong = XidInjectRequest { nvl5: request.nvl5.clone(), ..XidInjectRequest::new("gpu-a", 0, 79) };
+        assert!(check_line(&wrong).unwrap_err().to_string().contains("144–150 only"));
+    }
 
     #[test]
     fn the_agent_command_carries_every_option() {

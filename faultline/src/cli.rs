@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod node;
+pub mod signals;
 pub mod watch;
 
 use std::path::PathBuf;

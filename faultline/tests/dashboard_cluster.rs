@@ -1,4 +1,4 @@
-//! The dashboard's cluster view (`v`) and its inject-XID dialog, drawn with ratatui's `TestBackend` from fixture
+//! The dashboard's cluster view (`v`) and its inject-XID and kernel-log signal dialogs, drawn with ratatui's `TestBackend` from fixture
 //! Kubernetes objects summarised by the real `cluster::nodes::summarize`, fed to the model as the cluster worker
 //! would (no cluster, no worker thread: the requests the view makes are read from its outbox). Review changed
 //! snapshots with `cargo insta review`.
@@ -14,6 +14,7 @@ use faultline::cluster::faults::{Recovered, Which};
 use faultline::cluster::ledger::FaultKind;
 use faultline::cluster::nodes::{self, GpuNode};
 use faultline::cluster::shim_rollout::Workload;
+use faultline::cluster::signal_inject::{self, KernelSignal, SignalInjectRequest};
 use faultline::cluster::xid_inject::{self, Progress, XidInjectRequest};
 use faultline::cluster::ClusterError;
 use faultline::dashboard::app::{update, Action, App, Overlay, View};
@@ -96,6 +97,10 @@ fn xid_event(node: &Node, xid: u32, name: &str, severity: &str, gpu: u32, fault_
         gpu,
         pci: format!("0000:{:02x}:00.0", 0x3b + gpu),
         pci_source: "driver".into(),
+        uuid: None,
+        uuid_source: None,
+        mapping_line: None,
+        nvl5: None,
         line: String::new(),
         dry_run: false,
         confirmed: true,
@@ -293,7 +298,7 @@ fn xid_dialog_names_the_typed_xid_and_refuses_an_unknown_one_without_force() {
     press(&mut app, KeyCode::Up);
     press(&mut app, KeyCode::Left);
     let text = screen(&app).backend().to_string();
-    assert!(text.contains("140") && text.contains("Unrecovered ECC error · critical"), "{text}");
+    assert!(text.contains("161") && text.contains("Channel Retirement Failure · medium"), "{text}");
     assert!(app.cluster.take_requests().is_empty(), "nothing sent without y");
 }
 
@@ -352,6 +357,86 @@ fn read_only_refuses_the_xid_dialog() {
     assert!(status.error && status.text == "--read-only: refusing to inject an XID", "{status:?}");
     assert!(app.cluster.take_requests().is_empty());
     insta::assert_snapshot!(screen(&app).backend());
+}
+
+#[test]
+fn xid_dialog_nvlink5_rows() {
+    let mut app = cluster_view(false);
+    press(&mut app, KeyCode::Char('x'));
+    press(&mut app, KeyCode::Down);
+    for c in "149".chars() {
+        press(&mut app, KeyCode::Char(c));
+    }
+    press(&mut app, KeyCode::Down);
+    for c in "NETIR_LINK_DOWN".chars() {
+        press(&mut app, KeyCode::Char(c));
+    }
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Right);
+    insta::assert_snapshot!(screen(&app).backend());
+    press(&mut app, KeyCode::Enter);
+    press(&mut app, KeyCode::Char('y'));
+    let requests = app.cluster.take_requests();
+    let [WorkerRequest::Act(ClusterRequest::InjectXid(request))] = requests.as_slice() else {
+        panic!("an XID injection: {requests:?}")
+    };
+    assert_eq!(
+        (request.xid, request.nvl5.subcode.as_deref(), request.nvl5.link),
+        (149, Some("NETIR_LINK_DOWN"), Some(1))
+    );
+}
+
+#[test]
+fn signal_dialog_nic() {
+    let mut app = cluster_view(false);
+    press(&mut app, KeyCode::Char('i'));
+    assert!(matches!(&app.overlay, Overlay::Signal(dialog) if dialog.node.name == "gpu-a"), "{:?}", app.status);
+    press(&mut app, KeyCode::Right);
+    press(&mut app, KeyCode::Right);
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Right);
+    insta::assert_snapshot!(screen(&app).backend());
+}
+
+#[test]
+fn signal_dialog_confirmation() {
+    let mut app = cluster_view(false);
+    press(&mut app, KeyCode::Char('i'));
+    press(&mut app, KeyCode::Enter);
+    insta::assert_snapshot!(screen(&app).backend());
+    press(&mut app, KeyCode::Char('y'));
+    assert_eq!(app.overlay, Overlay::None);
+    let expected = SignalInjectRequest::new("gpu-a", KernelSignal::FallenOff { gpu: 0, pci: None, pci_id: None });
+    assert_eq!(app.cluster.take_requests(), vec![WorkerRequest::Act(ClusterRequest::InjectSignal(Box::new(expected)))]);
+    worker_says(
+        &mut app,
+        ClusterEvent::Progress(ClusterProgress::Signal(signal_inject::Progress::Agent {
+            pod: "faultline-node-7xk2p".into(),
+            command: "fallen-off",
+        })),
+    );
+    worker_says(
+        &mut app,
+        ClusterEvent::Done(Err(Failure {
+            not_done: "nothing written",
+            message: "pod faultline-node-7xk2p: no GPU 0".into(),
+        })),
+    );
+    let status = app.status.clone().expect("a status line");
+    assert!(status.error && status.text == "nothing written: pod faultline-node-7xk2p: no GPU 0", "{status:?}");
+    let text = screen(&app).backend().to_string();
+    assert!(text.contains("running `faultline node fallen-off` in agent pod faultline-node-7xk2p"), "{text}");
+}
+
+#[test]
+fn read_only_refuses_the_signal_dialog() {
+    let mut app = cluster_view(true);
+    press(&mut app, KeyCode::Char('i'));
+    assert_eq!(app.overlay, Overlay::None);
+    let status = app.status.clone().expect("a status line");
+    assert!(status.error && status.text == "--read-only: refusing to write to a node's kernel log", "{status:?}");
+    assert!(app.cluster.take_requests().is_empty());
 }
 
 /// The clock of the fault countdowns: 2026-01-02 03:10:12 UTC, as `listed_at`.

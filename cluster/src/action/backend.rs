@@ -12,6 +12,7 @@ use crate::network::{self, Created};
 use crate::nodes::{self, GpuNode};
 use crate::processes::{self, NodeReply, ProcessListing, ProcessScope};
 use crate::shim::{self, ShimChange};
+use crate::signal_inject::{self, SignalInjectRequest, SignalInjectResult};
 use crate::xid_inject::{self, Progress, XidInjectRequest, XidInjectResult};
 use crate::{ClusterError, Session};
 
@@ -31,6 +32,12 @@ pub trait Cluster {
         request: &XidInjectRequest,
         progress: &mut (dyn FnMut(&Progress) + Send),
     ) -> Result<XidInjectResult, ClusterError>;
+    /// Writes another kernel-log signal.
+    fn inject_signal(
+        &self,
+        request: &SignalInjectRequest,
+        progress: &mut (dyn FnMut(&signal_inject::Progress) + Send),
+    ) -> Result<SignalInjectResult, ClusterError>;
     /// Creates a partition.
     fn create_partition(&self, request: &PartitionRequest) -> Result<Created, ClusterError>;
     /// Rolls a shim in.
@@ -96,6 +103,14 @@ impl Cluster for Session {
         progress: &mut (dyn FnMut(&Progress) + Send),
     ) -> Result<XidInjectResult, ClusterError> {
         self.block_on(xid_inject::inject(self.api(), self.api(), request, progress))
+    }
+
+    fn inject_signal(
+        &self,
+        request: &SignalInjectRequest,
+        progress: &mut (dyn FnMut(&signal_inject::Progress) + Send),
+    ) -> Result<SignalInjectResult, ClusterError> {
+        self.block_on(signal_inject::inject(self.api(), self.api(), request, progress))
     }
 
     fn create_partition(&self, request: &PartitionRequest) -> Result<Created, ClusterError> {

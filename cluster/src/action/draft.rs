@@ -13,7 +13,8 @@ use crate::partition::{
 };
 use crate::shim::Follow;
 use crate::shim_rollout::{ShimSpec, Workload};
-use crate::xid_inject::XidInjectRequest;
+use crate::signal_inject::SignalInjectRequest;
+use crate::xid_inject::{self, XidInjectRequest};
 use crate::ClusterError;
 
 /// How a front end names the fields: the CLI by its flags, the dashboard by its dialogs' row labels.
@@ -31,6 +32,26 @@ impl Names {
         match self {
             Names::Flags => "--ttl",
             Names::Labels => "TTL",
+        }
+    }
+
+    /// `message` (a node-side error, which names flags) in this front end's words: the dashboard's row labels
+    /// instead of `--subcode`, `--link`, … .
+    pub fn rename(self, message: &str) -> String {
+        const LABELS: [(&str, &str); 9] = [
+            ("--subcode", "Subcode"),
+            ("--link", "Link"),
+            ("--intrinfo", "IntrInfo"),
+            ("--error-status", "Error status"),
+            ("--uuid", "UUID"),
+            ("--pci-id", "PCI ID"),
+            ("--device", "Device"),
+            ("--netdev", "Netdev"),
+            ("--pci", "PCI"),
+        ];
+        match self {
+            Names::Flags => message.to_string(),
+            Names::Labels => LABELS.iter().fold(message.to_string(), |text, (flag, label)| text.replace(flag, label)),
         }
     }
 
@@ -195,7 +216,23 @@ impl XidDraft {
         if !known && !self.request.force {
             return Err(ClusterError::Usage(unknown_xid(self.request.xid, names)));
         }
+        xid_inject::check_line(&self.request).map_err(|e| ClusterError::Usage(names.rename(&e.to_string())))?;
         Ok(XidInjectRequest { force: self.request.force && !known, ..self.request.clone() })
+    }
+}
+
+/// A kernel-log signal (GPU fallen off the bus, SXid, NIC driver error) as typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalDraft {
+    /// The request, its text fields as typed.
+    pub request: SignalInjectRequest,
+}
+
+impl SignalDraft {
+    /// The request the draft stands for: what the agent would refuse without asking the node is refused here.
+    pub fn parse(&self, names: Names) -> Result<SignalInjectRequest, ClusterError> {
+        self.request.signal.check().map_err(|e| ClusterError::Usage(names.rename(&e.to_string())))?;
+        Ok(self.request.clone())
     }
 }
 

@@ -23,6 +23,7 @@ use super::partition::{self, ChaosSpec, PartitionSpec};
 use super::processes::ProcessScope;
 use super::shim::Follow;
 use super::shim_rollout::{ShimSpec, Workload};
+use super::signal_inject::{self, SignalInjectRequest};
 use super::xid_inject::{self, XidInjectRequest};
 use super::ClusterError;
 
@@ -119,6 +120,9 @@ pub enum ClusterRequest {
     },
     /// Write an XID into a node's kernel log (see [`crate::xid_inject::inject`]).
     InjectXid(Box<XidInjectRequest>),
+    /// Write another kernel-log signal (GPU fallen off the bus, SXid, NIC driver error) into a node's kernel log
+    /// (see [`crate::signal_inject::inject`]).
+    InjectSignal(Box<SignalInjectRequest>),
     /// Create a NetworkPolicy or a Chaos Mesh NetworkChaos.
     CreatePartition(Box<PartitionRequest>),
     /// Roll a shim into a workload.
@@ -159,7 +163,7 @@ impl ClusterRequest {
         ClusterRequest::Recover { namespace: None, which: Which::Id(id.to_string()) }
     }
 
-    /// The change this request makes, `None` for a request that only reads (a list, an XID dry run).
+    /// The change this request makes, `None` for a request that only reads (a list, a dry run).
     pub fn action(&self) -> Option<ClusterChange> {
         Some(match self {
             ClusterRequest::ListNodes | ClusterRequest::ListFaults { .. } | ClusterRequest::ListProcesses(_) => {
@@ -169,6 +173,8 @@ impl ClusterRequest {
             ClusterRequest::ProcessCommand { .. } => return None,
             ClusterRequest::InjectXid(request) if request.dry_run => return None,
             ClusterRequest::InjectXid(_) => ClusterChange::InjectXid,
+            ClusterRequest::InjectSignal(request) if request.dry_run => return None,
+            ClusterRequest::InjectSignal(_) => ClusterChange::InjectSignal,
             ClusterRequest::CreatePartition(_) => ClusterChange::CreatePartition,
             ClusterRequest::EnableShim(_) => ClusterChange::EnableShim,
             ClusterRequest::DisableShim(_) => ClusterChange::DisableShim,
@@ -186,6 +192,9 @@ impl ClusterRequest {
             ClusterRequest::ListNodes => "listing GPU nodes".to_string(),
             ClusterRequest::ListFaults { .. } => "listing the faults".to_string(),
             ClusterRequest::InjectXid(r) => format!("injecting XID {} on GPU {} of node {}", r.xid, r.gpu, r.node),
+            ClusterRequest::InjectSignal(r) => {
+                format!("writing {} into the kernel log of node {}", r.signal.describe(), r.node)
+            }
             ClusterRequest::CreatePartition(p) => format!("creating a {} in {}", p.object_kind(), p.namespace()),
             ClusterRequest::EnableShim(s) => format!("rolling the {} shim into {}", s.spec.kind.name(), s.workload),
             ClusterRequest::DisableShim(t) => format!("restoring {} in {}", t.workload, t.namespace),
@@ -204,6 +213,7 @@ impl ClusterRequest {
     pub fn not_done(&self) -> &'static str {
         match self {
             ClusterRequest::InjectXid(_) => "XID not injected",
+            ClusterRequest::InjectSignal(_) => "nothing written",
             _ => "failed",
         }
     }
@@ -214,6 +224,8 @@ impl ClusterRequest {
 pub enum ClusterChange {
     /// `xid inject` (not a dry run).
     InjectXid,
+    /// `fallen-off|sxid|nic inject` (not a dry run).
+    InjectSignal,
     /// `partition create`.
     CreatePartition,
     /// `shim enable`.
@@ -237,6 +249,7 @@ impl ClusterChange {
     pub fn verb(self) -> &'static str {
         match self {
             ClusterChange::InjectXid => "inject an XID",
+            ClusterChange::InjectSignal => "write to a node's kernel log",
             ClusterChange::CreatePartition => "create a partition",
             ClusterChange::EnableShim => "roll a shim out",
             ClusterChange::DisableShim => "restore a workload",
@@ -273,6 +286,8 @@ impl Access {
 pub enum ClusterProgress {
     /// A step of an XID injection.
     Xid(xid_inject::Progress),
+    /// A step of another kernel-log signal's injection.
+    Signal(signal_inject::Progress),
     /// One object of a recovery was handled.
     Recovered(Recovered),
     /// A step of a shim rollout, in words.
@@ -284,7 +299,11 @@ pub enum ClusterProgress {
 impl ClusterProgress {
     /// A waiting line, replaced by the next step rather than kept (the dashboard's log).
     pub fn is_waiting(&self) -> bool {
-        matches!(self, ClusterProgress::Xid(xid_inject::Progress::Waiting { .. }))
+        matches!(
+            self,
+            ClusterProgress::Xid(xid_inject::Progress::Waiting { .. })
+                | ClusterProgress::Signal(signal_inject::Progress::Watch(xid_inject::Progress::Waiting { .. }))
+        )
     }
 }
 
@@ -292,6 +311,20 @@ impl fmt::Display for ClusterProgress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use xid_inject::Progress;
         match self {
+            ClusterProgress::Signal(signal_inject::Progress::Agent { pod, command }) => {
+                write!(f, "running `faultline node {command}` in agent pod {pod}")
+            }
+            ClusterProgress::Signal(signal_inject::Progress::Injected { report }) => {
+                let lines = report.lines.iter().map(|line| line.replace('\n', "\\n")).collect::<Vec<_>>().join(" / ");
+                match report.dry_run {
+                    true => write!(f, "dry run, nothing written: {lines}"),
+                    false => write!(f, "written to the node's kernel log: {lines}"),
+                }
+            }
+            ClusterProgress::Signal(signal_inject::Progress::EventRecorded { name }) => {
+                ClusterProgress::Xid(Progress::EventRecorded { name: name.clone() }).fmt(f)
+            }
+            ClusterProgress::Signal(signal_inject::Progress::Watch(step)) => ClusterProgress::Xid(step.clone()).fmt(f),
             ClusterProgress::Xid(Progress::Agent { pod }) => {
                 write!(f, "running `faultline node xid` in agent pod {pod}")
             }
@@ -340,6 +373,10 @@ pub fn execute(
         ClusterRequest::InjectXid(request) => {
             let mut each = |step: &xid_inject::Progress| progress(ClusterProgress::Xid(step.clone()));
             ClusterOutcome::Xid(Box::new(cluster.inject_xid(request, &mut each)?))
+        }
+        ClusterRequest::InjectSignal(request) => {
+            let mut each = |step: &signal_inject::Progress| progress(ClusterProgress::Signal(step.clone()));
+            ClusterOutcome::Signal(Box::new(cluster.inject_signal(request, &mut each)?))
         }
         ClusterRequest::CreatePartition(request) => ClusterOutcome::Partition(cluster.create_partition(request)?),
         ClusterRequest::EnableShim(request) => {

@@ -13,6 +13,8 @@ use crate::gpu_failure::GpuFailure;
 use crate::network::Created;
 use crate::nodes::GpuNode;
 use crate::shim::{Follow, ShimChange};
+use crate::signal_inject::SignalInjectResult;
+use crate::xid_inject::WatchOutcome;
 use crate::xid_inject::XidInjectResult;
 use faultline_core::error::{EXIT_FAILED, EXIT_OK};
 use faultline_core::output::plural;
@@ -28,6 +30,8 @@ pub enum ClusterOutcome {
     Faults(Listing),
     /// An XID was injected (or formatted, in a dry run).
     Xid(Box<XidInjectResult>),
+    /// Another kernel-log signal was written (or formatted, in a dry run).
+    Signal(Box<SignalInjectResult>),
     /// A partition was created.
     Partition(Created),
     /// A shim was rolled in (`kind` given) or a workload restored (`kind` is `None`).
@@ -67,6 +71,7 @@ impl ClusterOutcome {
     pub fn failed(&self) -> bool {
         match self {
             ClusterOutcome::Xid(result) => result.watch_timed_out(),
+            ClusterOutcome::Signal(result) => result.watch_timed_out(),
             ClusterOutcome::Shim { change, .. } => change.rollout.as_ref().is_some_and(|r| !r.done),
             ClusterOutcome::GpuFailure(outcome) => !(outcome.cordoned && outcome.evicted),
             ClusterOutcome::ProcessReplies(replies) => replies.iter().any(|r| r.reply["exit"] != 0),
@@ -93,6 +98,7 @@ impl ClusterOutcome {
             ClusterOutcome::Nodes(nodes) => Ok(json!({ "nodes": nodes })),
             ClusterOutcome::Faults(listing) => serde_json::to_value(listing),
             ClusterOutcome::Xid(result) => serde_json::to_value(result),
+            ClusterOutcome::Signal(result) => serde_json::to_value(result),
             ClusterOutcome::Partition(created) => serde_json::to_value(created),
             ClusterOutcome::Shim { change, .. } => serde_json::to_value(change),
             ClusterOutcome::Armed(armed) => serde_json::to_value(armed),
@@ -120,6 +126,17 @@ pub(super) fn seconds(duration: Duration) -> String {
     format!("{:.1} s", duration.as_secs_f64())
 }
 
+/// `; cordoned after 12.5 s`, or why not, after an injection that watched the node.
+fn write_watch(f: &mut fmt::Formatter<'_>, watch: Option<&WatchOutcome>) -> fmt::Result {
+    let Some(watch) = watch else { return Ok(()) };
+    let waited = seconds(Duration::from_secs_f64(watch.waited_s.max(0.0)));
+    if watch.cordoned {
+        write!(f, "; cordoned after {waited}")
+    } else {
+        write!(f, "; not cordoned within {waited} (is NVSentinel running on the node?)")
+    }
+}
+
 impl fmt::Display for ClusterOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -135,17 +152,22 @@ impl fmt::Display for ClusterOutcome {
                     "XID {} ({}) {done} on GPU {} (PCI {}) of node {}: fault {}",
                     agent.xid, agent.xid_name, agent.gpu, agent.pci, result.node, result.fault_id
                 )?;
-                match &result.watch {
-                    Some(watch) => {
-                        let waited = seconds(Duration::from_secs_f64(watch.waited_s.max(0.0)));
-                        if watch.cordoned {
-                            write!(f, "; cordoned after {waited}")
-                        } else {
-                            write!(f, "; not cordoned within {waited} (is NVSentinel running on the node?)")
-                        }
-                    }
-                    None => Ok(()),
-                }
+                write_watch(f, result.watch.as_ref())
+            }
+            ClusterOutcome::Signal(result) => {
+                let agent = &result.agent;
+                let done = if agent.dry_run { "formatted (dry run, nothing written)" } else { "written" };
+                write!(
+                    f,
+                    "{}: {} {done} into the kernel log of node {} (read by {}{}): fault {}",
+                    agent.signal.title(),
+                    agent.summary,
+                    result.node,
+                    agent.monitor,
+                    if agent.fatal { ", fatal" } else { "" },
+                    result.fault_id
+                )?;
+                write_watch(f, result.watch.as_ref())
             }
             ClusterOutcome::Partition(created) => write!(
                 f,

@@ -101,17 +101,45 @@ impl Reader {
     /// Reads until a record whose text contains `needle` appears, or `patience` has passed (a written record is
     /// normally readable at once; the patience covers a busy log).
     pub fn find(&mut self, needle: &str, patience: Duration) -> io::Result<Option<Record>> {
+        Ok(self.find_all(needle, 1, patience)?.into_iter().next())
+    }
+
+    /// Reads until `count` records whose text contains `needle` have appeared (in log order), or `patience` has
+    /// passed; returns those seen (fewer than `count` when the patience ran out).
+    pub fn find_all(&mut self, needle: &str, count: usize, patience: Duration) -> io::Result<Vec<Record>> {
         let deadline = Instant::now() + patience;
+        let mut found = Vec::new();
         loop {
-            if let Some(record) = self.read_available()?.into_iter().find(|r| r.text.contains(needle)) {
-                return Ok(Some(record));
-            }
-            if Instant::now() >= deadline {
-                return Ok(None);
+            found.extend(self.read_available()?.into_iter().filter(|r| r.text.contains(needle)));
+            if found.len() >= count || Instant::now() >= deadline {
+                return Ok(found);
             }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// A record's text as journald stores it: the kernel escapes every byte that is not printable (a newline inside a
+/// record, a backslash) as `\xNN` on `/dev/kmsg`, and journald undoes that (`cunescape`). Anything that is not a
+/// well-formed escape is kept as it is.
+pub fn unescape(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escape = bytes.get(i..i + 4).filter(|e| e[0] == b'\\' && e[1] == b'x');
+        match escape.and_then(|e| std::str::from_utf8(&e[2..]).ok()).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            Some(byte) => {
+                out.push(byte);
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The `printk_devkmsg` setting, if readable (`off` means userspace writes are silently dropped).
@@ -132,5 +160,12 @@ mod tests {
         let record = parse_record("6,339,5140900,-,caller=T1;usb 1-1: new device\n SUBSYSTEM=usb\n").unwrap();
         assert_eq!(record.text, "usb 1-1: new device");
         assert_eq!(parse_record("garbage"), None);
+    }
+
+    #[test]
+    fn escapes_are_undone_as_journald_does() {
+        assert_eq!(unescape("a\\x0ab\\x5cc"), "a\nb\\c");
+        assert_eq!(unescape("no escapes: \\xZZ \\x4"), "no escapes: \\xZZ \\x4");
+        assert_eq!(unescape("GPU 0000:3b:00.0\\x0aNVRM: (PCI ID"), "GPU 0000:3b:00.0\nNVRM: (PCI ID");
     }
 }

@@ -1,8 +1,13 @@
 //! What `faultline node …` does on a Kubernetes node, run as root (normally inside the `faultline-node` agent pod:
 //! privileged, host PID namespace, `/dev/kmsg` and `/proc/driver/nvidia` mounted):
 //!
-//! - [`inject_xid`]: write one NVIDIA-style XID line into the kernel log, for the GPU named by its minor number
-//!   ([`gpus`]), with the catalog's text ([`xid`]), and read the log back to confirm it landed ([`kmsg`]);
+//! - the kernel-log writers, one per signal NVSentinel's syslog monitor reads, each of which formats the driver's
+//!   own line, writes it one open per record and reads the log back to confirm it landed ([`signal`], [`kmsg`]):
+//!   - [`inject_xid`]: an NVIDIA XID line for the GPU named by its minor number ([`gpus`]), with the catalogue's
+//!     text or an NVLink5 subcode line, after the driver's PCI → UUID mapping line when the UUID is known ([`xid`]);
+//!   - [`inject_fallen_off`]: the driver's "fallen off the bus" message without an XID ([`fallen`]);
+//!   - [`inject_sxid`]: an NVSwitch SXid ([`sxid`]);
+//!   - [`inject_nic`]: an mlx5_core or EFA driver error for an RDMA / network device ([`nic`]);
 //! - [`arm`]: arm or disarm the node: the policy file every shimmed pod's CUDA shim reads at start-up;
 //! - the process commands (`faultline node ps`, `faultline node status --pid <host pid>`, …) are the ordinary ones
 //!   with container discovery forced on (see [`faultline_core::targets::force_container_discovery`]): segments are found
@@ -10,7 +15,7 @@
 //!
 //! # The line format
 //!
-//! The record written is `<3>kernel: NVRM: Xid (PCI:0000:3b:00): 79, pid=1234, name=python3, GPU has fallen off
+//! Every record starts `kernel: ` and ends ` faultline-fault=<id>`; the XID line shows why. The record written is `<3>kernel: NVRM: Xid (PCI:0000:3b:00): 79, pid=1234, name=python3, GPU has fallen off
 //! the bus. faultline-fault=fl-…`. The leading `kernel: ` is deliberate:
 //!
 //! - NVSentinel's syslog monitor reads the journal's `MESSAGE` field and searches it with
@@ -27,17 +32,25 @@
 //! - The fault id at the end makes each injection findable (read-back, Kubernetes Event, cleanup).
 
 pub mod arm;
+mod error;
+pub mod fallen;
 pub mod gpus;
 pub mod kmsg;
+pub mod nic;
+pub mod signal;
+pub mod sxid;
 pub mod xid;
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
-
-use faultline_core::error::{EXIT_FAILED, EXIT_USAGE};
+pub use error::NodeError;
+pub use fallen::{inject_fallen_off, FallenOffInjection};
 use gpus::PciAddress;
+pub use nic::{inject_nic, NicEvent, NicInjection};
+pub use signal::{SignalKind, SignalReport};
+pub use sxid::{inject_sxid, SxidInjection};
+pub use xid::{inject_xid, xid_line, Nvl5Options, XidInjection, XidReport};
 
 /// The syslog identifier written in front of `NVRM:` (see the module docs).
 pub const IDENTIFIER: &str = "kernel";
@@ -47,271 +60,6 @@ pub const LEVEL: u8 = 3;
 
 /// The marker in front of the fault id at the end of each line.
 pub const FAULT_MARKER: &str = "faultline-fault=";
-
-/// How long the read-back waits for the record.
-const READ_BACK_PATIENCE: Duration = Duration::from_secs(5);
-
-/// Why a node command was refused or failed.
-#[derive(Debug, thiserror::Error)]
-pub enum NodeError {
-    /// An XID outside the catalog without `--force`.
-    #[error("{}", crate::action::draft::unknown_xid(*.0, crate::action::draft::Names::Flags))]
-    UnknownXid(u32),
-    /// A `--pci` value that is not a PCI address.
-    #[error("`{0}` is not a PCI address (expected e.g. 0000:3b:00.0)")]
-    BadPci(String),
-    /// A `--name` or `--fault-id` that would break the line's format.
-    #[error("{what} `{value}` cannot go into an XID line: use printable ASCII without commas, at most 64 characters")]
-    BadField {
-        /// Which option.
-        what: &'static str,
-        /// Its value.
-        value: String,
-    },
-    /// No NVIDIA driver directory (and no `--pci` to fall back on).
-    #[error(
-        "cannot list GPUs in {}: {} (is the NVIDIA driver loaded, and /proc/driver/nvidia mounted into the \
-         pod?); give the GPU's PCI address with --pci",
-        .dir.display(), .cause
-    )]
-    NoDriver {
-        /// The directory.
-        dir: PathBuf,
-        /// Why it could not be read.
-        cause: std::io::Error,
-    },
-    /// The driver knows no GPU with that minor number.
-    #[error("no GPU {gpu} in {} (GPUs there: {known:?}); give its PCI address with --pci", .dir.display())]
-    NoSuchGpu {
-        /// The minor asked for.
-        gpu: u32,
-        /// The minors present.
-        known: Vec<u32>,
-        /// The directory.
-        dir: PathBuf,
-    },
-    /// An `information` file that does not parse.
-    #[error("{}: {what}", .path.display())]
-    BadInformation {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        what: String,
-    },
-    /// `--pci` disagrees with what the driver says about `--gpu`.
-    #[error("--pci {given} is not GPU {gpu}: the driver says GPU {gpu} is at {actual}; drop --pci or fix --gpu")]
-    PciMismatch {
-        /// The minor.
-        gpu: u32,
-        /// `--pci`.
-        given: String,
-        /// The driver's address.
-        actual: String,
-    },
-    /// `/dev/kmsg` could not be opened, written or read.
-    #[error("{}: cannot {action}: {cause}{}", .path.display(), root_hint(.cause))]
-    Kmsg {
-        /// `open for reading`, `write`, `read`.
-        action: &'static str,
-        /// The device.
-        path: PathBuf,
-        /// The cause.
-        cause: std::io::Error,
-    },
-    /// The record was written but never showed up in the log.
-    #[error("the XID line for fault {fault_id} was written to {} but did not appear in the kernel log{hint}", .path.display())]
-    NotConfirmed {
-        /// The fault id searched for.
-        fault_id: String,
-        /// The device.
-        path: PathBuf,
-        /// Why that may be.
-        hint: String,
-    },
-    /// A process command under `faultline node` run by someone other than root.
-    #[error(
-        "`faultline node {0}` reaches processes in every container on the node and must run as root (it normally \
-         runs in the faultline-node agent pod: `faultline cluster …` or kubectl exec)"
-    )]
-    NotRoot(String),
-    /// An XID the CUDA shim has no preset for (arming a node, rolling a shim out with `--xid`).
-    #[error("the CUDA shim has no preset for XID {xid} (it would ignore it); presets: XIDs {presets}")]
-    NoCudaPreset {
-        /// The XID.
-        xid: u32,
-        /// The XIDs that have one.
-        presets: String,
-    },
-    /// The node is armed by another fault.
-    #[error("this node is already armed by fault {fault_id} ({}); recover that fault first", .path.display())]
-    ArmedByOther {
-        /// The fault that armed it.
-        fault_id: String,
-        /// The policy file.
-        path: PathBuf,
-    },
-    /// The node policy file could not be written, read or removed.
-    #[error("{}: cannot {action}: {cause}", .path.display())]
-    Policy {
-        /// `write`, `read`, `remove`.
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        cause: std::io::Error,
-    },
-}
-
-fn root_hint(source: &std::io::Error) -> &'static str {
-    if source.kind() == std::io::ErrorKind::PermissionDenied {
-        " (writing and reading the kernel log needs root, or CAP_SYSLOG)"
-    } else {
-        ""
-    }
-}
-
-impl NodeError {
-    /// The exit status: 2 when the request itself was wrong (nothing was written), 1 when carrying it out failed.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            NodeError::UnknownXid(_)
-            | NodeError::BadPci(_)
-            | NodeError::BadField { .. }
-            | NodeError::NoDriver { .. }
-            | NodeError::NoSuchGpu { .. }
-            | NodeError::BadInformation { .. }
-            | NodeError::PciMismatch { .. }
-            | NodeError::NotRoot(_)
-            | NodeError::NoCudaPreset { .. }
-            | NodeError::ArmedByOther { .. } => EXIT_USAGE,
-            NodeError::Kmsg { .. } | NodeError::NotConfirmed { .. } | NodeError::Policy { .. } => EXIT_FAILED,
-        }
-    }
-}
-
-/// What `faultline node xid` is asked to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct XidInjection {
-    /// The XID number.
-    pub xid: u32,
-    /// The GPU's minor number (`/dev/nvidiaN`).
-    pub gpu: u32,
-    /// The GPU's PCI address, used when the driver cannot be asked (or to double-check it).
-    pub pci: Option<String>,
-    /// `pid=` in the line (the process that "hit" the error).
-    pub pid: Option<u32>,
-    /// `name=` in the line.
-    pub process_name: Option<String>,
-    /// Inject an XID outside the catalog.
-    pub force: bool,
-    /// Resolve and format, but write nothing.
-    pub dry_run: bool,
-    /// The fault id to put in the line (a new one when `None`).
-    pub fault_id: Option<String>,
-    /// The NVIDIA driver directory (normally [`gpus::DEFAULT_DRIVER_DIR`]).
-    pub driver_dir: PathBuf,
-    /// The kernel log device (normally [`kmsg::DEV_KMSG`]).
-    pub kmsg: PathBuf,
-}
-
-impl XidInjection {
-    /// Injection of `xid` on GPU `gpu` with the real paths and no options.
-    pub fn new(xid: u32, gpu: u32) -> Self {
-        XidInjection {
-            xid,
-            gpu,
-            pci: None,
-            pid: None,
-            process_name: None,
-            force: false,
-            dry_run: false,
-            fault_id: None,
-            driver_dir: PathBuf::from(gpus::DEFAULT_DRIVER_DIR),
-            kmsg: PathBuf::from(kmsg::DEV_KMSG),
-        }
-    }
-}
-
-/// What `faultline node xid` did (printed as JSON; `faultline cluster xid inject` parses it back).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct XidReport {
-    /// The fault id in the line.
-    pub fault_id: String,
-    /// The XID.
-    pub xid: u32,
-    /// Its catalog name.
-    pub xid_name: String,
-    /// `low` … `critical`, or `unknown` for a forced XID.
-    pub severity: String,
-    /// The GPU minor.
-    pub gpu: u32,
-    /// The full PCI address (`0000:3b:00.0`).
-    pub pci: String,
-    /// `driver` (resolved from /proc/driver/nvidia) or `--pci`.
-    pub pci_source: String,
-    /// The record's text as written (without the `<3>` level prefix).
-    pub line: String,
-    /// Whether nothing was written.
-    pub dry_run: bool,
-    /// Whether the record was read back from the kernel log.
-    pub confirmed: bool,
-    /// The kernel's sequence number of the record.
-    pub kmsg_seq: Option<u64>,
-    /// The record's syslog priority as read back (facility × 8 + level; 11 for a userspace `<3>`).
-    pub kmsg_priority: Option<u32>,
-}
-
-/// Carries out `request`: resolve the PCI address, format the line, write it, read it back.
-pub fn inject_xid(request: &XidInjection) -> Result<XidReport, NodeError> {
-    let info = xid::lookup(request.xid);
-    if info.is_none() && !request.force {
-        return Err(NodeError::UnknownXid(request.xid));
-    }
-    let process_name = request.process_name.as_deref().map(|n| checked_field("--name", n)).transpose()?;
-    let fault_id = match &request.fault_id {
-        Some(id) => checked_field("--fault-id", id)?.to_string(),
-        None => new_fault_id(),
-    };
-    let (pci, pci_source) = resolve_pci(&request.driver_dir, request.gpu, request.pci.as_deref())?;
-    let line = xid_line(request.xid, &pci, request.pid, process_name, &fault_id);
-    let mut report = XidReport {
-        fault_id: fault_id.clone(),
-        xid: request.xid,
-        xid_name: info.map_or(xid::UNKNOWN_NAME, |i| i.name).to_string(),
-        severity: info.map_or("unknown", |i| i.severity.name()).to_string(),
-        gpu: request.gpu,
-        pci: pci.to_string(),
-        pci_source: pci_source.to_string(),
-        line: line.clone(),
-        dry_run: request.dry_run,
-        confirmed: false,
-        kmsg_seq: None,
-        kmsg_priority: None,
-    };
-    if request.dry_run {
-        return Ok(report);
-    }
-    let kmsg_error = |action, cause| NodeError::Kmsg { action, path: request.kmsg.clone(), cause };
-    let mut reader = kmsg::Reader::open_at_end(&request.kmsg).map_err(|e| kmsg_error("open for reading", e))?;
-    kmsg::write_record(&request.kmsg, LEVEL, &line).map_err(|e| kmsg_error("write", e))?;
-    let needle = format!("{FAULT_MARKER}{fault_id}");
-    match reader.find(&needle, READ_BACK_PATIENCE).map_err(|e| kmsg_error("read", e))? {
-        Some(record) => {
-            report.confirmed = true;
-            report.kmsg_seq = Some(record.seq);
-            report.kmsg_priority = Some(record.priority);
-            Ok(report)
-        }
-        None => {
-            let hint = match kmsg::devkmsg_setting().as_deref() {
-                Some("off") => " (kernel.printk_devkmsg is `off`: the kernel drops userspace writes)".to_string(),
-                Some(other) => format!(" (kernel.printk_devkmsg is `{other}`)"),
-                None => String::new(),
-            };
-            Err(NodeError::NotConfirmed { fault_id, path: request.kmsg.clone(), hint })
-        }
-    }
-}
 
 /// Resolves GPU `gpu`'s PCI address from the driver, falling back to `pci`; both given must agree.
 pub fn resolve_pci(driver_dir: &Path, gpu: u32, pci: Option<&str>) -> Result<(PciAddress, &'static str), NodeError> {
@@ -330,27 +78,17 @@ pub fn resolve_pci(driver_dir: &Path, gpu: u32, pci: Option<&str>) -> Result<(Pc
     }
 }
 
-/// The record text (without the level prefix): `kernel: NVRM: Xid (PCI:0000:3b:00): 79, pid=…, name=…, <text>
-/// faultline-fault=<id>`.
-pub fn xid_line(xid: u32, pci: &PciAddress, pid: Option<u32>, process_name: Option<&str>, fault_id: &str) -> String {
-    let pid = pid.map_or_else(|| "'<unknown>'".to_string(), |p| p.to_string());
-    let name = process_name.unwrap_or("<unknown>");
-    let message = xid::lookup(xid).map_or("Xid injected by faultline", |info| info.message);
-    format!(
-        "{IDENTIFIER}: NVRM: Xid (PCI:{}): {xid}, pid={pid}, name={name}, {message} {FAULT_MARKER}{fault_id}",
-        pci.xid_form()
-    )
-}
-
-/// What journald makes of a userspace kmsg record: `(SYSLOG_IDENTIFIER, MESSAGE)`. Mirrors systemd's
-/// `syslog_parse_identifier`: leading whitespace is skipped; if the first word ends in `:`, it (minus a `[pid]`
-/// suffix) is the identifier and is removed together with one following space.
+/// What journald makes of a userspace kmsg record as `/dev/kmsg` returns it: `(SYSLOG_IDENTIFIER, MESSAGE)`.
+/// Mirrors systemd's `dev_kmsg_record`: the identifier is parsed first (`syslog_parse_identifier`: leading
+/// whitespace is skipped; if the first word ends in `:`, it, minus a `[pid]` suffix, is the identifier and is removed
+/// together with one following space), then the message is unescaped ([`kmsg::unescape`]: a `\x0a` inside a record
+/// becomes the newline the driver printed).
 pub fn journald_view(text: &str) -> (Option<String>, String) {
     let trimmed = text.trim_start_matches([' ', '\t', '\n', '\r']);
     let word_len = trimmed.find([' ', '\t', '\n', '\r']).unwrap_or(trimmed.len());
     let word = &trimmed[..word_len];
     let Some(identifier) = word.strip_suffix(':').filter(|w| !w.is_empty()) else {
-        return (None, text.to_string());
+        return (None, kmsg::unescape(text));
     };
     let identifier = match identifier.strip_suffix(']').and_then(|w| w.rfind('[').map(|i| &w[..i])) {
         Some(without_pid) => without_pid,
@@ -360,7 +98,7 @@ pub fn journald_view(text: &str) -> (Option<String>, String) {
     if rest.starts_with([' ', '\t', '\n', '\r']) {
         rest = &rest[1..];
     }
-    (Some(identifier.to_string()), rest.to_string())
+    (Some(identifier.to_string()), kmsg::unescape(rest))
 }
 
 /// A new fault id: `fl-` and 12 hex digits from the clock and the pid (unique enough to find one record).
@@ -370,7 +108,7 @@ pub fn new_fault_id() -> String {
     format!("fl-{:012x}", mixed & 0xffff_ffff_ffff)
 }
 
-fn checked_field<'a>(what: &'static str, value: &'a str) -> Result<&'a str, NodeError> {
+pub(crate) fn checked_field<'a>(what: &'static str, value: &'a str) -> Result<&'a str, NodeError> {
     let ok = !value.is_empty()
         && value.len() <= 64
         && value.chars().all(|c| c.is_ascii_graphic() || c == ' ')
@@ -396,19 +134,10 @@ mod tests {
         assert_eq!(journald_view("kernel: NVRM: Xid"), (Some("kernel".into()), "NVRM: Xid".into()));
         assert_eq!(journald_view("sshd[42]: hello"), (Some("sshd".into()), "hello".into()));
         assert_eq!(journald_view("no identifier here"), (None, "no identifier here".into()));
-    }
-
-    #[test]
-    fn the_line_reads_like_the_driver_s() {
-        let pci = PciAddress::parse("0000:3b:00.0").unwrap();
-        let line = xid_line(79, &pci, Some(1234), Some("python3"), "fl-1");
         assert_eq!(
-            line,
-            "kernel: NVRM: Xid (PCI:0000:3b:00): 79, pid=1234, name=python3, GPU has fallen off the bus. \
-             faultline-fault=fl-1"
+            journald_view("kernel: NVRM: The NVIDIA GPU 0000:3b:00.0\\x0aNVRM: (PCI ID"),
+            (Some("kernel".into()), "NVRM: The NVIDIA GPU 0000:3b:00.0\nNVRM: (PCI ID".into())
         );
-        let line = xid_line(79, &pci, None, None, "fl-2");
-        assert!(line.contains("79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus."), "{line}");
     }
 
     #[test]

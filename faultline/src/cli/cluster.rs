@@ -7,10 +7,11 @@ use std::io::Write;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use faultline::cluster::action::draft::{positive_seconds, Names, XidDraft};
+use faultline::cluster::action::draft::{positive_seconds, Names, SignalDraft, XidDraft};
 use faultline::cluster::action::{self, Access, ClusterOutcome, ClusterProgress, ClusterRequest};
 use faultline::cluster::faults::Which;
 use faultline::cluster::nodes::GpuNode;
+use faultline::cluster::signal_inject::{KernelSignal, SignalInjectRequest};
 use faultline::cluster::xid_inject::XidInjectRequest;
 use faultline::cluster::{ConnectOptions, Session};
 use k8s_openapi::jiff::Timestamp;
@@ -40,6 +41,21 @@ pub enum ClusterCommand {
     Xid {
         #[command(subcommand)]
         command: XidCommand,
+    },
+    /// The NVIDIA driver's "GPU has fallen off the bus" message (no XID) in a node's kernel log.
+    FallenOff {
+        #[command(subcommand)]
+        command: SignalCommand<FallenOffInject>,
+    },
+    /// NVSwitch SXid lines in a node's kernel log.
+    Sxid {
+        #[command(subcommand)]
+        command: SignalCommand<SxidInject>,
+    },
+    /// NIC driver errors (mlx5_core, EFA) in a node's kernel log.
+    Nic {
+        #[command(subcommand)]
+        command: SignalCommand<NicInject>,
     },
     /// Network partitions (NetworkPolicy, or Chaos Mesh NetworkChaos).
     Partition {
@@ -102,6 +118,60 @@ pub struct InjectArgs {
     pub watch_interval: f64,
 }
 
+/// `faultline cluster fallen-off|sxid|nic …`.
+#[derive(Debug, Subcommand)]
+pub enum SignalCommand<T: Args> {
+    /// Write the line into a node's kernel log through its faultline-node agent pod, and record an Event.
+    #[command(after_help = "Runs `faultline node <signal> …` in the agent pod on --node (Kubernetes exec API), \
+                            records a Warning Event (reason FaultlineKernelSignalInjected) on the Node, and with \
+                            --watch follows the node until it is cordoned or --watch-timeout passes (exit 1).")]
+    Inject(T),
+}
+
+/// What every `faultline cluster <signal> inject` takes besides the line's own options.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// The node.
+    #[arg(long, value_name = "NODE")]
+    pub node: String,
+    /// Follow the node until it is cordoned.
+    #[arg(long)]
+    pub watch: bool,
+    /// How long --watch waits for the cordon.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub watch_timeout: u64,
+    /// How often --watch looks at the node.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0, hide = true)]
+    pub watch_interval: f64,
+}
+
+/// `faultline cluster fallen-off inject`.
+#[derive(Debug, Args)]
+pub struct FallenOffInject {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub line: super::signals::FallenOffLineArgs,
+}
+
+/// `faultline cluster sxid inject`.
+#[derive(Debug, Args)]
+pub struct SxidInject {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub line: super::signals::SxidLineArgs,
+}
+
+/// `faultline cluster nic inject`.
+#[derive(Debug, Args)]
+pub struct NicInject {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub line: super::signals::NicLineArgs,
+}
+
 /// Runs `faultline cluster …`: the arguments become one [`ClusterRequest`], carried out by the action layer's
 /// [`action::execute`] (which refuses changes under `--read-only`); its steps go to stderr, its outcome to stdout.
 /// `pids` is the global `--pid` (the pid= field of an XID line), `json` the global `--json`.
@@ -113,6 +183,29 @@ pub fn run(args: ClusterArgs, pids: &[u32], json: bool, read_only: bool) -> anyh
     let request = match args.command {
         ClusterCommand::Nodes => ClusterRequest::ListNodes,
         ClusterCommand::Xid { command: XidCommand::Inject(inject) } => xid_request(inject, pids)?,
+        ClusterCommand::FallenOff { command: SignalCommand::Inject(inject) } => {
+            let line = inject.line;
+            let signal = KernelSignal::FallenOff { gpu: line.gpu, pci: line.pci, pci_id: line.pci_id };
+            signal_request(&inject.target, signal, line.dry_run)?
+        }
+        ClusterCommand::Sxid { command: SignalCommand::Inject(inject) } => {
+            let line = inject.line;
+            let signal = KernelSignal::Sxid {
+                switch: line.switch,
+                sxid: line.sxid,
+                link: line.link,
+                fatal: line.fatal,
+                message: line.message,
+                pci: line.pci,
+            };
+            signal_request(&inject.target, signal, line.dry_run)?
+        }
+        ClusterCommand::Nic { command: SignalCommand::Inject(inject) } => {
+            let line = inject.line;
+            let signal =
+                KernelSignal::Nic { device: line.device, event: line.event, pci: line.pci, netdev: line.netdev };
+            signal_request(&inject.target, signal, line.dry_run)?
+        }
         ClusterCommand::Partition { command } => faults::partition(&namespace, command)?,
         ClusterCommand::Shim { command } => faults::shim(&namespace, command)?,
         ClusterCommand::Faults(scope) => ClusterRequest::ListFaults { namespace: namespace.scope(&scope) },
@@ -139,9 +232,12 @@ fn xid_request(inject: InjectArgs, pids: &[u32]) -> anyhow::Result<ClusterReques
     let Some(watch_interval) = positive_seconds(inject.watch_interval) else {
         return Err(faultline::Error::usage("--watch-interval must be a positive number of seconds").into());
     };
+    let nvl5 = inject.line.nvl5();
     let draft = XidDraft {
         request: XidInjectRequest {
             pci: inject.line.pci,
+            uuid: inject.line.uuid,
+            nvl5,
             pid,
             process_name: inject.line.name,
             force: inject.line.force,
@@ -153,6 +249,21 @@ fn xid_request(inject: InjectArgs, pids: &[u32]) -> anyhow::Result<ClusterReques
     };
     let request = draft.parse(Names::Flags)?;
     Ok(ClusterRequest::InjectXid(Box::new(request)))
+}
+
+fn signal_request(target: &TargetArgs, signal: KernelSignal, dry_run: bool) -> anyhow::Result<ClusterRequest> {
+    let Some(watch_interval) = positive_seconds(target.watch_interval) else {
+        return Err(faultline::Error::usage("--watch-interval must be a positive number of seconds").into());
+    };
+    let draft = SignalDraft {
+        request: SignalInjectRequest {
+            dry_run,
+            watch: target.watch.then(|| Duration::from_secs(target.watch_timeout)),
+            watch_interval: Some(watch_interval),
+            ..SignalInjectRequest::new(&target.node, signal)
+        },
+    };
+    Ok(ClusterRequest::InjectSignal(Box::new(draft.parse(Names::Flags)?)))
 }
 
 /// The outcome as stdout shows it: `--json`, the node and fault tables, or its one line.

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use faultline::error::EXIT_OK;
-use faultline::node::{self, arm, gpus, kmsg, xid, NodeError, XidInjection};
+use faultline::node::{self, arm, gpus, kmsg, xid, NodeError, Nvl5Options, XidInjection};
 use faultline::targets;
 
+use super::signals::{self, register, FallenOffArgs, NicArgs, SxidArgs};
 use super::{Cli, KindArg};
 
 /// `faultline node …`.
@@ -16,8 +17,27 @@ pub enum NodeCommand {
     /// Write an NVIDIA XID line into the kernel log (/dev/kmsg), as the driver would, and confirm it landed.
     #[command(after_help = "The line: `kernel: NVRM: Xid (PCI:0000:3b:00): 79, pid=…, name=…, GPU has fallen off \
                             the bus. faultline-fault=<id>` (see deploy/README.md for why it starts with `kernel:`). \
-                            --pid and --name set the pid= and name= fields. Prints a JSON report.")]
+                            --pid and --name set the pid= and name= fields. NVLink5 XIDs 144–150 get the driver's \
+                            subcode line (`149, NETIR_LINK_EVT Fatal XC0 i0 Link 09 (0x… 0x… …)`), from the catalog \
+                            or --subcode, --link, --intrinfo, --error-status. When the GPU's UUID is known (the \
+                            driver, or --uuid), the driver's `NVRM: GPU at PCI:…: GPU-<uuid>` line is written \
+                            first. Prints a JSON report.")]
     Xid(XidArgs),
+    /// Write the NVIDIA driver's "GPU has fallen off the bus" message (no XID) into the kernel log, and confirm it.
+    #[command(after_help = "One record, three lines: `NVRM: The NVIDIA GPU 0000:3b:00.0` / `NVRM: (PCI ID: \
+                            10de:2330) installed in this system has` / `NVRM: fallen off the bus and is not \
+                            responding to commands.` The PCI ID comes from sysfs or --pci-id. Prints a JSON report.")]
+    FallenOff(FallenOffArgs),
+    /// Write an NVSwitch SXid line into the kernel log, and confirm it landed.
+    #[command(after_help = "The line: `nvidia-nvswitch<N>: SXid (PCI:<address>): <code>, Fatal|Non-fatal, Link \
+                            <L> <text>`. Prints a JSON report.")]
+    Sxid(SxidArgs),
+    /// Write a NIC driver error (mlx5_core or EFA) into the kernel log, and confirm it landed.
+    #[command(after_help = "The device's PCI address, driver and network interface come from /sys/class/infiniband \
+                            and /sys/class/net (or --pci, --netdev). The fatal events (cmd-timeout, health-lost, \
+                            unrecoverable, efa-admin-timeout, efa-queue-closed, efa-reset-failed, efa-not-ready) make \
+                            NVSentinel recommend replacing the machine. Prints a JSON report.")]
+    Nic(NicArgs),
     /// Arm this node: CUDA shims started here fail from their first call with an XID's codes (node policy file).
     #[command(after_help = "Writes the node policy file (default /var/lib/faultline/cuda.policy) that CUDA shims \
                             rolled out by `faultline cluster shim enable` read at start-up, so restarted pods fail \
@@ -47,15 +67,43 @@ pub struct XidLineArgs {
     /// can).
     #[arg(long, value_name = "ADDRESS")]
     pub pci: Option<String>,
+    /// The GPU's UUID (GPU-…), used when the node's driver cannot be asked: the driver's PCI → UUID line is
+    /// written before the XID so that monitors name the GPU by UUID.
+    #[arg(long, value_name = "GPU-UUID")]
+    pub uuid: Option<String>,
     /// name= in the line: the process that hit the error (with --pid for pid=).
     #[arg(long, value_name = "PROCESS")]
     pub name: Option<String>,
+    /// NVLink5 XIDs (144–150): the subcode word (e.g. NETIR_LINK_EVT; default: the catalog's).
+    #[arg(long, value_name = "WORD")]
+    pub subcode: Option<String>,
+    /// NVLink5 XIDs (144–150): the link (default 0).
+    #[arg(long, value_name = "N")]
+    pub link: Option<u32>,
+    /// NVLink5 XIDs (144–150): the IntrInfo register (0x… or decimal; default: the catalog's).
+    #[arg(long, value_name = "VALUE", value_parser = register)]
+    pub intrinfo: Option<u32>,
+    /// NVLink5 XIDs (144–150): the Error Status register (0x… or decimal; default: the catalog's).
+    #[arg(long, value_name = "VALUE", value_parser = register)]
+    pub error_status: Option<u32>,
     /// Inject an XID outside the catalog.
     #[arg(long)]
     pub force: bool,
     /// Resolve and format the line, but write nothing (no Event either, from the cluster).
     #[arg(long)]
     pub dry_run: bool,
+}
+
+impl XidLineArgs {
+    /// The NVLink5 options given.
+    pub fn nvl5(&self) -> Nvl5Options {
+        Nvl5Options {
+            subcode: self.subcode.clone(),
+            link: self.link,
+            intrinfo: self.intrinfo,
+            error_status: self.error_status,
+        }
+    }
 }
 
 /// The options of `faultline node xid`.
@@ -125,6 +173,9 @@ pub struct Globals {
 pub fn run(command: NodeCommand, globals: Globals) -> anyhow::Result<u8> {
     match command {
         NodeCommand::Xid(args) => xid_command(args, &globals),
+        NodeCommand::FallenOff(args) => signals::fallen_off(args, &globals),
+        NodeCommand::Sxid(args) => signals::sxid(args, &globals),
+        NodeCommand::Nic(args) => signals::nic(args, &globals),
         NodeCommand::Arm(args) => arm_command(args, &globals),
         NodeCommand::Disarm(args) => disarm_command(args, &globals),
         NodeCommand::Watch(args) => {
@@ -177,8 +228,11 @@ fn xid_command(args: XidArgs, globals: &Globals) -> anyhow::Result<u8> {
             return Err(faultline::Error::usage("node xid: give --pid at most once (the pid= field of the line)").into())
         }
     };
+    let nvl5 = args.line.nvl5();
     let request = XidInjection {
         pci: args.line.pci,
+        uuid: args.line.uuid,
+        nvl5,
         pid,
         process_name: args.line.name,
         force: args.line.force,
@@ -209,7 +263,8 @@ fn process_command(args: Vec<String>, globals: Globals) -> anyhow::Result<u8> {
     argv.extend(args);
     if NOT_PROCESS_COMMANDS.contains(&name.as_str()) {
         return Err(faultline::Error::usage(format!(
-            "`faultline node {name}`: only process commands (ps, status, enable, …), `xid`, `arm` and `disarm` run under `node`"
+            "`faultline node {name}`: only process commands (ps, status, enable, …), `xid`, `fallen-off`, `sxid`, \
+             `nic`, `arm` and `disarm` run under `node`"
         ))
         .into());
     }

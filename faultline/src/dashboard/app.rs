@@ -19,6 +19,7 @@ use ratatui::layout::{Position, Rect};
 use super::cluster::form::Ask;
 use super::cluster::partition_dialog::PartitionDialog;
 use super::cluster::shim_dialog::ShimDialog;
+use super::cluster::signal_dialog::SignalDialog;
 use super::cluster::xid_dialog::XidDialog;
 use super::cluster::{ClusterEvent, ClusterView, Focus};
 use super::keys::{self, Context, Intent, KeyBindings};
@@ -79,6 +80,8 @@ pub enum Overlay {
     Replay(ReplayDialog),
     /// Inject an XID on a cluster node.
     Xid(Box<XidDialog>),
+    /// Write another kernel-log signal on a cluster node.
+    Signal(Box<SignalDialog>),
     /// Create a network partition.
     Partition(Box<PartitionDialog>),
     /// Roll a shim into a workload.
@@ -271,7 +274,11 @@ impl App {
                 let reply = dialog.on_key(&self.keys, &event);
                 self.follow(reply, Overlay::Replay(dialog));
             }
-            cluster @ (Overlay::Xid(_) | Overlay::Partition(_) | Overlay::Shim(_) | Overlay::Ask(_)) => {
+            cluster @ (Overlay::Xid(_)
+            | Overlay::Signal(_)
+            | Overlay::Partition(_)
+            | Overlay::Shim(_)
+            | Overlay::Ask(_)) => {
                 self.on_cluster_dialog_key(cluster, &event);
             }
         }

@@ -190,6 +190,8 @@ pub enum Intent {
     Refresh,
     /// Open the inject-XID dialog on the selected node.
     InjectXid,
+    /// Open the kernel-log signal dialog (fallen off, SXid, NIC) on the selected node.
+    InjectSignal,
     /// Ask to recover the selected fault.
     RecoverFault,
     /// Open the create-partition dialog.
@@ -287,6 +289,12 @@ impl Default for KeyBindings {
                 b(Cluster, Intent::Bottom, &[c('G'), p(End)], "last node / fault"),
                 b(Cluster, Intent::Refresh, &[c('r')], "list nodes and faults again now (the view also refreshes)"),
                 b(Cluster, Intent::InjectXid, &[c('x')], "inject an XID on the selected node (asks to confirm)"),
+                b(
+                    Cluster,
+                    Intent::InjectSignal,
+                    &[c('i')],
+                    "fallen-off GPU, SXid, NIC error on the node (asks to confirm)",
+                ),
                 b(Cluster, Intent::RecoverFault, &[c('R')], "recover the selected fault (asks to confirm)"),
                 b(Cluster, Intent::CreatePartition, &[c('p')], "create a network partition (asks to confirm)"),
                 b(Cluster, Intent::RolloutShim, &[c('s')], "roll a CUDA/UCX shim into a workload (asks to confirm)"),

@@ -76,25 +76,35 @@ impl Kmock {
 
     /// A raw HTTP request to the emulator (what another actor in the cluster, e.g. NVSentinel, would do).
     pub fn http(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("kmock listens");
-        let body = body.map(Value::to_string).unwrap_or_default();
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/merge-patch+json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let (_, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-        serde_json::from_str(body).unwrap_or(Value::Null)
+        http(self.port, method, path, body)
     }
 
     pub fn events(&self) -> Vec<Value> {
         let list = self.http("GET", &format!("/api/v1/namespaces/{NAMESPACE}/events"), None);
         list["items"].as_array().cloned().unwrap_or_default()
     }
+}
+
+/// A merge patch sent to the emulator on `port` from anywhere (a thread playing NVSentinel).
+pub fn patch(port: u16, path: &str, body: &Value) -> Value {
+    http(port, "PATCH", path, Some(body))
+}
+
+/// A raw HTTP request to the emulator on `port`.
+pub fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> Value {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("kmock listens");
+    let body = body.map(Value::to_string).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/merge-patch+json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (_, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    serde_json::from_str(body).unwrap_or(Value::Null)
 }
 
 impl Drop for Kmock {

@@ -1,5 +1,5 @@
 //! The cluster view's keys: the view's own ([`Context::Cluster`]: move, refresh, open a dialog, ask to recover or
-//! arm) and those of its dialogs — the inject-XID dialog, the partition and shim dialogs ([`ClusterForm`]) with
+//! arm) and those of its dialogs — the inject-XID and kernel-log signal dialogs, the partition and shim dialogs ([`ClusterForm`]) with
 //! their y/n confirmation ([`Context::Confirm`]), and the recover / arm questions ([`Ask`]). `--read-only` refuses
 //! every cluster action here ([`Access::allows`] decides), before a dialog opens; the worker's `execute` refuses it
 //! again.
@@ -13,6 +13,7 @@ use crossterm::event::KeyEvent;
 use super::form::{Ask, ClusterForm};
 use super::partition_dialog::PartitionDialog;
 use super::shim_dialog::ShimDialog;
+use super::signal_dialog::SignalDialog;
 use super::xid_dialog::XidDialog;
 use super::{ClusterRequest, Focus};
 use crate::cluster::action::{Access, ArmRequest, ClusterChange};
@@ -43,6 +44,7 @@ impl App {
                 self.say("listing the GPU nodes and the faults…", false);
             }
             Intent::InjectXid => self.open_xid_dialog(),
+            Intent::InjectSignal => self.open_signal_dialog(),
             Intent::RecoverFault => self.ask_recover(),
             Intent::ArmNode => self.ask_arm(),
             Intent::CreatePartition => self.open_partition_dialog(),
@@ -59,6 +61,11 @@ impl App {
             Overlay::Xid(mut dialog) => {
                 if self.on_form_key(dialog.as_mut(), event) {
                     self.overlay = Overlay::Xid(dialog);
+                }
+            }
+            Overlay::Signal(mut dialog) => {
+                if self.on_form_key(dialog.as_mut(), event) {
+                    self.overlay = Overlay::Signal(dialog);
                 }
             }
             Overlay::Partition(mut dialog) => {
@@ -213,6 +220,17 @@ impl App {
             }
         }
         true
+    }
+
+    /// `i`: the kernel-log signal dialog on the selected node.
+    fn open_signal_dialog(&mut self) {
+        if self.refused(ClusterChange::InjectSignal) {
+            return;
+        }
+        match self.cluster.selected_node() {
+            Some(node) => self.overlay = Overlay::Signal(Box::new(SignalDialog::new(node))),
+            None => self.say("no GPU node selected (the list is empty until the cluster answers)", true),
+        }
     }
 
     fn open_xid_dialog(&mut self) {

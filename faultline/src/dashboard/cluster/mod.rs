@@ -7,6 +7,7 @@
 //! - [`worker`]: the background thread that makes every Kubernetes call, through the cluster action layer
 //!   ([`crate::cluster::action`]);
 //! - [`xid_dialog`]: the inject-XID dialog's model;
+//! - [`signal_dialog`]: the kernel-log signal dialog's model (GPU fallen off the bus, NVSwitch SXid, NIC error);
 //! - [`form`]: what the partition and shim dialogs share, and the recover / arm questions;
 //! - [`partition_dialog`], [`shim_dialog`]: the create-partition and shim-rollout dialogs' models.
 
@@ -14,6 +15,7 @@ pub mod form;
 pub mod keys;
 pub mod partition_dialog;
 pub mod shim_dialog;
+pub mod signal_dialog;
 pub mod worker;
 pub mod xid_dialog;
 
@@ -395,6 +397,10 @@ mod tests {
             gpu: 1,
             pci: "0000:3b:00.0".into(),
             pci_source: "driver".into(),
+            uuid: None,
+            uuid_source: None,
+            mapping_line: None,
+            nvl5: None,
             line: String::new(),
             dry_run: false,
             confirmed: true,

@@ -276,6 +276,7 @@ mod tests {
     use crate::cluster::network::Created;
     use crate::cluster::processes::{NodeReply, ProcessListing, ProcessScope};
     use crate::cluster::shim::{self, ShimChange};
+    use crate::cluster::signal_inject::{SignalInjectRequest, SignalInjectResult};
     use crate::cluster::xid_inject::{Progress, WatchOutcome, XidInjectRequest, XidInjectResult};
     use crate::dashboard::cluster::shim_dialog::SHIM_FOLLOW;
     use crate::node::XidReport;
@@ -318,6 +319,14 @@ mod tests {
 
         fn create_partition(&self, request: &PartitionRequest) -> Result<Created, ClusterError> {
             Err(ClusterError::Usage(format!("no {} here", request.object_kind())))
+        }
+
+        fn inject_signal(
+            &self,
+            request: &SignalInjectRequest,
+            _: &mut (dyn FnMut(&crate::cluster::signal_inject::Progress) + Send),
+        ) -> Result<SignalInjectResult, ClusterError> {
+            Err(ClusterError::Usage(format!("no agent on {}", request.node)))
         }
 
         fn enable_shim(
@@ -394,6 +403,10 @@ mod tests {
                 gpu: request.gpu,
                 pci: "0000:3b:00.0".into(),
                 pci_source: "driver".into(),
+                uuid: None,
+                uuid_source: None,
+                mapping_line: None,
+                nvl5: None,
                 line: String::new(),
                 dry_run: false,
                 confirmed: true,

@@ -1,5 +1,6 @@
-//! The inject-XID dialog's model: GPU, XID (named from the catalog as it is typed), force and a watch for the
-//! cordon, on the cluster dialogs' form framework ([`ClusterForm`]); its draft is an [`XidDraft`], checked as
+//! The inject-XID dialog's model: GPU, XID (named from the catalog as it is typed), for the NVLink5 XIDs 144–150
+//! their subcode, link and registers (rows that appear only then), force and a watch for the cordon, on the
+//! cluster dialogs' form framework ([`ClusterForm`]); its draft is an [`XidDraft`], checked as
 //! `faultline cluster xid inject` checks its flags. Enter asks for confirmation and only `y` turns the draft into an
 //! [`XidInjectRequest`]. Nothing here talks to the cluster.
 
@@ -10,7 +11,8 @@ use crate::cluster::action::draft::{unknown_xid, Names, XidDraft};
 use crate::cluster::action::ClusterRequest;
 use crate::cluster::nodes::GpuNode;
 use crate::cluster::xid_inject::XidInjectRequest;
-use crate::node::xid::{self, CATALOG, DEFAULT_XID};
+use crate::node::xid::{self, Nvl5, CATALOG, DEFAULT_XID};
+use crate::node::Nvl5Options;
 use crate::output::plural;
 
 /// The fields, in order.
@@ -20,6 +22,14 @@ pub enum XidField {
     Gpu,
     /// The XID.
     Xid,
+    /// NVLink5: the subcode word.
+    Subcode,
+    /// NVLink5: the link.
+    Link,
+    /// NVLink5: IntrInfo.
+    IntrInfo,
+    /// NVLink5: Error Status.
+    ErrorStatus,
     /// Allow an XID outside the catalog.
     Force,
     /// Follow the node until it is cordoned.
@@ -27,14 +37,30 @@ pub enum XidField {
 }
 
 impl XidField {
-    /// Every field, in display order.
+    /// The fields of a standard XID, in display order.
     pub const ALL: [XidField; 4] = [XidField::Gpu, XidField::Xid, XidField::Force, XidField::Watch];
+
+    /// The fields of an NVLink5 XID (144–150), in display order.
+    pub const NVLINK5: [XidField; 8] = [
+        XidField::Gpu,
+        XidField::Xid,
+        XidField::Subcode,
+        XidField::Link,
+        XidField::IntrInfo,
+        XidField::ErrorStatus,
+        XidField::Force,
+        XidField::Watch,
+    ];
 
     /// The field's label.
     pub fn label(self) -> &'static str {
         match self {
             XidField::Gpu => "GPU",
             XidField::Xid => "XID",
+            XidField::Subcode => "Subcode",
+            XidField::Link => "Link",
+            XidField::IntrInfo => "IntrInfo",
+            XidField::ErrorStatus => "Error status",
             XidField::Force => "Force",
             XidField::Watch => "Watch cordon",
         }
@@ -53,6 +79,14 @@ pub struct XidDialog {
     pub gpu: String,
     /// XID, as typed.
     pub xid: String,
+    /// NVLink5 subcode, as typed (empty: the catalog's).
+    pub subcode: String,
+    /// NVLink5 link, as typed.
+    pub link: String,
+    /// NVLink5 IntrInfo, as typed (empty: the catalog's).
+    pub intrinfo: String,
+    /// NVLink5 Error Status, as typed (empty: the catalog's).
+    pub error_status: String,
     /// Allow an XID outside the catalog.
     pub force: bool,
     /// Index into [`WATCH_CHOICES`].
@@ -68,10 +102,46 @@ impl XidDialog {
             node: node.clone(),
             gpu: "0".to_string(),
             xid: DEFAULT_XID.to_string(),
+            subcode: String::new(),
+            link: "0".to_string(),
+            intrinfo: String::new(),
+            error_status: String::new(),
             force: false,
             watch: 0,
             form: FormState::default(),
         }
+    }
+
+    /// The fields shown for the XID typed now (the NVLink5 rows only for 144–150).
+    pub fn fields(&self) -> &'static [XidField] {
+        match self.nvl5_defaults() {
+            Some(_) => &XidField::NVLINK5,
+            None => &XidField::ALL,
+        }
+    }
+
+    /// The catalog's NVLink5 defaults of the XID typed now, if it is one of 144–150.
+    fn nvl5_defaults(&self) -> Option<Nvl5> {
+        self.xid.trim().parse().ok().and_then(xid::lookup).and_then(|info| info.nvlink5())
+    }
+
+    /// The NVLink5 fields as typed (blank: the catalog's default).
+    fn nvl5_options(&self) -> Result<Nvl5Options, String> {
+        if self.nvl5_defaults().is_none() {
+            return Ok(Nvl5Options::default());
+        }
+        fn given(text: &str) -> Option<&str> {
+            Some(text.trim()).filter(|t| !t.is_empty())
+        }
+        let register = |what, text: &String| {
+            given(text).map(|t| xid::parse_register(what, t).map_err(|e| e.to_string())).transpose()
+        };
+        Ok(Nvl5Options {
+            subcode: given(&self.subcode).map(str::to_string),
+            link: Some(parse_number("link", &self.link)?),
+            intrinfo: register("IntrInfo", &self.intrinfo)?,
+            error_status: register("Error status", &self.error_status)?,
+        })
     }
 
     /// The watch timeout chosen.
@@ -101,6 +171,29 @@ impl XidDialog {
                     None => Err(unknown_xid(number, Names::Labels)),
                 }
             }
+            XidField::Subcode => match self.subcode.trim() {
+                "" => Ok(format!("default {}", self.nvl5_defaults().map_or("-", |d| d.subcode))),
+                typed => xid::check_subcode(typed).map(|_| "the NVLink sub-unit".to_string()).map_err(|e| rename(&e)),
+            },
+            XidField::Link => {
+                let link = parse_number("link", &self.link)?;
+                match link <= xid::MAX_LINK {
+                    true => Ok("the NVLink the error is on".to_string()),
+                    false => Err(format!("{link} is not a link 0–{}", xid::MAX_LINK)),
+                }
+            }
+            XidField::IntrInfo | XidField::ErrorStatus => {
+                let (text, default) = match (field, self.nvl5_defaults()) {
+                    (XidField::IntrInfo, d) => (&self.intrinfo, d.map(|d| d.intrinfo)),
+                    (_, d) => (&self.error_status, d.map(|d| d.error_status)),
+                };
+                match text.trim() {
+                    "" => Ok(format!("default 0x{:08x}", default.unwrap_or(0))),
+                    typed => xid::parse_register(field.label(), typed)
+                        .map(|v| format!("0x{v:08x}"))
+                        .map_err(|e| e.to_string()),
+                }
+            }
             XidField::Force => Ok("allow an XID outside the catalog".to_string()),
             XidField::Watch => Ok(match self.watch_timeout() {
                 Some(timeout) => format!("follow the node up to {} s until it is cordoned", timeout.as_secs()),
@@ -118,6 +211,7 @@ impl XidDialog {
         let xid = parse_number("XID", &self.xid)?;
         let draft = XidDraft {
             request: XidInjectRequest {
+                nvl5: self.nvl5_options()?,
                 force: self.force,
                 watch: self.watch_timeout(),
                 ..XidInjectRequest::new(&self.node.name, gpu, xid)
@@ -125,18 +219,17 @@ impl XidDialog {
         };
         draft.parse(Names::Labels).map_err(|e| e.to_string())
     }
+}
 
-    /// What the dialog says about the node: its agent (the injection runs there), GPUs and cordon.
-    fn node_line(&self) -> String {
-        let node = &self.node;
-        let agent = match &node.agent {
-            Some(agent) if agent.ready => format!("agent pod {} ready", agent.name),
-            Some(agent) => format!("agent pod {} not ready ({}): the injection will fail", agent.name, agent.phase),
-            None => "no faultline-node agent pod here: the injection will fail".to_string(),
-        };
-        let gpus = node.gpus.map_or("GPU count unknown".to_string(), |g| format!("{g} GPUs"));
-        format!("{agent} · {gpus} · {}", if node.cordoned { "cordoned" } else { "not cordoned" })
-    }
+/// What a dialog says about the node: its agent (the injection runs there), GPUs and cordon.
+pub(super) fn agent_line(node: &GpuNode) -> String {
+    let agent = match &node.agent {
+        Some(agent) if agent.ready => format!("agent pod {} ready", agent.name),
+        Some(agent) => format!("agent pod {} not ready ({}): the injection will fail", agent.name, agent.phase),
+        None => "no faultline-node agent pod here: the injection will fail".to_string(),
+    };
+    let gpus = node.gpus.map_or("GPU count unknown".to_string(), |g| format!("{g} GPUs"));
+    format!("{agent} · {gpus} · {}", if node.cordoned { "cordoned" } else { "not cordoned" })
 }
 
 impl ClusterForm for XidDialog {
@@ -146,10 +239,11 @@ impl ClusterForm for XidDialog {
     fn look(&self) -> FormLook {
         FormLook {
             title: format!(" Inject an XID on node {} ", self.node.name),
-            intro: self.node_line(),
+            intro: agent_line(&self.node),
             width: 96,
             label_width: 14,
-            value_width: 14,
+            // The NVLink5 rows need room for a subcode word (`NETIR_LINK_DOWN`).
+            value_width: if self.nvl5_defaults().is_some() { 18 } else { 14 },
             hints: FormHints::Steps,
             yes: "inject",
             ready: "✓ Enter asks for confirmation before anything is injected.",
@@ -167,12 +261,16 @@ impl ClusterForm for XidDialog {
     }
 
     fn rows(&self) -> Vec<FormRow> {
-        XidField::ALL
-            .into_iter()
-            .map(|field| {
+        self.fields()
+            .iter()
+            .map(|&field| {
                 let (value, input) = match field {
                     XidField::Gpu => (self.gpu.clone(), Input::Stepped),
                     XidField::Xid => (self.xid.clone(), Input::Stepped),
+                    XidField::Subcode => (self.subcode.clone(), Input::Text),
+                    XidField::Link => (self.link.clone(), Input::Stepped),
+                    XidField::IntrInfo => (self.intrinfo.clone(), Input::Text),
+                    XidField::ErrorStatus => (self.error_status.clone(), Input::Text),
                     XidField::Force => (checkbox(self.force), Input::Toggle),
                     XidField::Watch => match WATCH_CHOICES.get(self.watch).copied().flatten() {
                         Some(seconds) => (choice(&format!("{seconds} s")), Input::Choice),
@@ -185,17 +283,26 @@ impl ClusterForm for XidDialog {
     }
 
     fn text_mut(&mut self, index: usize) -> Option<&mut String> {
-        match XidField::ALL.get(index)? {
+        match self.fields().get(index)? {
             XidField::Gpu => Some(&mut self.gpu),
             XidField::Xid => Some(&mut self.xid),
+            XidField::Subcode => Some(&mut self.subcode),
+            XidField::Link => Some(&mut self.link),
+            XidField::IntrInfo => Some(&mut self.intrinfo),
+            XidField::ErrorStatus => Some(&mut self.error_status),
             XidField::Force | XidField::Watch => None,
         }
     }
 
-    /// GPU ± `delta`; XID to the previous / next catalog entry; force flips; watch cycles.
+    /// GPU and link ± `delta`; XID to the previous / next catalog entry; force flips; watch cycles.
     fn step_row(&mut self, index: usize, delta: i64) {
-        let Some(field) = XidField::ALL.get(index) else { return };
+        let Some(field) = self.fields().get(index) else { return };
         match field {
+            XidField::Link => {
+                let current = self.link.trim().parse::<i64>().unwrap_or(0);
+                self.link = (current + delta).clamp(0, i64::from(xid::MAX_LINK)).to_string();
+            }
+            XidField::Subcode | XidField::IntrInfo | XidField::ErrorStatus => {}
             XidField::Gpu => {
                 let current = self.gpu.trim().parse::<i64>().unwrap_or(0);
                 self.gpu = (current + delta).clamp(0, i64::from(u32::MAX)).to_string();
@@ -228,12 +335,21 @@ impl ClusterForm for XidDialog {
             Some(info) => format!("{}, {}", info.name, info.severity.name()),
             None => format!("{}, forced", xid::UNKNOWN_NAME),
         };
+        let what = match xid::Nvl5Fields::resolve(request.xid, &request.nvl5).ok().flatten() {
+            Some(fields) => format!("{what}; {} on link {}", fields.subcode, fields.link),
+            None => what,
+        };
         let watch = match request.watch {
             Some(timeout) => format!(", then watch up to {} s for the cordon", timeout.as_secs()),
             None => String::new(),
         };
         Ok(format!("Inject XID {} ({what}) on GPU {} of node {}{watch}? y/n", request.xid, request.gpu, request.node))
     }
+}
+
+/// A node-side error in the dialog's words (row labels for flags).
+fn rename(error: &crate::node::NodeError) -> String {
+    Names::Labels.rename(&error.to_string())
 }
 
 fn parse_number(what: &str, text: &str) -> Result<u32, String> {
@@ -281,10 +397,10 @@ mod tests {
         dialog.type_char('8');
         assert_eq!(dialog.check(XidField::Xid).unwrap(), "Double bit ECC error · critical");
         dialog.step(1);
-        assert_eq!(dialog.xid, "61", "→ goes to the next catalog XID");
+        assert_eq!(dialog.xid, "54", "→ goes to the next catalog XID");
         dialog.step(-1);
         dialog.step(-1);
-        assert_eq!(dialog.xid, "45");
+        assert_eq!(dialog.xid, "46");
     }
 
     #[test]
@@ -301,6 +417,31 @@ mod tests {
         assert_eq!(dialog.inject_request().unwrap_err(), "GPU: '-1' is not a whole number");
         dialog.gpu.clear();
         assert_eq!(dialog.inject_request().unwrap_err(), "GPU: give the GPU number");
+    }
+
+    #[test]
+    fn nvlink5_xids_show_their_subcode_rows_with_the_catalog_s_defaults() {
+        let mut dialog = XidDialog::new(&node(Some(8)));
+        assert_eq!(dialog.rows().len(), 4);
+        dialog.xid = "149".into();
+        let labels: Vec<&str> = dialog.rows().iter().map(|row| row.label).collect();
+        assert_eq!(labels, ["GPU", "XID", "Subcode", "Link", "IntrInfo", "Error status", "Force", "Watch cordon"]);
+        assert_eq!(dialog.check(XidField::Subcode).unwrap(), "default NETIR_LINK_EVT");
+        assert_eq!(dialog.check(XidField::IntrInfo).unwrap(), "default 0x000001c6");
+        assert_eq!(dialog.inject_request().unwrap().nvl5, Nvl5Options { link: Some(0), ..Nvl5Options::default() });
+        dialog.form.cursor = 3;
+        dialog.step(9);
+        dialog.subcode = "NETIR LINK".into();
+        assert!(dialog.check(XidField::Subcode).unwrap_err().starts_with("Subcode `NETIR LINK` is not a subcode"));
+        dialog.subcode = "NETIR_LINK_DOWN".into();
+        dialog.intrinfo = "0x025525c6".into();
+        let request = dialog.inject_request().unwrap();
+        assert_eq!((request.nvl5.link, request.nvl5.intrinfo), (Some(9), Some(0x0255_25c6)));
+        assert!(dialog.question().unwrap().contains("(NVLINK: NETIR Error, high; NETIR_LINK_DOWN on link 9)"));
+        dialog.error_status = "x".into();
+        assert!(dialog.inject_request().unwrap_err().starts_with("Error status: Error status `x` is not a 32-bit"));
+        dialog.xid = "79".into();
+        assert_eq!(dialog.inject_request().unwrap().nvl5, Nvl5Options::default(), "other XIDs send none");
     }
 
     #[test]

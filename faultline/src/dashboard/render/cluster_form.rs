@@ -20,6 +20,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         Overlay::Partition(dialog) => form(frame, app, area, dialog.as_ref()),
         Overlay::Shim(dialog) => form(frame, app, area, dialog.as_ref()),
         Overlay::Xid(dialog) => form(frame, app, area, dialog.as_ref()),
+        Overlay::Signal(dialog) => form(frame, app, area, dialog.as_ref()),
         Overlay::Ask(ask) => {
             let theme = app.theme;
             let popup_width = 90.min(area.width);

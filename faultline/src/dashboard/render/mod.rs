@@ -96,7 +96,7 @@ pub fn render(frame: &mut Frame, app: &App) {
         Overlay::Help(_) => help::render(frame, app, area),
         Overlay::Editor(_) => editor::render(frame, app, area),
         Overlay::Dump(_) | Overlay::Replay(_) => dialogs::render(frame, app, area),
-        Overlay::Xid(_) | Overlay::Partition(_) | Overlay::Shim(_) | Overlay::Ask(_) => {
+        Overlay::Xid(_) | Overlay::Signal(_) | Overlay::Partition(_) | Overlay::Shim(_) | Overlay::Ask(_) => {
             cluster_form::render(frame, app, area)
         }
     }

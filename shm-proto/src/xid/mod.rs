@@ -1,11 +1,11 @@
 //! The XID catalogue, shared by the `faultline` tool (which writes XID lines into kernel logs, arms nodes and rolls
 //! shims out) and the CUDA shim (which fails calls as a GPU with that XID would): one entry per NVIDIA XID
-//! faultline knows — a short name, the text the driver prints after the XID number (so an injected line reads like
+//! faultline knows ([`CATALOG`], in `catalog.rs`: NVIDIA's mnemonic, a short name, the text the driver prints after the XID number (so an injected line reads like
 //! the real one), how bad it is, and, for the XIDs a process can notice from the CUDA APIs, the codes the CUDA
 //! shim's preset returns.
 //!
 //! The texts follow NVIDIA's "XID Errors" documentation and lines seen in real kernel logs; the severities follow
-//! the seed fault-injection service (critical: the GPU is gone or its memory is corrupt, the node must be drained;
+//! the catalogue's resolution buckets as the seed fault-injection service graded them (critical: the GPU is gone or its memory is corrupt, the node must be drained;
 //! high: the GPU needs a reset; medium: contained, the workload may survive; low: usually the application's fault).
 //! Why each preset code: see the CUDA shim's README (XID table).
 
@@ -46,11 +46,30 @@ pub struct CudaPreset {
     pub driver: i32,
 }
 
+/// The XIDs NVLink5 GPUs (B100, GB200) report with a subcode, link and registers instead of a fixed text.
+pub const NVLINK5: std::ops::RangeInclusive<u32> = 144..=150;
+
+/// What the driver prints after an NVLink5 XID's number (`<subcode> <Fatal|Nonfatal> XC0 i0 Link <n> (<intrinfo>
+/// <error status> 0x… ×4)`, NVIDIA's "XID 144-150 Decode"): the defaults of one representative decode row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Nvl5 {
+    /// The NVLink sub-unit, e.g. `RLW_REMAP`, `NETIR_LINK_EVT`.
+    pub subcode: &'static str,
+    /// `Fatal` (true) or `Nonfatal` in the line.
+    pub fatal: bool,
+    /// The first register (IntrInfo), which encodes the subcode and the recovery action.
+    pub intrinfo: u32,
+    /// The second register (Error Status).
+    pub error_status: u32,
+}
+
 /// One catalogue entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct XidInfo {
     /// The XID number.
     pub xid: u32,
+    /// NVIDIA's mnemonic, e.g. `ROBUST_CHANNEL_GPU_HAS_FALLEN_OFF_THE_BUS`.
+    pub mnemonic: &'static str,
     /// A short name, e.g. "GPU has fallen off the bus".
     pub name: &'static str,
     /// The text the driver prints after `pid=…, name=…, `.
@@ -59,6 +78,8 @@ pub struct XidInfo {
     pub severity: Severity,
     /// The CUDA shim's preset (`FAULTLINE_XID`, the node policy file), for XIDs a process notices through CUDA.
     pub cuda: Option<CudaPreset>,
+    /// For the NVLink5 XIDs ([`NVLINK5`]): the subcode line's defaults.
+    pub nvl5: Option<Nvl5>,
 }
 
 /// An XID with a CUDA shim preset: what the shim and the tools that arm nodes or roll shims out accept.
@@ -83,100 +104,19 @@ impl XidInfo {
         }
     }
 
-    const fn with_cuda(self, runtime: i32, driver: i32) -> XidInfo {
+    /// The NVLink5 subcode line's defaults, for XIDs 144–150.
+    pub const fn nvlink5(&self) -> Option<Nvl5> {
+        self.nvl5
+    }
+
+    pub(crate) const fn with_cuda(self, runtime: i32, driver: i32) -> XidInfo {
         XidInfo { cuda: Some(CudaPreset { runtime, driver }), ..self }
     }
 }
 
-const fn entry(xid: u32, name: &'static str, message: &'static str, severity: Severity) -> XidInfo {
-    XidInfo { xid, name, message, severity, cuda: None }
-}
+mod catalog;
 
-/// Every XID faultline injects without `--force`, in ascending order.
-pub const CATALOG: &[XidInfo] = &[
-    entry(
-        13,
-        "Graphics engine exception",
-        "Graphics SM Warp Exception on (GPC 0, TPC 0, SM 0): Out Of Range Address",
-        Severity::Low,
-    ),
-    entry(
-        31,
-        "GPU memory page fault",
-        "Ch 00000010, intr 10000000. MMU Fault: ENGINE GRAPHICS GPCCLIENT_T1_0 faulted @ 0x7f3a_b0000000. \
-         Fault is of type FAULT_PDE ACCESS_TYPE_VIRT_READ",
-        Severity::Low,
-    ),
-    // cudaErrorLaunchTimeout / CUDA_ERROR_LAUNCH_TIMEOUT (702, the value since CUDA 10.1).
-    entry(43, "GPU stopped processing", "Ch 00000008, engmask 00000101", Severity::Low).with_cuda(702, 702),
-    entry(
-        45,
-        "Preemptive cleanup, due to previous errors",
-        "Ch 00000010, engmask 00000101, intr 10000000",
-        Severity::Low,
-    ),
-    // cudaErrorECCUncorrectable / CUDA_ERROR_ECC_UNCORRECTABLE.
-    entry(
-        48,
-        "Double bit ECC error",
-        "An uncorrectable double bit error (DBE) has been detected on GPU in the framebuffer at partition 0, \
-         subpartition 0.",
-        Severity::Critical,
-    )
-    .with_cuda(214, 214),
-    entry(
-        61,
-        "Internal micro-controller breakpoint/warning",
-        "Internal micro-controller breakpoint/warning",
-        Severity::High,
-    ),
-    entry(62, "Internal micro-controller halt", "Internal micro-controller halt", Severity::High),
-    entry(
-        63,
-        "ECC page retirement or row remapping recording event",
-        "Row Remapper: New row (0x0000000000a1b2c0) is marked for remapping, reset gpu to activate.",
-        Severity::Medium,
-    ),
-    entry(
-        64,
-        "ECC page retirement or row remapper recording failure",
-        "Row Remapper Error: row (0x0000000000a1b2c0) could not be remapped",
-        Severity::High,
-    ),
-    entry(68, "NVDEC0 exception", "NVDEC0: exception, class 0000c9b0, method 00000400", Severity::Medium),
-    entry(
-        69,
-        "Graphics engine class error",
-        "Class Error: ChId 0010, Class 0000c7c0, Offset 00000000, Data 00000000, ErrorCode 00000004",
-        Severity::Medium,
-    ),
-    // cudaErrorNvlinkUncorrectable / CUDA_ERROR_NVLINK_UNCORRECTABLE.
-    entry(
-        74,
-        "NVLink error",
-        "NVLink: fatal error detected on link 0(0x0, 0x0, 0x10000, 0x0, 0x0, 0x0, 0x0)",
-        Severity::High,
-    )
-    .with_cuda(220, 220),
-    // cudaErrorNoDevice / CUDA_ERROR_NO_DEVICE.
-    entry(79, "GPU has fallen off the bus", "GPU has fallen off the bus.", Severity::Critical).with_cuda(100, 100),
-    entry(92, "High single-bit ECC error rate", "High single-bit ECC error rate detected", Severity::Medium),
-    entry(94, "Contained ECC error", "Contained: SM (0x1). RST: No, D-RST: No", Severity::Medium).with_cuda(214, 214),
-    entry(95, "Uncontained ECC error", "Uncontained: FBHUB. RST: Yes, D-RST: No", Severity::Critical)
-        .with_cuda(214, 214),
-    // cudaErrorUnknown / CUDA_ERROR_UNKNOWN.
-    entry(
-        119,
-        "GSP RPC timeout",
-        "Timeout after 6s of waiting for RPC response from GPU0 GSP! Expected function 76 (GSP_RM_CONTROL) \
-         (0x20802a02 0x8).",
-        Severity::High,
-    )
-    .with_cuda(999, 999),
-    entry(120, "GSP error", "GSP task exception: the GPU System Processor reported an error", Severity::High)
-        .with_cuda(999, 999),
-    entry(140, "Unrecovered ECC error", "An unrecovered ECC error was detected in GPU memory", Severity::Critical),
-];
+pub use catalog::CATALOG;
 
 /// What an XID outside the catalogue (injected with `--force`) is called.
 pub const UNKNOWN_NAME: &str = "XID outside the faultline catalog";
@@ -207,17 +147,36 @@ mod tests {
 
     #[test]
     fn the_catalogue_has_every_xid_once_in_ascending_order() {
-        let wanted = [13, 31, 43, 45, 48, 61, 62, 63, 64, 68, 69, 74, 79, 92, 94, 95, 119, 120, 140];
         let xids: Vec<u32> = CATALOG.iter().map(|info| info.xid).collect();
-        assert_eq!(xids, wanted);
+        assert!(xids.windows(2).all(|w| w[0] < w[1]), "ascending, each once: {xids:?}");
+        for wanted in [13, 31, 43, 45, 48, 61, 62, 63, 64, 68, 69, 74, 79, 92, 94, 95, 119, 120, 140] {
+            assert!(xids.contains(&wanted), "XID {wanted} is still there");
+        }
         for info in CATALOG {
             assert!(!info.name.is_empty() && !info.message.is_empty(), "{info:?}");
             assert!(info.message.is_ascii() && !info.message.contains('\n'), "{info:?}");
+            let mnemonic_ok = info.mnemonic.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+            assert!(mnemonic_ok && !info.mnemonic.is_empty(), "{info:?}");
             assert_eq!(index_of(info.xid).map(|i| CATALOG[i].xid), Some(info.xid));
         }
         assert_eq!(lookup(79).unwrap().severity, Severity::Critical);
-        assert_eq!(lookup(7), None);
+        assert_eq!(lookup(79).unwrap().mnemonic, "ROBUST_CHANNEL_GPU_HAS_FALLEN_OFF_THE_BUS");
+        assert_eq!(lookup(7), None, "unused in NVIDIA's catalogue");
         assert_eq!(index_of(7), None);
+    }
+
+    #[test]
+    fn the_nvlink5_xids_and_only_they_have_subcode_defaults() {
+        for info in CATALOG {
+            assert_eq!(info.nvlink5().is_some(), NVLINK5.contains(&info.xid), "{info:?}");
+        }
+        for xid in NVLINK5 {
+            let info = lookup(xid).expect("144–150 are in the catalogue");
+            let nvl5 = info.nvlink5().unwrap();
+            assert!(info.mnemonic.starts_with("NVLINK_") && info.name.starts_with("NVLINK: "), "{info:?}");
+            assert!(!nvl5.subcode.is_empty() && nvl5.subcode.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+        }
+        assert_eq!(lookup(145).unwrap().nvlink5().map(|n| (n.subcode, n.intrinfo)), Some(("RLW_REMAP", 0x82)));
     }
 
     #[test]
