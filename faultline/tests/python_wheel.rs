@@ -5,11 +5,12 @@
 //! the executable, both shims and the pytest plugin are found where pip put them (its tests say what each checks:
 //! the wheel's contents and tag, `faultline --version` and `shim-path`, the `shimmed` fixture on a real UCX program,
 //! `faults()` making every put fail with the pool's codes and restoring the strategy, a NIXL transfer failing under
-//! the fixture and succeeding after it, bad arguments refused with exit status 2 and nothing changed).
+//! the fixture and succeeding after it, the CUDA shim failing the PyPI CUDA runtime's calls, bad arguments refused
+//! with exit status 2 and nothing changed).
 //!
 //! Needs maturin on PATH and, for the system `python3`, pytest (with pytest-asyncio, which kmock's pytest plugin
-//! imports), mypy, NIXL and numpy: `scripts/install-deps.sh --test`. The venv sees them through
-//! `--system-site-packages`; without them this test fails and says so.
+//! imports), mypy, NIXL, numpy and the CUDA runtime (`nvidia-cuda-runtime-cu12`): `scripts/install-deps.sh --test`.
+//! The venv sees them through `--system-site-packages`; without them this test fails and says so.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -19,13 +20,14 @@ const SELFLOOP: &str = "shim-ucx/tests/c/ucx_selfloop.c";
 
 /// The interpreter with the test dependencies: `sys.executable` of the system `python3` (not a launcher script).
 fn base_python() -> PathBuf {
-    let probe = "import sys, pytest, pytest_asyncio, mypy, numpy, nixl._api; print(sys.executable)";
+    let probe =
+        "import sys, pytest, pytest_asyncio, mypy, numpy, nixl._api, nvidia.cuda_runtime; print(sys.executable)";
     let output = Command::new("python3").args(["-c", probe]).env_remove("LD_PRELOAD").output();
     match output {
         Ok(out) if out.status.success() => PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()),
         Ok(out) => panic!(
             "python3 lacks what the wheel's suite needs ({}): {}\nRun scripts/install-deps.sh --test (pytest, \
-             pytest-asyncio, mypy, NIXL, numpy).",
+             pytest-asyncio, mypy, NIXL, numpy, nvidia-cuda-runtime-cu12).",
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         ),

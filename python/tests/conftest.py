@@ -3,8 +3,8 @@
 scripts/test.sh runs it through faultline/tests/python_wheel.rs, which builds the wheel, installs it into a fresh
 venv in a temporary directory, copies this directory there with the UCX test program (`ucx_selfloop`, built from
 shim-ucx/tests/c/ucx_selfloop.c) beside it, and sets FAULTLINE_WHEEL to the wheel's path. To run it by hand, do the
-same: it needs the wheel installed, `ucx_selfloop` here, and NIXL, numpy and mypy importable (scripts/install-deps.sh
---test).
+same: it needs the wheel installed, `ucx_selfloop` here, and NIXL, numpy, the CUDA runtime (nvidia-cuda-runtime-cu12)
+and mypy importable (scripts/install-deps.sh --test).
 """
 
 from __future__ import annotations
