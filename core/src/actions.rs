@@ -17,6 +17,7 @@ use shm_proto::{Kind, Mode, Strategy};
 
 use crate::error::Error;
 use crate::recording;
+use crate::settings::Settings;
 use crate::targets::Target;
 
 /// On, off, or the opposite of what it is now.
@@ -104,6 +105,8 @@ pub enum Change {
     },
     /// `record clear`: forget what the ring holds.
     ClearRecording,
+    /// `set`: several settings at once, published as one change.
+    Settings(Settings),
 }
 
 impl Change {
@@ -146,7 +149,11 @@ impl Change {
     /// Whether the change (re)starts the call sequence: pattern, replay, skip and limit count from the next armed
     /// call again.
     pub fn starts_sequence(&self) -> bool {
-        matches!(self, Change::Strategy { .. } | Change::Replay { .. } | Change::Skip(_) | Change::Limit(_))
+        match self {
+            Change::Strategy { .. } | Change::Replay { .. } | Change::Skip(_) | Change::Limit(_) => true,
+            Change::Settings(settings) => settings.starts_sequence(),
+            _ => false,
+        }
     }
 
     /// What the change does, for messages (`--read-only: refusing to …`).
@@ -167,6 +174,7 @@ impl Change {
             Change::Recording(_) => "switch recording",
             Change::Replay { .. } => "start a replay",
             Change::ClearRecording => "clear the recording",
+            Change::Settings(_) => "change the settings",
         }
     }
 }
@@ -224,12 +232,7 @@ pub fn plan(change: &Change, target: &Target) -> Result<Planned, Error> {
         Change::Limit(limit) => next.limit = *limit,
         Change::Delay { us, mode } => {
             next.delay_us = *us;
-            next.delay_mode = match (*us, *mode) {
-                (0, _) => DelayMode::Off,
-                (_, Some(mode)) => mode,
-                (_, None) if current.delay_mode != DelayMode::Off => current.delay_mode,
-                (_, None) => DelayMode::BeforeFault,
-            };
+            next.delay_mode = resolve_delay_mode(*us, *mode, current.delay_mode);
         }
         Change::Reset => next = target.segment().default_strategy(),
         Change::Recording(switch) => next.recording = switch.resolve(current.recording),
@@ -244,9 +247,23 @@ pub fn plan(change: &Change, target: &Target) -> Result<Planned, Error> {
             next.enabled = true;
         }
         Change::ClearRecording => return Ok(Planned::ClearRecording),
+        Change::Settings(settings) => {
+            next = settings.apply_to(&current, kind, &target.segment().header.hook_names())?
+        }
     }
     let restart = change.starts_sequence();
     Ok(Planned::Publish { strategy: next, restart })
+}
+
+/// The delay mode after setting the delay to `us` microseconds, with `asked` if one was given: 0 is off; otherwise
+/// the mode asked for, else the one in force, else before-fault.
+pub fn resolve_delay_mode(us: u32, asked: Option<DelayMode>, current: DelayMode) -> DelayMode {
+    match (us, asked) {
+        (0, _) => DelayMode::Off,
+        (_, Some(mode)) => mode,
+        (_, None) if current != DelayMode::Off => current,
+        (_, None) => DelayMode::BeforeFault,
+    }
 }
 
 /// Checks a replay program against a kind: 1 to [`REPLAY_CAP`] calls, every nonzero entry an error of that kind.

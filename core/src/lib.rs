@@ -4,6 +4,7 @@
 //!
 //! - [`targets`]: discover segments, attach them, tell live from dead, select by `--pid` / `--kind`;
 //! - [`actions`]: every change, once: plan (validate) per target, then apply;
+//! - [`settings`]: `set`, several settings validated together and published as one change;
 //! - [`request`]: the single entry point — a [`request::Request`] is executed into a [`request::Report`];
 //! - [`recording`]: the flight recorder: read, dump (the seed's formats), replay programs;
 //! - [`state`]: what a process's state and counters look like as plain values;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod output;
 pub mod recording;
 pub mod request;
+pub mod settings;
 pub mod state;
 pub mod targets;
 

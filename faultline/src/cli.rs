@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use faultline::actions::{Change, ReplaySource, Switch};
 use faultline::recording::DumpFormat;
+use faultline::settings::{Settings, TypedSettings};
 use faultline::{compat, Error, Request};
 use shm_proto::Kind;
 
@@ -77,6 +78,13 @@ pub enum KindArg {
     // Variants stay undocumented so the help lists them compactly: [possible values: ucx, cuda].
     Ucx,
     Cuda,
+}
+
+impl KindArg {
+    /// `ucx` or `cuda`.
+    pub fn name(self) -> &'static str {
+        Kind::from(self).name()
+    }
 }
 
 impl From<KindArg> for Kind {
@@ -158,6 +166,12 @@ pub enum Command {
         #[arg(long, value_name = "MODE", value_parser = ["before-fault", "instead-of-fault", "off"])]
         mode: Option<String>,
     },
+    /// Change several settings at once: every value is checked first, then all are published as one change.
+    #[command(after_help = "Each option sets what `faultline status` shows under the same name, e.g. \
+                            `faultline set --enabled on --mode pattern --pattern XOOX --hooks put --error-codes -3`. \
+                            --mode switches the mode and keeps the stored pattern and replay program; --pattern \
+                            without --mode means pattern mode, and --pattern '' clears the stored pattern.")]
+    Set(SetArgs),
     /// Go back to the shim's defaults (disabled, random 0%, default pool and hooks, recording off); counters stay.
     Reset,
     /// Record armed calls into the process's flight recorder, dump it, or clear it.
@@ -185,6 +199,14 @@ pub enum Command {
     #[command(after_help = "Compiles a small UCX program (needs cc and libucx-dev), starts it with \
                             LD_PRELOAD=libfaultline_ucx.so, and stops it when the dashboard exits.")]
     Demo,
+    /// Print the absolute path of the shim library that came with this faultline (beside it, or in its Python
+    /// package), for LD_PRELOAD.
+    #[command(after_help = "e.g. LD_PRELOAD=$(faultline shim-path ucx) vllm serve …")]
+    ShimPath {
+        /// Which shim.
+        #[arg(value_enum)]
+        kind: KindArg,
+    },
     /// Print a shell completion script.
     #[command(after_help = "e.g. faultline completions bash > /etc/bash_completion.d/faultline")]
     Completions {
@@ -247,6 +269,67 @@ pub enum RecordCommand {
     Clear,
 }
 
+/// The options of `set`: each one setting, as `status` names it; at least one.
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    /// Inject faults at all.
+    #[arg(long, value_name = "on|off")]
+    pub enabled: Option<String>,
+    /// The mode (the stored pattern and replay program are kept).
+    #[arg(long, value_name = "MODE", value_parser = ["random", "pattern", "replay"])]
+    pub mode: Option<String>,
+    /// The X/O pattern ('' clears it).
+    #[arg(long, value_name = "PATTERN")]
+    pub pattern: Option<String>,
+    /// Random mode's probability in percent (decimals allowed).
+    #[arg(long, value_name = "PERCENT", allow_hyphen_values = true)]
+    pub probability: Option<String>,
+    /// The error pool: numbers or names, comma-separated.
+    #[arg(long, value_name = "CODES", allow_hyphen_values = true)]
+    pub error_codes: Option<String>,
+    /// The armed hooks: names or short names, all or none.
+    #[arg(long, value_name = "HOOKS|all|none")]
+    pub hooks: Option<String>,
+    /// Random mode's seed.
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub seed: Option<String>,
+    /// Armed calls to pass before the strategy starts.
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub skip: Option<String>,
+    /// Faults after which injection stops (0: no limit).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub limit: Option<String>,
+    /// Delay length in microseconds (0 turns it off).
+    #[arg(long, value_name = "MICROSECONDS", allow_hyphen_values = true)]
+    pub delay: Option<String>,
+    /// What the delay does.
+    #[arg(long, value_name = "MODE", value_parser = ["before-fault", "instead-of-fault", "off"])]
+    pub delay_mode: Option<String>,
+    /// Whether a replay starts over after its last call.
+    #[arg(long, value_name = "on|off")]
+    pub replay_loop: Option<String>,
+}
+
+impl SetArgs {
+    fn change(&self) -> Result<Change, Error> {
+        let typed = TypedSettings {
+            enabled: self.enabled.as_deref(),
+            mode: self.mode.as_deref(),
+            pattern: self.pattern.as_deref(),
+            probability: self.probability.as_deref(),
+            error_codes: self.error_codes.as_deref(),
+            hooks: self.hooks.as_deref(),
+            seed: self.seed.as_deref(),
+            skip: self.skip.as_deref(),
+            limit: self.limit.as_deref(),
+            delay: self.delay.as_deref(),
+            delay_mode: self.delay_mode.as_deref(),
+            replay_loop: self.replay_loop.as_deref(),
+        };
+        Ok(Change::Settings(Settings::parse(&typed)?))
+    }
+}
+
 /// The options of `record dump`.
 #[derive(Debug, Args)]
 pub struct DumpArgs {
@@ -281,8 +364,8 @@ impl Command {
             Command::RecordDumpCount { count } => {
                 return DumpArgs { format: DumpFormat::Records, count: Some(count), output: None }.request()
             }
-            Command::Completions { .. } | Command::Demo => {
-                return Err(Error::usage("completions and the demo are run by the binary"))
+            Command::Completions { .. } | Command::Demo | Command::ShimPath { .. } => {
+                return Err(Error::usage("completions, shim-path and the demo are run by the binary"))
             }
             Command::Node { .. } | Command::Cluster(_) => {
                 return Err(Error::usage("node and cluster commands are run by the binary"))
@@ -298,6 +381,7 @@ impl Command {
             Command::Skip { count } => Change::skip(&count)?,
             Command::Limit { count } => Change::limit(&count)?,
             Command::Delay { microseconds, mode } => Change::delay(&microseconds, mode.as_deref())?,
+            Command::Set(args) => args.change()?,
             Command::Reset => Change::Reset,
             Command::Record { action: RecordCommand::On } => Change::Recording(Switch::On),
             Command::Record { action: RecordCommand::Off } => Change::Recording(Switch::Off),

@@ -4,7 +4,8 @@
 //! dashboard exits stops the workload and removes its segment.
 //!
 //! The program is built once into `$XDG_CACHE_HOME/faultline` (or `~/.cache/faultline`) and rebuilt when its
-//! source changes; the shim is taken from beside the running `faultline` (or `FAULTLINE_UCX_SHIM`).
+//! source changes; the shim is the one that came with the running `faultline` (`faultline shim-path ucx`), or
+//! `FAULTLINE_UCX_SHIM`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -45,22 +46,12 @@ pub fn cache_dir() -> PathBuf {
         .join("faultline")
 }
 
-/// `libfaultline_ucx.so`: `FAULTLINE_UCX_SHIM`, or beside the running executable.
+/// `libfaultline_ucx.so`: `FAULTLINE_UCX_SHIM`, or the one that came with the running executable.
 pub fn find_shim() -> anyhow::Result<PathBuf> {
     if let Some(path) = std::env::var_os("FAULTLINE_UCX_SHIM").filter(|v| !v.is_empty()) {
         return Ok(PathBuf::from(path));
     }
-    let exe = std::env::current_exe().context("cannot tell where the faultline binary is")?;
-    let shim = exe.with_file_name("libfaultline_ucx.so");
-    if !shim.is_file() {
-        bail!(
-            "{} not found next to {}: build it with `cargo build --release --workspace` (scripts/demo.sh does), \
-             or point FAULTLINE_UCX_SHIM at it",
-            shim.display(),
-            exe.display()
-        );
-    }
-    Ok(shim)
+    crate::shims::shim_path(Kind::Ucx).map_err(|e| anyhow::anyhow!("{e}; or point FAULTLINE_UCX_SHIM at one"))
 }
 
 /// FNV-1a: a hash of the source that stays the same across Rust versions, for the cache file name.

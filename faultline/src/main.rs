@@ -52,6 +52,17 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         args.agent_namespace = args.agent_namespace.or(cli.agent_namespace);
         return cli::cluster::run(args, &cli.pids, cli.json, cli.read_only);
     }
+    if let Command::ShimPath { kind } = command {
+        let path = faultline::shims::shim_path(kind.into())?;
+        let text = path.to_str().ok_or_else(|| anyhow::anyhow!("the shim's path is not UTF-8: {}", path.display()))?;
+        let line = if cli.json {
+            serde_json::json!({ "kind": kind.name(), "path": text }).to_string()
+        } else {
+            text.to_string()
+        };
+        writeln!(io::stdout().lock(), "{line}")?;
+        return Ok(EXIT_OK);
+    }
     if let Command::Completions { shell } = command {
         clap_complete::generate(shell, &mut Cli::command(), "faultline", &mut io::stdout());
         return Ok(EXIT_OK);

@@ -77,6 +77,14 @@ fn bad_values_are_refused_with_exit_2_and_change_nothing() {
         (&["send", r#"{"command":"set_error_codes","error_codes":[0]}"#], "0 is not an error for ucx"),
         (&["send", r#"{"command":"set_error_codes"}"#], "set_error_codes needs \"error_codes\""),
         (&["send", "not json"], "not a JSON command object"),
+        (&["set"], "set: give at least one setting"),
+        (&["set", "--enabled", "on", "--pattern", "XQ"], "'Q' at position 2"),
+        (&["set", "--enabled", "on", "--hooks", "bogus"], "unknown hook 'bogus'"),
+        (&["set", "--enabled", "on", "--probability", "50", "--error-codes", "0"], "0 is not an error for ucx"),
+        (&["set", "--enabled", "yes please"], "enabled 'yes please' is not on/off"),
+        (&["set", "--mode", "replay"], "set: replay mode needs a replay program"),
+        (&["set", "--mode", "pattern", "--pattern", ""], "set: pattern mode needs a pattern"),
+        (&["set", "--skip", "-1", "--enabled", "on"], "skip '-1' is not a whole number"),
         (
             &["send", r#"{"command":"set_probability","probability":"25"}"#],
             r#"set_probability: "probability" must be a number, not "25""#,
@@ -99,7 +107,13 @@ fn bad_values_are_refused_with_exit_2_and_change_nothing() {
     }
 
     // Usage errors clap catches also exit 2 and change nothing.
-    for args in [&["delay", "5", "--mode", "sideways"][..], &["--pid", "abc", "enable"], &["frobnicate"]] {
+    for args in [
+        &["delay", "5", "--mode", "sideways"][..],
+        &["--pid", "abc", "enable"],
+        &["frobnicate"],
+        &["set", "--mode", "chaos"],
+        &["shim-path", "rdma"],
+    ] {
         fails(&shm, args, 2);
         assert_eq!(status(&shm, program.pid()), before);
     }

@@ -4,6 +4,8 @@
 mod common;
 
 use common::{fails, hook, ok, on, run, start, start_binary, status};
+use std::process::Command;
+
 use serde_json::Value;
 use testkit::ShmDir;
 
@@ -103,6 +105,81 @@ fn each_seed_json_object_does_what_its_subcommand_does() {
     let sent_status = on(&shm, by_json.pid(), &["send", r#"{"command":"status"}"#]);
     let said_status = on(&shm, by_json.pid(), &["status"]);
     assert_eq!(sent_status, said_status);
+}
+
+#[test]
+fn set_does_in_one_change_what_the_single_setting_commands_do() {
+    let shm = ShmDir::new();
+    let one_by_one = start(&shm, "put");
+    let at_once = start(&shm, "put");
+    let commands: &[&[&str]] = &[
+        &["enable"],
+        &["strategy", "XOOX", "--error-codes", "-20,UCS_ERR_IO_ERROR"],
+        &["hooks", "put,get"],
+        &["probability", "7.5"],
+        &["seed", "0x2a"],
+        &["skip", "2"],
+        &["limit", "5"],
+        &["delay", "100", "--mode", "instead-of-fault"],
+    ];
+    for command in commands {
+        on(&shm, one_by_one.pid(), command);
+    }
+    let set = [
+        "set",
+        "--enabled=on",
+        "--pattern=XOOX",
+        "--error-codes=-20,UCS_ERR_IO_ERROR",
+        "--hooks=put,get",
+        "--probability=7.5",
+        "--seed=0x2a",
+        "--skip=2",
+        "--limit=5",
+        "--delay=100",
+        "--delay-mode=instead-of-fault",
+    ];
+    on(&shm, at_once.pid(), &set);
+    assert_eq!(strategy(&status(&shm, one_by_one.pid())), strategy(&status(&shm, at_once.pid())));
+
+    // --mode switches and keeps the stored pattern; --pattern '' clears it where the mode allows.
+    let random = on(&shm, at_once.pid(), &["--json", "set", "--mode", "random"]);
+    let random: Value = serde_json::from_str(&random).unwrap();
+    assert_eq!(
+        (&random["processes"][0]["mode"], &random["processes"][0]["pattern"]),
+        (&"random".into(), &"XOOX".into())
+    );
+    on(&shm, at_once.pid(), &["set", "--pattern="]);
+    assert_eq!(status(&shm, at_once.pid())["pattern"], "");
+}
+
+#[test]
+fn shim_path_prints_the_shim_that_came_with_the_binary() {
+    let shm = ShmDir::new();
+    for kind in ["ucx", "cuda"] {
+        let printed = ok(&shm, &["shim-path", kind]);
+        let path = std::path::Path::new(printed.trim_end());
+        assert!(path.is_absolute() && path.is_file(), "{printed}");
+        assert_eq!(path.file_name().unwrap().to_str().unwrap(), format!("libfaultline_{kind}.so"));
+        let json: Value = serde_json::from_str(&ok(&shm, &["--json", "shim-path", kind])).unwrap();
+        assert_eq!(json, serde_json::json!({ "kind": kind, "path": printed.trim_end() }));
+    }
+    for args in [&["shim-path"][..], &["shim-path", "rdma"], &["node", "shim-path", "ucx"]] {
+        fails(&shm, args, 2);
+    }
+
+    // The same binary with no shim beside it and no Python package around it: exit 1, saying where it looked.
+    let alone = tempfile::tempdir_in(testkit::target_dir()).unwrap();
+    let bin = alone.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let faultline = bin.join("faultline");
+    if std::fs::hard_link(&testkit::artifacts().faultline, &faultline).is_err() {
+        std::fs::copy(&testkit::artifacts().faultline, &faultline).unwrap();
+    }
+    let output = Command::new(&faultline).args(["shim-path", "ucx"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no libfaultline_ucx.so beside this faultline or in its Python package"), "{stderr}");
+    assert!(stderr.contains(&bin.display().to_string()), "{stderr}");
 }
 
 #[test]

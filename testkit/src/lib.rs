@@ -49,15 +49,8 @@ pub fn artifacts() -> &'static Artifacts {
         let mut build = Command::new(env!("CARGO"));
         // The same feature set as `cargo build --release --workspace` (scripts/test.sh), so nothing is rebuilt ...
         build.args(["build", "--release", "--workspace"]).current_dir(&root);
-        // ... and the same environment: cargo gives each test process its package's variables, and build scripts
-        // that watch them (ring's watches CARGO_MANIFEST_DIR) would otherwise rebuild half the release tree once
-        // per crate whose tests run.
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy().into_owned();
-            if is_per_package_cargo_variable(&name) {
-                build.env_remove(&name);
-            }
-        }
+        // ... and the same environment.
+        without_package_cargo_variables(&mut build);
         let status = build.status().expect("cargo runs");
         assert!(status.success(), "building the release artifacts failed");
         let release = target_dir().join("release");
@@ -67,6 +60,19 @@ pub fn artifacts() -> &'static Artifacts {
             faultline: release.join("faultline"),
         }
     })
+}
+
+/// Removes from `command`'s environment the variables cargo gives each test process for its package, for a command
+/// that runs cargo on the workspace: build scripts that watch them (ring's watches CARGO_MANIFEST_DIR) would
+/// otherwise rebuild half the release tree once per crate whose tests run.
+pub fn without_package_cargo_variables(command: &mut Command) -> &mut Command {
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy().into_owned();
+        if is_per_package_cargo_variable(&name) {
+            command.env_remove(&name);
+        }
+    }
+    command
 }
 
 /// The variables cargo sets for one package's build scripts, binaries and tests (not its configuration).

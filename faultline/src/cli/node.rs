@@ -248,7 +248,7 @@ fn xid_command(args: XidArgs, globals: &Globals) -> anyhow::Result<u8> {
 }
 
 /// Subcommands that are not process commands (they do not act on shimmed processes).
-pub(super) const NOT_PROCESS_COMMANDS: [&str; 4] = ["node", "cluster", "completions", "demo"];
+pub(super) const NOT_PROCESS_COMMANDS: [&str; 5] = ["node", "cluster", "completions", "demo", "shim-path"];
 
 /// `faultline node <process command> …`: the ordinary command, re-parsed, with container discovery forced on.
 fn process_command(args: Vec<String>, globals: Globals) -> anyhow::Result<u8> {

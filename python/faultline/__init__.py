@@ -1,0 +1,46 @@
+"""faultline from Python: make UCX and CUDA calls fail on demand inside running processes.
+
+The package drives the ``faultline`` executable installed with it (its ``--json`` interface), so Python, the command
+line and the dashboard accept and refuse exactly the same things::
+
+    import faultline
+
+    for process in faultline.processes("ucx"):
+        print(process.pid, process.status()["mode"])
+
+    with faultline.faults(pid, strategy="XOOX", hooks=["ucp_put_nbx"], error_codes=["UCS_ERR_IO_ERROR"]):
+        ...  # every first and fourth put fails; the previous strategy is back after the block
+
+Programs are started under a shim with ``LD_PRELOAD=$(faultline shim-path ucx)`` (:func:`shim_path`); the pytest
+plugin (``faultline.pytest_plugin``, enabled on install) has fixtures that do it for a test.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._cli import FaultlineError, executable
+from ._launch import Launcher, ShimmedProcess
+from ._process import Faults, Process, faults, processes, shim_path
+from ._types import DumpFormat, ErrorCode, Hook, Kind, PsRow, Status
+
+try:
+    __version__ = version("faultline")
+except PackageNotFoundError:  # imported from a source tree, not installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "DumpFormat",
+    "ErrorCode",
+    "FaultlineError",
+    "Faults",
+    "Hook",
+    "Kind",
+    "Launcher",
+    "Process",
+    "PsRow",
+    "ShimmedProcess",
+    "Status",
+    "executable",
+    "faults",
+    "processes",
+    "shim_path",
+]
