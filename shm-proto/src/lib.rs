@@ -7,6 +7,7 @@
 //! - [`clock`]: `CLOCK_MONOTONIC`, and the cheaper tick source the ring stamps records with;
 //! - [`control`]: the strategy as a value, read and published consistently;
 //! - [`config`], [`codes`]: parsing what users type (probabilities, patterns, hooks, codes) and the environment;
+//!   [`seed_env`]: the seed injector's `UCX_FAULT_*` start-up variables, mapped onto faultline's;
 //! - [`segment`]: create, attach, discover, liveness, cleanup; [`process`]: who a process is across pid
 //!   namespaces; [`guard`]: surviving a segment file truncated under its mapping.
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -32,6 +33,8 @@ pub mod control;
 pub mod decide;
 #[cfg(not(loom))]
 pub mod layout;
+#[cfg(not(loom))]
+pub mod seed_env;
 #[cfg(not(loom))]
 pub mod segment;
 
