@@ -7,7 +7,7 @@
 //! - [`state`]: what a process's state and counters look like as plain values;
 //! - [`request`]: the single entry point — a [`request::Request`] is executed into a [`request::Report`];
 //! - [`output`]: text and JSON rendering of reports;
-//! - [`compat`]: the seed client's JSON command objects;
+//! - [`compat`]: the seed client's JSON command objects; [`aggregate`]: its `aggregate-stats` tables;
 //! - [`dashboard`]: the terminal dashboard (`faultline` without a command);
 //! - [`demo`]: `faultline demo`, the dashboard on a built-in UCX workload;
 //! - [`node`]: on a Kubernetes node: XID lines into the kernel log, process commands across containers;
@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod actions;
+pub mod aggregate;
 pub mod cluster;
 pub mod compat;
 pub mod dashboard;
