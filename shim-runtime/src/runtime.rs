@@ -32,7 +32,7 @@ pub struct Runtime {
     /// The mapping behind `segment` (leaked, never unmapped), for the clean-up at exit.
     map: AtomicPtr<SegmentMap>,
     log: AtomicU8,
-    /// The heartbeat time from which the next stats line may be written (see [`Runtime::stats_line`]).
+    /// The `CLOCK_MONOTONIC` time from which the next stats line may be written (see [`Runtime::stats_line`]).
     stats_next_ns: AtomicU64,
     /// The process's call count at the last stats line (for intervals counted in calls).
     stats_calls_at: AtomicU64,
@@ -330,7 +330,8 @@ impl Runtime {
         for (hook, total) in totals.iter_mut().enumerate().take(hooks) {
             *total = segment.hook_totals(hook);
         }
-        let (calls, faults) = totals.iter().fold((0u64, 0u64), |(c, f), (hc, hf)| (c + hc, f + hf));
+        let (calls, faults) =
+            totals.iter().fold((0u64, 0u64), |(c, f), (hc, hf)| (c.saturating_add(*hc), f.saturating_add(*hf)));
         if let StatsInterval::Calls(every) = interval {
             if calls < self.stats_calls_at.load(Relaxed).saturating_add(u64::from(every)) {
                 // Not yet: look again soon, not a second from now.
