@@ -9,7 +9,7 @@
 //! next armed call, then every fifth and eighth…", whatever ran before.
 
 use shm_proto::codes;
-use shm_proto::config;
+use shm_proto::config::{self, StatsInterval};
 use shm_proto::control::PublishError;
 use shm_proto::control::ReadError;
 use shm_proto::layout::{DelayMode, REPLAY_CAP};
@@ -79,6 +79,16 @@ pub enum Change {
     ErrorCodes(String),
     /// `hooks <list|all|none>`, as typed.
     Hooks(String),
+    /// The seed's `enable_hook` / `disable_hook`: arm (or disarm) these hooks, as typed, leaving the others as they
+    /// are.
+    ArmHooks {
+        /// Hook names or aliases, `all` for every hook.
+        hooks: String,
+        /// Arm (else disarm).
+        arm: bool,
+    },
+    /// The shim's periodic stats line on stderr (the seed's `set_stats_log_interval`). Not part of the strategy.
+    StatsInterval(StatsInterval),
     /// `seed <n>`.
     Seed(u64),
     /// `skip <n>`.
@@ -113,6 +123,11 @@ impl Change {
     /// `probability <percent>`.
     pub fn probability(percent: &str) -> Result<Change, Error> {
         Ok(Change::Probability(config::parse_probability(percent)?))
+    }
+
+    /// The seed's `pattern <X/O>` (`set_pattern`): pattern mode with this pattern, the pool unchanged.
+    pub fn pattern(pattern: &str) -> Result<Change, Error> {
+        Ok(Change::Strategy { pattern: Some(config::parse_pattern(pattern)?), error_codes: None })
     }
 
     /// `strategy random|<X/O pattern>`, optionally with a new error pool.
@@ -166,6 +181,9 @@ impl Change {
             Change::Strategy { .. } => "set the strategy",
             Change::ErrorCodes(_) => "set the error codes",
             Change::Hooks(_) => "set the armed hooks",
+            Change::ArmHooks { arm: true, .. } => "arm hooks",
+            Change::ArmHooks { arm: false, .. } => "disarm hooks",
+            Change::StatsInterval(_) => "set the stats line interval",
             Change::Seed(_) => "set the seed",
             Change::Skip(_) => "set skip",
             Change::Limit(_) => "set limit",
@@ -191,6 +209,8 @@ pub enum Planned {
     },
     /// Clear the recording ring.
     ClearRecording,
+    /// Store the stats line interval (the control block's `stats_interval` word, outside the strategy).
+    StatsInterval(StatsInterval),
 }
 
 /// The strategy a target has now, read consistently.
@@ -227,6 +247,13 @@ pub fn plan(change: &Change, target: &Target) -> Result<Planned, Error> {
         }
         Change::ErrorCodes(list) => next.pool = codes::parse_code_list(kind, list)?,
         Change::Hooks(list) => next.arm_mask = config::parse_hooks(&target.segment().header.hook_names(), list)?,
+        Change::ArmHooks { hooks, arm } => {
+            let mask = config::parse_hooks(&target.segment().header.hook_names(), hooks)?;
+            for (word, bits) in next.arm_mask.iter_mut().zip(mask) {
+                *word = if *arm { *word | bits } else { *word & !bits };
+            }
+        }
+        Change::StatsInterval(interval) => return Ok(Planned::StatsInterval(*interval)),
         Change::Seed(seed) => next.seed = *seed,
         Change::Skip(skip) => next.skip = *skip,
         Change::Limit(limit) => next.limit = *limit,
@@ -294,6 +321,10 @@ pub fn apply(planned: &Planned, target: &Target) -> Result<(), PublishError> {
         Planned::Publish { strategy, restart: false } => segment.publish(strategy),
         Planned::ClearRecording => {
             segment.ring.clear();
+            Ok(())
+        }
+        Planned::StatsInterval(interval) => {
+            segment.control.stats_interval.store(interval.to_raw(), shm_proto::sync::Ordering::Relaxed);
             Ok(())
         }
     }

@@ -1,9 +1,10 @@
-//! Compatibility with the seed UCX fault-injector client, so existing scripts keep working: its JSON command
-//! objects (`faultline send '{"command":"set_strategy","pattern":"XOX","error_codes":[-4,-15]}'`) become the same
-//! [`Request`]s the subcommands build. (Its spellings `record-toggle`, `record-dump`, `record-dump-count` and
-//! `record-clear` are hidden subcommands of the binary.)
+//! Compatibility with the seed UCX fault-injector client, so existing scripts keep working: every JSON command
+//! object its v0.3.5 handles (`ipc/commands.rs`), with the field names it sends and the older README ones
+//! (`faultline send '{"command":"set_probability","value":25}'`), becomes the same [`Request`] the subcommands
+//! build. (Its client's subcommands are the binary's, under either name: see `cli`.)
 
-use serde_json::Value;
+use serde_json::{Map, Value};
+use shm_proto::config::StatsInterval;
 
 use crate::actions::{Change, ReplaySource, Switch};
 use crate::error::Error;
@@ -15,27 +16,49 @@ pub const SEED_COMMANDS: &[&str] = &[
     "set_strategy",
     "set_error_codes",
     "set_probability",
+    "set_pattern",
     "toggle",
     "enable",
     "disable",
     "reset",
     "status",
+    "stats",
+    "enable_hook",
+    "disable_hook",
+    "set_stats_log_interval",
     "toggle_recording",
     "dump_recording",
     "clear_recording",
     "replay_recording",
 ];
 
-/// Translates one seed JSON command object into a request.
+/// The fields of the seed's command object. Its client's file backend writes every one on every line, `null`
+/// where unused, so a `null` one is accepted on any command.
+const SEED_FIELDS: &[&str] =
+    &["value", "pattern", "error_codes", "recording_enabled", "export_format", "hook_name", "stats_log_interval"];
+
+/// What the seed client's file backend adds to each line: a time stamp and an unused `scenario`. Neither means
+/// anything to a command; they are accepted (with the seed's types) and ignored.
+const LINE_FIELDS: &[&str] = &["timestamp", "scenario"];
+
+/// The records `dump_recording` lists in the records format when no count is given (the seed's default).
+pub const SEED_RECORDS_COUNT: u64 = 100;
+
+/// Translates one seed JSON command object into a request. Where a command has two spellings of a field (the
+/// seed's v0.3.5 name first, then the older README one), either may be given, not both.
 ///
-/// - `set_strategy {pattern, error_codes?}`: `pattern` is `random` or X/O;
-/// - `set_error_codes {error_codes}`, `set_probability {probability}` (percent, a number);
-/// - `toggle`, `enable`, `disable`, `reset`, `status`;
-/// - `toggle_recording {enabled?}` (true/false), `dump_recording {format?, count?}`, `clear_recording`,
-///   `replay_recording {loop?}` (true/false; replays each process's own recording).
+/// - `set_strategy {pattern, error_codes?}`: `pattern` is `random` or X/O; `set_pattern {pattern}`: X/O only;
+/// - `set_error_codes {pattern | error_codes}`: a comma-separated string (the seed's `pattern`) or an array;
+/// - `set_probability {value | probability}` (percent, a number);
+/// - `toggle`, `enable`, `disable`, `reset`, `status`, `stats` (the status, counters included);
+/// - `enable_hook` / `disable_hook {hook_name}`: arm or disarm a hook (`all`: every hook), the others unchanged;
+/// - `set_stats_log_interval {stats_log_interval?}`: the shim's stats line every N calls (0 or absent: off);
+/// - `toggle_recording {recording_enabled | enabled}` (true/false; absent toggles);
+/// - `dump_recording {export_format | format, value | count}` (records: the last 100 unless a count is given);
+/// - `clear_recording`, `replay_recording {loop?}` (true/false; replays each process's own recording).
 ///
-/// Codes may be numbers or names, as a JSON array or a comma-separated string. A key the command does not take, or
-/// a value of the wrong JSON type, is refused (a dropped `"pid"` would send the command to every process).
+/// Codes may be numbers or names. A key the command does not take, or a value of the wrong JSON type, is refused
+/// (a dropped `"pid"` would send the command to every process).
 pub fn parse_seed_command(text: &str) -> Result<Request, Error> {
     let value: Value = serde_json::from_str(text)
         .map_err(|e| Error::usage(format!("not a JSON command object ({e}): {}", shorten(text))))?;
@@ -47,33 +70,57 @@ pub fn parse_seed_command(text: &str) -> Result<Request, Error> {
         _ => return Err(Error::usage(format!("missing \"command\" (one of {})", SEED_COMMANDS.join(", ")))),
     };
     let Some(keys) = keys_of(command) else { return Err(unknown_command(command)) };
-    if let Some(key) = object.keys().find(|key| *key != "command" && !keys.contains(&key.as_str())) {
-        return Err(unknown_key(command, key, keys));
-    }
-    let field = |name: &'static str| Field { command, name, value: object.get(name).filter(|v| !v.is_null()) };
+    check_keys(command, keys, &object)?;
+    let field =
+        |name: &'static str| Field { command, name, value: object.get(name).filter(|v| !v.is_null()), alias: None };
+    let either = |first: &'static str, second: &'static str| match (field(first), field(second)) {
+        (a, b) if a.value.is_some() && b.value.is_some() => {
+            Err(Error::usage(format!("{command}: give \"{first}\" or \"{second}\", not both")))
+        }
+        (a, b) if b.value.is_some() => Ok(Field { alias: Some(a.name), ..b }),
+        (a, _) => Ok(Field { alias: Some(second), ..a }),
+    };
     let change = match command {
         "set_strategy" => {
             Change::strategy(&field("pattern").required(Field::string)?, field("error_codes").codes()?.as_deref())?
         }
-        "set_error_codes" => Change::ErrorCodes(field("error_codes").required(Field::codes)?),
-        "set_probability" => Change::probability(&field("probability").required(Field::number)?)?,
+        "set_pattern" => Change::pattern(&field("pattern").required(Field::string)?)?,
+        "set_error_codes" => {
+            // The seed's client sends the list as the string `pattern`; the README's `error_codes` may be an array.
+            let codes = either("error_codes", "pattern")?;
+            let list =
+                if codes.name == "pattern" { codes.required(Field::string)? } else { codes.required(Field::codes)? };
+            Change::ErrorCodes(list)
+        }
+        "set_probability" => Change::probability(&either("value", "probability")?.required(Field::number)?)?,
         "toggle" => Change::Enabled(Switch::Toggle),
         "enable" => Change::Enabled(Switch::On),
         "disable" => Change::Enabled(Switch::Off),
         "reset" => Change::Reset,
-        "status" => return Ok(Request::Status),
-        "toggle_recording" => match field("enabled").boolean()? {
+        "status" | "stats" => return Ok(Request::Status),
+        "enable_hook" | "disable_hook" => {
+            Change::ArmHooks { hooks: field("hook_name").required(Field::string)?, arm: command == "enable_hook" }
+        }
+        "set_stats_log_interval" => match field("stats_log_interval").count()?.unwrap_or(0) {
+            0 => Change::StatsInterval(StatsInterval::Off),
+            calls if calls < 1 << 31 => Change::StatsInterval(StatsInterval::Calls(calls as u32)),
+            calls => {
+                return Err(Error::usage(format!(
+                    "{command}: \"stats_log_interval\" {calls} is not a count of calls below 2^31"
+                )))
+            }
+        },
+        "toggle_recording" => match either("recording_enabled", "enabled")?.boolean()? {
             Some(true) => Change::Recording(Switch::On),
             Some(false) => Change::Recording(Switch::Off),
             None => Change::Recording(Switch::Toggle),
         },
         "dump_recording" => {
-            let format = field("format").string()?;
-            return Ok(Request::Dump {
-                format: format.as_deref().map_or(Ok(DumpFormat::Summary), DumpFormat::parse)?,
-                count: field("count").count()?,
-                output: None,
-            });
+            let format = either("export_format", "format")?.string()?;
+            let format = format.as_deref().map_or(Ok(DumpFormat::Summary), DumpFormat::parse)?;
+            let count = either("value", "count")?.count()?;
+            let count = count.or((format == DumpFormat::Records).then_some(SEED_RECORDS_COUNT));
+            return Ok(Request::Dump { format, count, output: None });
         }
         "clear_recording" => Change::ClearRecording,
         "replay_recording" => {
@@ -88,14 +135,44 @@ pub fn parse_seed_command(text: &str) -> Result<Request, Error> {
 fn keys_of(command: &str) -> Option<&'static [&'static str]> {
     Some(match command {
         "set_strategy" => &["pattern", "error_codes"],
-        "set_error_codes" => &["error_codes"],
-        "set_probability" => &["probability"],
-        "toggle_recording" => &["enabled"],
-        "dump_recording" => &["format", "count"],
+        "set_pattern" => &["pattern"],
+        "set_error_codes" => &["error_codes", "pattern"],
+        "set_probability" => &["value", "probability"],
+        "enable_hook" | "disable_hook" => &["hook_name"],
+        "set_stats_log_interval" => &["stats_log_interval"],
+        "toggle_recording" => &["recording_enabled", "enabled"],
+        "dump_recording" => &["export_format", "format", "value", "count"],
         "replay_recording" => &["loop"],
-        "toggle" | "enable" | "disable" | "reset" | "status" | "clear_recording" => &[],
+        "toggle" | "enable" | "disable" | "reset" | "status" | "stats" | "clear_recording" => &[],
         _ => return None,
     })
+}
+
+/// Refuses a key `command` does not take: only the seed's own fields left `null` and its file backend's line
+/// fields (with their types) are let through besides `keys`.
+fn check_keys(command: &str, keys: &[&str], object: &Map<String, Value>) -> Result<(), Error> {
+    for (key, value) in object {
+        let taken = key == "command" || keys.contains(&key.as_str());
+        let unused_seed_field = SEED_FIELDS.contains(&key.as_str()) && value.is_null();
+        if taken || unused_seed_field {
+            continue;
+        }
+        if LINE_FIELDS.contains(&key.as_str()) {
+            let typed = match key.as_str() {
+                "timestamp" => value.is_u64(),
+                _ => value.is_null() || value.is_u64(),
+            };
+            if typed {
+                continue;
+            }
+            return Err(Error::usage(format!(
+                "{command}: \"{key}\" must be a whole number ≥ 0, not {}",
+                shorten(&value.to_string())
+            )));
+        }
+        return Err(unknown_key(command, key, keys));
+    }
+    Ok(())
 }
 
 fn unknown_command(command: &str) -> Error {
@@ -117,6 +194,8 @@ struct Field<'a> {
     command: &'a str,
     name: &'static str,
     value: Option<&'a Value>,
+    /// Its other spelling, named when neither is given.
+    alias: Option<&'static str>,
 }
 
 impl Field<'_> {
@@ -159,11 +238,16 @@ impl Field<'_> {
         }
     }
 
-    /// A whole number ≥ 0.
+    /// A whole number ≥ 0 (the seed sends counts as floats: `50.0` is 50).
     fn count(&self) -> Result<Option<u64>, Error> {
         match self.value {
             None => Ok(None),
             Some(Value::Number(number)) if number.is_u64() => Ok(number.as_u64()),
+            Some(Value::Number(number))
+                if number.as_f64().is_some_and(|f| f >= 0.0 && f.fract() == 0.0 && f < u64::MAX as f64) =>
+            {
+                Ok(number.as_f64().map(|f| f as u64))
+            }
             Some(other) => Err(self.wrong_type("a whole number ≥ 0", other)),
         }
     }
@@ -184,9 +268,12 @@ impl Field<'_> {
         }
     }
 
-    /// The field's value, or an error naming it when absent.
+    /// The field's value, or an error naming it (and its other spelling) when absent.
     fn required<T>(&self, get: impl Fn(&Self) -> Result<Option<T>, Error>) -> Result<T, Error> {
-        get(self)?.ok_or_else(|| Error::usage(format!("{} needs \"{}\"", self.command, self.name)))
+        get(self)?.ok_or_else(|| match self.alias {
+            Some(alias) => Error::usage(format!("{} needs \"{}\" (or \"{alias}\")", self.command, self.name)),
+            None => Error::usage(format!("{} needs \"{}\"", self.command, self.name)),
+        })
     }
 }
 
@@ -235,12 +322,74 @@ mod tests {
         assert_eq!(parse_seed_command(r#"{"command": "status"}"#).unwrap(), Request::Status);
     }
 
+    /// What the seed's v0.3.5 client sends over its socket, field for field (`ipc/commands.rs`).
+    #[test]
+    fn the_v0_3_5_client_objects_mean_what_they_meant_to_the_seed() {
+        assert_eq!(change(r#"{"command":"set_probability","value":50.0}"#), Change::Probability(500_000));
+        assert_eq!(change(r#"{"command":"set_probability","value":0.1}"#), Change::Probability(1_000));
+        assert_eq!(change(r#"{"command":"set_error_codes","pattern":"-3,-6"}"#), Change::ErrorCodes("-3,-6".into()));
+        assert_eq!(change(r#"{"command":"set_pattern","pattern":"XOOOOXOO"}"#), Change::pattern("XOOOOXOO").unwrap());
+        assert_eq!(
+            change(r#"{"command":"toggle_recording","recording_enabled":true}"#),
+            Change::Recording(Switch::On),
+            "sets, never toggles"
+        );
+        assert_eq!(
+            change(r#"{"command":"toggle_recording","recording_enabled":false}"#),
+            Change::Recording(Switch::Off)
+        );
+        assert_eq!(
+            parse_seed_command(r#"{"command":"dump_recording","export_format":"records","value":50.0}"#).unwrap(),
+            Request::Dump { format: DumpFormat::Records, count: Some(50), output: None }
+        );
+        assert_eq!(
+            parse_seed_command(r#"{"command":"dump_recording","export_format":"records"}"#).unwrap(),
+            Request::Dump { format: DumpFormat::Records, count: Some(SEED_RECORDS_COUNT), output: None },
+            "the seed lists the last 100 records"
+        );
+        assert_eq!(
+            parse_seed_command(r#"{"command":"dump_recording","export_format":"pattern"}"#).unwrap(),
+            Request::Dump { format: DumpFormat::Pattern, count: None, output: None }
+        );
+        assert_eq!(parse_seed_command(r#"{"command":"stats"}"#).unwrap(), Request::Status);
+        assert_eq!(
+            change(r#"{"command":"enable_hook","hook_name":"ucp_request_check_status"}"#),
+            Change::ArmHooks { hooks: "ucp_request_check_status".into(), arm: true }
+        );
+        assert_eq!(
+            change(r#"{"command":"disable_hook","hook_name":"all"}"#),
+            Change::ArmHooks { hooks: "all".into(), arm: false }
+        );
+        assert_eq!(
+            change(r#"{"command":"set_stats_log_interval","stats_log_interval":64}"#),
+            Change::StatsInterval(StatsInterval::Calls(64))
+        );
+        assert_eq!(change(r#"{"command":"set_stats_log_interval"}"#), Change::StatsInterval(StatsInterval::Off));
+        assert_eq!(
+            change(r#"{"command":"replay_recording"}"#),
+            change(r#"{"command":"replay_recording","loop":false}"#)
+        );
+    }
+
+    /// The seed client's file backend writes one line per command with every field, `null` where unused.
+    #[test]
+    fn the_file_backend_lines_are_accepted_with_their_nulls() {
+        let line = r#"{"timestamp":1733390000,"command":"set_probability","value":25.0,"pattern":null,
+            "recording_enabled":null,"export_format":null,"scenario":null}"#;
+        assert_eq!(change(line), Change::Probability(250_000));
+        let toggle = r#"{"timestamp":1,"command":"toggle","value":null,"pattern":null,"recording_enabled":null,
+            "export_format":null,"scenario":null}"#;
+        assert_eq!(change(toggle), Change::Enabled(Switch::Toggle));
+    }
+
     #[test]
     fn bad_objects_are_usage_errors_that_name_the_problem() {
         let message = |text: &str| parse_seed_command(text).unwrap_err().to_string();
         assert!(message(r#"{"command": "explode"}"#).contains("known: set_strategy"));
-        assert!(message(r#"{"command": "set_probability"}"#).contains("needs \"probability\""));
+        assert!(message(r#"{"command": "set_probability"}"#).contains(r#"needs "value" (or "probability")"#));
         assert!(message(r#"{"command": "set_probability", "probability": 150}"#).contains("between 0 and 100"));
+        assert!(message(r#"{"command": "set_error_codes"}"#).contains(r#"needs "error_codes" (or "pattern")"#));
+        assert!(message(r#"{"command": "enable_hook"}"#).contains(r#"enable_hook needs "hook_name""#));
         assert!(message("[1,2]").contains("not a JSON command object"));
         assert!(message("{oops").contains("not a JSON command object"));
         assert!(message(r#"{"pattern": "X"}"#).contains("missing \"command\""));
@@ -251,20 +400,37 @@ mod tests {
         let message = |text: &str| parse_seed_command(text).unwrap_err().to_string();
         for (text, expected) in [
             (r#"{"command":"set_probability","probability":"25"}"#, r#""probability" must be a number, not "25""#),
+            (r#"{"command":"set_probability","value":"25"}"#, r#""value" must be a number, not "25""#),
             (r#"{"command":"set_probability","probability":[30]}"#, r#""probability" must be a number, not [30]"#),
+            (r#"{"command":"set_probability","value":25,"probability":25}"#, r#"give "value" or "probability""#),
             (r#"{"command":"set_strategy","pattern":7}"#, r#""pattern" must be a string, not 7"#),
+            (r#"{"command":"set_pattern","pattern":["X"]}"#, r#""pattern" must be a string"#),
+            (r#"{"command":"set_pattern","pattern":"random"}"#, "'r' at position 1 is neither X"),
             (r#"{"command":"set_error_codes","error_codes":{"a":1}}"#, r#""error_codes" must be an array of codes"#),
             (r#"{"command":"set_error_codes","error_codes":[[-3]]}"#, r#""error_codes" must be an array of codes"#),
+            (r#"{"command":"set_error_codes","pattern":"-3","error_codes":[-3]}"#, "not both"),
+            (r#"{"command":"set_error_codes","pattern":[-3]}"#, r#""pattern" must be a string, not [-3]"#),
             (r#"{"command":"toggle_recording","enabled":"yes"}"#, r#""enabled" must be true or false, not "yes""#),
+            (r#"{"command":"toggle_recording","recording_enabled":1}"#, r#""recording_enabled" must be true or false"#),
             (r#"{"command":"replay_recording","loop":1}"#, r#""loop" must be true or false, not 1"#),
             (r#"{"command":"dump_recording","count":-5}"#, r#""count" must be a whole number ≥ 0, not -5"#),
             (r#"{"command":"dump_recording","count":"5"}"#, r#""count" must be a whole number ≥ 0, not "5""#),
+            (r#"{"command":"dump_recording","value":2.5}"#, r#""value" must be a whole number ≥ 0, not 2.5"#),
             (r#"{"command":"dump_recording","format":1}"#, r#""format" must be a string, not 1"#),
+            (r#"{"command":"dump_recording","export_format":"everything"}"#, "unknown dump format 'everything'"),
+            (r#"{"command":"enable_hook","hook_name":3}"#, r#""hook_name" must be a string, not 3"#),
+            (
+                r#"{"command":"set_stats_log_interval","stats_log_interval":"64"}"#,
+                r#""stats_log_interval" must be a whole number ≥ 0"#,
+            ),
+            (r#"{"command":"set_stats_log_interval","stats_log_interval":4294967295}"#, "below 2^31"),
+            (r#"{"command":"toggle","timestamp":"now"}"#, r#""timestamp" must be a whole number ≥ 0"#),
             (
                 r#"{"command":"set_probability","probability":25,"pid":999}"#,
-                r#"set_probability: unknown key "pid" (it takes "probability"); choose processes with --pid"#,
+                r#"set_probability: unknown key "pid" (it takes "value", "probability"); choose processes with --pid"#,
             ),
             (r#"{"command":"enable","force":true}"#, r#"enable: unknown key "force" (it takes no other key)"#),
+            (r#"{"command":"toggle","value":50}"#, r#"toggle: unknown key "value" (it takes no other key)"#),
             (
                 r#"{"command":"set_strategy","pattern":"XO","codes":[-3]}"#,
                 r#"unknown key "codes" (it takes "pattern", "error_codes")"#,

@@ -9,12 +9,13 @@
 //! - [`recording`]: the flight recorder: read, dump (the seed's formats), replay programs;
 //! - [`state`]: what a process's state and counters look like as plain values;
 //! - [`output`]: text and JSON rendering of reports;
-//! - [`compat`]: the seed client's JSON command objects;
+//! - [`compat`]: the seed client's JSON command objects; [`aggregate`]: its `aggregate-stats` tables;
 //! - [`error`]: errors and their exit statuses.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod actions;
+pub mod aggregate;
 pub mod compat;
 pub mod error;
 pub mod output;

@@ -47,6 +47,15 @@ pub fn render(report: &Report, json: bool) -> Rendered {
                 None => rendered.stdout = dumps.iter().map(document).collect(),
             }
         }
+        Report::Aggregated { aggregate, failures, unusable } => {
+            note_unusable(&mut rendered, unusable);
+            rendered.notes.extend(failures.iter().map(|f| format!("{}: {}", f.target, f.error)));
+            rendered.stdout = if json {
+                document(&json!({ "aggregate": aggregate, "failures": failures, "skipped": unusable }))
+            } else {
+                crate::aggregate::text(aggregate)
+            };
+        }
         Report::Cleaned { removed } => {
             rendered.stdout = if json {
                 document(&json!({ "removed": removed }))

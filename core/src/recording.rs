@@ -68,10 +68,11 @@ pub struct HookTally {
     pub faults: u64,
 }
 
-/// The seed's summary format, plus `pid`, `kind`, `missed` and per-hook tallies.
+/// The seed's summary format — its README's fields and those v0.3.5 added (`faults_injected`, `pattern`,
+/// `error_codes_used`, `buffer_wrapped`) — plus `pid`, `kind`, `missed` and per-hook tallies.
 ///
 /// `total_calls` counts every call recorded since the last clear; `pattern_length` the records dumped (what a
-/// replay would play); `fault_count` and `fault_rate` are over those dumped records.
+/// replay would play); `fault_count` (= `faults_injected`) and `fault_rate` are over those dumped records.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
     /// Whether the process is recording now.
@@ -80,12 +81,20 @@ pub struct Summary {
     pub total_calls: u64,
     /// Injected faults among the dumped records.
     pub fault_count: u64,
+    /// The same, under the seed v0.3.5's name.
+    pub faults_injected: u64,
     /// `fault_count / pattern_length` (0 when empty).
     pub fault_rate: f64,
     /// Records dumped.
     pub pattern_length: u64,
-    /// Distinct injected codes, as strings like the seed, in order of first appearance.
+    /// The dumped records as X (injected) / O (passed), as v0.3.5 shows it.
+    pub pattern: String,
+    /// Distinct injected codes, as strings like the seed's README, in order of first appearance.
     pub unique_error_codes: Vec<String>,
+    /// The same codes as numbers (v0.3.5).
+    pub error_codes_used: Vec<i32>,
+    /// Whether older records were overwritten (or otherwise lost) since the last clear (v0.3.5).
+    pub buffer_wrapped: bool,
     /// The process.
     pub pid: u32,
     /// Its shim.
@@ -119,7 +128,8 @@ pub struct PatternDump {
     pub missed: u64,
 }
 
-/// One record in the seed's records format, plus `hook`, `thread` and `size`.
+/// One record in the seed's records format (with v0.3.5's `function_name` and `transfer_size`), plus `hook`,
+/// `thread` and `size`. (v0.3.5's `remote_addr`, `endpoint` and `rkey` are not recorded by faultline's shims.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RecordView {
     /// 1-based position in the process's recording.
@@ -131,6 +141,10 @@ pub struct RecordView {
     pub fault_injected: bool,
     /// The injected code (0 when passed).
     pub error_code: i32,
+    /// The intercepted function (v0.3.5's name for `hook`).
+    pub function_name: String,
+    /// The call's size argument (v0.3.5's name for `size`).
+    pub transfer_size: u64,
     /// The intercepted function.
     pub hook: String,
     /// Kernel thread id of the caller.
@@ -195,13 +209,18 @@ pub fn summary(target: &Target, recording: &Recording, window: &[Record]) -> Res
     }
     let fault_count = window.iter().filter(|r| r.injected).count() as u64;
     let pattern_length = window.len() as u64;
+    let codes = distinct_fault_codes(window);
     Ok(Summary {
         recording_enabled: strategy.recording,
         total_calls: recording.recorded,
         fault_count,
+        faults_injected: fault_count,
         fault_rate: if pattern_length == 0 { 0.0 } else { fault_count as f64 / pattern_length as f64 },
         pattern_length,
-        unique_error_codes: distinct_fault_codes(window).iter().map(i32::to_string).collect(),
+        pattern: x_o(window),
+        unique_error_codes: codes.iter().map(i32::to_string).collect(),
+        error_codes_used: codes,
+        buffer_wrapped: recording.missed > 0,
         pid: target.pid(),
         kind: target.kind().name(),
         missed: recording.missed,
@@ -216,7 +235,7 @@ pub fn pattern(target: &Target, recording: &Recording, window: &[Record]) -> Res
         error_codes = crate::actions::current_strategy(target)?.pool;
     }
     Ok(PatternDump {
-        pattern: window.iter().map(|r| if r.injected { 'X' } else { 'O' }).collect(),
+        pattern: x_o(window),
         error_codes: error_codes.into_iter().map(i64::from).collect(),
         total_calls: window.len() as u64,
         fault_codes: Some(window.iter().filter(|r| r.injected).map(|r| i64::from(r.code)).collect()),
@@ -237,6 +256,8 @@ pub fn records(target: &Target, recording: &Recording, window: &[Record]) -> Rec
             timestamp_us: r.time_ns.saturating_add(wall_minus_monotonic_ns) / 1000,
             fault_injected: r.injected,
             error_code: r.code,
+            function_name: hook_name(&hook_names, r.hook),
+            transfer_size: r.size,
             hook: hook_name(&hook_names, r.hook),
             thread: r.thread,
             size: r.size,
@@ -250,6 +271,11 @@ pub fn records(target: &Target, recording: &Recording, window: &[Record]) -> Rec
         kind: target.kind().name(),
         missed: recording.missed,
     }
+}
+
+/// The records as X (injected) / O (passed).
+fn x_o(records: &[Record]) -> String {
+    records.iter().map(|r| if r.injected { 'X' } else { 'O' }).collect()
 }
 
 fn hook_name(names: &[String], index: u16) -> String {

@@ -11,6 +11,7 @@ use serde::Serialize;
 use shm_proto::segment;
 
 use crate::actions::{self, Change};
+use crate::aggregate::{self, Aggregate};
 use crate::error::Error;
 use crate::recording::{self, DumpFormat};
 use crate::state::{self, ProcessState, PsRow};
@@ -36,6 +37,13 @@ pub enum Request {
     },
     /// Remove the segments of dead processes.
     Clean,
+    /// The seed client's `aggregate-stats`: totals and a table by process.
+    AggregateStats {
+        /// Add a table by intercepted function.
+        detailed: bool,
+        /// Add a table of the recorded calls by transfer size.
+        by_size: bool,
+    },
 }
 
 /// How a request is carried out.
@@ -108,12 +116,21 @@ pub enum Report {
         /// The files removed.
         removed: Vec<Removed>,
     },
+    /// `aggregate-stats`.
+    Aggregated {
+        /// The totals and tables.
+        aggregate: Aggregate,
+        /// Targets that could not be read.
+        failures: Vec<Failure>,
+        /// Segments skipped by a broadcast.
+        unusable: Vec<Unusable>,
+    },
 }
 
 impl Report {
     /// Whether some target failed (exit status 1).
     pub fn has_failures(&self) -> bool {
-        matches!(self, Report::States { failures, .. } if !failures.is_empty())
+        matches!(self, Report::States { failures, .. } | Report::Aggregated { failures, .. } if !failures.is_empty())
     }
 }
 
@@ -122,6 +139,7 @@ pub fn execute(request: &Request, selection: &Selection, options: Options) -> Re
     match request {
         Request::Ps => ps(selection),
         Request::Status => status(selection),
+        Request::AggregateStats { detailed, by_size } => aggregate_stats(selection, *detailed, *by_size),
         Request::Change(change) => {
             if options.read_only {
                 return Err(Error::ReadOnly(change.describe()));
@@ -157,6 +175,26 @@ fn status(selection: &Selection) -> Result<Report, Error> {
         }
     }
     Ok(Report::States { changed: false, processes, failures, unusable: found.unusable })
+}
+
+fn aggregate_stats(selection: &Selection, detailed: bool, by_size: bool) -> Result<Report, Error> {
+    let found = targets::select(selection, Purpose::Read)?;
+    let mut states = Vec::new();
+    let mut recordings = Vec::new();
+    let mut failures = Vec::new();
+    for target in &found.targets {
+        match ProcessState::read(target) {
+            Ok(state) => {
+                states.push(state);
+                if by_size {
+                    recordings.push(recording::read(target));
+                }
+            }
+            Err(error) => failures.push(Failure::new(target, error.detail())),
+        }
+    }
+    let aggregate = aggregate::aggregate(&states, detailed, by_size.then_some(recordings.as_slice()));
+    Ok(Report::Aggregated { aggregate, failures, unusable: found.unusable })
 }
 
 fn change_all(change: &Change, selection: &Selection) -> Result<Report, Error> {

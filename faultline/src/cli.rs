@@ -1,15 +1,20 @@
 //! The command line: clap definitions, and their translation into library [`Request`]s. Values are kept as typed
 //! here and parsed by the library (with `shm_proto`'s shared parsers), so the CLI, the seed's JSON objects and the
 //! shims' environment accept and reject exactly the same things.
+//!
+//! The same program is also the seed UCX injector's client: run as `ucx-fault-client` (the second binary, or any
+//! link of that name), it introduces itself so, lists the seed's subcommands, wants one, and acts on UCX processes
+//! unless `--kind` says otherwise (see [`Cli::from_invocation`]).
 
 pub mod cluster;
 pub mod node;
 pub mod signals;
 pub mod watch;
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use faultline::actions::{Change, ReplaySource, Switch};
 use faultline::recording::DumpFormat;
 use faultline::settings::{Settings, TypedSettings};
@@ -70,6 +75,50 @@ pub struct Cli {
     /// Without a command, faultline opens the dashboard (`--pid P` focuses it on one process).
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// The seed client's executable name.
+pub const SEED_CLIENT_NAME: &str = "ucx-fault-client";
+
+/// The seed client's own subcommands (hidden under the name `faultline`, listed under its own).
+const SEED_SUBCOMMANDS: [&str; 6] =
+    ["pattern", "aggregate-stats", "record-toggle", "record-dump", "record-dump-count", "record-clear"];
+
+impl Cli {
+    /// Parses the process's command line as `faultline`, or as the seed's `ucx-fault-client` when this binary is
+    /// that one or was started under that name (exits with clap's message and status 2 on bad usage).
+    pub fn from_invocation() -> Cli {
+        let args: Vec<OsString> = std::env::args_os().collect();
+        let invoked_as = args.first().and_then(|arg0| Path::new(arg0).file_name()).map(|name| name.to_os_string());
+        let seed_client =
+            env!("CARGO_BIN_NAME") == SEED_CLIENT_NAME || invoked_as.is_some_and(|name| name == SEED_CLIENT_NAME);
+        if seed_client {
+            Cli::seed_client_from(args).unwrap_or_else(|e| e.exit())
+        } else {
+            Cli::parse_from(args)
+        }
+    }
+
+    /// Parses `args` as the seed's client: its name in help and errors, its subcommands listed, one required, and
+    /// UCX processes only unless `--kind` is given.
+    pub fn seed_client_from(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Result<Cli, clap::Error> {
+        let mut command = Cli::command()
+            .name(SEED_CLIENT_NAME)
+            .bin_name(SEED_CLIENT_NAME)
+            .about(
+                "The seed UCX fault injector's client, as faultline: steer the faults of processes running \
+                    libucx_fault_injector.so (faultline's UCX shim)",
+            )
+            .subcommand_required(true)
+            .arg_required_else_help(true);
+        for name in SEED_SUBCOMMANDS {
+            command = command.mut_subcommand(name, |subcommand| subcommand.hide(false));
+        }
+        let mut matches = command.try_get_matches_from(args)?;
+        let mut cli = Cli::from_arg_matches_mut(&mut matches)?;
+        cli.kind = cli.kind.or(Some(KindArg::Ucx));
+        Ok(cli)
+    }
 }
 
 /// `--kind`.
@@ -250,6 +299,23 @@ pub enum Command {
     /// Seed spelling of `record clear`.
     #[command(hide = true)]
     RecordClear,
+    /// Fail calls by an X/O pattern (X fails, O passes), keeping the error pool: seed spelling of `strategy <PATTERN>`.
+    #[command(hide = true)]
+    Pattern {
+        /// e.g. XOOOOXOO.
+        #[arg(value_name = "PATTERN")]
+        pattern: String,
+    },
+    /// Totals over every process, and a table by process (the seed client's overview).
+    #[command(hide = true)]
+    AggregateStats {
+        /// Add a table by intercepted function.
+        #[arg(long)]
+        detailed: bool,
+        /// Add a table of the recorded calls by transfer size.
+        #[arg(long)]
+        group_by_size: bool,
+    },
 }
 
 /// `record …`.
@@ -359,6 +425,9 @@ impl Command {
             Command::Ps => return Ok(Request::Ps),
             Command::Status => return Ok(Request::Status),
             Command::Clean => return Ok(Request::Clean),
+            Command::AggregateStats { detailed, group_by_size } => {
+                return Ok(Request::AggregateStats { detailed, by_size: group_by_size })
+            }
             Command::Send { object } => return compat::parse_seed_command(&object),
             Command::Record { action: RecordCommand::Dump(dump) } | Command::RecordDump(dump) => return dump.request(),
             Command::RecordDumpCount { count } => {
@@ -375,6 +444,7 @@ impl Command {
             Command::Toggle => Change::Enabled(Switch::Toggle),
             Command::Probability { percent } => Change::probability(&percent)?,
             Command::Strategy { strategy, error_codes } => Change::strategy(&strategy, error_codes.as_deref())?,
+            Command::Pattern { pattern } => Change::pattern(&pattern)?,
             Command::ErrorCodes { codes } => Change::ErrorCodes(codes),
             Command::Hooks { hooks } => Change::Hooks(hooks),
             Command::Seed { seed } => Change::seed(&seed)?,
@@ -421,5 +491,34 @@ mod tests {
         let cli = Cli::try_parse_from(["faultline", "error-codes", "-3,-6,-20", "--pid", "7"]).unwrap();
         assert_eq!(cli.pids, vec![7]);
         assert!(matches!(cli.command, Some(Command::ErrorCodes { codes }) if codes == "-3,-6,-20"));
+    }
+
+    #[test]
+    fn the_seed_client_spellings_parse_under_its_name() {
+        let seed = |args: &[&str]| Cli::seed_client_from([SEED_CLIENT_NAME].iter().chain(args)).unwrap();
+        let cli = seed(&["error-codes", "--", "-3,-6"]);
+        assert!(matches!(cli.command, Some(Command::ErrorCodes { codes }) if codes == "-3,-6"));
+        assert_eq!(cli.kind, Some(KindArg::Ucx), "the seed client steers UCX processes");
+        assert!(
+            matches!(seed(&["pattern", "XOOOOXOO"]).command, Some(Command::Pattern { pattern }) if pattern == "XOOOOXOO")
+        );
+        assert!(matches!(
+            seed(&["aggregate-stats", "--detailed"]).command,
+            Some(Command::AggregateStats { detailed: true, group_by_size: false })
+        ));
+        assert!(
+            matches!(seed(&["probability", "50"]).command, Some(Command::Probability { percent }) if percent == "50")
+        );
+        assert!(
+            matches!(seed(&["record-toggle", "true"]).command, Some(Command::RecordToggle { state: Some(s) }) if s == "true")
+        );
+        assert_eq!(seed(&["--kind", "cuda", "status"]).kind, Some(KindArg::Cuda));
+
+        let help = Cli::seed_client_from([SEED_CLIENT_NAME, "--help"]).unwrap_err().to_string();
+        assert!(help.contains("Usage: ucx-fault-client"), "{help}");
+        assert!(help.contains("aggregate-stats") && help.contains("record-dump-count"), "{help}");
+        let missing = Cli::seed_client_from([SEED_CLIENT_NAME]).unwrap_err();
+        assert_eq!(missing.exit_code(), 2, "a subcommand is required, as with the seed");
+        assert!(Cli::try_parse_from(["faultline", "pattern", "XO"]).is_ok(), "the same program under either name");
     }
 }

@@ -18,5 +18,5 @@ pub mod shims;
 
 pub use faultline_cluster as cluster;
 pub use faultline_cluster::node;
-pub use faultline_core::{actions, compat, error, output, recording, request, settings, state, targets};
+pub use faultline_core::{actions, aggregate, compat, error, output, recording, request, settings, state, targets};
 pub use faultline_core::{execute, Error, Options, Report, Request, Selection};

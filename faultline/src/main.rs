@@ -1,5 +1,6 @@
 //! `faultline`: attach to shimmed processes by pid and steer their faults. This file only parses the command line,
-//! hands the request to the library, prints the report and maps errors to exit statuses.
+//! hands the request to the library, prints the report and maps errors to exit statuses. It is also the seed
+//! injector's `ucx-fault-client` (`src/bin/ucx-fault-client.rs` builds this same file under that name).
 #![forbid(unsafe_code)]
 
 mod cli;
@@ -7,14 +8,16 @@ mod cli;
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use faultline::error::{EXIT_FAILED, EXIT_OK};
 use faultline::{dashboard, output, Options, Selection};
 
-use crate::cli::{Cli, Command};
+// `self`, not `crate`: this file is also a module of the `ucx-fault-client` binary.
+use self::cli::{Cli, Command};
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
+/// The program, under either name.
+pub fn main() -> ExitCode {
+    let cli = Cli::from_invocation();
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(error) if is_broken_pipe(&error) => ExitCode::from(EXIT_OK),

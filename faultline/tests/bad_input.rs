@@ -95,7 +95,7 @@ fn bad_values_are_refused_with_exit_2_and_change_nothing() {
         ),
         (
             &["send", r#"{"command":"set_probability","probability":30,"pid":999}"#],
-            r#"set_probability: unknown key "pid" (it takes "probability"); choose processes with --pid"#,
+            r#"set_probability: unknown key "pid" (it takes "value", "probability"); choose processes with --pid"#,
         ),
         (&["send", r#"{"command":"enable","pid":999}"#], r#"enable: unknown key "pid""#),
         (&["send", r#"{"command":"toggle_recording","enabled":"on"}"#], r#""enabled" must be true or false"#),

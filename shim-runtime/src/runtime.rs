@@ -1,9 +1,9 @@
 //! The shim's process-wide state: an atomic init state machine, the segment pointer, and the per-thread context.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 
-use shm_proto::config::{self, LogLevel};
+use shm_proto::config::{self, LogLevel, StatsInterval};
 use shm_proto::layout::{COUNTER_STRIPES, MAX_HOOKS};
 use shm_proto::pod::PodIdentity;
 use shm_proto::segment::{self, Created, Identity};
@@ -33,7 +33,16 @@ pub struct Runtime {
     /// The mapping behind `segment` (leaked, never unmapped), for the clean-up at exit.
     map: AtomicPtr<SegmentMap>,
     log: AtomicU8,
+    /// The `CLOCK_MONOTONIC` time from which the next stats line may be written (see [`Runtime::stats_line`]).
+    stats_next_ns: AtomicU64,
+    /// The process's call count at the last stats line (for intervals counted in calls).
+    stats_calls_at: AtomicU64,
 }
+
+/// The shortest time between two stats lines, whatever the interval asks.
+const STATS_MIN_PERIOD_NS: u64 = 1_000_000_000;
+/// How soon an interval counted in calls is looked at again when too few calls were made.
+const STATS_RECHECK_NS: u64 = 10_000_000;
 
 /// The runtime that `pthread_atfork` re-initialises in a child (one per shim library: each has its own statics).
 static FORK_RUNTIME: AtomicPtr<Runtime> = AtomicPtr::new(std::ptr::null_mut());
@@ -97,6 +106,8 @@ impl Runtime {
             segment: AtomicPtr::new(std::ptr::null_mut()),
             map: AtomicPtr::new(std::ptr::null_mut()),
             log: AtomicU8::new(0),
+            stats_next_ns: AtomicU64::new(0),
+            stats_calls_at: AtomicU64::new(0),
         }
     }
 
@@ -146,6 +157,16 @@ impl Runtime {
         let Some(segment) = self.segment() else { return pass };
         let Some((state, guard)) = outermost() else { return pass };
         let decision = segment.on_call(hook, self.registered(state, segment), size);
+        // The stats line is asked for through the control block (at start-up or later, by a tool), and checked here,
+        // on the general path only: every call the fast path declines comes here, including each thread's heartbeat
+        // call (one in `HEARTBEAT_EVERY` of a hook), so a process whose calls all pass still writes its line, while
+        // a passing fast-path call pays nothing. Off, this is one relaxed load of a control-block line the general
+        // path reads anyway. No thread or timer is started in the host process (none of its own threads, no signal
+        // handler): the line is written by a calling thread when due, so it needs nothing that could outlive a fork
+        // or race the application's exit.
+        if segment.control.stats_interval.load(Relaxed) != 0 {
+            self.stats_line(segment);
+        }
         Entered { decision, hook, runtime: self, _guard: Some(guard) }
     }
 
@@ -213,14 +234,17 @@ impl Runtime {
         for warning in &startup.warnings {
             crate::log!("{warning}");
         }
-        self.create_segment(&startup.strategy);
+        if startup.seed_configured && startup.log >= LogLevel::Debug {
+            crate::log!("configured through UCX_FAULT_*: the seed injector's defaults where FAULTLINE_* says nothing");
+        }
+        self.create_segment(&startup.strategy, startup.default_arm_mask, startup.stats.to_raw());
         FORK_RUNTIME.store(self as *const Runtime as *mut Runtime, Release);
         // SAFETY: registering a plain `extern "C" fn()` child handler has no preconditions.
         unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
         self.state.store(READY, Release);
     }
 
-    fn create_segment(&self, strategy: &Strategy) {
+    fn create_segment(&self, strategy: &Strategy, default_arm_mask: [u64; MAX_HOOKS / 64], stats_interval: u32) {
         let exe = std::env::current_exe().ok();
         let exe_name = exe.as_deref().and_then(|p| p.file_name()).and_then(|n| n.to_str()).unwrap_or("?");
         // Start-up only: which pod this is (environment, then the cgroup), read once into the segment.
@@ -233,7 +257,7 @@ impl Runtime {
             start_time_ticks: segment::start_time_ticks("self").unwrap_or(0),
             exe_name,
             hooks: self.spec.hooks,
-            default_arm_mask: Strategy::defaults(&[], self.spec.default_armed).arm_mask,
+            default_arm_mask,
             pod: &pod,
         };
         match SegmentMap::create(&identity, strategy) {
@@ -243,6 +267,7 @@ impl Runtime {
                 } else if self.log.load(Relaxed) >= LogLevel::Debug as u8 {
                     crate::log!("{} shim ready: {created:?}", self.spec.kind.name());
                 }
+                map.segment().control.stats_interval.store(stats_interval, Relaxed);
                 let map: &'static SegmentMap = Box::leak(Box::new(map));
                 self.map.store(map as *const SegmentMap as *mut SegmentMap, Release);
                 self.segment.store(map.segment() as *const Segment as *mut Segment, Release);
@@ -257,10 +282,14 @@ impl Runtime {
     fn reinit_after_fork(&self) {
         let Some(parent) = self.segment() else { return };
         let inherited = parent.control.snapshot();
+        let default_arm_mask = std::array::from_fn(|i| parent.header.default_arm_mask[i].load(Relaxed));
+        let stats_interval = parent.control.stats_interval.load(Relaxed);
         self.segment.store(std::ptr::null_mut(), Release);
         self.map.store(std::ptr::null_mut(), Release);
+        self.stats_next_ns.store(0, Relaxed);
+        self.stats_calls_at.store(0, Relaxed);
         match inherited {
-            Some(strategy) => self.create_segment(&strategy),
+            Some(strategy) => self.create_segment(&strategy, default_arm_mask, stats_interval),
             None => crate::log!("the parent's strategy was being changed at fork; faults are off in this child"),
         }
     }
@@ -280,6 +309,47 @@ impl Runtime {
         }
     }
 
+    /// Writes the periodic stats line if it is due: the process's calls and faults, and each called hook's. At
+    /// most one line a second (and one per interval), by whichever thread claims it first; an interval counted in
+    /// calls (the seed's unit) writes once that many more calls were counted, looking every 10 ms at most (summing
+    /// the counters is the costly part). Reads the clock (vDSO), formats on the stack, one `write(2)` per line.
+    #[cold]
+    #[inline(never)]
+    fn stats_line(&self, segment: &Segment) {
+        let interval = StatsInterval::from_raw(segment.control.stats_interval.load(Relaxed));
+        let period_ns = match interval {
+            StatsInterval::Off => return,
+            StatsInterval::Seconds(seconds) => u64::from(seconds).saturating_mul(1_000_000_000),
+            StatsInterval::Calls(_) => STATS_MIN_PERIOD_NS,
+        }
+        .max(STATS_MIN_PERIOD_NS);
+        let now = shm_proto::clock::monotonic_ns();
+        let next = self.stats_next_ns.load(Relaxed);
+        if now < next
+            || self.stats_next_ns.compare_exchange(next, now.saturating_add(period_ns), Relaxed, Relaxed).is_err()
+        {
+            return;
+        }
+        let mut totals = [(0u64, 0u64); MAX_HOOKS];
+        let hooks = self.spec.hooks.len().min(MAX_HOOKS);
+        for (hook, total) in totals.iter_mut().enumerate().take(hooks) {
+            *total = segment.hook_totals(hook);
+        }
+        let (calls, faults) =
+            totals.iter().fold((0u64, 0u64), |(c, f), (hc, hf)| (c.saturating_add(*hc), f.saturating_add(*hf)));
+        if let StatsInterval::Calls(every) = interval {
+            if calls < self.stats_calls_at.load(Relaxed).saturating_add(u64::from(every)) {
+                // Not yet: look again soon, not a second from now.
+                self.stats_next_ns.store(now.saturating_add(STATS_RECHECK_NS), Relaxed);
+                return;
+            }
+        }
+        self.stats_calls_at.store(calls, Relaxed);
+        let percent = if calls == 0 { 0.0 } else { faults as f64 * 100.0 / calls as f64 };
+        let per_hook = PerHook { names: &self.spec.hooks[..hooks], totals: &totals[..hooks] };
+        crate::log!("[STATS] {calls} calls, {faults} faults ({percent:.2}%){per_hook}");
+    }
+
     #[cold]
     fn log_fault(&self, hook: usize, code: i32) {
         if self.log.load(Relaxed) >= LogLevel::Faults as u8 {
@@ -287,6 +357,23 @@ impl Runtime {
             let code_name = codes::name_of(self.spec.kind, code).unwrap_or("?");
             crate::log!("[FAULT] INJECTED: {name} {code_name} = {code}");
         }
+    }
+}
+
+/// The stats line's per-hook part: `; put 3/100, get 5/98` for every hook called so far (faults/calls).
+struct PerHook<'a> {
+    names: &'a [&'static str],
+    totals: &'a [(u64, u64)],
+}
+
+impl std::fmt::Display for PerHook<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut separator = ";";
+        for (name, (calls, faults)) in self.names.iter().zip(self.totals).filter(|(_, (calls, _))| *calls > 0) {
+            write!(f, "{separator} {} {faults}/{calls}", config::short_hook_name(name))?;
+            separator = ",";
+        }
+        Ok(())
     }
 }
 

@@ -1,5 +1,6 @@
 //! Parsing what users type — probabilities, X/O patterns, hook lists, switches — shared by the shims' start-up
-//! environment (`FAULTLINE_*`) and the `faultline` tool, so both accept and reject exactly the same things.
+//! environment (`FAULTLINE_*`, and the seed injector's `UCX_FAULT_*` through [`crate::seed_env`]) and the
+//! `faultline` tool, so both accept and reject exactly the same things.
 
 use crate::codes::{self, CodeError};
 use crate::control::Strategy;
@@ -55,6 +56,12 @@ pub enum ConfigError {
     /// Unknown log level.
     #[error("log level '{0}' is not off, faults or debug")]
     LogLevel(String),
+    /// A seed variable the seed itself would not take as given (see [`crate::seed_env`]).
+    #[error("{0}")]
+    Seed(String),
+    /// Not a stats interval.
+    #[error("stats interval '{0}' is not off, a number of seconds (10, 10s) or of calls (1000calls), below 2^31")]
+    StatsInterval(String),
 }
 
 /// Parses a percentage (`30`, `12.5`, `0.0001`, optionally with `%`) into parts per million.
@@ -221,6 +228,65 @@ fn parse_log_level(text: &str) -> Result<LogLevel, ConfigError> {
     }
 }
 
+/// The shim's periodic stats line on stderr (`FAULTLINE_STATS_INTERVAL`, or the seed's
+/// `UCX_FAULT_STATS_LOG_INTERVAL`). Off by default; at most one line a second whatever the interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StatsInterval {
+    /// No stats line.
+    #[default]
+    Off,
+    /// A line every this many seconds.
+    Seconds(u32),
+    /// A line each time this many more calls were counted (the seed's unit).
+    Calls(u32),
+}
+
+/// Bit of the control block's `stats_interval` word that marks a count of calls (else seconds).
+const STATS_CALLS_BIT: u32 = 1 << 31;
+
+impl StatsInterval {
+    /// The control block's encoding: 0 off; bit 31 set: every N calls (the low 31 bits); else every N seconds.
+    pub fn to_raw(self) -> u32 {
+        match self {
+            StatsInterval::Off => 0,
+            StatsInterval::Seconds(seconds) => seconds.min(STATS_CALLS_BIT - 1),
+            StatsInterval::Calls(0) => 0,
+            StatsInterval::Calls(calls) => STATS_CALLS_BIT | calls.min(STATS_CALLS_BIT - 1),
+        }
+    }
+
+    /// Decodes [`StatsInterval::to_raw`] (every word is some interval).
+    pub fn from_raw(raw: u32) -> Self {
+        match (raw & STATS_CALLS_BIT != 0, raw & !STATS_CALLS_BIT) {
+            (_, 0) => StatsInterval::Off,
+            (true, calls) => StatsInterval::Calls(calls),
+            (false, seconds) => StatsInterval::Seconds(seconds),
+        }
+    }
+}
+
+/// Parses a stats interval: `0`/`off`, seconds (`10`, `10s`), or calls (`1000calls`, the seed's unit).
+pub fn parse_stats_interval(text: &str) -> Result<StatsInterval, ConfigError> {
+    let bad = || ConfigError::StatsInterval(text.to_string());
+    let t = text.trim().to_ascii_lowercase();
+    if t == "off" {
+        return Ok(StatsInterval::Off);
+    }
+    let (number, calls) = match t.strip_suffix("calls") {
+        Some(number) => (number, true),
+        None => (t.strip_suffix('s').unwrap_or(&t), false),
+    };
+    let n: u32 = number.trim().parse().map_err(|_| bad())?;
+    if n >= STATS_CALLS_BIT {
+        return Err(bad());
+    }
+    Ok(match (n, calls) {
+        (0, _) => StatsInterval::Off,
+        (n, true) => StatsInterval::Calls(n),
+        (n, false) => StatsInterval::Seconds(n),
+    })
+}
+
 /// Shim logging, off by default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum LogLevel {
@@ -238,13 +304,38 @@ pub enum LogLevel {
 pub struct Startup {
     /// The strategy to publish before the first call.
     pub strategy: Strategy,
+    /// The hooks `reset` arms: the shim's defaults, or the seed's hook set for a process configured through
+    /// `UCX_FAULT_*`.
+    pub default_arm_mask: [u64; MAX_HOOKS / 64],
     /// `FAULTLINE_LOG`.
     pub log: LogLevel,
+    /// `FAULTLINE_STATS_INTERVAL`.
+    pub stats: StatsInterval,
+    /// Configured through the seed's `UCX_FAULT_*` variables (so it started from the seed's defaults).
+    pub seed_configured: bool,
     /// One line per invalid variable; each was ignored.
     pub warnings: Vec<String>,
 }
 
-/// Reads `FAULTLINE_*` through `var` (so tests need no process environment). Invalid values are reported in
+/// A start-up setting as the environment gave it.
+pub(crate) struct Given {
+    /// The variable it came from.
+    pub(crate) name: String,
+    /// `NAME=value` as written (for warnings).
+    pub(crate) shown: String,
+    /// The value in faultline's syntax, or why the seed's spelling has none.
+    pub(crate) text: Result<String, ConfigError>,
+}
+
+impl Given {
+    fn plain(name: &str, value: String) -> Self {
+        Given { name: name.to_string(), shown: format!("{name}={value}"), text: Ok(value) }
+    }
+}
+
+/// Reads `FAULTLINE_*` through `var` (so tests need no process environment), and for the UCX shim the seed
+/// injector's `UCX_FAULT_*` (see [`crate::seed_env`]): a `FAULTLINE_*` setting wins over its seed spelling, and a
+/// process configured through `UCX_FAULT_*` starts from the seed's defaults. Invalid values are reported in
 /// `warnings` and ignored; everything else keeps its default.
 pub fn startup_from_env(
     kind: Kind,
@@ -254,19 +345,30 @@ pub fn startup_from_env(
 ) -> Startup {
     let mut s = Strategy::defaults(codes::default_pool(kind), default_armed);
     let mut log = LogLevel::Off;
+    let mut stats = StatsInterval::Off;
     let mut warnings = Vec::new();
-    let get = |name: &'static str| var(name).map(|value| (name, value));
-    let mut invalid: Vec<&'static str> = Vec::new();
-    let mut report = |name: &'static str, value: &str, e: ConfigError| {
-        warnings.push(format!("{name}={value}: {e}; ignored"));
-        invalid.push(name);
+    let seed = kind == Kind::Ucx && crate::seed_env::configured(&var);
+    if seed {
+        crate::seed_env::apply_defaults(&mut s, hooks);
+        warnings.extend(crate::seed_env::notes(&var));
+    }
+    let default_arm_mask = s.arm_mask;
+    let get = |name: &'static str| match var(name) {
+        Some(value) => Some(Given::plain(name, value)),
+        None if seed => crate::seed_env::setting(name, &var),
+        None => None,
+    };
+    let mut invalid: Vec<(&'static str, String)> = Vec::new();
+    let mut report = |canonical: &'static str, given: &Given, e: &ConfigError| {
+        warnings.push(format!("{}: {e}; ignored", given.shown));
+        invalid.push((canonical, given.name.clone()));
     };
     macro_rules! set {
         ($name:literal, |$v:ident| $parse:expr, |$parsed:ident| $assign:expr) => {
-            if let Some((name, $v)) = get($name) {
-                match $parse {
+            if let Some(given) = get($name) {
+                match given.text.clone().and_then(|$v: String| $parse) {
                     Ok($parsed) => $assign,
-                    Err(e) => report(name, &$v, e),
+                    Err(e) => report($name, &given, &e),
                 }
             }
         };
@@ -293,18 +395,20 @@ pub fn startup_from_env(
     });
     set!("FAULTLINE_DELAY_MODE", |v| parse_delay_mode(&v), |mode| s.delay_mode = mode);
     set!("FAULTLINE_LOG", |v| parse_log_level(&v), |level| log = level);
+    set!("FAULTLINE_STATS_INTERVAL", |v| parse_stats_interval(&v), |interval| stats = interval);
     // Settings that narrow what can fail must never widen it by being ignored: if one is invalid, nothing is
     // armed until it is fixed.
     const NARROWING: [&str; 4] = ["FAULTLINE_HOOKS", "FAULTLINE_STRATEGY", "FAULTLINE_SKIP", "FAULTLINE_LIMIT"];
-    invalid.retain(|name| NARROWING.contains(name));
+    invalid.retain(|(canonical, _)| NARROWING.contains(canonical));
     if !invalid.is_empty() {
         s.arm_mask = [0; MAX_HOOKS / 64];
+        let names: Vec<&str> = invalid.iter().map(|(_, name)| name.as_str()).collect();
         warnings.push(format!(
             "no hook is armed: {} is invalid, and an invalid setting never widens what can fail",
-            invalid.join(" and ")
+            names.join(" and ")
         ));
     }
-    Startup { strategy: s, log, warnings }
+    Startup { strategy: s, default_arm_mask, log, stats, seed_configured: seed, warnings }
 }
 
 #[cfg(test)]

@@ -204,7 +204,10 @@ pub struct Control {
     pub replay_len: AtomicU32,
     /// 0/1: replay loops instead of passing everything after its end.
     pub replay_loop: AtomicU32,
-    _pad1: u32,
+    /// The shim's periodic stats line, as [`crate::config::StatsInterval::to_raw`] encodes it (0: off). Not part of
+    /// the strategy: read and stored alone (relaxed), outside the seqlock and the journal. This word was padding
+    /// before, always 0 (off), so segments, shims and tools of ABI 3 with and without it agree.
+    pub stats_interval: AtomicU32,
     /// Error codes to inject.
     pub pool: [AtomicI32; POOL_CAP],
     /// Pattern bitmap: bit `p % 64` of word `p / 64` set means position `p` is `X`.
@@ -386,6 +389,7 @@ const _: () = {
     assert!(offset_of!(Header, pid_ns) == 6288);
     assert!(size_of::<Control>() == 274_688);
     assert!(offset_of!(Control, enabled) == 16);
+    assert!(offset_of!(Control, stats_interval) == 100);
     assert!(offset_of!(Control, pool) == 104);
     assert!(offset_of!(Control, pattern_bits) == 232);
     assert!(offset_of!(Control, pattern_rank) == 8424);

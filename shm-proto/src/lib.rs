@@ -7,6 +7,7 @@
 //! - [`clock`]: `CLOCK_MONOTONIC`, and the cheaper tick source the ring stamps records with;
 //! - [`control`]: the strategy as a value, read and published consistently;
 //! - [`config`], [`codes`]: parsing what users type (probabilities, patterns, hooks, codes) and the environment;
+//!   [`seed_env`]: the seed injector's `UCX_FAULT_*` start-up variables, mapped onto faultline's;
 //! - [`xid`], [`node_policy`]: what the shims and the node agent agree on outside the segment: the XID catalogue
 //!   (with the CUDA shim's presets) and the node policy file that arms a node;
 //! - [`pod`]: which Kubernetes pod a process runs in (environment, cgroup), recorded in its segment;
@@ -39,6 +40,8 @@ pub mod layout;
 pub mod node_policy;
 #[cfg(not(loom))]
 pub mod pod;
+#[cfg(not(loom))]
+pub mod seed_env;
 #[cfg(not(loom))]
 pub mod segment;
 #[cfg(not(loom))]

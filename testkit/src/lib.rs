@@ -1,11 +1,11 @@
 //! Test support shared by the shim and CLI integration tests (a dev-dependency only).
 //!
-//! - [`artifacts`]: the release shims and the `faultline` binary (built once per test run, or taken from
-//!   `FAULTLINE_UCX_SHIM` / `FAULTLINE_CUDA_SHIM` / `FAULTLINE_BIN`);
+//! - [`artifacts`]: the release shims and the `faultline` binary, and `ucx-fault-client` beside it (built once per
+//!   test run, or taken from `FAULTLINE_UCX_SHIM` / `FAULTLINE_CUDA_SHIM` / `FAULTLINE_BIN`);
 //! - [`c_program`]: compiles a C test program from `*/tests/c/` once per test run;
 //! - [`ShmDir`]: a private segment directory per test (`FAULTLINE_SHM_DIR`), removed on drop, so tests never see
 //!   each other's processes and leave nothing in `/dev/shm`;
-//! - [`Program`]: a process under test with its stdout lines collected, killed on drop;
+//! - [`Program`]: a process under test with its stdout (and optionally stderr) lines collected, killed on drop;
 //! - [`wait_until`]: polling with a generous watchdog instead of fixed sleeps.
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -33,6 +33,8 @@ pub struct Artifacts {
     pub cuda_shim: PathBuf,
     /// `faultline`
     pub faultline: PathBuf,
+    /// `ucx-fault-client`: the same program under the seed client's name, built beside `faultline`.
+    pub ucx_fault_client: PathBuf,
 }
 
 /// Builds the release artifacts once per test process (or uses the paths given in the environment).
@@ -43,7 +45,8 @@ pub fn artifacts() -> &'static Artifacts {
         if let (Some(ucx_shim), Some(cuda_shim), Some(faultline)) =
             (overridden("FAULTLINE_UCX_SHIM"), overridden("FAULTLINE_CUDA_SHIM"), overridden("FAULTLINE_BIN"))
         {
-            return Artifacts { ucx_shim, cuda_shim, faultline };
+            let ucx_fault_client = faultline.with_file_name("ucx-fault-client");
+            return Artifacts { ucx_shim, cuda_shim, faultline, ucx_fault_client };
         }
         let root = workspace_root();
         let mut build = Command::new(env!("CARGO"));
@@ -58,6 +61,7 @@ pub fn artifacts() -> &'static Artifacts {
             ucx_shim: release.join("libfaultline_ucx.so"),
             cuda_shim: release.join("libfaultline_cuda.so"),
             faultline: release.join("faultline"),
+            ucx_fault_client: release.join("ucx-fault-client"),
         }
     })
 }
@@ -171,26 +175,45 @@ pub struct Program {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
+    errors: Option<Receiver<String>>,
     /// Every stdout line so far.
     pub seen: Vec<String>,
+    /// Every stderr line so far (with [`Program::spawn_capturing_stderr`]).
+    pub seen_errors: Vec<String>,
+}
+
+/// Sends each line `reader` gives to a new channel, from a thread of its own.
+fn line_channel(reader: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(reader).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
 }
 
 impl Program {
     /// Starts `command` with piped stdin/stdout (stderr inherited, so failures show in test output).
-    pub fn spawn(mut command: Command) -> Self {
-        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    pub fn spawn(command: Command) -> Self {
+        Self::start(command, false)
+    }
+
+    /// Like [`Program::spawn`], with stderr collected too (see [`Program::error_lines_until`]).
+    pub fn spawn_capturing_stderr(command: Command) -> Self {
+        Self::start(command, true)
+    }
+
+    fn start(mut command: Command, capture_stderr: bool) -> Self {
+        let stderr = if capture_stderr { Stdio::piped() } else { Stdio::inherit() };
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(stderr);
         let mut child = command.spawn().expect("program starts");
-        let stdout = child.stdout.take().expect("piped");
+        let lines = line_channel(child.stdout.take().expect("piped"));
+        let errors = child.stderr.take().map(line_channel);
         let stdin = child.stdin.take();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Program { child, stdin, lines, seen: Vec::new() }
+        Program { child, stdin, lines, errors, seen: Vec::new(), seen_errors: Vec::new() }
     }
 
     /// The process id.
@@ -220,6 +243,29 @@ impl Program {
                     }
                 }
                 Err(e) => panic!("program {} gave no expected line ({e}); last lines: {:?}", self.pid(), last(&got)),
+            }
+        }
+    }
+
+    /// Collects stderr lines until one satisfies `done` (returned lines include it). Panics after [`WATCHDOG`], or if
+    /// stderr is not captured.
+    pub fn error_lines_until(&mut self, done: impl Fn(&str) -> bool) -> Vec<String> {
+        let pid = self.pid();
+        let errors = self.errors.as_ref().expect("started with spawn_capturing_stderr");
+        let deadline = Instant::now() + WATCHDOG;
+        let mut got = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match errors.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen_errors.push(line.clone());
+                    let finished = done(&line);
+                    got.push(line);
+                    if finished {
+                        return got;
+                    }
+                }
+                Err(e) => panic!("program {pid} wrote no expected stderr line ({e}); last lines: {:?}", last(&got)),
             }
         }
     }

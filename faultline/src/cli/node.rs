@@ -273,5 +273,6 @@ fn process_command(args: Vec<String>, globals: Globals) -> anyhow::Result<u8> {
         return Err(NodeError::NotRoot(name).into());
     }
     targets::force_container_discovery();
-    crate::run(inner)
+    // The program's root (`main.rs`, the crate root of `faultline`, a module of `ucx-fault-client`).
+    super::super::run(inner)
 }

@@ -20,15 +20,26 @@ pub fn start(shm: &ShmDir, ops: &str) -> Program {
 
 /// [`start`] with another copy of the self-loop program (a different executable name).
 pub fn start_binary(shm: &ShmDir, binary: &std::path::Path, ops: &str) -> Program {
-    start_binary_with_env(shm, binary, ops, &[])
+    start_with(shm, binary, ops, &[], Program::spawn)
 }
 
 /// [`start`] with `env` added.
 pub fn start_with_env(shm: &ShmDir, ops: &str, env: &[(&str, &str)]) -> Program {
-    start_binary_with_env(shm, &selfloop_binary(), ops, env)
+    start_with(shm, &selfloop_binary(), ops, env, Program::spawn)
 }
 
-fn start_binary_with_env(shm: &ShmDir, binary: &std::path::Path, ops: &str, env: &[(&str, &str)]) -> Program {
+/// [`start`], with the program's standard error collected (`Program::error_lines_until`).
+pub fn start_capturing_stderr(shm: &ShmDir, ops: &str) -> Program {
+    start_with(shm, &selfloop_binary(), ops, &[], Program::spawn_capturing_stderr)
+}
+
+fn start_with(
+    shm: &ShmDir,
+    binary: &std::path::Path,
+    ops: &str,
+    env: &[(&str, &str)],
+    spawn: fn(Command) -> Program,
+) -> Program {
     let mut command = Command::new(binary);
     command
         .args(["--stdin", "--ops", ops])
@@ -36,7 +47,7 @@ fn start_binary_with_env(shm: &ShmDir, binary: &std::path::Path, ops: &str, env:
         .env("FAULTLINE_SHM_DIR", shm.path())
         .env("UCX_WARN_UNUSED_ENV_VARS", "n")
         .envs(env.iter().copied());
-    let mut program = Program::spawn(command);
+    let mut program = spawn(command);
     let segment = shm.segment("ucx", program.pid());
     testkit::wait_until("the shim creates its segment", || segment.exists());
     program.send("run 0");

@@ -6,9 +6,9 @@ use faultline::cluster::action::ClusterRequest;
 use faultline::cluster::names::Labels;
 use faultline::cluster::processes::{ProcessListing, ProcessScope};
 
+use super::super::node::NOT_PROCESS_COMMANDS;
+use super::super::Cli;
 use super::faults::Namespace;
-use crate::cli::node::NOT_PROCESS_COMMANDS;
-use crate::cli::Cli;
 
 /// The options of `faultline cluster ps`.
 #[derive(Debug, Args)]
