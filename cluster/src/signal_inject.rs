@@ -9,8 +9,7 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Event, EventSource, Node, ObjectReference};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::api::core::v1::{Event, Node};
 use serde::Serialize;
 
 use super::agent;
@@ -279,41 +278,16 @@ pub async fn inject(
 pub fn signal_event(node: &Node, namespace: &str, report: &SignalReport, now: k8s_openapi::jiff::Timestamp) -> Event {
     let node_name = node.metadata.name.clone().unwrap_or_default();
     let stamp = Stamp::at(FaultKind::KernelSignal, report.fault_id.clone(), now, Some(EVENT_TTL), ledger::created_by());
-    let mut annotations = stamp.annotations();
-    annotations.insert(ledger::SIGNAL_ANNOTATION.to_string(), report.signal.command().to_string());
-    Event {
-        metadata: ObjectMeta {
-            name: Some(format!("{node_name}.{}", report.fault_id)),
-            namespace: Some(namespace.to_string()),
-            labels: Some(stamp.labels()),
-            annotations: Some(annotations),
-            ..ObjectMeta::default()
-        },
-        involved_object: ObjectReference {
-            api_version: Some("v1".to_string()),
-            kind: Some("Node".to_string()),
-            name: Some(node_name.clone()),
-            uid: node.metadata.uid.clone(),
-            ..ObjectReference::default()
-        },
-        reason: Some(EVENT_REASON.to_string()),
-        message: Some(format!(
-            "{}: {} ({}{}), written into the kernel log of node {node_name} by faultline, fault {}",
-            report.signal.title(),
-            report.summary,
-            report.monitor,
-            if report.fatal { ", fatal" } else { "" },
-            report.fault_id
-        )),
-        type_: Some("Warning".to_string()),
-        source: Some(EventSource { component: Some("faultline".to_string()), host: None }),
-        reporting_component: Some("faultline".to_string()),
-        reporting_instance: Some(node_name),
-        first_timestamp: Some(Time(now)),
-        last_timestamp: Some(Time(now)),
-        count: Some(1),
-        ..Event::default()
-    }
+    let message = format!(
+        "{}: {} ({}{}), written into the kernel log of node {node_name} by faultline, fault {}",
+        report.signal.title(),
+        report.summary,
+        report.monitor,
+        if report.fatal { ", fatal" } else { "" },
+        report.fault_id
+    );
+    let annotation = (ledger::SIGNAL_ANNOTATION, report.signal.command().to_string());
+    xid_inject::node_event(node, namespace, &stamp, annotation, EVENT_REASON, message)
 }
 
 #[cfg(test)]

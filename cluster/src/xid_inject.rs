@@ -253,16 +253,36 @@ pub async fn watch_cordon(
     }
 }
 
-/// The Event recording `report` on `node` (in `namespace`, the agent's), its XID in [`ledger::XID_ANNOTATION`].
+/// The Warning Event on the Node for `report` (named `<node>.<fault id>`, stamped for the ledger, the XID in the
+/// `faultline.dev/xid` annotation).
 pub fn xid_event(node: &Node, namespace: &str, report: &XidReport, now: k8s_openapi::jiff::Timestamp) -> Event {
     let node_name = node.metadata.name.clone().unwrap_or_default();
     // Events expire on their own (the API server's event TTL); the stamp says when, for the ledger.
     let stamp = Stamp::at(FaultKind::Xid, report.fault_id.clone(), now, Some(EVENT_TTL), ledger::created_by());
+    let message = format!(
+        "XID {} ({}, {}) injected on GPU {} (PCI {}) of node {node_name} by faultline, fault {}",
+        report.xid, report.xid_name, report.severity, report.gpu, report.pci, report.fault_id
+    );
+    node_event(node, namespace, &stamp, (ledger::XID_ANNOTATION, report.xid.to_string()), EVENT_REASON, message)
+}
+
+/// A Warning Event from faultline on `node`, stamped by `stamp`, with one more annotation, `reason` and `message`:
+/// what every kernel-log writer records (XIDs here, the other signals in `signal_inject`).
+pub fn node_event(
+    node: &Node,
+    namespace: &str,
+    stamp: &Stamp,
+    (key, value): (&str, String),
+    reason: &str,
+    message: String,
+) -> Event {
+    let node_name = node.metadata.name.clone().unwrap_or_default();
+    let now = stamp.created_at;
     let mut annotations = stamp.annotations();
-    annotations.insert(ledger::XID_ANNOTATION.to_string(), report.xid.to_string());
+    annotations.insert(key.to_string(), value);
     Event {
         metadata: ObjectMeta {
-            name: Some(format!("{node_name}.{}", report.fault_id)),
+            name: Some(format!("{node_name}.{}", stamp.fault_id)),
             namespace: Some(namespace.to_string()),
             labels: Some(stamp.labels()),
             annotations: Some(annotations),
@@ -275,11 +295,8 @@ pub fn xid_event(node: &Node, namespace: &str, report: &XidReport, now: k8s_open
             uid: node.metadata.uid.clone(),
             ..ObjectReference::default()
         },
-        reason: Some(EVENT_REASON.to_string()),
-        message: Some(format!(
-            "XID {} ({}, {}) injected on GPU {} (PCI {}) of node {node_name} by faultline, fault {}",
-            report.xid, report.xid_name, report.severity, report.gpu, report.pci, report.fault_id
-        )),
+        reason: Some(reason.to_string()),
+        message: Some(message),
         type_: Some("Warning".to_string()),
         source: Some(EventSource { component: Some("faultline".to_string()), host: None }),
         reporting_component: Some("faultline".to_string()),

@@ -107,15 +107,8 @@ pub struct InjectArgs {
     pub xid: u32,
     #[command(flatten)]
     pub line: super::node::XidLineArgs,
-    /// Follow the node until it is cordoned.
-    #[arg(long)]
-    pub watch: bool,
-    /// How long --watch waits for the cordon.
-    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
-    pub watch_timeout: u64,
-    /// How often --watch looks at the node.
-    #[arg(long, value_name = "SECONDS", default_value_t = 2.0, hide = true)]
-    pub watch_interval: f64,
+    #[command(flatten)]
+    pub watch: WatchArgs,
 }
 
 /// `faultline cluster fallen-off|sxid|nic …`.
@@ -128,12 +121,9 @@ pub enum SignalCommand<T: Args> {
     Inject(T),
 }
 
-/// What every `faultline cluster <signal> inject` takes besides the line's own options.
+/// Following the node until it is cordoned, for every kernel-log injection.
 #[derive(Debug, Args)]
-pub struct TargetArgs {
-    /// The node.
-    #[arg(long, value_name = "NODE")]
-    pub node: String,
+pub struct WatchArgs {
     /// Follow the node until it is cordoned.
     #[arg(long)]
     pub watch: bool,
@@ -143,6 +133,26 @@ pub struct TargetArgs {
     /// How often --watch looks at the node.
     #[arg(long, value_name = "SECONDS", default_value_t = 2.0, hide = true)]
     pub watch_interval: f64,
+}
+
+impl WatchArgs {
+    /// (how long to watch, if at all; how often to look).
+    fn parse(&self) -> anyhow::Result<(Option<Duration>, Duration)> {
+        let Some(interval) = positive_seconds(self.watch_interval) else {
+            return Err(faultline::Error::usage("--watch-interval must be a positive number of seconds").into());
+        };
+        Ok((self.watch.then(|| Duration::from_secs(self.watch_timeout)), interval))
+    }
+}
+
+/// What every `faultline cluster <signal> inject` takes besides the line's own options.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// The node.
+    #[arg(long, value_name = "NODE")]
+    pub node: String,
+    #[command(flatten)]
+    pub watch: WatchArgs,
 }
 
 /// `faultline cluster fallen-off inject`.
@@ -229,9 +239,7 @@ fn xid_request(inject: InjectArgs, pids: &[u32]) -> anyhow::Result<ClusterReques
         [pid] => Some(*pid),
         _ => return Err(faultline::Error::usage("give --pid at most once (the pid= field of the line)").into()),
     };
-    let Some(watch_interval) = positive_seconds(inject.watch_interval) else {
-        return Err(faultline::Error::usage("--watch-interval must be a positive number of seconds").into());
-    };
+    let (watch, watch_interval) = inject.watch.parse()?;
     let nvl5 = inject.line.nvl5();
     let draft = XidDraft {
         request: XidInjectRequest {
@@ -242,7 +250,7 @@ fn xid_request(inject: InjectArgs, pids: &[u32]) -> anyhow::Result<ClusterReques
             process_name: inject.line.name,
             force: inject.line.force,
             dry_run: inject.line.dry_run,
-            watch: inject.watch.then(|| Duration::from_secs(inject.watch_timeout)),
+            watch,
             watch_interval: Some(watch_interval),
             ..XidInjectRequest::new(&inject.node, inject.line.gpu, inject.xid)
         },
@@ -252,13 +260,11 @@ fn xid_request(inject: InjectArgs, pids: &[u32]) -> anyhow::Result<ClusterReques
 }
 
 fn signal_request(target: &TargetArgs, signal: KernelSignal, dry_run: bool) -> anyhow::Result<ClusterRequest> {
-    let Some(watch_interval) = positive_seconds(target.watch_interval) else {
-        return Err(faultline::Error::usage("--watch-interval must be a positive number of seconds").into());
-    };
+    let (watch, watch_interval) = target.watch.parse()?;
     let draft = SignalDraft {
         request: SignalInjectRequest {
             dry_run,
-            watch: target.watch.then(|| Duration::from_secs(target.watch_timeout)),
+            watch,
             watch_interval: Some(watch_interval),
             ..SignalInjectRequest::new(&target.node, signal)
         },
