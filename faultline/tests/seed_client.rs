@@ -109,7 +109,7 @@ fn the_vllm_accuracy_script_fault_injection_part_runs_as_written_against_a_ucx_p
     let serve_log = work.path().join("serve.log");
     let serve =
         format!("{} --forever --ops put,get,flush --quiet --interval-us 100", common::selfloop_binary().display());
-    let script = testkit::workspace_root().join("tui/tests/fixtures/seed/run_accuracy_test_fault_injection.sh");
+    let script = testkit::workspace_root().join("faultline/tests/fixtures/seed/run_accuracy_test_fault_injection.sh");
     let mut command = Command::new("bash");
     clean_env(&mut command)
         .arg(script)
