@@ -10,13 +10,12 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Event, Node};
-use serde::Serialize;
 
 use super::agent;
 use super::exec::PodExec;
 use super::kube_api::KubeApi;
 use super::ledger::{self, FaultKind, Stamp};
-use super::xid_inject::{self, WatchOutcome, EVENT_TTL};
+use super::xid_inject::{self, EVENT_TTL};
 use super::{ClusterError, DEFAULT_WATCH_INTERVAL};
 use crate::node::nic::check_device_name;
 use crate::node::xid::MAX_LINK;
@@ -203,28 +202,7 @@ pub enum Progress {
 }
 
 /// What `inject` did.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SignalInjectResult {
-    /// The fault id (in the kernel-log line and on the Event).
-    pub fault_id: String,
-    /// The node.
-    pub node: String,
-    /// The agent pod that wrote the line.
-    pub pod: String,
-    /// The agent's own report (`faultline node <signal>` JSON).
-    pub agent: SignalReport,
-    /// The Event's name (none for a dry run).
-    pub event: Option<String>,
-    /// The watch's outcome, with `--watch`.
-    pub watch: Option<WatchOutcome>,
-}
-
-impl SignalInjectResult {
-    /// Whether `--watch` was asked for and timed out.
-    pub fn watch_timed_out(&self) -> bool {
-        self.watch.as_ref().is_some_and(|w| !w.cordoned)
-    }
-}
+pub type SignalInjectResult = xid_inject::Injected<SignalReport>;
 
 /// The command run in the agent pod.
 pub fn agent_command(request: &SignalInjectRequest, fault_id: &str) -> Vec<String> {

@@ -121,29 +121,32 @@ pub struct WatchOutcome {
     pub taints: Vec<String>,
 }
 
-/// What `inject` did.
+/// What an injection into a node's kernel log did (`R`: the agent's own report of the line it wrote).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct XidInjectResult {
+pub struct Injected<R> {
     /// The fault id (in the kernel log line and on the Event).
     pub fault_id: String,
     /// The node.
     pub node: String,
     /// The agent pod that wrote the line.
     pub pod: String,
-    /// The agent's own report (`faultline node xid` JSON).
-    pub agent: XidReport,
+    /// The agent's own report (`faultline node xid|fallen-off|sxid|nic` JSON).
+    pub agent: R,
     /// The Event's name (none for a dry run).
     pub event: Option<String>,
     /// The watch's outcome, with `--watch`.
     pub watch: Option<WatchOutcome>,
 }
 
-impl XidInjectResult {
+impl<R> Injected<R> {
     /// Whether `--watch` was asked for and timed out.
     pub fn watch_timed_out(&self) -> bool {
         self.watch.as_ref().is_some_and(|w| !w.cordoned)
     }
 }
+
+/// What `inject` did.
+pub type XidInjectResult = Injected<XidReport>;
 
 /// Checks what the agent would refuse without asking the node: the NVLink5 fields (144–150 only), the UUID.
 pub fn check_line(request: &XidInjectRequest) -> Result<(), node::NodeError> {
