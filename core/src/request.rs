@@ -132,6 +132,15 @@ impl Report {
     pub fn has_failures(&self) -> bool {
         matches!(self, Report::States { failures, .. } | Report::Aggregated { failures, .. } if !failures.is_empty())
     }
+
+    /// The exit status of a command that produced this report: 1 if some target failed, else 0.
+    pub fn exit_code(&self) -> u8 {
+        if self.has_failures() {
+            crate::error::EXIT_FAILED
+        } else {
+            crate::error::EXIT_OK
+        }
+    }
 }
 
 /// Carries out `request` on the processes `selection` names.

@@ -80,7 +80,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     let mut stdout = io::stdout().lock();
     stdout.write_all(rendered.stdout.as_bytes())?;
     stdout.flush()?;
-    Ok(if report.has_failures() { EXIT_FAILED } else { EXIT_OK })
+    Ok(report.exit_code())
 }
 
 /// The exit status for `error`: each action layer's errors say their own (2: nothing was changed).

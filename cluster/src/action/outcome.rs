@@ -113,14 +113,6 @@ impl ClusterOutcome {
     }
 }
 
-fn plural_es(count: usize) -> &'static str {
-    if count == 1 {
-        ""
-    } else {
-        "es"
-    }
-}
-
 /// `12.5 s`.
 pub(super) fn seconds(duration: Duration) -> String {
     format!("{:.1} s", duration.as_secs_f64())
@@ -221,7 +213,7 @@ impl fmt::Display for ClusterOutcome {
                 (_, n) => write!(f, "{n} object{} handled", plural(n)),
             },
             ClusterOutcome::Processes(listing) => {
-                write!(f, "{} shimmed process{}", listing.processes.len(), plural_es(listing.processes.len()))
+                write!(f, "shimmed processes: {}", listing.processes.len())
             }
             ClusterOutcome::ProcessReplies(replies) => {
                 for (index, reply) in replies.iter().enumerate() {

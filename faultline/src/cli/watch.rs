@@ -18,7 +18,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser};
-use faultline::error::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+use faultline::error::{EXIT_OK, EXIT_USAGE};
 use faultline::recording::{self, DumpFormat};
 use faultline::state::ProcessState;
 use faultline::targets::{self, Purpose};
@@ -143,7 +143,7 @@ fn reply(line: &str, globals: &Globals) -> Value {
         Ok(report) => {
             let rendered = output::render(&report, true);
             let text = output::render(&report, false).stdout;
-            let exit = if report.has_failures() { EXIT_FAILED } else { EXIT_OK };
+            let exit = report.exit_code();
             let report: Value = serde_json::from_str(&rendered.stdout).unwrap_or(Value::String(rendered.stdout));
             json!({"type": "reply", "id": id, "exit": exit, "report": report, "text": text, "notes": rendered.notes})
         }
