@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use super::form::{checkbox, choice, cycle, ClusterForm, FormHints, FormLook, FormRow, FormState, Input};
-use super::xid_dialog::{agent_line, WATCH_CHOICES};
+use super::xid_dialog::{agent_line, watch_choice, watch_row, WATCH_CHOICES};
 use crate::cluster::action::draft::{Names, SignalDraft};
 use crate::cluster::action::ClusterRequest;
 use crate::cluster::nodes::GpuNode;
@@ -125,7 +125,7 @@ impl SignalDialog {
 
     /// The watch timeout chosen.
     pub fn watch_timeout(&self) -> Option<Duration> {
-        WATCH_CHOICES.get(self.watch).copied().flatten().map(Duration::from_secs)
+        watch_choice(self.watch)
     }
 
     /// `Ok(hint)` or `Err(why the field is invalid)`.
@@ -250,10 +250,7 @@ impl ClusterForm for SignalDialog {
                     SignalField::Fatal => (checkbox(self.fatal), Input::Toggle),
                     SignalField::Device => (self.device.clone(), Input::Text),
                     SignalField::Event => (choice(self.nic_event().name()), Input::Choice),
-                    SignalField::Watch => match WATCH_CHOICES.get(self.watch).copied().flatten() {
-                        Some(seconds) => (choice(&format!("{seconds} s")), Input::Choice),
-                        None => (choice("off"), Input::Choice),
-                    },
+                    SignalField::Watch => watch_row(self.watch),
                 };
                 FormRow { label: field.label(), value, input, check: self.check(field) }
             })

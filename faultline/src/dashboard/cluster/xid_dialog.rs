@@ -70,6 +70,19 @@ impl XidField {
 /// The watch choices, in seconds (`None`: do not watch). 300 s is the CLI's `--watch-timeout` default.
 pub const WATCH_CHOICES: [Option<u64>; 5] = [None, Some(60), Some(120), Some(300), Some(600)];
 
+/// The watch timeout at `index` of [`WATCH_CHOICES`] (the XID and signal dialogs' Watch row).
+pub fn watch_choice(index: usize) -> Option<Duration> {
+    WATCH_CHOICES.get(index).copied().flatten().map(Duration::from_secs)
+}
+
+/// The Watch row as shown: `< 300 s >` or `< off >`.
+pub fn watch_row(index: usize) -> (String, Input) {
+    match watch_choice(index) {
+        Some(timeout) => (choice(&format!("{} s", timeout.as_secs())), Input::Choice),
+        None => (choice("off"), Input::Choice),
+    }
+}
+
 /// Inject an XID on one node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct XidDialog {
@@ -146,7 +159,7 @@ impl XidDialog {
 
     /// The watch timeout chosen.
     pub fn watch_timeout(&self) -> Option<Duration> {
-        WATCH_CHOICES.get(self.watch).copied().flatten().map(Duration::from_secs)
+        watch_choice(self.watch)
     }
 
     /// `Ok(hint)` or `Err(why the field is invalid)`.
@@ -272,10 +285,7 @@ impl ClusterForm for XidDialog {
                     XidField::IntrInfo => (self.intrinfo.clone(), Input::Text),
                     XidField::ErrorStatus => (self.error_status.clone(), Input::Text),
                     XidField::Force => (checkbox(self.force), Input::Toggle),
-                    XidField::Watch => match WATCH_CHOICES.get(self.watch).copied().flatten() {
-                        Some(seconds) => (choice(&format!("{seconds} s")), Input::Choice),
-                        None => (choice("off"), Input::Choice),
-                    },
+                    XidField::Watch => watch_row(self.watch),
                 };
                 FormRow { label: field.label(), value, input, check: self.check(field) }
             })
