@@ -344,7 +344,7 @@ impl KubeApi {
                 message: "the exec stream has no standard input or output".to_string(),
             });
         };
-        Ok(ExecSession { stdin: Some(stdin), stdout: tokio::io::BufReader::new(stdout), attached })
+        Ok(ExecSession { stdin: Some(stdin), stdout: tokio::io::BufReader::new(stdout), pending: Vec::new(), attached })
     }
 
     const CREATE_EVENT: ApiCall = call(Scope::AgentNamespace, "events", "create");
@@ -526,6 +526,8 @@ fn has_label(labels: &Option<std::collections::BTreeMap<String, String>>, key: &
 pub struct ExecSession {
     stdin: Option<tokio::io::WriteHalf<tokio::io::SimplexStream>>,
     stdout: tokio::io::BufReader<tokio::io::ReadHalf<tokio::io::SimplexStream>>,
+    /// The part of a line read so far (kept here, so a read abandoned in a `select!` loses nothing).
+    pending: Vec<u8>,
     attached: kube::api::AttachedProcess,
 }
 
@@ -538,21 +540,23 @@ impl ExecSession {
         stdin.flush().await
     }
 
-    /// The next line of the command's standard output (without its newline); `None` once it ended.
+    /// The next line of the command's standard output (without its newline); `None` once it ended. Cancel-safe:
+    /// a call dropped half-way (another branch of a `select!` won) keeps what it read for the next call.
     pub async fn next_line(&mut self) -> std::io::Result<Option<String>> {
         use tokio::io::AsyncBufReadExt;
-        let mut line = String::new();
-        match self.stdout.read_line(&mut line).await? {
-            0 => Ok(None),
-            _ => Ok(Some(line.trim_end_matches(['\n', '\r']).to_string())),
+        let read = self.stdout.read_until(b'\n', &mut self.pending).await?;
+        if read == 0 && self.pending.is_empty() {
+            return Ok(None);
         }
+        let line = String::from_utf8_lossy(&std::mem::take(&mut self.pending)).into_owned();
+        Ok(Some(line.trim_end_matches(['\n', '\r']).to_string()))
     }
 
     /// Ends the session: standard input closed and the stream dropped (the API server then ends the command, as
     /// it does when any exec client goes away). Not waited for: a stream whose reader is gone, or whose command
     /// keeps printing, must not hold the caller.
     pub async fn close(self) {
-        let ExecSession { stdin, stdout, attached } = self;
+        let ExecSession { stdin, stdout, attached, .. } = self;
         drop(stdin);
         drop(stdout);
         attached.abort();

@@ -39,6 +39,7 @@ pub mod exec;
 pub mod faults;
 pub mod gpu_failure;
 pub mod kube_api;
+pub mod live;
 pub mod ledger;
 pub mod names;
 pub mod network;

@@ -30,11 +30,24 @@ pub struct NodeSession {
 }
 
 impl NodeSession {
-    /// Opens the session with the ready agent on `node`.
+    /// Opens the session with the ready agent on `node`: a snapshot every `interval`, without records.
     pub async fn open(api: &KubeApi, node: &str, interval: Duration) -> Result<NodeSession, ClusterError> {
+        Self::open_with_records(api, node, interval, 0).await
+    }
+
+    /// Opens the session with the ready agent on `node`: a snapshot every `interval`, each process with its newest
+    /// `records` records.
+    pub async fn open_with_records(
+        api: &KubeApi,
+        node: &str,
+        interval: Duration,
+        records: u64,
+    ) -> Result<NodeSession, ClusterError> {
         let agent = agent::find(api, node).await?;
         let interval_ms = interval.as_millis().max(1).to_string();
-        let command = agent::node_command(["watch", "--interval-ms", interval_ms.as_str(), "--records", "0"]);
+        let records = records.to_string();
+        let command =
+            agent::node_command(["watch", "--interval-ms", interval_ms.as_str(), "--records", records.as_str()]);
         let exec = api.exec_session(&agent.pod, AGENT_CONTAINER, &command).await?;
         Ok(NodeSession { node: node.to_string(), pod: agent.pod, exec, next_id: 0 })
     }
@@ -44,7 +57,8 @@ impl NodeSession {
         &self.node
     }
 
-    async fn next(&mut self) -> Result<Value, ClusterError> {
+    /// The next message (a snapshot or a reply), as JSON. Cancel-safe (see [`ExecSession::next_line`]).
+    pub async fn next_message(&mut self) -> Result<Value, ClusterError> {
         let line = self.exec.next_line().await.map_err(|e| self.failed(e.to_string()))?;
         let line = line.ok_or_else(|| self.failed("the session ended".to_string()))?;
         serde_json::from_str(&line).map_err(|e| ClusterError::AgentOutput {
@@ -66,21 +80,28 @@ impl NodeSession {
     /// The next snapshot (replies are not expected here and are skipped).
     pub async fn snapshot(&mut self) -> Result<Value, ClusterError> {
         loop {
-            let message = self.next().await?;
+            let message = self.next_message().await?;
             if message["type"] == "snapshot" {
                 return Ok(message);
             }
         }
     }
 
-    /// Sends one process command (the words after `faultline`, host pids) and waits for its reply.
-    pub async fn command(&mut self, args: &[String]) -> Result<Value, ClusterError> {
+    /// Sends one process command (the words after `faultline`, host pids) without waiting: its reply comes among
+    /// the messages, `{"type": "reply", "id": <the id returned>, …}`.
+    pub async fn send(&mut self, args: &[String]) -> Result<u64, ClusterError> {
         self.next_id += 1;
         let id = self.next_id;
         let line = json!({"id": id, "args": args}).to_string();
         self.exec.send_line(&line).await.map_err(|e| self.failed(e.to_string()))?;
+        Ok(id)
+    }
+
+    /// Sends one process command (the words after `faultline`, host pids) and waits for its reply.
+    pub async fn command(&mut self, args: &[String]) -> Result<Value, ClusterError> {
+        let id = self.send(args).await?;
         loop {
-            let message = self.next().await?;
+            let message = self.next_message().await?;
             if message["type"] == "reply" && message["id"] == id {
                 return Ok(message);
             }

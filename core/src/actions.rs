@@ -171,6 +171,63 @@ impl Change {
         }
     }
 
+    /// The words of the `faultline` process command that makes this change (`["probability", "12.5"]`), for a
+    /// process reached through another machine's agent (`faultline node watch` takes command words); `None` for
+    /// the changes no single command spells (`set`'s several settings at once, the stats line interval).
+    /// Parsing the words gives this change back (the dashboard's tests check every variant).
+    pub fn words(&self) -> Option<Vec<String>> {
+        let switch = |switch: &Switch| match switch {
+            Switch::On => "on",
+            Switch::Off => "off",
+            Switch::Toggle => "toggle",
+        };
+        let words: Vec<String> = match self {
+            Change::Enabled(Switch::On) => vec!["enable".into()],
+            Change::Enabled(Switch::Off) => vec!["disable".into()],
+            Change::Enabled(Switch::Toggle) => vec!["toggle".into()],
+            Change::Probability(ppm) => vec!["probability".into(), format_percent(*ppm)],
+            Change::Strategy { pattern, error_codes } => {
+                let strategy = match pattern {
+                    None => "random".to_string(),
+                    Some(pattern) => pattern.iter().map(|&x| if x { 'X' } else { 'O' }).collect(),
+                };
+                let mut words = vec!["strategy".to_string(), strategy];
+                if let Some(codes) = error_codes {
+                    words.extend(["--error-codes".to_string(), codes.clone()]);
+                }
+                words
+            }
+            Change::ErrorCodes(codes) => vec!["error-codes".into(), codes.clone()],
+            Change::Hooks(hooks) => vec!["hooks".into(), hooks.clone()],
+            Change::Seed(seed) => vec!["seed".into(), seed.to_string()],
+            Change::Skip(skip) => vec!["skip".into(), skip.to_string()],
+            Change::Limit(limit) => vec!["limit".into(), limit.to_string()],
+            Change::Delay { us, mode } => {
+                let mut words = vec!["delay".to_string(), us.to_string()];
+                if let Some(mode) = mode {
+                    words.extend(["--mode".to_string(), mode.name().to_string()]);
+                }
+                words
+            }
+            Change::Reset => vec!["reset".into()],
+            Change::Recording(state) => vec!["record".into(), switch(state).into()],
+            Change::ClearRecording => vec!["record".into(), "clear".into()],
+            Change::Replay { source, looping } => {
+                let mut words = vec!["replay".to_string()];
+                if let ReplaySource::Program(program) = source {
+                    let codes: Vec<String> = program.iter().map(i32::to_string).collect();
+                    words.extend(["--program".to_string(), codes.join(",")]);
+                }
+                if *looping {
+                    words.push("--loop".into());
+                }
+                words
+            }
+            Change::ArmHooks { .. } | Change::StatsInterval(_) | Change::Settings(_) => return None,
+        };
+        Some(words)
+    }
+
     /// What the change does, for messages (`--read-only: refusing to …`).
     pub fn describe(&self) -> &'static str {
         match self {
@@ -194,6 +251,16 @@ impl Change {
             Change::ClearRecording => "clear the recording",
             Change::Settings(_) => "change the settings",
         }
+    }
+}
+
+/// A probability in parts per million as `probability` takes it: percent, with the four decimals a ppm needs.
+fn format_percent(ppm: u32) -> String {
+    let (whole, fraction) = (ppm / 10_000, ppm % 10_000);
+    if fraction == 0 {
+        whole.to_string()
+    } else {
+        format!("{whole}.{fraction:04}").trim_end_matches('0').to_string()
     }
 }
 

@@ -40,6 +40,20 @@ pub fn read(target: &Target) -> Recording {
     Recording { records, recorded, missed }
 }
 
+/// The newest `count` records of `target`'s ring, without reading the older ones (what a live view needs every
+/// interval); `recorded` and `missed` count the whole recording since its last clear, as [`read`] does.
+pub fn newest(target: &Target, count: u64) -> Recording {
+    let ring = &target.segment().ring;
+    let mut cursor = RingCursor::oldest(ring);
+    let head = ring.written();
+    cursor.next = cursor.next.max(head.saturating_sub(count));
+    let mut records = Vec::new();
+    cursor.drain(ring, !target.alive, |record| records.push(record));
+    let recorded = cursor.next.saturating_sub(ring.cleared_below());
+    let missed = recorded.saturating_sub(records.len() as u64).min(recorded.saturating_sub(ring.capacity() as u64));
+    Recording { records, recorded, missed }
+}
+
 /// The dump formats of `record dump` (also the command line's values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DumpFormat {
@@ -52,6 +66,15 @@ pub enum DumpFormat {
 }
 
 impl DumpFormat {
+    /// The name `record dump` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            DumpFormat::Summary => "summary",
+            DumpFormat::Pattern => "pattern",
+            DumpFormat::Records => "records",
+        }
+    }
+
     /// Parses `summary`, `pattern` or `records` (any case).
     pub fn parse(text: &str) -> Result<DumpFormat, Error> {
         <DumpFormat as clap::ValueEnum>::from_str(text.trim(), true)

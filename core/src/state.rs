@@ -5,7 +5,7 @@
 
 use std::cmp::Ordering;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use shm_proto::codes;
 use shm_proto::config;
 use shm_proto::layout::DelayMode;
@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::targets::{process_label, Target, Unusable};
 
 /// One hook's settings and counters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HookState {
     /// The intercepted function.
     pub name: String,
@@ -30,16 +30,18 @@ pub struct HookState {
 }
 
 /// A code of the error pool.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CodeState {
     /// The number.
     pub code: i32,
-    /// Its name, where the kind's table has one.
+    /// Its name, where the kind's table has one (looked up again from the code when read from JSON).
+    #[serde(skip_deserializing)]
     pub name: Option<&'static str>,
 }
 
 /// The Kubernetes pod a process runs in, as its shim recorded it (`None` outside Kubernetes).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Pod {
     /// The pod's namespace.
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -66,12 +68,14 @@ impl Pod {
     }
 }
 
-/// Everything faultline knows about one process: identity, the strategy in force, counters.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Everything faultline knows about one process: identity, the strategy in force, counters. Read back from JSON
+/// with [`ProcessState::from_json`] (a state another machine's agent sent).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcessState {
     /// Pid as seen from here.
     pub pid: u32,
     /// `ucx` or `cuda`.
+    #[serde(skip_deserializing)]
     pub kind: &'static str,
     /// Executable name.
     pub exe: String,
@@ -89,6 +93,7 @@ pub struct ProcessState {
     /// Armed calls are recorded.
     pub recording: bool,
     /// `random`, `pattern` or `replay`.
+    #[serde(skip_deserializing)]
     pub mode: &'static str,
     /// Random mode: percent.
     pub probability_percent: f64,
@@ -113,6 +118,7 @@ pub struct ProcessState {
     /// Delay action length.
     pub delay_us: u32,
     /// `off`, `before-fault` or `instead-of-fault`.
+    #[serde(skip_deserializing)]
     pub delay_mode: &'static str,
     /// Replay program length.
     pub replay_length: usize,
@@ -132,7 +138,35 @@ pub struct ProcessState {
     pub fault_percent: f64,
 }
 
+/// The one of `names` that `value[field]` holds, as the `&'static str` that spells it.
+fn one_of(value: &serde_json::Value, field: &str, names: &[&'static str]) -> Result<&'static str, serde_json::Error> {
+    let text = value[field].as_str().unwrap_or_default();
+    names.iter().find(|name| **name == text).copied().ok_or_else(|| {
+        serde::de::Error::custom(format!("{field}: unknown value {text:?}, expected one of {names:?}"))
+    })
+}
+
 impl ProcessState {
+    /// A state as `status --json` printed it (on this machine or another: an agent's snapshot), checked: the kind,
+    /// the modes and every field must be what faultline writes. The codes' names are looked up again.
+    pub fn from_json(value: &serde_json::Value) -> Result<ProcessState, serde_json::Error> {
+        let mut state = ProcessState::deserialize(value)?;
+        let kinds = [shm_proto::Kind::Ucx, shm_proto::Kind::Cuda];
+        state.kind = one_of(value, "kind", &kinds.map(shm_proto::Kind::name))?;
+        let modes = [shm_proto::Mode::Random, shm_proto::Mode::Pattern, shm_proto::Mode::Replay];
+        state.mode = one_of(value, "mode", &modes.map(shm_proto::Mode::name))?;
+        let delays = [DelayMode::Off, DelayMode::BeforeFault, DelayMode::InsteadOfFault];
+        state.delay_mode = one_of(value, "delay_mode", &delays.map(DelayMode::name))?;
+        let kind = shm_proto::Kind::from_name(state.kind).unwrap_or(shm_proto::Kind::Ucx);
+        for code in &mut state.error_codes {
+            code.name = codes::name_of(kind, code.code);
+        }
+        if state.pod.as_ref().is_some_and(|pod| *pod == Pod::default()) {
+            state.pod = None;
+        }
+        Ok(state)
+    }
+
     /// Reads `target`'s current state.
     pub fn read(target: &Target) -> Result<ProcessState, Error> {
         let strategy = current_strategy(target)?;

@@ -60,6 +60,11 @@ pub struct Cli {
     #[arg(long, value_name = "CONTEXT")]
     pub context: Option<String>,
 
+    /// The dashboard lists the cluster's shimmed processes (every pod, through the node agents) beside the local
+    /// ones from the start; without it they join once the cluster view (`v`) has connected.
+    #[arg(long = "cluster")]
+    pub cluster_processes: bool,
+
     /// The namespace of the faultline-node agent, as for `faultline cluster` (default: faultline-system).
     #[arg(long, value_name = "NAMESPACE")]
     pub agent_namespace: Option<String>,

@@ -34,7 +34,13 @@ pub fn run(read_only: bool) -> anyhow::Result<()> {
     workload.wait_for_segment()?;
     let pid = workload.child.id();
     let selection = Selection { pids: vec![pid], kind: None };
-    dashboard::run(dashboard::Options { selection, read_only, bench: None, cluster: Default::default() })
+    dashboard::run(dashboard::Options {
+        selection,
+        read_only,
+        bench: None,
+        cluster: Default::default(),
+        cluster_processes: false,
+    })
 }
 
 /// `$XDG_CACHE_HOME/faultline`, `~/.cache/faultline`, or a directory under the system's temporary directory.

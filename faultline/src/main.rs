@@ -38,7 +38,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         let bench = cli.bench_report.map(|report| dashboard::Bench { seconds: cli.bench_seconds, report });
         let selection = Selection { pids: cli.pids, kind: cli.kind.map(Into::into) };
         let cluster = faultline::cluster::ConnectOptions { context: cli.context, namespace: cli.agent_namespace };
-        dashboard::run(dashboard::Options { selection, read_only: cli.read_only, bench, cluster })?;
+        let cluster_processes = cli.cluster_processes;
+        dashboard::run(dashboard::Options { selection, read_only: cli.read_only, bench, cluster, cluster_processes })?;
         return Ok(EXIT_OK);
     };
     if let Command::Demo = command {

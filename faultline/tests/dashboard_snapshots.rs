@@ -96,7 +96,7 @@ fn fixture(base_pid: u32) -> (Snapshot, Key) {
     count(dead.segment(), 1, 900, 110);
     count(dead.segment(), 0, 400, 52);
     count(idle.segment(), 0, 12, 0);
-    let key = Key { pid: base_pid, kind: Kind::Ucx };
+    let key = Key::local(base_pid, Kind::Ucx);
     let mut sampler = Sampler::offline();
     sampler.set_clock_offset(WALL_AT_T0_NS - i128::from(T0_NS));
     sampler.set_focus(Some(key));
@@ -199,7 +199,7 @@ fn process_view_of_a_dead_process_in_pattern_mode() {
         });
         dead.segment().cursor.armed_calls.store(13, Relaxed);
         count(dead.segment(), 1, 900, 110);
-        let key = Key { pid: 4239, kind: Kind::Ucx };
+        let key = Key::local(4239, Kind::Ucx);
         let mut sampler = Sampler::offline();
         sampler.set_focus(Some(key));
         sampler.insert(dead);
@@ -368,10 +368,10 @@ fn the_mouse_selects_rows_sorts_by_headers_and_focuses_panes() {
     };
     // Row 3 of the list (under the border and the header) is the third process: the dead one, after the live ones.
     click(&mut app, areas.list.x + 5, areas.list.y + 4);
-    assert_eq!(app.list.selected, Some(Key { pid: 4331, kind: Kind::Ucx }));
+    assert_eq!(app.list.selected, Some(Key::local(4331, Kind::Ucx)));
     assert!(app.outbox.contains(&faultline::dashboard::processes::sampler::Command::Focus(app.list.selected)));
     // The CALLS/S header sorts by it, busiest first.
-    let (_, x, _) = render::process_list::columns(areas.list)
+    let (_, x, _) = render::process_list::columns(areas.list, false)
         .into_iter()
         .find(|(c, _, _)| *c == faultline::dashboard::processes::list::SortColumn::CallsPerS)
         .expect("column");
@@ -397,7 +397,7 @@ fn pid_focus_and_read_only() {
     // `faultline --pid 4342` selects that process as soon as it is listed.
     let mut app = App::new(true, Some(4342), Theme { color: false });
     update(&mut app, Action::Engine(Update::Snapshot(Arc::new(snapshot))));
-    assert_eq!(app.list.selected, Some(Key { pid: 4342, kind: Kind::Cuda }));
+    assert_eq!(app.list.selected, Some(Key::local(4342, Kind::Cuda)));
     // --read-only: the editor does not open, and the engine refuses every change with the CLI's message.
     press(&mut app, KeyCode::Char('e'));
     assert_eq!(app.overlay, Overlay::None);
@@ -409,7 +409,7 @@ fn pid_focus_and_read_only() {
     let [faultline::dashboard::processes::sampler::Command::Run(job)] = commands.as_slice() else {
         panic!("{commands:?}")
     };
-    let outcome = Sampler::offline().run(job, faultline::Options { read_only: true });
+    let outcome = Sampler::offline().run(job, faultline::Options { read_only: true }).expect("a local job");
     assert!(!outcome.ok && outcome.message.contains("--read-only: refusing to toggle"), "{outcome:?}");
 }
 
@@ -420,7 +420,7 @@ fn names_with_control_characters_are_drawn_escaped_and_aligned() {
     let evil = target(Kind::Ucx, 4350, "evil\u{1b}[31mred\u{9b}2J", &evil_hooks, true, |s| s.enabled = true);
     let plain = target(Kind::Ucx, 4351, "plain", &UCX_HOOKS, true, |_| {});
     count(evil.segment(), 1, 10, 1);
-    let key = Key { pid: 4350, kind: Kind::Ucx };
+    let key = Key::local(4350, Kind::Ucx);
     let mut sampler = Sampler::offline();
     sampler.set_focus(Some(key));
     sampler.insert(evil);
@@ -440,7 +440,7 @@ fn names_with_control_characters_are_drawn_escaped_and_aligned() {
 fn the_dashboard_fault_percent_is_the_clis() {
     // 5 faults in 50 armed calls, and 10,000 calls of an unarmed polling hook, all within one sampled second.
     let polling = target(Kind::Ucx, 4360, "nixl_agent", &UCX_HOOKS, true, |s| s.enabled = true);
-    let key = Key { pid: 4360, kind: Kind::Ucx };
+    let key = Key::local(4360, Kind::Ucx);
     let mut sampler = Sampler::offline();
     sampler.insert(polling);
     sampler.tick(Duration::ZERO);

@@ -4,7 +4,8 @@
 //! Standard output is JSON lines:
 //! - `{"type":"snapshot","seq":N,"processes":[…],"unusable":[…]}` every `--interval-ms`: every shimmed process on
 //!   the node (host pids, every container), each as `faultline status --json` shows it (identity and pod, kind,
-//!   state, strategy, per-hook counters) with its newest `--records` records;
+//!   state, strategy, per-hook counters) with its newest `--records` records (`records`, and the recording's
+//!   `recorded` and `missed` totals);
 //! - `{"type":"reply","id":…,"exit":0|1|2,"report":{…},"text":"…"}` (or `"error":"…"`) for each command read: the
 //!   `--json` report and the text the command prints.
 //!
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser};
 use faultline::error::{EXIT_OK, EXIT_USAGE};
-use faultline::recording::{self, DumpFormat};
+use faultline::recording;
 use faultline::state::ProcessState;
 use faultline::targets::{self, Purpose};
 use faultline::{output, Options, Selection};
@@ -100,8 +101,12 @@ fn snapshot(seq: u64, records: u64, globals: &Globals) -> Value {
         .filter_map(|target| {
             let mut state = serde_json::to_value(ProcessState::read(target).ok()?).ok()?;
             if records > 0 {
-                let newest = recording::dump(target, DumpFormat::Records, Some(records)).ok();
-                state["records"] = newest.map_or(Value::Null, |dump| dump["records"].clone());
+                // Only the newest records are read: the session costs the same whatever the ring holds.
+                let newest = recording::newest(target, records);
+                let dump = recording::records(target, &newest, &newest.records);
+                state["records"] = serde_json::to_value(&dump.records).unwrap_or(Value::Null);
+                state["recorded"] = newest.recorded.into();
+                state["missed"] = newest.missed.into();
             }
             Some(state)
         })

@@ -26,8 +26,9 @@ use super::keys::{self, Context, Intent, KeyBindings};
 use super::processes::dump::DumpDialog;
 use super::processes::editor::Editor;
 use super::processes::form::Reply;
-use super::processes::list::{Moved, ProcessList};
+use super::processes::list::{placed, Moved, ProcessList};
 use super::processes::replay::ReplayDialog;
+use super::processes::remote::RemoteOrder;
 use super::processes::sampler::{Command, Job, ProcessRow, Snapshot, Update};
 use super::render::{self, theme::Theme};
 
@@ -146,6 +147,8 @@ pub struct App {
     pub quit: bool,
     /// Commands for the engine.
     pub outbox: Vec<Command>,
+    /// Commands for processes on cluster nodes, for the cluster feed.
+    pub remote_outbox: Vec<RemoteOrder>,
     /// Processes or cluster.
     pub view: View,
     /// The cluster view.
@@ -174,6 +177,7 @@ impl App {
             hooks_scroll: 0,
             quit: false,
             outbox: Vec::new(),
+            remote_outbox: Vec::new(),
             view: View::Processes,
             cluster: ClusterView::default(),
             clock: Timestamp::now,
@@ -203,6 +207,11 @@ impl App {
     /// Takes the commands for the engine.
     pub fn take_outbox(&mut self) -> Vec<Command> {
         std::mem::take(&mut self.outbox)
+    }
+
+    /// Takes the commands for the cluster feed.
+    pub fn take_remote_orders(&mut self) -> Vec<RemoteOrder> {
+        std::mem::take(&mut self.remote_outbox)
     }
 
     /// Puts `text` on the status line, as an error or not.
@@ -394,7 +403,7 @@ impl App {
         let header = list.y + 1;
         let page = self.list_height();
         if at.y == header {
-            if let Some(column) = render::process_list::column_at(list, at.x) {
+            if let Some(column) = render::process_list::column_at(list, placed(&self.snapshot.rows), at.x) {
                 self.list.sort_by(&self.snapshot.rows, page, column);
             }
         } else if at.y > header && at.y + 1 < list.y + list.height {
@@ -409,6 +418,7 @@ pub fn update(app: &mut App, action: Action) {
     match action {
         Action::Engine(Update::Snapshot(snapshot)) => app.on_snapshot(snapshot),
         Action::Engine(Update::Outcome(outcome)) => app.say(outcome.message, !outcome.ok),
+        Action::Engine(Update::Remote(orders)) => app.remote_outbox.extend(orders),
         Action::Cluster(event) => {
             if let Some((text, error)) = app.cluster.on_event(event) {
                 app.say(text, error);

@@ -38,6 +38,7 @@ use self::app::{update, Action, App};
 use self::cluster::worker::{self, Worker, WorkerSettings};
 use self::processes::sampler::{self, Sampler};
 use self::render::theme::Theme;
+use crate::cluster::live::{Feed, FeedSettings};
 use crate::cluster::ConnectOptions;
 use crate::request;
 use crate::targets::Selection;
@@ -53,6 +54,9 @@ pub struct Options {
     pub bench: Option<Bench>,
     /// How the cluster view connects (only once it is first opened).
     pub cluster: ConnectOptions,
+    /// `--cluster`: list the cluster's shimmed processes beside the local ones from the start (else once the
+    /// cluster view `v` has connected).
+    pub cluster_processes: bool,
 }
 
 /// A measured run.
@@ -76,6 +80,14 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     let cluster_actions = actions.clone();
     // Started when the cluster view first asks for something: no thread, no kubeconfig read before that.
     let mut cluster_worker: Option<Worker> = None;
+    // The cluster's processes: with --cluster from the start, else once the cluster view has connected.
+    let mut feed: Option<Feed> = None;
+    let start_feed = |engine: &sampler::Engine| {
+        Feed::spawn(options.cluster.clone(), FeedSettings::default(), engine.feed_sink())
+    };
+    if options.cluster_processes {
+        feed = Some(start_feed(&engine));
+    }
     install_panic_hook();
     let mut terminal = TerminalGuard::enter()?;
     spawn_input_thread(actions);
@@ -91,6 +103,14 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         }
         for command in app.take_outbox() {
             engine.send(command);
+        }
+        if feed.is_none() && app.cluster.server.is_some() {
+            feed = Some(start_feed(&engine));
+        }
+        for order in app.take_remote_orders() {
+            if let Some(feed) = &feed {
+                feed.command(&order.node, order.token, order.args);
+            }
         }
         for request in app.cluster.take_requests() {
             let worker = cluster_worker.get_or_insert_with(|| {
@@ -114,6 +134,7 @@ pub fn run(options: Options) -> anyhow::Result<()> {
             }
         }
     }
+    drop(feed);
     drop(engine);
     drop(terminal);
     if let (Some(stats), Some(bench)) = (stats, &options.bench) {

@@ -118,6 +118,7 @@ impl DumpDialog {
         };
         Ok(Job::Requests {
             requests: vec![Request::Dump { format: self.format, count, output: Some(self.path.trim().into()) }],
+            node: self.key.node,
             selection: Selection { pids: vec![self.key.pid], kind: Some(self.key.kind) },
             what: "dump".to_string(),
         })
@@ -166,7 +167,7 @@ mod tests {
 
     #[test]
     fn the_dump_path_follows_the_format_until_typed() {
-        let mut dialog = DumpDialog::new(Key { pid: 42, kind: Kind::Ucx });
+        let mut dialog = DumpDialog::new(Key::local(42, Kind::Ucx));
         assert_eq!(dialog.path, "faultline-42-pattern.json");
         dialog.step(1);
         assert_eq!(dialog.path, "faultline-42-records.json");

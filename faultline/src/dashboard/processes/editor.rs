@@ -406,6 +406,7 @@ impl Editor {
         let what = changes.iter().map(Change::describe).collect::<Vec<_>>().join(", ");
         Ok(Job::Requests {
             requests: changes.into_iter().map(Request::Change).collect(),
+            node: self.key.node,
             selection: self.selection(),
             what,
         })
@@ -503,7 +504,7 @@ mod tests {
             fault_percent: 0.0,
         };
         Detail {
-            key: Key { pid: 42, kind: Kind::Ucx },
+            key: Key::local(42, Kind::Ucx),
             state,
             hook_rates: vec![],
             history: vec![],

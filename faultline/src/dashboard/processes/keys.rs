@@ -10,7 +10,7 @@ use crossterm::event::KeyEvent;
 use super::dump::DumpDialog;
 use super::editor::Editor;
 use super::replay::ReplayDialog;
-use super::sampler::Job;
+use super::sampler::{Job, NodeId};
 use crate::actions::{Change, Switch};
 use crate::dashboard::app::{App, Overlay, Pane};
 use crate::dashboard::keys::{Context, Intent};
@@ -59,6 +59,7 @@ impl App {
             },
             Intent::Clean => self.run(Job::Requests {
                 requests: vec![Request::Clean],
+                node: NodeId::LOCAL,
                 selection: Selection::everything(),
                 what: "clean".into(),
             }),
@@ -119,6 +120,7 @@ impl App {
         let what = change.describe().to_string();
         self.run(Job::Requests {
             requests: vec![Request::Change(change)],
+            node: key.node,
             selection: Selection { pids: vec![key.pid], kind: Some(key.kind) },
             what,
         });

@@ -11,6 +11,10 @@ use crate::dashboard::keys::{self, Context, Intent, KeyBindings};
 /// The process list's columns, which it can be sorted by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortColumn {
+    /// The cluster node (shown when the list holds cluster processes).
+    Node,
+    /// The pod (shown when a process has one).
+    Pod,
     /// Pid.
     Pid,
     /// Executable.
@@ -35,7 +39,9 @@ pub enum SortColumn {
 
 impl SortColumn {
     /// In display order.
-    pub const ALL: [SortColumn; 10] = [
+    pub const ALL: [SortColumn; 12] = [
+        SortColumn::Node,
+        SortColumn::Pod,
         SortColumn::Pid,
         SortColumn::Exe,
         SortColumn::Kind,
@@ -51,6 +57,8 @@ impl SortColumn {
     /// The column header.
     pub fn title(self) -> &'static str {
         match self {
+            SortColumn::Node => "NODE",
+            SortColumn::Pod => "POD",
             SortColumn::Pid => "PID",
             SortColumn::Exe => "EXECUTABLE",
             SortColumn::Kind => "KIND",
@@ -66,7 +74,10 @@ impl SortColumn {
 
     /// Whether the column sorts high to low before `S` reverses it (rates and switches: busiest / on first).
     pub fn high_first(self) -> bool {
-        !matches!(self, SortColumn::Pid | SortColumn::Exe | SortColumn::Kind | SortColumn::Mode)
+        !matches!(
+            self,
+            SortColumn::Node | SortColumn::Pod | SortColumn::Pid | SortColumn::Exe | SortColumn::Kind | SortColumn::Mode
+        )
     }
 
     /// The arrow the header shows: ▼ when the list runs high to low.
@@ -78,14 +89,28 @@ impl SortColumn {
         }
     }
 
-    fn next(self) -> SortColumn {
-        let at = Self::ALL.iter().position(|c| *c == self).unwrap_or(0);
-        Self::ALL[(at + 1) % Self::ALL.len()]
+    /// Whether the column is about where a process runs (shown only when some row runs in a pod or on a cluster
+    /// node).
+    pub fn is_placement(self) -> bool {
+        matches!(self, SortColumn::Node | SortColumn::Pod)
+    }
+
+    /// The columns shown: the placement columns only when `placed` ([`placed`] of the rows).
+    pub fn shown(placed: bool) -> impl Iterator<Item = SortColumn> {
+        Self::ALL.into_iter().filter(move |column| placed || !column.is_placement())
+    }
+
+    fn next(self, placed: bool) -> SortColumn {
+        let shown: Vec<SortColumn> = Self::shown(placed).collect();
+        let at = shown.iter().position(|c| *c == self).unwrap_or(0);
+        shown[(at + 1) % shown.len()]
     }
 
     fn compare(self, a: &ProcessRow, b: &ProcessRow) -> std::cmp::Ordering {
         let by_f64 = |x: f64, y: f64| x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal);
         let primary = match self {
+            SortColumn::Node => a.node.cmp(&b.node),
+            SortColumn::Pod => pod_label(a).cmp(&pod_label(b)),
             SortColumn::Pid => a.key.cmp(&b.key),
             SortColumn::Exe => a.exe.cmp(&b.exe),
             SortColumn::Kind => a.key.kind.cmp(&b.key.kind),
@@ -237,7 +262,7 @@ impl ProcessList {
         match intent {
             Intent::Filter => self.filtering = true,
             Intent::SortNext => {
-                self.sort = self.sort.next();
+                self.sort = self.sort.next(placed(rows));
                 self.ensure_visible(rows, page);
             }
             Intent::SortReverse => {
@@ -271,8 +296,28 @@ impl ProcessList {
     }
 }
 
+/// Whether any row runs in a pod or on a cluster node (the list then shows NODE and POD).
+pub fn placed(rows: &[ProcessRow]) -> bool {
+    rows.iter().any(|row| row.node.is_some() || row.pod.is_some())
+}
+
+/// `namespace/pod` (and `:container` where known), or "" outside Kubernetes.
+pub fn pod_label(row: &ProcessRow) -> String {
+    match &row.pod {
+        Some(pod) if !pod.pod.is_empty() => {
+            let container = if pod.container.is_empty() { String::new() } else { format!(":{}", pod.container) };
+            format!("{}/{}{container}", pod.namespace, pod.pod)
+        }
+        Some(pod) if !pod.pod_uid.is_empty() => format!("uid {}", pod.pod_uid),
+        _ => String::new(),
+    }
+}
+
+/// The filter matches the pid, executable, kind, state, mode, node, namespace, pod or container.
 fn matches_filter(row: &ProcessRow, needle: &str) -> bool {
     needle.is_empty()
+        || row.node.as_deref().is_some_and(|node| node.to_ascii_lowercase().contains(needle))
+        || pod_label(row).to_ascii_lowercase().contains(needle)
         || row.key.pid.to_string().contains(needle)
         || row.exe.to_ascii_lowercase().contains(needle)
         || row.key.kind.name().contains(needle)

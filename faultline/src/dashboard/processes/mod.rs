@@ -20,5 +20,6 @@ pub mod form;
 mod keys;
 pub mod list;
 pub mod picker;
+pub mod remote;
 pub mod replay;
 pub mod sampler;

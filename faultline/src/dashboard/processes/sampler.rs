@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use shm_proto::codes;
 use shm_proto::ring::RingCursor;
@@ -19,9 +19,11 @@ use shm_proto::segment::{self, Found};
 use shm_proto::sync::Ordering::Relaxed;
 use shm_proto::{Kind, Mode};
 
+use super::remote::{RemoteOrder, Remotes};
 use crate::actions::{Change, ReplaySource};
+use crate::cluster::live::FeedEvent;
 use crate::request::{execute, Options, Report, Request};
-use crate::state::ProcessState;
+use crate::state::{Pod, ProcessState};
 use crate::targets::{self, Purpose, Selection, Target};
 
 /// Sampling period: the dashboard's 10 Hz.
@@ -41,13 +43,37 @@ pub const HISTORY_STEP_S: f64 = TICK.as_secs_f64() * HISTORY_EVERY as f64;
 /// Recording records kept for the tail.
 pub const TAIL_LEN: usize = 256;
 
-/// Identifies one segment: a process and its shim.
+/// Where a process runs: [`NodeId::LOCAL`] is this machine, any other the cluster node of that number
+/// ([`Snapshot::nodes`] names it), reached through its agent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(pub u16);
+
+impl NodeId {
+    /// This machine.
+    pub const LOCAL: NodeId = NodeId(0);
+
+    /// Whether this is this machine.
+    pub fn is_local(self) -> bool {
+        self == NodeId::LOCAL
+    }
+}
+
+/// Identifies one segment: a process and its shim, here or on a cluster node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key {
-    /// The pid as seen from here.
+    /// Where (this machine first).
+    pub node: NodeId,
+    /// The pid as seen from here (on a cluster node: its host pid).
     pub pid: u32,
     /// Which shim.
     pub kind: Kind,
+}
+
+impl Key {
+    /// A process on this machine.
+    pub fn local(pid: u32, kind: Kind) -> Key {
+        Key { node: NodeId::LOCAL, pid, kind }
+    }
 }
 
 /// One line of the process list.
@@ -81,6 +107,12 @@ pub struct ProcessRow {
     pub armed_faults_per_s: f64,
     /// Why the segment cannot be used (other ABI, corrupt, not yours), if so.
     pub problem: Option<String>,
+    /// The Kubernetes pod, where its shim recorded one.
+    pub pod: Option<Pod>,
+    /// The cluster node it runs on (`None`: this machine).
+    pub node: Option<String>,
+    /// Its node's session is down since then: the row keeps its last known values.
+    pub unreachable_since: Option<SystemTime>,
 }
 
 impl ProcessRow {
@@ -138,11 +170,22 @@ pub struct Detail {
     pub missed: u64,
 }
 
+/// A cluster node whose processes the dashboard shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// Its name.
+    pub name: String,
+    /// Its session is down: since when, and why.
+    pub down: Option<(SystemTime, String)>,
+}
+
 /// What the dashboard draws from: one consistent sample of every process.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
-    /// Every segment, in (pid, kind) order.
+    /// Every segment, this machine's first, in (node, pid, kind) order.
     pub rows: Vec<ProcessRow>,
+    /// The cluster nodes heard of ([`NodeId`] `n` is `nodes[n - 1]`).
+    pub nodes: Vec<NodeStatus>,
     /// The focused process, if any and readable.
     pub detail: Option<Detail>,
     /// Ticks sampled so far.
@@ -156,7 +199,9 @@ pub enum Job {
     Requests {
         /// What to do.
         requests: Vec<Request>,
-        /// On whom.
+        /// Where the processes are.
+        node: NodeId,
+        /// On whom (pids as seen there).
         selection: Selection,
         /// For the status line: `set the probability`.
         what: String,
@@ -179,6 +224,8 @@ pub enum Command {
     Focus(Option<Key>),
     /// Carry out a user's request.
     Run(Job),
+    /// From the cluster feed: a node's processes, its session's state, a command's reply.
+    Feed(FeedEvent),
     /// Stop the thread.
     Stop,
 }
@@ -199,24 +246,38 @@ pub enum Update {
     Snapshot(Arc<Snapshot>),
     /// A job finished.
     Outcome(Outcome),
+    /// Commands for processes on cluster nodes, for the cluster feed.
+    Remote(Vec<RemoteOrder>),
 }
 
-/// Fixed-size history of `(time, calls, faults)` samples.
-#[derive(Debug, Default)]
-struct Window {
+/// Fixed-size history of `(time, calls, faults)` samples: rates over the last `span` intervals.
+#[derive(Debug)]
+pub(super) struct Window {
     samples: VecDeque<(f64, u64, u64)>,
+    span: usize,
+}
+
+impl Default for Window {
+    fn default() -> Window {
+        Window::spanning(RATE_WINDOW)
+    }
 }
 
 impl Window {
-    fn push(&mut self, now_s: f64, calls: u64, faults: u64) {
-        if self.samples.len() > RATE_WINDOW {
+    /// Rates over the last `span` intervals between samples.
+    pub(super) fn spanning(span: usize) -> Window {
+        Window { samples: VecDeque::with_capacity(span + 1), span }
+    }
+
+    pub(super) fn push(&mut self, now_s: f64, calls: u64, faults: u64) {
+        if self.samples.len() > self.span {
             self.samples.pop_front();
         }
         self.samples.push_back((now_s, calls, faults));
     }
 
     /// `(calls/s, faults/s)` between the oldest and newest sample.
-    fn rates(&self) -> (f64, f64) {
+    pub(super) fn rates(&self) -> (f64, f64) {
         match (self.samples.front(), self.samples.back()) {
             (Some(&(t0, c0, f0)), Some(&(t1, c1, f1))) if t1 > t0 => {
                 let dt = t1 - t0;
@@ -240,7 +301,7 @@ struct Entry {
 
 impl Entry {
     fn new(found: Found, target: Result<Target, String>) -> Entry {
-        let key = Key { pid: found.pid, kind: found.kind };
+        let key = Key::local(found.pid, found.kind);
         let (exe, alive, problem, hook_names) = match &target {
             Ok(t) => (t.exe(), t.alive, None, t.segment().header.hook_names()),
             Err(reason) => (String::new(), false, Some(reason.clone()), Vec::new()),
@@ -261,6 +322,9 @@ impl Entry {
             armed_calls_per_s: 0.0,
             armed_faults_per_s: 0.0,
             problem,
+            pod: target.as_ref().ok().and_then(Pod::of),
+            node: None,
+            unreachable_since: None,
         };
         Entry {
             found,
@@ -292,6 +356,8 @@ pub struct Sampler {
     wall_minus_monotonic_ns: i128,
     /// Discover segments and check liveness (off for tests that insert their own targets).
     live: bool,
+    /// The cluster nodes' processes, from the cluster feed.
+    remotes: Remotes,
 }
 
 impl Sampler {
@@ -308,6 +374,7 @@ impl Sampler {
             ticks: 0,
             wall_minus_monotonic_ns,
             live: true,
+            remotes: Remotes::default(),
         }
     }
 
@@ -332,7 +399,7 @@ impl Sampler {
 
     /// Adds an attached target (discovery does this; tests add their own).
     pub fn insert(&mut self, target: Target) {
-        let key = Key { pid: target.pid(), kind: target.kind() };
+        let key = Key::local(target.pid(), target.kind());
         let found = target.found.clone();
         self.entries.insert(key, Entry::new(found, Ok(target)));
     }
@@ -349,7 +416,7 @@ impl Sampler {
         let present: std::collections::HashSet<&PathBuf> = found.iter().map(|f| &f.path).collect();
         self.entries.retain(|_, entry| present.contains(&entry.found.path));
         for f in found.iter().filter(|f| self.selection.wants_kind(f.kind)) {
-            let key = Key { pid: f.pid, kind: f.kind };
+            let key = Key::local(f.pid, f.kind);
             let stale = match self.entries.get(&key) {
                 None => true,
                 Some(Entry { target: Err(_), .. }) => true,
@@ -385,8 +452,23 @@ impl Sampler {
                 entry.history.push_back((entry.row.calls_per_s, entry.row.faults_per_s));
             }
         }
-        let detail = self.detail();
-        Snapshot { rows: self.entries.values().map(|e| e.row.clone()).collect(), detail, tick: self.ticks }
+        let detail = match self.focus {
+            Some(key) if !key.node.is_local() => self.remotes.detail(key),
+            _ => self.detail(),
+        };
+        let rows = self.entries.values().map(|e| e.row.clone()).chain(self.remotes.rows().cloned()).collect();
+        Snapshot { rows, nodes: self.remotes.nodes().to_vec(), detail, tick: self.ticks }
+    }
+
+    /// Takes in what the cluster feed said (`now`: since the sampler started); a reply that finishes a job gives
+    /// its outcome.
+    pub fn on_feed(&mut self, event: FeedEvent, now: Duration) -> Option<Outcome> {
+        self.remotes.on_event(event, now.as_secs_f64())
+    }
+
+    /// The commands for processes on cluster nodes that jobs produced, for the cluster feed.
+    pub fn take_remote_orders(&mut self) -> Vec<RemoteOrder> {
+        self.remotes.take_orders()
     }
 
     fn detail(&mut self) -> Option<Detail> {
@@ -449,10 +531,22 @@ impl Sampler {
         })
     }
 
-    /// Carries out `job`.
-    pub fn run(&mut self, job: &Job, options: Options) -> Outcome {
+    /// Carries out `job`: at once on this machine; a job on a cluster node's process is handed to its agent
+    /// ([`Sampler::take_remote_orders`]) and its outcome comes with the agent's reply (`None` until then).
+    pub fn run(&mut self, job: &Job, options: Options) -> Option<Outcome> {
+        let node = match job {
+            Job::Requests { node, .. } => *node,
+            Job::ReplayFrom { source, .. } => source.node,
+        };
+        if !node.is_local() {
+            return self.remotes.submit(job, options).err();
+        }
+        Some(self.run_here(job, options))
+    }
+
+    fn run_here(&mut self, job: &Job, options: Options) -> Outcome {
         match job {
-            Job::Requests { requests, selection, what } => run_requests(requests, selection, what, options),
+            Job::Requests { requests, selection, what, .. } => run_requests(requests, selection, what, options),
             Job::ReplayFrom { source, into, looping } => {
                 let change = if source.pid == *into {
                     Ok(Change::Replay { source: ReplaySource::OwnRecording, looping: *looping })
@@ -562,6 +656,12 @@ impl Engine {
     pub fn send(&self, command: Command) {
         let _ = self.commands.send(command);
     }
+
+    /// Where the cluster feed sends its events: straight to the engine, as [`Command::Feed`].
+    pub fn feed_sink(&self) -> crate::cluster::live::Publish {
+        let commands = self.commands.clone();
+        Box::new(move |event| commands.send(Command::Feed(event)).is_ok())
+    }
 }
 
 impl Drop for Engine {
@@ -587,6 +687,15 @@ pub fn spawn<T: Send + 'static>(
         .spawn(move || engine_loop(&mut sampler, options, &inbox, &publish, wrap))
         .ok();
     Engine { commands, thread }
+}
+
+/// Sends a job's outcome, if it has one yet, and the commands for the cluster feed; `false` once the UI is gone.
+fn publish_outcome<T>(sampler: &mut Sampler, outcome: Option<Outcome>, publish: &Sender<T>, wrap: fn(Update) -> T) -> bool {
+    let orders = sampler.take_remote_orders();
+    if !orders.is_empty() && publish.send(wrap(Update::Remote(orders))).is_err() {
+        return false;
+    }
+    outcome.is_none_or(|outcome| publish.send(wrap(Update::Outcome(outcome))).is_ok())
 }
 
 fn engine_loop<T>(
@@ -617,10 +726,16 @@ fn engine_loop<T>(
             }
             Ok(Command::Run(job)) => {
                 let outcome = sampler.run(&job, options);
-                if publish.send(wrap(Update::Outcome(outcome))).is_err() {
+                if !publish_outcome(sampler, outcome, publish, wrap) {
                     return;
                 }
                 next_tick = Instant::now(); // show the change at once
+            }
+            Ok(Command::Feed(event)) => {
+                let outcome = sampler.on_feed(event, start.elapsed());
+                if !publish_outcome(sampler, outcome, publish, wrap) {
+                    return;
+                }
             }
             Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => return,
             Err(RecvTimeoutError::Timeout) => {}

@@ -88,7 +88,7 @@ mod tests {
     #[test]
     fn the_footer_names_the_bound_keys() {
         let mut app = App::new(false, None, Theme { color: false });
-        app.overlay = Overlay::Dump(DumpDialog::new(Key { pid: 7, kind: Kind::Ucx }));
+        app.overlay = Overlay::Dump(DumpDialog::new(Key::local(7, Kind::Ucx)));
         assert!(footer(&app).contains("Enter confirm · Esc cancel · ↑↓ field · ←→ choice"), "{}", footer(&app));
         for binding in &mut app.keys.bindings {
             match (binding.context, binding.intent) {

@@ -10,13 +10,16 @@ use ratatui::Frame;
 use super::{fit, rate};
 use crate::dashboard::app::{App, Pane};
 use crate::dashboard::keys::{Context, Intent};
-use crate::dashboard::processes::list::SortColumn;
+use crate::dashboard::processes::list::{placed, pod_label, SortColumn};
+use crate::dashboard::processes::remote::unreachable;
 use crate::dashboard::processes::sampler::ProcessRow;
 use crate::output::escape_controls;
 
 /// Width of each column but the executable's, which takes the rest.
 fn fixed_width(column: SortColumn) -> Option<u16> {
     match column {
+        SortColumn::Node => Some(10),
+        SortColumn::Pod => Some(22),
         SortColumn::Pid => Some(8),
         SortColumn::Exe => None,
         SortColumn::Kind => Some(4),
@@ -30,16 +33,15 @@ fn fixed_width(column: SortColumn) -> Option<u16> {
     }
 }
 
-/// `(column, x, width)` of every column inside a list drawn in `area`.
-pub fn columns(area: Rect) -> Vec<(SortColumn, u16, u16)> {
+/// `(column, x, width)` of every column inside a list drawn in `area` (NODE and POD when `placed`).
+pub fn columns(area: Rect, placed: bool) -> Vec<(SortColumn, u16, u16)> {
     let inner = area.width.saturating_sub(2);
-    let fixed: u16 = SortColumn::ALL.iter().filter_map(|c| fixed_width(*c)).sum();
-    let gaps = SortColumn::ALL.len() as u16;
+    let fixed: u16 = SortColumn::shown(placed).filter_map(fixed_width).sum();
+    let gaps = SortColumn::shown(placed).count() as u16;
     let exe = inner.saturating_sub(fixed + gaps).max(8);
     let mut x = area.x + 1;
-    SortColumn::ALL
-        .iter()
-        .map(|&column| {
+    SortColumn::shown(placed)
+        .map(|column| {
             let width = fixed_width(column).unwrap_or(exe);
             let at = (column, x, width);
             x += width + 1;
@@ -49,8 +51,8 @@ pub fn columns(area: Rect) -> Vec<(SortColumn, u16, u16)> {
 }
 
 /// The column under screen column `x` of a list drawn in `area`.
-pub fn column_at(area: Rect, x: u16) -> Option<SortColumn> {
-    columns(area).into_iter().find(|&(_, start, width)| x >= start && x <= start + width).map(|(c, _, _)| c)
+pub fn column_at(area: Rect, placed: bool, x: u16) -> Option<SortColumn> {
+    columns(area, placed).into_iter().find(|&(_, start, width)| x >= start && x <= start + width).map(|(c, _, _)| c)
 }
 
 fn right(column: SortColumn) -> bool {
@@ -67,7 +69,7 @@ fn cell(text: &str, width: u16, right_aligned: bool) -> String {
     }
 }
 
-fn values(row: &ProcessRow) -> Vec<String> {
+fn values(row: &ProcessRow, placed: bool) -> Vec<String> {
     let on_off = |on: bool| if on { "on" } else { "off" }.to_string();
     let state = if row.problem.is_some() {
         "bad"
@@ -82,7 +84,12 @@ fn values(row: &ProcessRow) -> Vec<String> {
         None if row.in_container => format!("{} (container)", escape_controls(&row.exe)),
         None => escape_controls(&row.exe).into_owned(),
     };
-    vec![
+    let mut values = Vec::with_capacity(SortColumn::ALL.len());
+    if placed {
+        values.push(escape_controls(row.node.as_deref().unwrap_or("local")).into_owned());
+        values.push(escape_controls(&pod_label(row)).into_owned());
+    }
+    values.extend([
         row.key.pid.to_string(),
         exe,
         row.key.kind.name().to_string(),
@@ -93,16 +100,23 @@ fn values(row: &ProcessRow) -> Vec<String> {
         rate(row.faults_per_s),
         row.fault_percent().map_or_else(|| "-".to_string(), |p| format!("{p:.1}%")),
         on_off(row.recording),
-    ]
+    ]);
+    values
 }
 
 /// Draws the list in `area`.
 pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let theme = app.theme;
     let rows = app.visible_rows();
-    let title = format!(" Processes ({} shown) ", rows.len());
+    let placed = placed(&app.snapshot.rows);
+    let mut title = format!(" Processes ({} shown) ", rows.len());
+    for node in &app.snapshot.nodes {
+        if let Some((since, _)) = node.down {
+            title.push_str(&format!("· {} {} ", escape_controls(&node.name), unreachable(since)));
+        }
+    }
     let block = Block::bordered().title(title).border_style(theme.border(app.pane == Pane::List));
-    let columns = columns(area);
+    let columns = columns(area, placed);
     let mut lines = Vec::new();
     let header: String = columns
         .iter()
@@ -123,20 +137,20 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     }
     let height = usize::from(area.height.saturating_sub(3));
     for row in rows.iter().skip(app.list.offset).take(height) {
-        let text: String = values(row)
+        let text: String = values(row, placed)
             .iter()
             .zip(&columns)
             .map(|(value, &(column, _, width))| cell(value, width, right(column)))
             .collect();
         let mut style = Style::new();
-        if !row.alive {
+        if !row.alive || row.unreachable_since.is_some() {
             style = style.patch(theme.dim());
         }
         if Some(row.key) == app.list.selected {
             style = style.patch(theme.selected());
         }
         let mut spans = vec![Span::styled(text, style)];
-        if row.enabled && row.alive && Some(row.key) != app.list.selected {
+        if row.enabled && row.alive && row.unreachable_since.is_none() && Some(row.key) != app.list.selected {
             // Injection on: the mode column in the warning style, so armed processes stand out.
             spans = split_highlight(&spans[0].content, &columns, style, theme.warn());
         }

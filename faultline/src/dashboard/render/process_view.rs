@@ -11,6 +11,7 @@ use shm_proto::config;
 
 use super::{fit, rate, thousands};
 use crate::dashboard::app::{App, Pane};
+use crate::dashboard::processes::remote::unreachable;
 use crate::dashboard::processes::sampler::{Detail, HISTORY_LEN, HISTORY_STEP_S};
 use crate::output::escape_controls;
 use crate::state::ProcessState;
@@ -47,7 +48,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         }
         return;
     };
-    chart(frame, app, detail, chart_area, block(Pane::Chart, chart_title(detail)));
+    chart(frame, app, detail, chart_area, block(Pane::Chart, chart_title(app, detail)));
     frame.render_widget(
         Paragraph::new(strategy_lines(app, &detail.state, strategy_area.width.saturating_sub(2)))
             .wrap(Wrap { trim: false })
@@ -57,11 +58,19 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     hooks(frame, app, detail, hooks_area, block(Pane::Hooks, hooks_title(&detail.state)));
 }
 
-fn chart_title(detail: &Detail) -> String {
+fn chart_title(app: &App, detail: &Detail) -> String {
     let (calls, faults) = detail.history.last().copied().unwrap_or_default();
     let state = &detail.state;
+    // A cluster node's process: which node, and whether it is reachable.
+    let node = match app.snapshot.nodes.get(usize::from(detail.key.node.0).wrapping_sub(1)) {
+        Some(node) => match node.down {
+            Some((since, _)) => format!(" on {} ({})", escape_controls(&node.name), unreachable(since)),
+            None => format!(" on {}", escape_controls(&node.name)),
+        },
+        None => String::new(),
+    };
     format!(
-        " Rates of pid {} ({}) · {} calls/s · {} faults/s{} ",
+        " Rates of pid {}{node} ({}) · {} calls/s · {} faults/s{} ",
         state.pid,
         escape_controls(&state.exe),
         rate(calls),
