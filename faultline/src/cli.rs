@@ -489,6 +489,42 @@ mod tests {
     }
 
     #[test]
+    fn the_words_of_a_change_parse_back_to_it() {
+        // What the dashboard sends a cluster node's agent for a change is the command line that makes it.
+        use shm_proto::layout::DelayMode;
+        let changes = [
+            Change::Enabled(Switch::On),
+            Change::Enabled(Switch::Off),
+            Change::Enabled(Switch::Toggle),
+            Change::Probability(125_000),
+            Change::Probability(1),
+            Change::Probability(1_000_000),
+            Change::Probability(0),
+            Change::Strategy { pattern: Some(vec![true, false, false, true]), error_codes: None },
+            Change::Strategy { pattern: None, error_codes: Some("-3,UCS_ERR_TIMED_OUT".into()) },
+            Change::ErrorCodes("-3,-6".into()),
+            Change::Hooks("put,get".into()),
+            Change::Seed(u64::MAX),
+            Change::Skip(7),
+            Change::Limit(0),
+            Change::Delay { us: 500, mode: Some(DelayMode::BeforeFault) },
+            Change::Delay { us: 0, mode: None },
+            Change::Reset,
+            Change::Recording(Switch::On),
+            Change::Recording(Switch::Toggle),
+            Change::ClearRecording,
+            Change::Replay { source: ReplaySource::OwnRecording, looping: true },
+        ];
+        for change in changes {
+            let words = change.words().expect("a command spells it");
+            let cli = Cli::try_parse_from(std::iter::once("faultline".to_string()).chain(words.iter().cloned()))
+                .unwrap_or_else(|e| panic!("{words:?}: {e}"));
+            let request = cli.command.expect("a command").request(Some(Kind::Ucx)).expect("valid");
+            assert_eq!(request, Request::Change(change), "{words:?}");
+        }
+    }
+
+    #[test]
     fn global_flags_do_not_shadow_subcommand_arguments() {
         let cli = Cli::try_parse_from(["faultline", "send", r#"{"command":"status"}"#, "--json"]).unwrap();
         assert!(cli.json);

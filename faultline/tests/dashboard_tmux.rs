@@ -3,10 +3,12 @@
 //! process and setting probability 50 in the editor makes the program's own failure count rise; pattern `XO` with
 //! recording on shows alternating X/O rows in the tail; `q` gives the shell back its terminal.
 
+use std::path::Path;
 use std::process::{Command, Output};
 
 use testkit::{Program, ShmDir};
 
+mod common;
 mod kmock;
 
 /// A tmux server of our own (its socket in a temporary directory), killed on drop.
@@ -64,19 +66,23 @@ impl Tmux {
         String::from_utf8_lossy(&self.run(&["display-message", "-p", "-t", "main", &format]).stdout).trim().to_string()
     }
 
-    /// Waits until the screen satisfies `condition`; returns that screen.
+    /// Waits until the screen satisfies `condition`; returns that screen. A timeout prints the last screen.
     fn wait_for(&self, what: &str, condition: impl Fn(&str) -> bool) -> String {
-        let mut last = String::new();
-        let mut screen = String::new();
-        let mut seen = false;
+        /// Prints the last screen if the wait panics (timed out).
+        struct ShowOnPanic(String);
+        impl Drop for ShowOnPanic {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    eprintln!("the last screen:\n{}", self.0);
+                }
+            }
+        }
+        let mut last = ShowOnPanic(String::new());
         testkit::wait_until(what, || {
-            screen = self.screen();
-            seen = condition(&screen);
-            last.clone_from(&screen);
-            seen
+            last.0 = self.screen();
+            condition(&last.0)
         });
-        assert!(seen, "{what}; screen:\n{last}");
-        screen
+        std::mem::take(&mut last.0)
     }
 }
 
@@ -272,6 +278,118 @@ fn the_cluster_view_lists_real_api_nodes_and_shows_a_failed_injection() {
     // The view stays usable: back to the processes, and q quits cleanly.
     tmux.keys(&["v"]);
     tmux.wait_for("the process view again", |s| s.contains("0 processes"));
+    tmux.keys(&["q"]);
+    tmux.wait_for("faultline exits with status 0", |s| s.contains("FAULTLINE-EXIT=0"));
+}
+
+/// Two real-UCX programs "in" two pods on node gpu-a, reached through the emulator's exec endpoint (the agent's
+/// `faultline node watch` runs for real): `faultline --cluster` lists them with their node and pods and live rates,
+/// the editor changes one, an agent killed mid-session marks the node unreachable (rows kept, actions refused) until
+/// it is back, and `q` quits at once while the session is being re-established.
+#[test]
+fn the_dashboard_lists_and_steers_the_clusters_processes_and_lives_through_an_agent_restart() {
+    use serde_json::json;
+    assert!(faultline::targets::running_as_root(), "the node agent runs as root");
+    let shm = ShmDir::new();
+    let start_in = |pod: &str| {
+        let env = [
+            ("FAULTLINE_POD_NAMESPACE", "dynamo"),
+            ("FAULTLINE_POD_NAME", pod),
+            ("FAULTLINE_CONTAINER_NAME", "worker"),
+        ];
+        common::start_with_env(&shm, "put", &env)
+    };
+    let mut decode = start_in("decode-0");
+    let mut prefill = start_in("prefill-0");
+    let pod = |name: &str| {
+        json!({"resource": "v1/pods", "body": {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "dynamo", "uid": format!("uid-{name}")},
+            "spec": {"nodeName": "gpu-a", "containers": [{"name": "worker", "image": "vllm"}]},
+            "status": {"phase": "Running"}}})
+    };
+    let spec = json!({
+        "objects": [
+            kmock::node("gpu-a", true, 8, false, json!([])),
+            kmock::agent_pod("faultline-node-a", "gpu-a", true),
+            pod("decode-0"),
+            pod("prefill-0"),
+        ],
+        "resources": ["v1/events"],
+        "exec": kmock::exec(&[("faultline-node-a", json!({"FAULTLINE_SHM_DIR": shm.path()}))]),
+    });
+    let kmock = kmock::Kmock::start(&spec);
+    let agent_ready = |ready: bool| {
+        let status = if ready { "True" } else { "False" };
+        let patch = json!({"status": {"conditions": [{"type": "Ready", "status": status}]}});
+        kmock::patch(kmock.port, &format!("/api/v1/namespaces/{}/pods/faultline-node-a", kmock::NAMESPACE), &patch);
+    };
+
+    // The dashboard's own machine has no shimmed process: every row comes from the cluster.
+    let here = ShmDir::new();
+    let kubeconfig = kmock.kubeconfig();
+    let tmux =
+        Tmux::start(&[("FAULTLINE_SHM_DIR", here.path()), ("KUBECONFIG", &kubeconfig), ("NO_COLOR", Path::new("1"))]);
+    tmux.wait_for("the shell prompt", |s| !s.trim().is_empty());
+    tmux.type_text(&format!("{} --cluster; echo FAULTLINE-EXIT=$?", testkit::artifacts().faultline.display()));
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("both pods' processes, with their node", |s| {
+        s.contains("dynamo/decode-0:worker") && s.contains("dynamo/prefill-0:worker ")
+    });
+    assert!(screen.contains("NODE") && screen.contains("POD") && screen.contains("gpu-a"), "{screen}");
+
+    // Select decode-0: its live rates come from the agent's snapshots while it makes calls.
+    let pid = decode.pid().to_string();
+    tmux.type_text("/decode-0");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("decode-0 is selected", |s| {
+        s.contains("Processes (1 shown)") && s.contains(&format!("Rates of pid {pid} on gpu-a"))
+    });
+    let mut busy = String::new();
+    testkit::wait_until("the chart title shows decode-0's calls per second", || {
+        common::run_statuses(&mut decode, 50);
+        busy = tmux.screen();
+        busy.lines().any(|l| l.contains(&format!("Rates of pid {pid} on gpu-a")) && !l.contains("· 0 calls/s"))
+    });
+
+    // The editor changes it: probability 100 and injection on, through the agent.
+    tmux.keys(&["e"]);
+    tmux.wait_for("the editor opens", |s| s.contains(&format!("Edit pid {pid}")));
+    tmux.keys(&["Down", "Down", "C-u"]);
+    tmux.type_text("100");
+    tmux.wait_for("the probability field shows 100", |s| s.contains("Probability %      100"));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the agent applied it", |s| s.contains(&format!("set the probability: done on pid {pid} on node gpu-a")));
+    tmux.keys(&["t"]);
+    tmux.wait_for("injection is on", |s| s.contains(&format!("toggle fault injection: done on pid {pid} on node gpu-a")));
+    let faulted = |program: &mut Program| common::run_statuses(program, 3).iter().map(|s| *s != 0).collect::<Vec<_>>();
+    assert_eq!(faulted(&mut decode), [true; 3], "decode-0 fails every call");
+    assert_eq!(faulted(&mut prefill), [false; 3], "prefill-0 is untouched");
+    tmux.wait_for("the strategy pane shows it", |s| s.contains("random 100%"));
+
+    // The agent is killed mid-session and its pod is not ready for a while: the node is unreachable, its rows stay.
+    agent_ready(false);
+    testkit::wait_until("the agent's session is killed", || kmock.kill_exec("watch") > 0);
+    let screen = tmux.wait_for("the node is marked unreachable", |s| s.contains("gpu-a unreachable since"));
+    assert!(screen.contains(&format!("Rates of pid {pid} on gpu-a (unreachable since")), "{screen}");
+    tmux.keys(&["t"]);
+    tmux.wait_for("an action on it is refused, saying why", |s| {
+        s.contains("toggle fault injection: node gpu-a is unreachable since")
+    });
+    assert_eq!(faulted(&mut decode), [true; 3], "nothing was applied meanwhile");
+
+    // The agent is back: the session is re-established and the rows are live again.
+    agent_ready(true);
+    tmux.wait_for("the node is reachable again", |s| {
+        !s.contains("gpu-a unreachable since") && s.contains(&format!("Rates of pid {pid} on gpu-a (ucx"))
+    });
+    tmux.keys(&["t"]);
+    tmux.wait_for("actions work again", |s| s.contains(&format!("toggle fault injection: done on pid {pid} on node gpu-a")));
+    assert_eq!(faulted(&mut decode), [false; 3], "toggled off, once");
+
+    // q quits at once even while the session is being re-established.
+    agent_ready(false);
+    testkit::wait_until("the agent's session is killed again", || kmock.kill_exec("watch") > 0);
+    tmux.wait_for("the node is unreachable again", |s| s.contains("gpu-a unreachable since"));
     tmux.keys(&["q"]);
     tmux.wait_for("faultline exits with status 0", |s| s.contains("FAULTLINE-EXIT=0"));
 }

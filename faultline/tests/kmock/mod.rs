@@ -55,6 +55,26 @@ impl Kmock {
         Kmock { server, port, dir }
     }
 
+    /// Kills what the exec endpoint runs whose command line holds `word` (an agent killed mid-session); how many.
+    pub fn kill_exec(&self, word: &str) -> usize {
+        let mut killed = 0;
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            // The parent pid is the second field after the parenthesised command.
+            let parent = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let words: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            if parent == Some(self.server.pid()) && words.contains(&word.as_bytes()) {
+                // SAFETY: kill(2) on a pid we just read; a process that already exited makes it fail harmlessly.
+                if unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
+                    killed += 1;
+                }
+            }
+        }
+        killed
+    }
+
     pub fn kubeconfig(&self) -> PathBuf {
         self.dir.path().join("kubeconfig")
     }

@@ -19,7 +19,7 @@ use crate::output::escape_controls;
 fn fixed_width(column: SortColumn) -> Option<u16> {
     match column {
         SortColumn::Node => Some(10),
-        SortColumn::Pod => Some(22),
+        SortColumn::Pod => Some(28),
         SortColumn::Pid => Some(8),
         SortColumn::Exe => None,
         SortColumn::Kind => Some(4),
