@@ -141,9 +141,11 @@ pub struct ProcessState {
 /// The one of `names` that `value[field]` holds, as the `&'static str` that spells it.
 fn one_of(value: &serde_json::Value, field: &str, names: &[&'static str]) -> Result<&'static str, serde_json::Error> {
     let text = value[field].as_str().unwrap_or_default();
-    names.iter().find(|name| **name == text).copied().ok_or_else(|| {
-        serde::de::Error::custom(format!("{field}: unknown value {text:?}, expected one of {names:?}"))
-    })
+    names
+        .iter()
+        .find(|name| **name == text)
+        .copied()
+        .ok_or_else(|| serde::de::Error::custom(format!("{field}: unknown value {text:?}, expected one of {names:?}")))
 }
 
 impl ProcessState {

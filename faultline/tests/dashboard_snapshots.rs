@@ -480,3 +480,160 @@ fn live_processes_come_before_dead_ones_whatever_the_sort() {
     let terminal = draw(&app, 120, 7, render::process_list::render);
     insta::assert_snapshot!(terminal.backend());
 }
+
+/// A cluster node's snapshot, as its agent's `faultline node watch` sends it: each target's `status --json` state
+/// with its pod and newest records, and the recording's totals.
+fn agent_snapshot(node: &str, processes: &[(&Target, &str)]) -> faultline::cluster::live::FeedEvent {
+    let processes = processes
+        .iter()
+        .map(|(target, pod)| {
+            let mut state = serde_json::to_value(faultline::state::ProcessState::read(target).unwrap()).unwrap();
+            state["namespace"] = "dynamo".into();
+            state["pod"] = (*pod).into();
+            state["container"] = "worker".into();
+            let recording = faultline::recording::newest(target, 8);
+            let dump = faultline::recording::records(target, &recording, &recording.records);
+            state["records"] = serde_json::to_value(&dump.records).unwrap();
+            state["recorded"] = recording.recorded.into();
+            state["missed"] = recording.missed.into();
+            state
+        })
+        .collect();
+    faultline::cluster::live::FeedEvent::Snapshot { node: node.to_string(), processes }
+}
+
+/// Two pods' processes on node gpu-a beside a local one: two agent snapshots a second apart give the rates.
+fn cluster_fixture() -> (Sampler, Target, Target) {
+    let decode = target(Kind::Ucx, 4401, "vllm", &UCX_HOOKS, true, |s| {
+        s.enabled = true;
+        s.probability_ppm = 100_000;
+        s.recording = true;
+    });
+    let prefill = target(Kind::Cuda, 4402, "vllm", &CUDA_HOOKS, true, |_| {});
+    let local = target(Kind::Ucx, 4400, "ucx_selfloop", &UCX_HOOKS, true, |_| {});
+    let mut sampler = Sampler::offline();
+    sampler.insert(local);
+    let at = |s: u64| Duration::from_secs(s);
+    assert_eq!(
+        sampler.on_feed(agent_snapshot("gpu-a", &[(&decode, "decode-0"), (&prefill, "prefill-0")]), at(10)),
+        None
+    );
+    count(decode.segment(), 1, 3000, 300);
+    count(prefill.segment(), 0, 40, 0);
+    decode.segment().ring.start_clock(shm_proto::clock::TickSource::MonotonicNs);
+    for i in 0..5u64 {
+        decode.segment().ring.push(T0_NS + i * 1000, 1, i == 2, 4711, if i == 2 { -3 } else { 0 }, 64);
+    }
+    sampler.on_feed(agent_snapshot("gpu-a", &[(&decode, "decode-0"), (&prefill, "prefill-0")]), at(11));
+    (sampler, decode, prefill)
+}
+
+#[test]
+fn cluster_processes_are_listed_beside_local_ones_with_their_node_and_pod() {
+    let (mut sampler, _decode, _prefill) = cluster_fixture();
+    let decode = Key { node: faultline::dashboard::processes::sampler::NodeId(1), pid: 4401, kind: Kind::Ucx };
+    sampler.set_focus(Some(decode));
+    let snapshot = sampler.tick(Duration::from_secs(11));
+    assert_eq!(snapshot.rows.len(), 3, "the local process and two remote ones");
+    let row = snapshot.rows.iter().find(|r| r.key == decode).expect("decode-0's row");
+    assert_eq!((row.calls_per_s, row.faults_per_s), (3000.0, 300.0), "rates between the agent's snapshots");
+    let detail = snapshot.detail.clone().expect("the remote process's detail");
+    assert_eq!(detail.state.probability_ppm, 100_000);
+    assert_eq!(
+        detail.tail.iter().map(|r| (r.sequence, r.injected)).collect::<Vec<_>>(),
+        [(1, false), (2, false), (3, true), (4, false), (5, false)]
+    );
+    assert_eq!(detail.tail[2].code_name, Some("UCS_ERR_IO_ERROR"));
+    let mut app = app_with(snapshot, 140, 40);
+    let terminal = draw(&app, 140, 7, render::process_list::render);
+    insta::assert_snapshot!("cluster_process_list", terminal.backend());
+
+    // The filter matches the pod.
+    type_text(&mut app, "/prefill");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.visible_rows().iter().map(|r| r.key.pid).collect::<Vec<_>>(), [4402]);
+
+    // The node's session drops: the rows stay, dimmed, and the list says since when.
+    let since = std::time::UNIX_EPOCH + Duration::from_nanos(u64::try_from(WALL_AT_T0_NS).unwrap());
+    let down =
+        faultline::cluster::live::FeedEvent::Down { node: "gpu-a".into(), since, why: "the session ended".into() };
+    assert_eq!(sampler.on_feed(down, Duration::from_secs(12)), None);
+    let snapshot = sampler.tick(Duration::from_secs(12));
+    assert!(snapshot.rows.iter().filter(|r| r.node.is_some()).all(|r| r.unreachable_since == Some(since)));
+    let app = app_with(snapshot, 140, 40);
+    let terminal = draw(&app, 140, 7, render::process_list::render);
+    insta::assert_snapshot!("cluster_process_list_unreachable", terminal.backend());
+}
+
+#[test]
+fn jobs_on_cluster_processes_go_to_their_agent_once_as_command_words() {
+    use faultline::actions::{Change, Switch};
+    use faultline::cluster::live::FeedEvent;
+    use faultline::dashboard::processes::sampler::{Job, NodeId};
+    use faultline::request::Request;
+    let (mut sampler, _decode, _prefill) = cluster_fixture();
+    let options = faultline::Options { read_only: false };
+    let job = Job::Requests {
+        requests: vec![Request::Change(Change::Probability(500_000)), Request::Change(Change::Enabled(Switch::Off))],
+        node: NodeId(1),
+        selection: faultline::Selection { pids: vec![4401], kind: Some(Kind::Ucx) },
+        what: "set the probability, disable fault injection".into(),
+    };
+    assert_eq!(sampler.run(&job, options), None, "answered when the agent replies");
+    let orders = sampler.take_remote_orders();
+    let [first] = orders.as_slice() else { panic!("{orders:?}") };
+    assert_eq!(first.node, "gpu-a");
+    assert_eq!(first.args, ["--kind", "ucx", "--pid", "4401", "probability", "50"]);
+    let ok = |token: u64| FeedEvent::Reply {
+        token,
+        node: "gpu-a".into(),
+        reply: Ok(serde_json::json!({"type": "reply", "exit": 0, "text": ""})),
+    };
+    // The second command goes only once the first is answered.
+    assert_eq!(sampler.on_feed(ok(first.token), Duration::from_secs(12)), None);
+    let orders = sampler.take_remote_orders();
+    let [second] = orders.as_slice() else { panic!("{orders:?}") };
+    assert_eq!(second.args, ["--kind", "ucx", "--pid", "4401", "disable"]);
+    let outcome = sampler.on_feed(ok(second.token), Duration::from_secs(12)).expect("the job's outcome");
+    assert!(outcome.ok, "{outcome:?}");
+    assert_eq!(outcome.message, "set the probability, disable fault injection: done on pid 4401 on node gpu-a");
+
+    // A session that dropped before the reply: the job fails with the feed's word, and nothing is sent again.
+    assert_eq!(sampler.run(&job, options), None);
+    let token = sampler.take_remote_orders()[0].token;
+    let dropped =
+        FeedEvent::Reply { token, node: "gpu-a".into(), reply: Err("dropped before the agent answered".into()) };
+    let outcome = sampler.on_feed(dropped, Duration::from_secs(13)).expect("the job's outcome");
+    assert!(!outcome.ok && outcome.message.ends_with("dropped before the agent answered"), "{outcome:?}");
+    assert!(sampler.take_remote_orders().is_empty(), "not sent again");
+
+    // The agent's refusal is the job's failure, in its words; the rest of the job is not sent.
+    assert_eq!(sampler.run(&job, options), None);
+    let token = sampler.take_remote_orders()[0].token;
+    let refused = FeedEvent::Reply {
+        token,
+        node: "gpu-a".into(),
+        reply: Ok(
+            serde_json::json!({"type": "reply", "exit": 2, "error": "--read-only: refusing to set the probability"}),
+        ),
+    };
+    let outcome = sampler.on_feed(refused, Duration::from_secs(13)).expect("the job's outcome");
+    assert_eq!(
+        outcome.message,
+        "set the probability, disable fault injection: --read-only: refusing to set the probability"
+    );
+    assert!(sampler.take_remote_orders().is_empty());
+
+    // A job on a node that is down is refused at once, saying since when.
+    let since = std::time::UNIX_EPOCH + Duration::from_nanos(u64::try_from(WALL_AT_T0_NS).unwrap());
+    sampler.on_feed(
+        FeedEvent::Down { node: "gpu-a".into(), since, why: "no ready agent".into() },
+        Duration::from_secs(14),
+    );
+    let outcome = sampler.run(&job, options).expect("refused at once");
+    assert_eq!(
+        outcome.message,
+        "set the probability, disable fault injection: node gpu-a is unreachable since 12:00:00: no ready agent"
+    );
+    assert!(sampler.take_remote_orders().is_empty());
+}

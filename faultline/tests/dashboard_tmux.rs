@@ -358,9 +358,13 @@ fn the_dashboard_lists_and_steers_the_clusters_processes_and_lives_through_an_ag
     tmux.type_text("100");
     tmux.wait_for("the probability field shows 100", |s| s.contains("Probability %      100"));
     tmux.keys(&["Enter"]);
-    tmux.wait_for("the agent applied it", |s| s.contains(&format!("set the probability: done on pid {pid} on node gpu-a")));
+    tmux.wait_for("the agent applied it", |s| {
+        s.contains(&format!("set the probability: done on pid {pid} on node gpu-a"))
+    });
     tmux.keys(&["t"]);
-    tmux.wait_for("injection is on", |s| s.contains(&format!("toggle fault injection: done on pid {pid} on node gpu-a")));
+    tmux.wait_for("injection is on", |s| {
+        s.contains(&format!("toggle fault injection: done on pid {pid} on node gpu-a"))
+    });
     let faulted = |program: &mut Program| common::run_statuses(program, 3).iter().map(|s| *s != 0).collect::<Vec<_>>();
     assert_eq!(faulted(&mut decode), [true; 3], "decode-0 fails every call");
     assert_eq!(faulted(&mut prefill), [false; 3], "prefill-0 is untouched");
@@ -383,7 +387,9 @@ fn the_dashboard_lists_and_steers_the_clusters_processes_and_lives_through_an_ag
         !s.contains("gpu-a unreachable since") && s.contains(&format!("Rates of pid {pid} on gpu-a (ucx"))
     });
     tmux.keys(&["t"]);
-    tmux.wait_for("actions work again", |s| s.contains(&format!("toggle fault injection: done on pid {pid} on node gpu-a")));
+    tmux.wait_for("actions work again", |s| {
+        s.contains(&format!("toggle fault injection: done on pid {pid} on node gpu-a"))
+    });
     assert_eq!(faulted(&mut decode), [false; 3], "toggled off, once");
 
     // q quits at once even while the session is being re-established.

@@ -27,8 +27,8 @@ use super::processes::dump::DumpDialog;
 use super::processes::editor::Editor;
 use super::processes::form::Reply;
 use super::processes::list::{placed, Moved, ProcessList};
-use super::processes::replay::ReplayDialog;
 use super::processes::remote::RemoteOrder;
+use super::processes::replay::ReplayDialog;
 use super::processes::sampler::{Command, Job, ProcessRow, Snapshot, Update};
 use super::render::{self, theme::Theme};
 

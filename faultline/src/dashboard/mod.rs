@@ -82,9 +82,8 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     let mut cluster_worker: Option<Worker> = None;
     // The cluster's processes: with --cluster from the start, else once the cluster view has connected.
     let mut feed: Option<Feed> = None;
-    let start_feed = |engine: &sampler::Engine| {
-        Feed::spawn(options.cluster.clone(), FeedSettings::default(), engine.feed_sink())
-    };
+    let start_feed =
+        |engine: &sampler::Engine| Feed::spawn(options.cluster.clone(), FeedSettings::default(), engine.feed_sink());
     if options.cluster_processes {
         feed = Some(start_feed(&engine));
     }

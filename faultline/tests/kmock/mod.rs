@@ -62,7 +62,8 @@ impl Kmock {
             let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
             let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
             // The parent pid is the second field after the parenthesised command.
-            let parent = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+            let parent =
+                stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
             let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
             let words: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
             if parent == Some(self.server.pid()) && words.contains(&word.as_bytes()) {

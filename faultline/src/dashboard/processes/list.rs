@@ -76,7 +76,12 @@ impl SortColumn {
     pub fn high_first(self) -> bool {
         !matches!(
             self,
-            SortColumn::Node | SortColumn::Pod | SortColumn::Pid | SortColumn::Exe | SortColumn::Kind | SortColumn::Mode
+            SortColumn::Node
+                | SortColumn::Pod
+                | SortColumn::Pid
+                | SortColumn::Exe
+                | SortColumn::Kind
+                | SortColumn::Mode
         )
     }
 

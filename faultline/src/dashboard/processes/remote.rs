@@ -257,7 +257,10 @@ impl Remotes {
                 Err(error) => Outcome { ok: false, message: format!("{}: {error}", pending.what) },
             });
         }
-        Some(Outcome { ok: true, message: format!("{}: done on {} on node {}", pending.what, pending.whom, pending.node) })
+        Some(Outcome {
+            ok: true,
+            message: format!("{}: done on {} on node {}", pending.what, pending.whom, pending.node),
+        })
     }
 }
 

@@ -690,7 +690,12 @@ pub fn spawn<T: Send + 'static>(
 }
 
 /// Sends a job's outcome, if it has one yet, and the commands for the cluster feed; `false` once the UI is gone.
-fn publish_outcome<T>(sampler: &mut Sampler, outcome: Option<Outcome>, publish: &Sender<T>, wrap: fn(Update) -> T) -> bool {
+fn publish_outcome<T>(
+    sampler: &mut Sampler,
+    outcome: Option<Outcome>,
+    publish: &Sender<T>,
+    wrap: fn(Update) -> T,
+) -> bool {
     let orders = sampler.take_remote_orders();
     if !orders.is_empty() && publish.send(wrap(Update::Remote(orders))).is_err() {
         return false;
