@@ -1,10 +1,13 @@
 //! Every shimmed process in the cluster, listed and steered through the node agent: two real-UCX programs "in" two
-//! pods on node gpu-a (their identity from the variables the shim roll-out sets), the emulator's exec endpoint
+//! pods on node gpu-a (their identity from the variables the shim roll-out sets; one in its own pid and mount
+//! namespaces with a private `/dev/shm`, as in a container), the emulator's exec endpoint
 //! running the agent's `faultline node watch` on this machine, `faultline cluster ps` / `cluster <command>` as a user
 //! runs them; and a recording replayed across nodes, each node's agent with its own segment directory.
 
 mod common;
 mod kmock;
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde_json::{json, Value};
 use testkit::{Program, ShmDir};
@@ -23,10 +26,19 @@ fn pod_on(name: &str, app: &str, node: &str) -> Value {
         "status": {"phase": "Running"}}})
 }
 
+fn pod_env(pod: &str) -> [(&str, &str); 3] {
+    [("FAULTLINE_POD_NAMESPACE", "dynamo"), ("FAULTLINE_POD_NAME", pod), ("FAULTLINE_CONTAINER_NAME", "worker")]
+}
+
 fn start_in(shm: &ShmDir, pod: &str) -> Program {
-    let env =
-        [("FAULTLINE_POD_NAMESPACE", "dynamo"), ("FAULTLINE_POD_NAME", pod), ("FAULTLINE_CONTAINER_NAME", "worker")];
-    common::start_with_env(shm, "put", &env)
+    common::start_with_env(shm, "put", &pod_env(pod))
+}
+
+/// The tests of this file one at a time: an agent sees every container on this machine, so one test's
+/// containerised program would also be a process of the other test's nodes.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static CLUSTER: Mutex<()> = Mutex::new(());
+    CLUSTER.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn run(kmock: &Kmock, args: &[&str]) -> (i32, String, String) {
@@ -48,8 +60,16 @@ fn faulted(program: &mut Program, calls: u32) -> Vec<bool> {
 #[test]
 fn the_cluster_lists_and_steers_each_pods_processes_through_the_agent() {
     assert!(faultline::targets::running_as_root(), "the node agent runs as root");
+    let _cluster = one_at_a_time();
     let shm = ShmDir::new();
-    let mut decode = start_in(&shm, "decode-0");
+    // decode-0 runs as in a container: the agent finds its segment through /proc/<pid>/root/dev/shm and names it
+    // by its pid on the node.
+    let mut decode = common::start_contained("put", &pod_env("decode-0"));
+    let decode_pid = common::contained_host_pid(&decode);
+    let namespace = |kind: &str, pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).unwrap();
+    for kind in ["pid", "mnt"] {
+        assert_ne!(namespace(kind, &decode_pid.to_string()), namespace(kind, "self"), "its own {kind} namespace");
+    }
     let mut prefill = start_in(&shm, "prefill-0");
     let spec = json!({
         "objects": [
@@ -68,7 +88,7 @@ fn the_cluster_lists_and_steers_each_pods_processes_through_the_agent() {
     let rows = listing["processes"].as_array().unwrap();
     let placed: Vec<(Value, Value, Value, Value)> =
         rows.iter().map(|r| (r["node"].clone(), r["namespace"].clone(), r["pod"].clone(), r["pid"].clone())).collect();
-    assert!(placed.contains(&("gpu-a".into(), "dynamo".into(), "decode-0".into(), decode.pid().into())), "{listing}");
+    assert!(placed.contains(&("gpu-a".into(), "dynamo".into(), "decode-0".into(), decode_pid.into())), "{listing}");
     assert!(placed.contains(&("gpu-a".into(), "dynamo".into(), "prefill-0".into(), prefill.pid().into())), "{listing}");
     let (_, table, _) = run(&kmock, &["cluster", "ps", "-n", "dynamo"]);
     assert!(table.starts_with("NODE") && table.contains("decode-0") && table.contains("CALLS/S"), "{table}");
@@ -76,7 +96,7 @@ fn the_cluster_lists_and_steers_each_pods_processes_through_the_agent() {
     // By pod: exactly that program sees X/O from its next calls; the other is untouched.
     ok_json(&kmock, &["cluster", "--json", "strategy", "XO", "--pod", "dynamo/decode-0"]);
     let enabled = ok_json(&kmock, &["cluster", "--json", "enable", "--pod", "dynamo/decode-0"]);
-    assert_eq!(enabled["nodes"][0]["pids"], json!([decode.pid()]), "{enabled}");
+    assert_eq!(enabled["nodes"][0]["pids"], json!([decode_pid]), "{enabled}");
     assert_eq!(faulted(&mut decode, 4), [true, false, true, false]);
     assert_eq!(faulted(&mut prefill, 4), [false; 4]);
 
@@ -98,7 +118,7 @@ fn the_cluster_lists_and_steers_each_pods_processes_through_the_agent() {
     let mut pids: Vec<u64> =
         disabled["nodes"][0]["pids"].as_array().unwrap().iter().map(|p| p.as_u64().unwrap()).collect();
     pids.sort_unstable();
-    let mut wanted = vec![u64::from(decode.pid()), u64::from(prefill.pid())];
+    let mut wanted = vec![u64::from(decode_pid), u64::from(prefill.pid())];
     wanted.sort_unstable();
     assert_eq!(pids, wanted, "{disabled}");
     assert_eq!(faulted(&mut decode, 2), [false, false]);
@@ -115,6 +135,7 @@ fn the_cluster_lists_and_steers_each_pods_processes_through_the_agent() {
 #[test]
 fn a_recording_on_one_node_replays_exactly_on_another() {
     assert!(faultline::targets::running_as_root(), "the node agent runs as root");
+    let _cluster = one_at_a_time();
     // Two nodes: each agent sees only its own segment directory (the machine's containers aside).
     let (shm_a, shm_b) = (ShmDir::new(), ShmDir::new());
     let mut decode = start_in(&shm_a, "decode-0");
