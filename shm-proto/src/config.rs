@@ -170,6 +170,11 @@ pub fn parse_replay_program(text: &str) -> Result<Vec<i32>, ConfigError> {
     Ok(program)
 }
 
+/// A replay program as [`parse_replay_program`] reads it back: `0,-3,0,-20`.
+pub fn format_replay_program(program: &[i32]) -> String {
+    program.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
+}
+
 /// The short form of a hook name: without the API prefix (`ucp_`, `cuda`, `cu`) and the `_nbx` suffix.
 pub fn short_hook_name(name: &str) -> &str {
     let name = name.strip_prefix("ucp_").unwrap_or(name);
@@ -515,6 +520,7 @@ mod tests {
     fn replay_programs() {
         assert_eq!(parse_replay_program("0, -3,0,-20 ").unwrap(), vec![0, -3, 0, -20]);
         assert_eq!(parse_replay_program("100").unwrap(), vec![100]);
+        assert_eq!(parse_replay_program(&format_replay_program(&[0, -3, 100])).unwrap(), [0, -3, 100]);
         let err = parse_replay_program("0,IO_ERROR").unwrap_err().to_string();
         assert!(err.contains("'IO_ERROR' at call 2 is not a whole number"), "{err}");
         assert!(parse_replay_program("0,,-3").unwrap_err().to_string().contains("call 2 is empty"));

@@ -95,7 +95,7 @@ pub(super) fn replay(
     };
     let mut words = request.args.clone();
     words.push("--program".to_string());
-    words.push(program.iter().map(i32::to_string).collect::<Vec<_>>().join(","));
+    words.push(shm_proto::config::format_replay_program(&program));
     let replies = cluster.process_command(&request.scope, &words, read_only)?;
     Ok((from, replies))
 }

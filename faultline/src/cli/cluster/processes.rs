@@ -92,7 +92,7 @@ pub fn command(namespace: &Namespace, words: Vec<String>) -> anyhow::Result<Clus
     if let Some(file) = &from.file {
         // A file on this machine: the agents get the program, not a path on their node.
         let program = faultline::recording::replay_program_from_file(Path::new(file))?;
-        rest.extend(["--program".to_string(), program_text(&program)]);
+        rest.extend(["--program".to_string(), shm_proto::config::format_replay_program(&program)]);
     }
     // Checked as the local command is: the same parser, the same request.
     let mut argv = vec!["faultline".to_string()];
@@ -139,11 +139,6 @@ fn place_pod(pod: &str, namespace: Option<String>) -> (Option<String>, Option<St
         Some((ns, name)) => (Some(ns.to_string()), Some(name.to_string())),
         None => (namespace, Some(pod.to_string())),
     }
-}
-
-/// A replay program as `--program` takes it.
-fn program_text(program: &[i32]) -> String {
-    program.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
 }
 
 /// Where `faultline cluster replay` takes its sequence from, as typed.
