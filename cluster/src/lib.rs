@@ -170,6 +170,17 @@ pub enum ClusterError {
     /// A cluster-wide process command found nothing to act on.
     #[error("{0}")]
     NoProcesses(String),
+    /// A node agent's answer to a process command that a later step depends on (the recording a replay plays):
+    /// refused, with the agent's message and exit status, or not understood.
+    #[error("node {node}: {message}")]
+    NodeAnswer {
+        /// The node.
+        node: String,
+        /// The exit status the agent gave (1 when its answer was not understood).
+        exit: u8,
+        /// What went wrong.
+        message: String,
+    },
     /// `--read-only` refused a change (see [`action::Access::allows`]).
     #[error("--read-only: refusing to {0}")]
     ReadOnly(&'static str),
@@ -193,6 +204,7 @@ impl ClusterError {
             | ClusterError::Usage(_)
             | ClusterError::ReadOnly(_) => EXIT_USAGE,
             ClusterError::AgentFailed { exit_code: Some(2), .. } => EXIT_USAGE,
+            ClusterError::NodeAnswer { exit: 2, .. } => EXIT_USAGE,
             _ => EXIT_FAILED,
         }
     }

@@ -218,8 +218,10 @@ pub struct NodeReply {
 }
 
 /// Sends the process command `args` (its words, without pids) to every process `scope` selects, one command per
-/// node (`--pid` for each of its processes there). `read_only` is passed on: the agent's process layer refuses
-/// changes. Nothing selected is an error (exit 1), as for a local broadcast that finds nothing.
+/// node (`--pid` for each of its processes there): the running ones, or with a host pid given, that process even
+/// if it exited (as locally, its segment can still be read; the agent refuses a change to it). `read_only` is
+/// passed on: the agent's process layer refuses changes. Nothing selected is an error (exit 1), as for a local
+/// broadcast that finds nothing.
 pub async fn command(
     api: &KubeApi,
     scope: &ProcessScope,
@@ -237,7 +239,7 @@ pub async fn command(
             .into_iter()
             .flatten()
             .filter_map(|process| place(process, session.node().to_string(), &pods))
-            .filter(|row| row.alive && scope.selects(row, &pods))
+            .filter(|row| (row.alive || scope.pid.is_some()) && scope.selects(row, &pods))
             .map(|row| row.pid)
             .collect();
         if pids.is_empty() {

@@ -410,6 +410,12 @@ impl ReplaySource {
         }
     }
 
+    /// A program as typed (`replay --program 0,0,-3`, see [`config::parse_replay_program`]); each nonzero code is
+    /// checked against each target's kind when the change is planned.
+    pub fn program(text: &str) -> Result<ReplaySource, Error> {
+        Ok(ReplaySource::Program(config::parse_replay_program(text)?))
+    }
+
     /// A pattern-format JSON file (see [`recording::replay_program_from_file`]).
     pub fn from_file(path: &std::path::Path) -> Result<ReplaySource, Error> {
         Ok(ReplaySource::Program(recording::replay_program_from_file(path)?))

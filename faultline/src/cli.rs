@@ -234,15 +234,20 @@ pub enum Command {
         action: RecordCommand,
     },
     /// Play an exact per-call sequence of passes and faults (codes included) from the next armed call.
-    #[command(after_help = "Without --from-*, each process replays its own recording. Replay enables injection and \
-                      overrides the mode, skip and limit until another strategy is set.")]
+    #[command(after_help = "Without --from-* or --program, each process replays its own recording. Replay enables \
+                      injection and overrides the mode, skip and limit until another strategy is set. \
+                      e.g. `faultline --pid 1234 replay --program 0,0,-3,0,-20`: calls 3 and 5 fail.")]
     Replay {
         /// Take the sequence from this process's recording (it may have exited).
-        #[arg(long, value_name = "PID", conflicts_with = "from_file")]
+        #[arg(long, value_name = "PID", conflicts_with_all = ["from_file", "program"])]
         from_pid: Option<u32>,
         /// Take the sequence from a pattern dump (`faultline record dump pattern -o FILE`, or the seed's format).
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", conflicts_with = "program")]
         from_file: Option<PathBuf>,
+        /// Play this sequence: one code per armed call, comma-separated; 0 passes the call, any other number fails
+        /// it with that code (numbers only: a code's name depends on the process's kind). At most 65536 calls.
+        #[arg(long, value_name = "CODES", allow_hyphen_values = true)]
+        program: Option<String>,
         /// Start over after the last call instead of passing everything.
         #[arg(long = "loop")]
         looping: bool,
@@ -464,11 +469,12 @@ impl Command {
             Command::Record { action: RecordCommand::Clear } | Command::RecordClear => Change::ClearRecording,
             Command::RecordToggle { state: None } => Change::Recording(Switch::Toggle),
             Command::RecordToggle { state: Some(state) } => Change::recording(&state)?,
-            Command::Replay { from_pid, from_file, looping } => {
-                let source = match (from_pid, from_file) {
-                    (Some(pid), _) => ReplaySource::from_pid(pid, kind)?,
-                    (None, Some(file)) => ReplaySource::from_file(&file)?,
-                    (None, None) => ReplaySource::OwnRecording,
+            Command::Replay { from_pid, from_file, program, looping } => {
+                let source = match (from_pid, from_file, program) {
+                    (Some(pid), _, _) => ReplaySource::from_pid(pid, kind)?,
+                    (None, Some(file), _) => ReplaySource::from_file(&file)?,
+                    (None, None, Some(program)) => ReplaySource::program(&program)?,
+                    (None, None, None) => ReplaySource::OwnRecording,
                 };
                 Change::Replay { source, looping }
             }
@@ -532,6 +538,22 @@ mod tests {
         let cli = Cli::try_parse_from(["faultline", "error-codes", "-3,-6,-20", "--pid", "7"]).unwrap();
         assert_eq!(cli.pids, vec![7]);
         assert!(matches!(cli.command, Some(Command::ErrorCodes { codes }) if codes == "-3,-6,-20"));
+    }
+
+    #[test]
+    fn replay_takes_a_typed_program() {
+        let request = |args: &[&str]| {
+            let cli = Cli::try_parse_from(["faultline", "replay"].iter().chain(args)).unwrap();
+            cli.command.unwrap().request(None)
+        };
+        let program =
+            |codes: Vec<i32>| Request::Change(Change::Replay { source: ReplaySource::Program(codes), looping: false });
+        assert_eq!(request(&["--program", "-3,0,-20"]).unwrap(), program(vec![-3, 0, -20]));
+        assert_eq!(request(&["--program=0, 100"]).unwrap(), program(vec![0, 100]), "checked per kind when planned");
+        let error = request(&["--program", "0,x"]).unwrap_err();
+        assert_eq!(error.exit_code(), 2, "{error}");
+        let both = Cli::try_parse_from(["faultline", "replay", "--program", "0", "--from-file", "f"]).unwrap_err();
+        assert_eq!(both.exit_code(), 2);
     }
 
     #[test]

@@ -65,6 +65,12 @@ fn bad_values_are_refused_with_exit_2_and_change_nothing() {
         (&["record-toggle", "maybe"], "recording 'maybe' is not on/off"),
         (&["replay"], "nothing recorded to replay"),
         (&["replay", "--from-file", "/nonexistent/run.json"], "/nonexistent/run.json: No such file"),
+        (&["replay", "--program", "0,abc"], "replay program '0,abc': 'abc' at call 2 is not a whole number"),
+        (&["replay", "--program", "0,,-3"], "replay program '0,,-3': call 2 is empty"),
+        (&["replay", "--program", ""], "replay program '': empty"),
+        (&["replay", "--program", "0,UCS_ERR_IO_ERROR"], "names are not taken"),
+        (&["replay", "--program", "0,5"], "5 is not an error for ucx"),
+        (&["replay", "--program", "-3,-101"], "unknown ucx status code '-101'"),
         (&["--read-only", "enable"], "--read-only: refusing to enable fault injection"),
         (&["--read-only", "clean"], "--read-only: refusing to remove segments"),
         (&["--pid", &unknown_pid, "enable"], &format!("no faultline segment for pid {unknown_pid}")),
@@ -113,6 +119,8 @@ fn bad_values_are_refused_with_exit_2_and_change_nothing() {
         &["frobnicate"],
         &["set", "--mode", "chaos"],
         &["shim-path", "rdma"],
+        &["replay", "--program", "0,-3", "--from-file", "run.json"],
+        &["replay", "--program", "0,-3", "--from-pid", "1"],
     ] {
         fails(&shm, args, 2);
         assert_eq!(status(&shm, program.pid()), before);

@@ -26,6 +26,8 @@ fn help_and_completions_read_like_a_cli() {
     for expected in ["on", "off", "toggle", "dump", "clear"] {
         assert!(record_help.contains(expected), "{record_help}");
     }
+    let replay_help = ok(&shm, &["replay", "--help"]);
+    assert!(replay_help.contains("--program <CODES>") && replay_help.contains("numbers only"), "{replay_help}");
     let dump_help = ok(&shm, &["record", "dump", "--help"]);
     assert!(dump_help.contains("--count <N>") && dump_help.contains("-o, --output <FILE>"), "{dump_help}");
 

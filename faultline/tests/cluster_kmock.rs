@@ -1,8 +1,9 @@
 //! `faultline cluster …` against a local Kubernetes API emulator (PyPI `kmock`, started by each test from
 //! `tests/kmock_server.py` on a free loopback port): GPU node listing, Event creation, error paths (no agent pod,
-//! node not found, forbidden, unreachable, unknown context). kmock has no exec endpoint, so the injection itself
-//! runs through the `PodExec` test double in library-level tests — the double runs the real `faultline node xid`
-//! on this machine, so the whole chain down to the kernel log is real except the exec transport.
+//! node not found, forbidden, unreachable, unknown context). The emulator's exec endpoint runs the agent's
+//! `faultline node xid` for real; where a test needs NVSentinel's cordon the moment the XID lands, the `PodExec`
+//! test double runs the same real command on this machine and plays the monitor's part (a canned cordon), so the
+//! chain down to the kernel log is real there too except the exec transport.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -1,20 +1,26 @@
 //! The fault ledger against a local Kubernetes API emulator (PyPI `kmock`): partitions, Chaos Mesh objects, shim
 //! rollouts and armed nodes are created, listed from the cluster by a fresh `faultline` process each time (nothing
-//! is held in memory), recovered idempotently, and reaped exactly when expired. Arming runs the real
-//! `faultline node arm` on this machine through the exec test double (kmock has no exec endpoint).
+//! is held in memory), recovered idempotently, and reaped exactly when expired. Arming and the GPU-failure scenario
+//! run the agent's real `faultline node …` commands on this machine through the emulator's exec endpoint; what
+//! NVSentinel and the node drainer would do is played by a thread acting on the emulator.
 
 mod kmock;
 
+use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use faultline::cluster::arm;
-use faultline::cluster::exec::{ExecOutput, ScriptedExec};
 use faultline::cluster::faults::{self, Which};
 use faultline::cluster::ledger::{FaultKind, Stamp};
+use faultline::cluster::xid_inject::EVENT_REASON;
 use faultline::cluster::ClusterError;
+use faultline::node::{kmsg, FAULT_MARKER};
 use k8s_openapi::jiff::Timestamp;
 use kmock::{agent_pod, exec, node, Kmock};
 use serde_json::{json, Value};
+use testkit::{Program, ShmDir};
 
 const APP_NAMESPACE: &str = "dynamo";
 
@@ -458,84 +464,58 @@ fn workload_pod(name: &str, node: &str) -> Value {
 
 #[test]
 fn gpu_failure_runs_its_steps_in_order_and_recover_cleans_up() {
+    assert!(faultline::targets::running_as_root(), "the agent writes the XID into /dev/kmsg: needs root");
+    // A live CUDA process on gpu-a: any program preloading the CUDA shim has a segment from its start.
+    let shm = ShmDir::new();
+    let mut sleeper = Command::new("sleep");
+    sleeper.arg("600").env("LD_PRELOAD", &testkit::artifacts().cuda_shim).env("FAULTLINE_SHM_DIR", shm.path());
+    let cuda = Program::spawn(sleeper);
+    let segment = shm.segment("cuda", cuda.pid());
+    testkit::wait_until("the CUDA shim creates its segment", || segment.exists());
+
+    // The real exec path: every `faultline node …` of the scenario (ps, arm, strategy, enable, xid; then disarm,
+    // ps, disable) run by the emulator's exec endpoint over the WebSocket channel protocol, the agent pointed at a
+    // private policy file, the segment directory and the fixture driver tree; the XID goes to the real kernel log.
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("cuda.policy");
+    let fixtures = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proc-driver-nvidia");
     let mut spec = cluster(false);
     spec["objects"]
         .as_array_mut()
         .unwrap()
         .push(json!({"resource": "v1/pods", "body": workload_pod("decode-1", "gpu-a")}));
+    let agent_env =
+        json!({"FAULTLINE_POLICY_FILE": policy, "FAULTLINE_SHM_DIR": shm.path(), "FAULTLINE_NVIDIA_PROC": fixtures});
+    spec["exec"] = exec(&[("faultline-node-a", agent_env)]);
     let kmock = Kmock::start(&spec);
-    let port = kmock.port;
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("cuda.policy");
-    let fixtures = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proc-driver-nvidia");
-    let agent_policy = policy.clone();
-    // The exec double: `faultline node arm|disarm|xid` run for real on this machine (a private policy file, the
-    // fixture driver tree, the real kernel log); the live-process commands answer as an agent on a node with one
-    // shimmed CUDA process would. After the XID lands it plays NVSentinel (cordon) and the node drainer (evict
-    // decode-1, its replacement starts on gpu-b).
-    let exec = ScriptedExec::new(move |_, command| {
-        let node_args: Vec<&str> = command[2..].iter().map(String::as_str).collect();
-        let real = |extra: &[&std::ffi::OsStr]| {
-            let output =
-                Command::new(&testkit::artifacts().faultline).args(&command[1..]).args(extra).output().expect("runs");
-            ExecOutput::from(output)
-        };
-        let canned = |stdout: Value| ExecOutput {
-            stdout: stdout.to_string(),
-            success: true,
-            exit_code: Some(0),
-            ..ExecOutput::default()
-        };
-        Ok(match node_args.first().copied() {
-            Some("arm" | "disarm") => real(&["--policy-file".as_ref(), agent_policy.as_os_str()]),
-            Some("xid") => {
-                let output = real(&["--nvidia-proc".as_ref(), fixtures.as_os_str()]);
-                let client = KmockHttp { port };
-                client.send("PATCH", "/api/v1/nodes/gpu-a", &json!({"spec": {"unschedulable": true}}));
-                client.send("DELETE", "/api/v1/namespaces/dynamo/pods/decode-1", &json!({}));
-                client.send("POST", "/api/v1/namespaces/dynamo/pods", &workload_pod("decode-2", "gpu-b"));
-                output
-            }
-            _ => match node_args.last().copied() {
-                Some("ps") => {
-                    canned(json!({"processes": [{"pid": 4242, "exe": "python3", "kind": "cuda", "alive": true}]}))
-                }
-                Some("enable" | "disable") => canned(json!({"changed": 1})),
-                _ if node_args.contains(&"strategy") => canned(json!({"changed": 1})),
-                _ => panic!("unexpected agent command {command:?}"),
-            },
-        })
-    });
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let api = runtime.block_on(async { kmock.api() });
-    let request = faultline::cluster::gpu_failure::GpuFailureRequest {
-        node: "gpu-a".into(),
-        gpu: 0,
-        xid: 79,
-        namespace: APP_NAMESPACE.into(),
-        ttl: Some(std::time::Duration::from_secs(600)),
-        watch_timeout: testkit::WATCHDOG,
-        interval: std::time::Duration::from_millis(50),
-    };
-    let mut steps = Vec::new();
-    let outcome = runtime
-        .block_on(faultline::cluster::gpu_failure::run(&api, &exec, &request, &mut |s| steps.push(s.text.clone())))
-        .expect("the scenario runs");
-    assert!(outcome.cordoned && outcome.evicted, "{outcome:?}");
-    assert_eq!(outcome.processes_failed, 1);
-    let after: Vec<(&str, Option<&str>)> =
-        outcome.pods_after.iter().map(|p| (p.pod.as_str(), p.node.as_deref())).collect();
-    assert_eq!(after, [("decode-2", Some("gpu-b"))]);
+    let _monitor = Monitor::start(kmock.port);
+    let mut log = kmsg::Reader::open_at_end(Path::new(kmsg::DEV_KMSG)).expect("/dev/kmsg is readable");
 
-    let verbs = |calls: Vec<(faultline::cluster::exec::ExecTarget, Vec<String>)>| -> Vec<String> {
-        calls
-            .iter()
-            .map(|(_, c)| {
-                c[2..].iter().filter(|a| !a.starts_with("--") && *a != "cuda").take(1).cloned().collect::<String>()
-            })
-            .collect()
-    };
-    assert_eq!(verbs(exec.calls()), ["ps", "arm", "strategy", "enable", "xid"], "{:?}", exec.calls());
+    let output = kmock.faultline(&[
+        "cluster",
+        "gpu-failure",
+        "--node",
+        "gpu-a",
+        "--gpu",
+        "0",
+        "--xid",
+        "79",
+        "-n",
+        APP_NAMESPACE,
+        "--ttl",
+        "10m",
+        "--watch-timeout",
+        &testkit::WATCHDOG.as_secs().to_string(),
+        "--interval",
+        "0.05",
+        "--json",
+    ]);
+    let outcome = json_of(&output);
+    assert_eq!((outcome["cordoned"].as_bool(), outcome["evicted"].as_bool()), (Some(true), Some(true)), "{outcome}");
+    assert_eq!(outcome["processes_failed"], 1, "{outcome}");
+    assert_eq!(outcome["pods_after"], json!([{"pod": "decode-2", "node": "gpu-b", "phase": "Running"}]));
+    let steps: Vec<&str> =
+        outcome["timeline"].as_array().unwrap().iter().map(|s| s["text"].as_str().unwrap()).collect();
     let order = [
         "pod(s) of namespace",
         "node armed",
@@ -549,22 +529,82 @@ fn gpu_failure_runs_its_steps_in_order_and_recover_cleans_up() {
     for (step, wanted) in steps.iter().zip(order) {
         assert!(step.contains(wanted), "{step:?} should say {wanted:?}: {steps:?}");
     }
-    assert!(policy.exists(), "the node is armed");
-    let listing = json_of(&kmock.faultline(&["cluster", "faults", "-A", "--json"]));
-    let kinds: Vec<(String, String)> = fault_ids(&listing);
-    assert!(kinds.contains(&(outcome.fault_id.clone(), "armed-node".into())), "{kinds:?}");
-    assert!(kinds.contains(&(outcome.fault_id.clone(), "xid".into())), "one fault id for every step: {kinds:?}");
 
-    let which = Which::Id(outcome.fault_id.clone());
-    let before = exec.calls().len();
-    runtime.block_on(faults::recover(&api, &exec, None, &which, Timestamp::now(), &mut |_| {})).unwrap();
-    assert_eq!(verbs(exec.calls()[before..].to_vec()), ["disarm", "ps", "disable"]);
+    // What the agent did, seen where it landed: the node is armed, the live process fails every call with the
+    // XID's CUDA code, and the driver's line is in the kernel log under the fault id.
+    let fault_id = outcome["fault_id"].as_str().unwrap().to_string();
+    // The driver's PCI → UUID line, then the XID, both for GPU 0 of the fixture driver tree.
+    let lines = log.find_all(&format!("{FAULT_MARKER}{fault_id}"), 2, testkit::WATCHDOG).unwrap();
+    let texts: Vec<&str> = lines.iter().map(|record| record.text.as_str()).collect();
+    assert!(texts.len() == 2 && texts[0].contains("NVRM: GPU at PCI:0000:3b:00: GPU-"), "{texts:?}");
+    assert!(texts[1].contains("NVRM: Xid (PCI:0000:3b:00): 79,"), "{texts:?}");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    assert!(text.contains("FAULTLINE_XID=79") && text.contains(&fault_id), "{text}");
+    let code = faultline::node::arm::cuda_preset(79).unwrap().runtime;
+    let state = cuda_state(&shm, cuda.pid());
+    assert_eq!((state["enabled"].as_bool(), state["mode"].as_str()), (Some(true), Some("pattern")), "{state}");
+    let pool: Vec<&Value> = state["error_codes"].as_array().unwrap().iter().map(|c| &c["code"]).collect();
+    assert_eq!((state["pattern"].as_str(), pool), (Some("X"), vec![&json!(code)]), "{state}");
+    let listing = json_of(&kmock.faultline(&["cluster", "faults", "-A", "--json"]));
+    let kinds = fault_ids(&listing);
+    assert!(kinds.contains(&(fault_id.clone(), "armed-node".into())), "{kinds:?}");
+    assert!(kinds.contains(&(fault_id.clone(), "xid".into())), "one fault id for every step: {kinds:?}");
+
+    // Recovering disarms the node and turns the live process's faults off, again through the agent.
+    let recovered = json_of(&kmock.faultline(&["cluster", "recover", &fault_id, "--json"]));
+    assert!(!recovered["recovered"].as_array().unwrap().is_empty(), "{recovered}");
     assert!(!policy.exists(), "disarmed");
+    assert_eq!(cuda_state(&shm, cuda.pid())["enabled"], false);
     let records = kmock.items("/api/v1/namespaces/faultline-system/configmaps");
     assert!(records.is_empty(), "the arming record is gone: {records:?}");
 }
 
-/// Raw requests to the emulator from the exec double (another actor in the cluster).
+/// `faultline --pid <pid> status --json` of a CUDA process in `shm`.
+fn cuda_state(shm: &ShmDir, pid: u32) -> Value {
+    let output = testkit::faultline(shm, &["--pid", &pid.to_string(), "status", "--json"]);
+    json_of(&output)["processes"][0].clone()
+}
+
+/// NVSentinel's and the node drainer's part, played from outside as they would: once the XID's Event is on the
+/// node, cordon gpu-a and evict decode-1, whose replacement starts on gpu-b. Stops when dropped.
+struct Monitor {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Monitor {
+    fn start(port: u16) -> Monitor {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let events = format!("/api/v1/namespaces/{}/events", kmock::NAMESPACE);
+            let xid_event = || {
+                let list = kmock::http(port, "GET", &events, None);
+                list["items"].as_array().is_some_and(|items| items.iter().any(|e| e["reason"] == EVENT_REASON))
+            };
+            testkit::wait_until("the XID's Event", || stopped.load(Ordering::SeqCst) || xid_event());
+            if stopped.load(Ordering::SeqCst) {
+                return;
+            }
+            let client = KmockHttp { port };
+            client.send("PATCH", "/api/v1/nodes/gpu-a", &json!({"spec": {"unschedulable": true}}));
+            client.send("DELETE", "/api/v1/namespaces/dynamo/pods/decode-1", &json!({}));
+            client.send("POST", "/api/v1/namespaces/dynamo/pods", &workload_pod("decode-2", "gpu-b"));
+        });
+        Monitor { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Raw requests to the emulator from another actor in the cluster.
 struct KmockHttp {
     port: u16,
 }

@@ -8,7 +8,7 @@ mod common;
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use testkit::{Program, ShmDir};
+use testkit::ShmDir;
 
 fn faultline(shm: &ShmDir, args: &[&str]) -> Output {
     testkit::faultline(shm, args)
@@ -21,36 +21,10 @@ fn ok_json(shm: &ShmDir, args: &[&str]) -> Value {
     serde_json::from_str(&stdout).expect("JSON")
 }
 
-/// The parent pid of `pid`.
-fn ppid(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 1..].split_whitespace().nth(1)?.parse().ok()
-}
-
-/// Starts the self-loop program as pid 1 of new pid + mount namespaces with a private /dev/shm.
-fn contained_selfloop() -> Program {
-    assert!(faultline::targets::running_as_root(), "this test creates namespaces and needs root (CI runs as root)");
-    let script = format!(
-        "mount -t tmpfs -o mode=1777 faultline-node-test /dev/shm && exec env LD_PRELOAD={} FAULTLINE_ENABLED=1 \
-         FAULTLINE_PROBABILITY=37 FAULTLINE_HOOKS=put {} --stdin --ops put",
-        testkit::artifacts().ucx_shim.display(),
-        common::selfloop_binary().display()
-    );
-    let mut command = Command::new("unshare");
-    command.args(["--pid", "--fork", "--mount", "--mount-proc", "--propagation", "private", "sh", "-c", &script]);
-    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("FAULTLINE_")) {
-        command.env_remove(name);
-    }
-    command.env("UCX_WARN_UNUSED_ENV_VARS", "n");
-    let mut program = Program::spawn(command);
-    program.send("run 1");
-    program.lines_until(|line| line == "DONE");
-    program
-}
-
 #[test]
 fn node_commands_reach_a_containerised_process_by_host_pid() {
-    let mut contained = contained_selfloop();
+    let env = [("FAULTLINE_ENABLED", "1"), ("FAULTLINE_PROBABILITY", "37"), ("FAULTLINE_HOOKS", "put")];
+    let mut contained = common::start_contained("put", &env);
     // FAULTLINE_SHM_DIR points at an empty directory: without `node`, nothing is found there.
     let shm = ShmDir::new();
     let plain = ok_json(&shm, &["ps", "--json"]);
@@ -61,7 +35,7 @@ fn node_commands_reach_a_containerised_process_by_host_pid() {
         let ps = ok_json(&shm, &["node", "ps", "--json"]);
         host_pid = ps["processes"].as_array().unwrap().iter().find_map(|row| {
             let pid = row["pid"].as_u64()? as u32;
-            (row["in_container"] == true && ppid(pid) == Some(contained.pid())).then_some(pid)
+            (row["in_container"] == true && common::parent_pid(pid) == Some(contained.pid())).then_some(pid)
         });
         host_pid.is_some()
     });

@@ -61,6 +61,18 @@ fn a_recorded_random_run_replays_identically_in_a_fresh_process() {
 }
 
 #[test]
+fn a_typed_program_plays_exactly_its_codes() {
+    let shm = ShmDir::new();
+    let mut program = start(&shm, "put");
+    // A program starting with a negative code needs no `=`.
+    let line = on(&shm, program.pid(), &["replay", "--program", "-6,0,-3,0,-20"]);
+    assert!(line.contains(": enabled, replay 5 calls"), "{line}");
+    assert_eq!(run_statuses(&mut program, 7), [-6, 0, -3, 0, -20, 0, 0], "then every call passes");
+    on(&shm, program.pid(), &["replay", "--program", "0, -20", "--loop"]);
+    assert_eq!(run_statuses(&mut program, 4), [0, -20, 0, -20]);
+}
+
+#[test]
 fn the_seed_json_commands_record_dump_and_replay_a_run() {
     let shm = ShmDir::new();
     let mut program = start(&shm, "put");

@@ -4,7 +4,7 @@
 
 use crate::codes::{self, CodeError};
 use crate::control::Strategy;
-use crate::layout::{DelayMode, Kind, Mode, MAX_HOOKS, PATTERN_CAP};
+use crate::layout::{DelayMode, Kind, Mode, MAX_HOOKS, PATTERN_CAP, REPLAY_CAP};
 
 /// A value a user gave that faultline cannot use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,6 +21,14 @@ pub enum ConfigError {
     /// Pattern with other letters, empty or too long.
     #[error("pattern '{text}': {why}")]
     Pattern {
+        /// What was given (shortened).
+        text: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// A replay program with an item that is not a whole number, empty or too long.
+    #[error("replay program '{text}': {why}")]
+    ReplayProgram {
         /// What was given (shortened).
         text: String,
         /// What is wrong.
@@ -99,10 +107,18 @@ pub fn format_probability(ppm: u32) -> String {
     }
 }
 
+/// `text` as an error message quotes it: its first 40 bytes and `…` when longer.
+fn shortened(text: &str) -> String {
+    if text.len() > 40 {
+        format!("{}…", &text[..text.floor_char_boundary(40)])
+    } else {
+        text.to_string()
+    }
+}
+
 /// Parses an X/O pattern (`X`/`x` fault, `O`/`o` pass), 1 to 65,536 positions.
 pub fn parse_pattern(text: &str) -> Result<Vec<bool>, ConfigError> {
-    let shown =
-        if text.len() > 40 { format!("{}…", &text[..text.floor_char_boundary(40)]) } else { text.to_string() };
+    let shown = shortened(text);
     let err = |why: String| ConfigError::Pattern { text: shown.clone(), why };
     let text = text.trim();
     if text.is_empty() {
@@ -120,6 +136,43 @@ pub fn parse_pattern(text: &str) -> Result<Vec<bool>, ConfigError> {
         return Err(err(format!("{} positions, at most {PATTERN_CAP}", pattern.len())));
     }
     Ok(pattern)
+}
+
+/// Parses a replay program as typed: comma-separated codes, one per armed call, `0` to pass the call and any other
+/// integer to inject it as that code; 1 to [`REPLAY_CAP`] calls, whitespace around items ignored. Numbers only (a
+/// code's name depends on the process's kind, known only once a target is chosen, where each nonzero code is also
+/// checked against that kind).
+pub fn parse_replay_program(text: &str) -> Result<Vec<i32>, ConfigError> {
+    let shown = shortened(text);
+    let err = |why: String| ConfigError::ReplayProgram { text: shown.clone(), why };
+    if text.trim().is_empty() {
+        return Err(err("empty; give one code per call, 0 to pass it, e.g. 0,0,-3,0".into()));
+    }
+    let mut program = Vec::new();
+    for (i, item) in text.split(',').map(str::trim).enumerate() {
+        if program.len() == REPLAY_CAP {
+            let calls = text.split(',').count();
+            return Err(err(format!("{calls} calls, at most {REPLAY_CAP}")));
+        }
+        if item.is_empty() {
+            return Err(err(format!("call {} is empty (0 passes a call)", i + 1)));
+        }
+        let code = item.parse::<i32>().map_err(|_| {
+            err(format!(
+                "'{}' at call {} is not a whole number (0 passes the call, any other number is the code \
+                 injected; names are not taken, they depend on the process's kind)",
+                shortened(item),
+                i + 1
+            ))
+        })?;
+        program.push(code);
+    }
+    Ok(program)
+}
+
+/// A replay program as [`parse_replay_program`] reads it back: `0,-3,0,-20`.
+pub fn format_replay_program(program: &[i32]) -> String {
+    program.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
 }
 
 /// The short form of a hook name: without the API prefix (`ucp_`, `cuda`, `cu`) and the `_nbx` suffix.
@@ -461,6 +514,22 @@ mod tests {
         assert!(parse_pattern("").is_err());
         assert!(parse_pattern(&"X".repeat(PATTERN_CAP + 1)).is_err());
         assert!(parse_pattern(&"O".repeat(PATTERN_CAP)).is_ok());
+    }
+
+    #[test]
+    fn replay_programs() {
+        assert_eq!(parse_replay_program("0, -3,0,-20 ").unwrap(), vec![0, -3, 0, -20]);
+        assert_eq!(parse_replay_program("100").unwrap(), vec![100]);
+        assert_eq!(parse_replay_program(&format_replay_program(&[0, -3, 100])).unwrap(), [0, -3, 100]);
+        let err = parse_replay_program("0,IO_ERROR").unwrap_err().to_string();
+        assert!(err.contains("'IO_ERROR' at call 2 is not a whole number"), "{err}");
+        assert!(parse_replay_program("0,,-3").unwrap_err().to_string().contains("call 2 is empty"));
+        assert!(parse_replay_program(" ").unwrap_err().to_string().contains("empty"));
+        assert!(parse_replay_program("99999999999").is_err(), "outside i32");
+        let longest = vec!["0"; REPLAY_CAP].join(",");
+        assert_eq!(parse_replay_program(&longest).unwrap().len(), REPLAY_CAP);
+        let err = parse_replay_program(&format!("{longest},0")).unwrap_err().to_string();
+        assert!(err.contains(&format!("{} calls, at most {REPLAY_CAP}", REPLAY_CAP + 1)), "{err}");
     }
 
     #[test]

@@ -10,12 +10,14 @@
 mod backend;
 pub mod draft;
 mod outcome;
+mod replay;
 
 use std::fmt;
 use std::time::Duration;
 
 pub use backend::Cluster;
 pub use outcome::ClusterOutcome;
+pub use replay::{ReplayRequest, ReplayedFrom};
 
 use super::faults::{Recovered, Which};
 use super::gpu_failure::{GpuFailureRequest, Step};
@@ -155,6 +157,9 @@ pub enum ClusterRequest {
         /// The command's words.
         args: Vec<String>,
     },
+    /// One process's recording, read through its node's agent, replayed by the processes in scope (see
+    /// [`ReplayRequest`]); the agents' process layer validates the program and decides `--read-only`.
+    Replay(Box<ReplayRequest>),
 }
 
 impl ClusterRequest {
@@ -170,7 +175,7 @@ impl ClusterRequest {
                 return None
             }
             // The agents' process layer decides (`--read-only` is passed on to it).
-            ClusterRequest::ProcessCommand { .. } => return None,
+            ClusterRequest::ProcessCommand { .. } | ClusterRequest::Replay(_) => return None,
             ClusterRequest::InjectXid(request) if request.dry_run => return None,
             ClusterRequest::InjectXid(_) => ClusterChange::InjectXid,
             ClusterRequest::InjectSignal(request) if request.dry_run => return None,
@@ -206,6 +211,7 @@ impl ClusterRequest {
             ClusterRequest::GpuFailure(r) => format!("failing GPU {} of node {} with XID {}", r.gpu, r.node, r.xid),
             ClusterRequest::ListProcesses(_) => "listing the shimmed processes".to_string(),
             ClusterRequest::ProcessCommand { args, .. } => format!("sending `{}` to the processes", args.join(" ")),
+            ClusterRequest::Replay(r) => format!("replaying the recording of {} in the processes", r.describe_source()),
         }
     }
 
@@ -411,6 +417,10 @@ pub fn execute(
         ClusterRequest::ListProcesses(scope) => ClusterOutcome::Processes(cluster.processes(scope)?),
         ClusterRequest::ProcessCommand { scope, args } => {
             ClusterOutcome::ProcessReplies(cluster.process_command(scope, args, access.read_only)?)
+        }
+        ClusterRequest::Replay(request) => {
+            let (from, replies) = replay::replay(cluster, request, access.read_only)?;
+            ClusterOutcome::Replayed { from, replies }
         }
     })
 }

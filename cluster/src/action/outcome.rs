@@ -19,6 +19,7 @@ use crate::xid_inject::XidInjectResult;
 use faultline_core::error::{EXIT_FAILED, EXIT_OK};
 use faultline_core::output::plural;
 
+use super::ReplayedFrom;
 use crate::processes::{NodeReply, ProcessListing};
 
 /// What a request did.
@@ -63,6 +64,13 @@ pub enum ClusterOutcome {
     Processes(ProcessListing),
     /// Each node's answer to a process command.
     ProcessReplies(Vec<NodeReply>),
+    /// One process's recording replayed: where it came from, and each target node's answer.
+    Replayed {
+        /// The source.
+        from: ReplayedFrom,
+        /// Each node's answer to `replay --program …`.
+        replies: Vec<NodeReply>,
+    },
 }
 
 impl ClusterOutcome {
@@ -74,14 +82,16 @@ impl ClusterOutcome {
             ClusterOutcome::Signal(result) => result.watch_timed_out(),
             ClusterOutcome::Shim { change, .. } => change.rollout.as_ref().is_some_and(|r| !r.done),
             ClusterOutcome::GpuFailure(outcome) => !(outcome.cordoned && outcome.evicted),
-            ClusterOutcome::ProcessReplies(replies) => replies.iter().any(|r| r.reply["exit"] != 0),
+            ClusterOutcome::ProcessReplies(replies) | ClusterOutcome::Replayed { replies, .. } => {
+                replies.iter().any(|r| r.reply["exit"] != 0)
+            }
             _ => false,
         }
     }
 
     /// The exit status of a command that ended with this outcome.
     pub fn exit_code(&self) -> u8 {
-        if let ClusterOutcome::ProcessReplies(replies) = self {
+        if let ClusterOutcome::ProcessReplies(replies) | ClusterOutcome::Replayed { replies, .. } = self {
             // As locally: the worst of the nodes' statuses (2 for a refused request, 1 for failed processes).
             return replies.iter().filter_map(|r| r.reply["exit"].as_u64()).max().map_or(EXIT_OK, |e| e.min(255) as u8);
         }
@@ -107,6 +117,7 @@ impl ClusterOutcome {
             ClusterOutcome::GpuFailure(outcome) => serde_json::to_value(outcome),
             ClusterOutcome::Processes(listing) => serde_json::to_value(listing),
             ClusterOutcome::ProcessReplies(replies) => Ok(json!({ "nodes": replies })),
+            ClusterOutcome::Replayed { from, replies } => Ok(json!({ "from": from, "nodes": replies })),
         };
         // These types hold strings, numbers and maps with string keys only: serialising them cannot fail.
         value.unwrap_or_else(|error| json!({ "error": error.to_string() }))
@@ -127,6 +138,20 @@ fn write_watch(f: &mut fmt::Formatter<'_>, watch: Option<&WatchOutcome>) -> fmt:
     } else {
         write!(f, "; not cordoned within {waited} (is NVSentinel running on the node?)")
     }
+}
+
+/// Each node's answer to a process command: `node gpu-a (pid 1, 2):` and what its agent said.
+fn write_replies(f: &mut fmt::Formatter<'_>, replies: &[NodeReply]) -> fmt::Result {
+    for (index, reply) in replies.iter().enumerate() {
+        let said = match reply.reply["error"].as_str() {
+            Some(error) => error.to_string(),
+            None => reply.reply["text"].as_str().unwrap_or_default().trim_end().to_string(),
+        };
+        let pids: Vec<String> = reply.pids.iter().map(u32::to_string).collect();
+        let separator = if index == 0 { "" } else { "\n" };
+        write!(f, "{separator}node {} (pid {}):\n{said}", reply.node, pids.join(", "))?;
+    }
+    Ok(())
 }
 
 impl fmt::Display for ClusterOutcome {
@@ -215,17 +240,22 @@ impl fmt::Display for ClusterOutcome {
             ClusterOutcome::Processes(listing) => {
                 write!(f, "shimmed processes: {}", listing.processes.len())
             }
-            ClusterOutcome::ProcessReplies(replies) => {
-                for (index, reply) in replies.iter().enumerate() {
-                    let said = match reply.reply["error"].as_str() {
-                        Some(error) => error.to_string(),
-                        None => reply.reply["text"].as_str().unwrap_or_default().trim_end().to_string(),
-                    };
-                    let pids: Vec<String> = reply.pids.iter().map(u32::to_string).collect();
-                    let separator = if index == 0 { "" } else { "\n" };
-                    write!(f, "{separator}node {} (pid {}):\n{said}", reply.node, pids.join(", "))?;
-                }
-                Ok(())
+            ClusterOutcome::ProcessReplies(replies) => write_replies(f, replies),
+            ClusterOutcome::Replayed { from, replies } => {
+                let pod = from.pod.as_deref().map(|pod| format!(", {pod}")).unwrap_or_default();
+                let exited = if from.alive { "" } else { ", exited" };
+                writeln!(
+                    f,
+                    "replaying {} call{} ({} fault{}) recorded by pid {} ({}{pod}{exited}) on node {}",
+                    from.calls,
+                    plural(from.calls),
+                    from.faults,
+                    plural(from.faults),
+                    from.pid,
+                    from.kind,
+                    from.node
+                )?;
+                write_replies(f, replies)
             }
             ClusterOutcome::GpuFailure(outcome) => write!(
                 f,

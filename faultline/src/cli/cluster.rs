@@ -81,7 +81,8 @@ pub enum ClusterCommand {
     Ps(processes::PsArgs),
     /// Any process command (enable, strategy, probability, record, …) for processes in the cluster:
     /// `faultline cluster <command> … (--pod NS/NAME [--container C] | -l SELECTOR [-n NS] | --node N [--pid HOSTPID]
-    /// | --all)`.
+    /// | --all)`. `replay` plays one process's recording, from any node: `--from-pod NS/NAME [--from-container C]
+    /// [--from-kind K]` or `--from-node N --from-pid HOSTPID` (or `--from-file` on this machine, or `--program`).
     #[command(external_subcommand)]
     Process(Vec<String>),
 }

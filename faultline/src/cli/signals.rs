@@ -96,8 +96,14 @@ pub struct NodePaths {
     /// The fault id to put in the line (faultline cluster passes its own).
     #[arg(long, value_name = "ID", hide = true)]
     pub fault_id: Option<String>,
-    /// The NVIDIA driver's /proc directory.
-    #[arg(long, value_name = "DIR", default_value = gpus::DEFAULT_DRIVER_DIR, hide = true)]
+    /// The NVIDIA driver's /proc directory (`FAULTLINE_NVIDIA_PROC` in the agent's environment: a test's fixture).
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "FAULTLINE_NVIDIA_PROC",
+        default_value = gpus::DEFAULT_DRIVER_DIR,
+        hide = true
+    )]
     pub nvidia_proc: PathBuf,
     /// The NVSwitch driver's /proc directory.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_NVSWITCH_DIR, hide = true)]

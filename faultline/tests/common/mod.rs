@@ -55,6 +55,50 @@ fn start_with(
     program
 }
 
+/// Starts `ucx_selfloop --stdin --ops <ops>` under the UCX shim, `env` added, as what a container is to the kernel:
+/// pid 1 of new pid and mount namespaces with a private tmpfs on `/dev/shm` (where its segment goes), killed with
+/// its `unshare` (needs root, as a node agent has). Waits until its setup is done; [`contained_host_pid`] says its
+/// pid on this machine.
+pub fn start_contained(ops: &str, env: &[(&str, &str)]) -> Program {
+    assert!(faultline::targets::running_as_root(), "a test that creates namespaces needs root (CI runs as root)");
+    // Only the program is preloaded, not unshare, sh or mount.
+    let script = format!(
+        "mount -t tmpfs -o mode=1777 faultline-test /dev/shm && exec env LD_PRELOAD={} {} --stdin --ops {ops}",
+        testkit::artifacts().ucx_shim.display(),
+        selfloop_binary().display()
+    );
+    let mut command = Command::new("unshare");
+    command.args(["--pid", "--kill-child", "--mount", "--mount-proc", "--propagation", "private", "sh", "-c", &script]);
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("FAULTLINE_")) {
+        command.env_remove(name);
+    }
+    command.env("UCX_WARN_UNUSED_ENV_VARS", "n").envs(env.iter().copied());
+    let mut program = Program::spawn(command);
+    program.send("run 0");
+    program.lines_until(|line| line == "DONE");
+    program
+}
+
+/// The pid on this machine of the program [`start_contained`] started: the one child of its `unshare` (`sh`
+/// became the program).
+pub fn contained_host_pid(contained: &Program) -> u32 {
+    let children = std::fs::read_dir("/proc")
+        .expect("/proc is readable")
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| parent_pid(pid) == Some(contained.pid()))
+        .collect::<Vec<_>>();
+    match children.as_slice() {
+        [pid] => *pid,
+        other => panic!("unshare {} should have one child, has {other:?}", contained.pid()),
+    }
+}
+
+/// The parent pid of `pid`.
+pub fn parent_pid(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..].split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Runs `iterations` loop iterations and returns the calls the program printed.
 pub fn run(program: &mut Program, iterations: u32) -> Vec<Call> {
     program.send(&format!("run {iterations}"));
