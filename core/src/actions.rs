@@ -215,8 +215,7 @@ impl Change {
             Change::Replay { source, looping } => {
                 let mut words = vec!["replay".to_string()];
                 if let ReplaySource::Program(program) = source {
-                    let codes: Vec<String> = program.iter().map(i32::to_string).collect();
-                    words.extend(["--program".to_string(), codes.join(",")]);
+                    words.extend(["--program".to_string(), config::format_replay_program(program)]);
                 }
                 if *looping {
                     words.push("--loop".into());

@@ -118,7 +118,8 @@ pub struct Unusable {
 }
 
 impl Unusable {
-    fn new(found: &Found, error: &SegmentError) -> Self {
+    /// `found`, which could not be attached for `error`.
+    pub fn new(found: &Found, error: &SegmentError) -> Self {
         Unusable {
             pid: found.pid,
             kind: found.kind,

@@ -520,6 +520,7 @@ mod tests {
             Change::Recording(Switch::Toggle),
             Change::ClearRecording,
             Change::Replay { source: ReplaySource::OwnRecording, looping: true },
+            Change::Replay { source: ReplaySource::Program(vec![0, -3, 0, 0, -20]), looping: false },
         ];
         for change in changes {
             let words = change.words().expect("a command spells it");

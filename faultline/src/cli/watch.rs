@@ -14,7 +14,9 @@
 //! would, its report the `--json` one. The session ends when standard input closes (the operator went away) or
 //! standard output does.
 
+use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, Write};
+use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -22,9 +24,11 @@ use clap::{Args, Parser};
 use faultline::error::{EXIT_OK, EXIT_USAGE};
 use faultline::recording;
 use faultline::state::ProcessState;
-use faultline::targets::{self, Purpose};
+use faultline::targets::{self, Purpose, Target, Unusable};
 use faultline::{output, Options, Selection};
 use serde_json::{json, Value};
+use shm_proto::segment;
+use shm_proto::Kind;
 
 use super::node::{Globals, NOT_PROCESS_COMMANDS};
 use super::Cli;
@@ -58,11 +62,12 @@ pub fn run(args: WatchArgs, globals: Globals) -> anyhow::Result<u8> {
     })?;
     let mut stdout = std::io::stdout().lock();
     let mut seq: u64 = 0;
+    let mut survey = Survey::default();
     let mut next = Instant::now();
     loop {
         let now = Instant::now();
         if now >= next {
-            let line = snapshot(seq, args.records, &globals);
+            let line = snapshot(seq, args.records, &globals, &mut survey);
             if !emit(&mut stdout, &line) {
                 return Ok(EXIT_OK);
             }
@@ -88,16 +93,61 @@ fn emit(stdout: &mut impl Write, value: &Value) -> bool {
     writeln!(stdout, "{value}").and_then(|()| stdout.flush()).is_ok()
 }
 
+/// How many snapshots apart the segment directories (and every container's) are scanned again: new processes show
+/// within this many intervals; in between, the attached segments are only read, which keeps the session cheap.
+const DISCOVER_EVERY: u64 = 4;
+
+/// The segments the session keeps attached (read-only) from one snapshot to the next, as the dashboard does.
+#[derive(Default)]
+struct Survey {
+    targets: BTreeMap<PathBuf, Target>,
+    unusable: Vec<Unusable>,
+}
+
+impl Survey {
+    /// Scans the directories: attaches new segments, forgets removed files, re-attaches a segment whose file was
+    /// truncated under it or whose dead process's pid was reused.
+    fn discover(&mut self, kind: Option<Kind>) {
+        let found = targets::discover();
+        let present: HashSet<&PathBuf> = found.iter().map(|f| &f.path).collect();
+        self.targets.retain(|path, _| present.contains(path));
+        self.unusable.clear();
+        for found in found.iter().filter(|f| kind.is_none_or(|k| k == f.kind)) {
+            let stale = self.targets.get(&found.path).is_none_or(|t| t.map.truncations_survived() > 0 || !t.alive);
+            if !stale {
+                continue;
+            }
+            match targets::attach(found, Purpose::Survey) {
+                Ok(target) => {
+                    self.targets.insert(found.path.clone(), target);
+                }
+                Err(error) => {
+                    self.targets.remove(&found.path);
+                    self.unusable.push(Unusable::new(found, &error));
+                }
+            }
+        }
+    }
+
+    /// Checks whether the attached processes still run.
+    fn check_liveness(&mut self) {
+        for target in self.targets.values_mut().filter(|t| t.alive) {
+            target.alive = segment::is_alive(&target.map, target.pid());
+        }
+    }
+}
+
 /// Every shimmed process on the node, as `status --json` shows each, with its newest records.
-fn snapshot(seq: u64, records: u64, globals: &Globals) -> Value {
-    let selection = Selection { pids: Vec::new(), kind: globals.kind.map(Into::into) };
-    let found = match targets::select(&selection, Purpose::Survey) {
-        Ok(found) => found,
-        Err(error) => return json!({"type": "snapshot", "seq": seq, "processes": [], "error": error.to_string()}),
-    };
-    let processes: Vec<Value> = found
-        .targets
-        .iter()
+fn snapshot(seq: u64, records: u64, globals: &Globals, survey: &mut Survey) -> Value {
+    if seq.is_multiple_of(DISCOVER_EVERY) {
+        survey.discover(globals.kind.map(Into::into));
+    } else {
+        survey.check_liveness();
+    }
+    let mut attached: Vec<&Target> = survey.targets.values().collect();
+    attached.sort_by_key(|t| (t.pid(), t.kind()));
+    let processes: Vec<Value> = attached
+        .into_iter()
         .filter_map(|target| {
             let mut state = serde_json::to_value(ProcessState::read(target).ok()?).ok()?;
             if records > 0 {
@@ -111,7 +161,7 @@ fn snapshot(seq: u64, records: u64, globals: &Globals) -> Value {
             Some(state)
         })
         .collect();
-    json!({"type": "snapshot", "seq": seq, "processes": processes, "unusable": found.unusable})
+    json!({"type": "snapshot", "seq": seq, "processes": processes, "unusable": survey.unusable})
 }
 
 /// Runs one command line and says how it went.
