@@ -624,6 +624,37 @@ fn jobs_on_cluster_processes_go_to_their_agent_once_as_command_words() {
     );
     assert!(sampler.take_remote_orders().is_empty());
 
+    // Dump: the agent prints the recording, and the file is written here, where the dashboard runs.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("decode.json");
+    let dump = Job::Requests {
+        requests: vec![Request::Dump {
+            format: faultline::recording::DumpFormat::Pattern,
+            count: Some(5),
+            output: Some(file.clone()),
+        }],
+        node: NodeId(1),
+        selection: faultline::Selection { pids: vec![4401], kind: Some(Kind::Ucx) },
+        what: "dump".into(),
+    };
+    assert_eq!(sampler.run(&dump, options), None);
+    let orders = sampler.take_remote_orders();
+    assert_eq!(orders[0].args, ["--kind", "ucx", "--pid", "4401", "record", "dump", "pattern", "--count", "5"]);
+    let printed = FeedEvent::Reply {
+        token: orders[0].token,
+        node: "gpu-a".into(),
+        reply: Ok(serde_json::json!({"type": "reply", "exit": 0, "text": "{\"pattern\": \"OOXOO\"}\n"})),
+    };
+    let outcome = sampler.on_feed(printed, Duration::from_secs(13)).expect("the job's outcome");
+    assert_eq!(outcome.message, format!("wrote {}", file.display()));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "{\"pattern\": \"OOXOO\"}\n");
+
+    // Replay: another process of the same node plays decode-0's recording; the agent reads it there.
+    let source = Key { node: NodeId(1), pid: 4401, kind: Kind::Ucx };
+    assert_eq!(sampler.run(&Job::ReplayFrom { source, into: 4403, looping: true }, options), None);
+    let orders = sampler.take_remote_orders();
+    assert_eq!(orders[0].args, ["--kind", "ucx", "--pid", "4403", "replay", "--from-pid", "4401", "--loop"]);
+
     // A job on a node that is down is refused at once, saying since when.
     let since = std::time::UNIX_EPOCH + Duration::from_nanos(u64::try_from(WALL_AT_T0_NS).unwrap());
     sampler.on_feed(
