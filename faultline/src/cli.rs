@@ -7,6 +7,7 @@
 //! unless `--kind` says otherwise (see [`Cli::from_invocation`]).
 
 pub mod cluster;
+pub mod experiment;
 pub mod node;
 pub mod signals;
 pub mod watch;
@@ -291,6 +292,12 @@ pub enum Command {
     },
     /// Against the Kubernetes API (current kubeconfig context, like kubectl): GPU nodes, XID injection.
     Cluster(cluster::ClusterArgs),
+    /// Experiments with verdicts: inject faults in phases while probes measure the service; judge, report, and
+    /// undo everything at the end.
+    Experiment {
+        #[command(subcommand)]
+        command: experiment::ExperimentCommand,
+    },
     /// Seed spelling of `record on|off|toggle` (no argument toggles).
     #[command(hide = true)]
     RecordToggle {
@@ -446,8 +453,8 @@ impl Command {
             Command::Completions { .. } | Command::Demo | Command::ShimPath { .. } => {
                 return Err(Error::usage("completions, shim-path and the demo are run by the binary"))
             }
-            Command::Node { .. } | Command::Cluster(_) => {
-                return Err(Error::usage("node and cluster commands are run by the binary"))
+            Command::Node { .. } | Command::Cluster(_) | Command::Experiment { .. } => {
+                return Err(Error::usage("node, cluster and experiment commands are run by the binary"))
             }
             Command::Enable => Change::Enabled(Switch::On),
             Command::Disable => Change::Enabled(Switch::Off),

@@ -14,6 +14,7 @@
 
 pub mod dashboard;
 pub mod demo;
+pub mod experiment;
 pub mod shims;
 
 pub use faultline_cluster as cluster;

@@ -56,6 +56,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         args.agent_namespace = args.agent_namespace.or(cli.agent_namespace);
         return cli::cluster::run(args, &cli.pids, cli.json, cli.read_only);
     }
+    if let Command::Experiment { command } = command {
+        return cli::experiment::run(command, cli.read_only);
+    }
     if let Command::ShimPath { kind } = command {
         let path = faultline::shims::shim_path(kind.into())?;
         let text = path.to_str().ok_or_else(|| anyhow::anyhow!("the shim's path is not UTF-8: {}", path.display()))?;

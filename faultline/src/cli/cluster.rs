@@ -187,6 +187,16 @@ pub struct NicInject {
 /// [`action::execute`] (which refuses changes under `--read-only`); its steps go to stderr, its outcome to stdout.
 /// `pids` is the global `--pid` (the pid= field of an XID line), `json` the global `--json`.
 pub fn run(args: ClusterArgs, pids: &[u32], json: bool, read_only: bool) -> anyhow::Result<u8> {
+    let (session, request) = prepare(args, pids)?;
+    let mut progress = |step: ClusterProgress| eprintln!("faultline: {step}");
+    let outcome = action::execute(&session, &request, Access { read_only }, &mut progress)?;
+    print(&render(&outcome, json)?)?;
+    Ok(outcome.exit_code())
+}
+
+/// The session and the request `faultline cluster …` stands for, checked; nothing is sent yet (an experiment's
+/// cluster actions go through here too).
+pub fn prepare(args: ClusterArgs, pids: &[u32]) -> anyhow::Result<(Session, ClusterRequest)> {
     let options = ConnectOptions { context: args.context, namespace: args.agent_namespace };
     // Loading the kubeconfig makes no API call: nothing reaches the cluster before the request is checked.
     let session = Session::connect(&options)?;
@@ -228,10 +238,7 @@ pub fn run(args: ClusterArgs, pids: &[u32], json: bool, read_only: bool) -> anyh
         ClusterCommand::Ps(ps) => processes::ps(&namespace, ps)?,
         ClusterCommand::Process(words) => processes::command(&namespace, words)?,
     };
-    let mut progress = |step: ClusterProgress| eprintln!("faultline: {step}");
-    let outcome = action::execute(&session, &request, Access { read_only }, &mut progress)?;
-    print(&render(&outcome, json)?)?;
-    Ok(outcome.exit_code())
+    Ok((session, request))
 }
 
 fn xid_request(inject: InjectArgs, pids: &[u32]) -> anyhow::Result<ClusterRequest> {

@@ -254,7 +254,8 @@ fn xid_command(args: XidArgs, globals: &Globals) -> anyhow::Result<u8> {
 }
 
 /// Subcommands that are not process commands (they do not act on shimmed processes).
-pub(super) const NOT_PROCESS_COMMANDS: [&str; 5] = ["node", "cluster", "completions", "demo", "shim-path"];
+pub(super) const NOT_PROCESS_COMMANDS: [&str; 6] =
+    ["node", "cluster", "completions", "demo", "shim-path", "experiment"];
 
 /// `faultline node <process command> …`: the ordinary command, re-parsed, with container discovery forced on.
 fn process_command(args: Vec<String>, globals: Globals) -> anyhow::Result<u8> {
