@@ -2,8 +2,8 @@
 # Installs what faultline needs on a Debian machine, skipping what is already there.
 #   scripts/install-deps.sh          build + demo: a C compiler, Debian's UCX, tmux
 #   scripts/install-deps.sh --test   also what the tests use: ucx-utils (ucx_perftest), NIXL and the CUDA runtime
-#                                    from PyPI, kubernetes-validate and kmock, and for the Python wheel's test
-#                                    maturin, pytest and mypy
+#                                    from PyPI, kubernetes-validate, kmock, junitparser (reads the experiments'
+#                                    JUnit), and for the Python wheel's test maturin, pytest and mypy
 set -euo pipefail
 
 want_tests=0
@@ -40,6 +40,7 @@ if ((want_tests)); then
   "$python" -c "import nvidia.cuda_runtime" 2>/dev/null || "${pip[@]}" nvidia-cuda-runtime-cu12
   command -v kubernetes-validate >/dev/null 2>&1 || "${pip[@]}" kubernetes-validate
   "$python" -c "import kmock" 2>/dev/null || "${pip[@]}" kmock
+  "$python" -c "import junitparser" 2>/dev/null || "${pip[@]}" junitparser
   # The wheel's test (faultline/tests/python_wheel.rs): maturin builds it (scripts/wheel.sh); its pytest suite runs
   # in a venv that sees these packages, and mypy checks the installed package. kmock registers a pytest plugin that
   # imports pytest_asyncio without depending on it, so pytest fails to start without pytest-asyncio.

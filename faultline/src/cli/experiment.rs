@@ -309,6 +309,15 @@ impl Actor for CliActor {
     fn fault_ids(&self) -> Vec<String> {
         self.fault_ids.clone()
     }
+
+    fn cluster_faults(&mut self) -> Option<usize> {
+        let words = ["cluster".to_string(), "faults".to_string(), "-A".to_string()];
+        let (_, json) = self.cluster(&words).ok()?;
+        let mut ids: Vec<&str> = json["faults"].as_array()?.iter().filter_map(|f| f["fault_id"].as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        Some(ids.len())
+    }
 }
 
 /// Every `fault_id` in an outcome's JSON.

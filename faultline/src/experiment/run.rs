@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::probe;
 use super::report::{ActionRecord, Report};
 use super::spec::Plan;
-use super::verdict::{self, Counters};
+use super::verdict::{self, Counters, Readings};
 
 /// What carries out an experiment's actions, and undoes them.
 pub trait Actor {
@@ -25,6 +25,8 @@ pub trait Actor {
     fn restore(&mut self) -> Vec<String>;
     /// The cluster faults the actions created.
     fn fault_ids(&self) -> Vec<String>;
+    /// Active faults in the cluster's ledger now (distinct fault ids, every namespace), if it can be listed.
+    fn cluster_faults(&mut self) -> Option<usize>;
 }
 
 /// Runs `plan`. `stop` is set by a signal handler (Ctrl-C, SIGTERM): the phase in progress ends at once, the run is
@@ -52,7 +54,7 @@ pub fn run(plan: &Plan, actor: &mut dyn Actor, stop: &Arc<AtomicBool>, say: &mut
     }
     let probes_stop = Arc::new(AtomicBool::new(false));
     let mut probes = probe::start(&experiment.probes, started, &probes_stop);
-    let mut judged: Vec<(usize, Duration, Duration, Option<(Counters, Counters)>)> = Vec::new();
+    let mut judged: Vec<(usize, Duration, Duration, Readings)> = Vec::new();
     'phases: for (index, phase) in experiment.phases.iter().enumerate() {
         let start = started.elapsed();
         say(format!("phase {} ({}): starting", phase.name, super::bound::Dur(phase.duration.0)));
@@ -97,13 +99,15 @@ pub fn run(plan: &Plan, actor: &mut dyn Actor, stop: &Arc<AtomicBool>, say: &mut
         }
         let end = started.elapsed();
         let after = actor.counters();
+        let wants_ledger = plan.checks[index].iter().any(|c| matches!(c, super::spec::Check::ClusterFaults(_)));
+        let cluster_faults = if wants_ledger { actor.cluster_faults() } else { None };
         report.phases.push((phase.name.clone(), start, end));
-        judged.push((index, start, end, before.zip(after)));
+        judged.push((index, start, end, Readings { counters: before.zip(after), cluster_faults }));
     }
     probes_stop.store(true, Ordering::Relaxed);
     probe::finish(&mut probes);
     report.probes = probes.iter().map(|p| (p.name.clone(), p.samples())).collect();
-    for (index, start, end, counters) in judged {
+    for (index, start, end, readings) in judged {
         let phase = &experiment.phases[index];
         for check in &plan.checks[index] {
             let samples = match check {
@@ -112,9 +116,9 @@ pub fn run(plan: &Plan, actor: &mut dyn Actor, stop: &Arc<AtomicBool>, say: &mut
                 | super::spec::Check::RecoversWithin(name, _) => {
                     report.probes.iter().find(|(n, _)| n == name).map(|(_, s)| s.as_slice()).unwrap_or(&[])
                 }
-                super::spec::Check::Counter(..) => &[],
+                super::spec::Check::Counter(..) | super::spec::Check::ClusterFaults(_) => &[],
             };
-            let verdict = verdict::judge(&phase.name, check, samples, (start, end), counters);
+            let verdict = verdict::judge(&phase.name, check, samples, (start, end), readings);
             say(format!(
                 "phase {}: {} — {}: measured {}",
                 phase.name,

@@ -141,6 +141,8 @@ pub struct Expect {
     pub target: Option<Counter>,
     /// The counter's bound.
     pub value: Option<Bound>,
+    /// Active faults in the cluster's ledger (`faultline cluster faults -A`, by fault id) at the phase's end.
+    pub cluster_faults: Option<Bound>,
 }
 
 /// A target counter.
@@ -164,6 +166,8 @@ pub enum Check {
     RecoversWithin(String, Dur),
     /// The target's counter over the phase.
     Counter(Counter, Bound),
+    /// Active cluster faults at the phase's end.
+    ClusterFaults(Bound),
 }
 
 impl fmt::Display for Check {
@@ -174,6 +178,7 @@ impl fmt::Display for Check {
             Check::RecoversWithin(probe, within) => write!(f, "{probe} recovers within {within}"),
             Check::Counter(Counter::Faults, bound) => write!(f, "target faults {bound}"),
             Check::Counter(Counter::Calls, bound) => write!(f, "target calls {bound}"),
+            Check::ClusterFaults(bound) => write!(f, "active cluster faults {bound}"),
         }
     }
 }
@@ -336,10 +341,13 @@ fn check_of(expect: &Expect, probes: &std::collections::HashSet<&str>) -> Result
         let bound = expect.value.ok_or("a target counter needs a value bound (e.g. value: \"> 0\")")?;
         forms.push(Check::Counter(counter, bound));
     }
+    if let Some(bound) = expect.cluster_faults {
+        forms.push(Check::ClusterFaults(bound));
+    }
     match forms.len() {
         1 => Ok(forms.remove(0)),
         0 => Err("an expectation needs a probe with success_rate, latency_*, or recovers_within, or a target \
-                  counter with a value"
+                  counter with a value, or cluster_faults"
             .to_string()),
         _ => Err("one check per expectation: write each as its own list item".to_string()),
     }

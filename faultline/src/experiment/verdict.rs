@@ -31,14 +31,24 @@ pub struct Counters {
     pub faults: u64,
 }
 
-/// Judges `check` over `samples` (the probe's, in the phase: `at` from `start` to `end`) and the counters.
+/// What was read of the target and the cluster around a phase.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Readings {
+    /// The target's counters at the phase's start and end.
+    pub counters: Option<(Counters, Counters)>,
+    /// Active cluster faults at the phase's end.
+    pub cluster_faults: Option<usize>,
+}
+
+/// Judges `check` over `samples` (the probe's, in the phase: `at` from `start` to `end`) and the readings.
 pub fn judge(
     phase: &str,
     check: &Check,
     samples: &[Sample],
     (start, end): (Duration, Duration),
-    counters: Option<(Counters, Counters)>,
+    readings: Readings,
 ) -> Verdict {
+    let counters = readings.counters;
     let in_phase: Vec<&Sample> = samples.iter().filter(|s| s.at >= start && s.at < end).collect();
     let verdict = |passed: bool, measured: String, bound: String| Verdict {
         phase: phase.to_string(),
@@ -90,6 +100,10 @@ pub fn judge(
             }
             None => verdict(false, "the target's counters could not be read".into(), bound.to_string()),
         },
+        Check::ClusterFaults(bound) => match readings.cluster_faults {
+            Some(active) => verdict(bound.holds(active as f64), active.to_string(), bound.to_string()),
+            None => verdict(false, "the cluster's faults could not be listed".into(), bound.to_string()),
+        },
     }
 }
 
@@ -116,28 +130,28 @@ mod tests {
     #[test]
     fn success_rate_and_latency_over_the_phase() {
         let rate = Check::SuccessRate("p".into(), Bound::parse(">= 75%").unwrap());
-        let v = judge("faults", &rate, &samples("OOOX"), WHOLE, None);
+        let v = judge("faults", &rate, &samples("OOOX"), WHOLE, Readings::default());
         assert!(v.passed, "{v:?}");
         assert_eq!((v.measured.as_str(), v.bound.as_str()), ("75% (3/4)", ">= 75%"));
-        assert!(!judge("faults", &rate, &samples("OOXX"), WHOLE, None).passed);
-        assert_eq!(judge("faults", &rate, &[], WHOLE, None).measured, "no requests");
+        assert!(!judge("faults", &rate, &samples("OOXX"), WHOLE, Readings::default()).passed);
+        assert_eq!(judge("faults", &rate, &[], WHOLE, Readings::default()).measured, "no requests");
         // Only the phase's samples count.
         let window = (Duration::from_millis(200), Duration::from_millis(400));
-        assert_eq!(judge("faults", &rate, &samples("XXOO"), window, None).measured, "100% (2/2)");
+        assert_eq!(judge("faults", &rate, &samples("XXOO"), window, Readings::default()).measured, "100% (2/2)");
         let p99 = Check::Latency("p".into(), 0.99, Bound::parse("<= 30ms").unwrap());
-        let v = judge("faults", &p99, &samples("OOO"), WHOLE, None);
+        let v = judge("faults", &p99, &samples("OOO"), WHOLE, Readings::default());
         assert!(v.passed && v.measured.starts_with("30ms (p99 of 3"), "{v:?}");
-        assert!(!judge("faults", &p99, &samples("OOOO"), WHOLE, None).passed);
+        assert!(!judge("faults", &p99, &samples("OOOO"), WHOLE, Readings::default()).passed);
     }
 
     #[test]
     fn recovery_is_the_first_success_of_the_last_unbroken_run() {
         let within = Check::RecoversWithin("p".into(), Dur(Duration::from_millis(300)));
-        let v = judge("recovery", &within, &samples("XXOXOOOO"), WHOLE, None);
+        let v = judge("recovery", &within, &samples("XXOXOOOO"), WHOLE, Readings::default());
         assert_eq!(v.measured, "400ms");
         assert!(!v.passed);
-        assert!(judge("recovery", &within, &samples("XXOOOO"), WHOLE, None).passed);
-        let never = judge("recovery", &within, &samples("OOX"), WHOLE, None);
+        assert!(judge("recovery", &within, &samples("XXOOOO"), WHOLE, Readings::default()).passed);
+        let never = judge("recovery", &within, &samples("OOX"), WHOLE, Readings::default());
         assert!(!never.passed && never.measured == "did not recover in the phase");
     }
 
@@ -146,9 +160,9 @@ mod tests {
         let faults = Check::Counter(Counter::Faults, Bound::parse("> 0").unwrap());
         let before = Counters { calls: 100, faults: 4 };
         let after = Counters { calls: 250, faults: 9 };
-        let v = judge("faults", &faults, &[], WHOLE, Some((before, after)));
+        let v = judge("faults", &faults, &[], WHOLE, Readings { counters: Some((before, after)), cluster_faults: None });
         assert!(v.passed && v.measured == "5", "{v:?}");
-        assert!(!judge("faults", &faults, &[], WHOLE, Some((after, after))).passed);
-        assert!(!judge("faults", &faults, &[], WHOLE, None).passed);
+        assert!(!judge("faults", &faults, &[], WHOLE, Readings { counters: Some((after, after)), cluster_faults: None }).passed);
+        assert!(!judge("faults", &faults, &[], WHOLE, Readings::default()).passed);
     }
 }

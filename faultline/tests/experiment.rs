@@ -1,0 +1,155 @@
+//! `faultline experiment run` end to end on one machine, as a user runs it: the serving stand-in
+//! (`ucx_selfloop --http`, every request real UCX work through the real shim, 503 when UCX fails) is probed while the
+//! experiment's phases inject faults; the verdicts, the exit status, the JUnit (read back by PyPI junitparser, a real
+//! JUnit consumer) and the clean-up (the target's strategy exactly as before, also after Ctrl-C) are checked.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use testkit::{Program, ShmDir};
+
+/// The stand-in server under the UCX shim, injection off; its pid and port.
+fn serve(shm: &ShmDir) -> (Program, u16) {
+    let mut command = Command::new(common::selfloop_binary());
+    command
+        .args(["--http", "0", "--quiet", "--ops", "put,get,flush"])
+        .env("LD_PRELOAD", &testkit::artifacts().ucx_shim)
+        .env("FAULTLINE_SHM_DIR", shm.path())
+        .env("UCX_WARN_UNUSED_ENV_VARS", "n");
+    let mut server = Program::spawn(command);
+    let lines = server.lines_until(|line| line.starts_with("HTTP "));
+    let port = lines.last().and_then(|l| l.trim_start_matches("HTTP ").trim().parse().ok()).expect("a port");
+    (server, port)
+}
+
+fn experiment(port: u16, exe: &str, faults_bound: &str) -> String {
+    format!(
+        r#"name: selfloop-survives-ucx-faults
+target: {{exe: {exe}}}
+probes:
+  - name: requests
+    http:
+      url: http://127.0.0.1:{port}/v1/completions
+      method: POST
+      json: {{model: m, prompt: hello, max_tokens: 4}}
+      interval: 50ms
+      timeout: 2s
+      ok_status: [200]
+phases:
+  - name: baseline
+    duration: 2s
+    expect: [{{probe: requests, success_rate: ">= 99%"}}]
+  - name: faults
+    actions: ["hooks ucp_put_nbx", "strategy random", "probability 50", "enable"]
+    duration: 3s
+    expect: [{{probe: requests, success_rate: "{faults_bound}"}}, {{target: faults, value: "> 0"}}]
+  - name: recovery
+    actions: ["disable"]
+    duration: 3s
+    expect: [{{probe: requests, recovers_within: 2s}}, {{probe: requests, latency_p99: "<= 2s"}}]
+"#
+    )
+}
+
+fn faultline(shm: &ShmDir, args: &[&str]) -> Command {
+    let mut command = Command::new(&testkit::artifacts().faultline);
+    command.args(args).env("FAULTLINE_SHM_DIR", shm.path()).env("NO_COLOR", "1");
+    command
+}
+
+fn status(shm: &ShmDir, pid: u32) -> Value {
+    let output = faultline(shm, &["--json", "--pid", &pid.to_string(), "status"]).output().expect("runs");
+    serde_json::from_slice::<Value>(&output.stdout).expect("status --json")["processes"][0].clone()
+}
+
+/// What `faultline status` shows of the settings an experiment may change.
+fn settings(state: &Value) -> Value {
+    serde_json::json!([state["enabled"], state["mode"], state["probability_ppm"], state["hooks_armed"]])
+}
+
+fn text(output: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+/// The JUnit file as junitparser reads it: `(classname, name, failure message or "")` per test case.
+fn junit_cases(path: &Path) -> Vec<(String, String, String)> {
+    let script = "import sys, json, junitparser\n\
+                  xml = junitparser.JUnitXml.fromfile(sys.argv[1])\n\
+                  print(json.dumps([[c.classname, c.name, next((r.message for r in c.result), '')] \
+                  for s in xml for c in s]))";
+    let output = Command::new("python3").args(["-c", script]).arg(path).output().expect("python3 runs");
+    assert!(output.status.success(), "junitparser: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("json")
+}
+
+#[test]
+fn an_experiment_against_the_serving_stand_in_passes_fails_and_always_cleans_up() {
+    let shm = ShmDir::new();
+    let (server, port) = serve(&shm);
+    let pid = server.pid();
+    let exe = status(&shm, pid)["exe"].as_str().expect("exe").to_string();
+    let before = settings(&status(&shm, pid));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("experiment.yaml");
+    let junit = dir.path().join("junit.xml");
+    let report = dir.path().join("report.json");
+
+    // The example passes: exit 0, every JUnit case passing, the target as it was.
+    std::fs::write(&file, experiment(port, &exe, "<= 90%")).unwrap();
+    let args = ["experiment", "run", file.to_str().unwrap(), "--junit", junit.to_str().unwrap()];
+    let output = faultline(&shm, &[&args[..], &["--json-report", report.to_str().unwrap()]].concat()).output().unwrap();
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("passed: 5 expectation(s) held"), "{stdout}");
+    assert!(stderr.contains("phase faults: probability 50:"), "{stderr}");
+    let cases = junit_cases(&junit);
+    assert_eq!(cases.len(), 5, "{cases:?}");
+    assert!(cases.iter().all(|(_, _, failure)| failure.is_empty()), "{cases:?}");
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(json["passed"], true);
+    assert_eq!(json["actions"].as_array().unwrap().len(), 5, "{json}");
+    assert!(json["cleanup"][0].as_str().unwrap().contains("the strategy it had before is back"), "{json}");
+    assert_eq!(settings(&status(&shm, pid)), before, "the target's strategy is back");
+
+    // The same file expecting >= 99% under faults fails: exit 1, the JUnit failure names the phase, the measured
+    // rate and the bound.
+    std::fs::write(&file, experiment(port, &exe, ">= 99%")).unwrap();
+    let output = faultline(&shm, &args).output().unwrap();
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("failed: 1 of 5 expectation(s) did not hold"), "{stdout}");
+    let cases = junit_cases(&junit);
+    let failed: Vec<_> = cases.iter().filter(|(_, _, failure)| !failure.is_empty()).collect();
+    let [(phase, name, message)] = failed.as_slice() else { panic!("{cases:?}") };
+    assert_eq!((phase.as_str(), name.as_str()), ("faults", "requests success rate >= 99%"));
+    assert!(message.starts_with("phase faults: requests success rate >= 99%: measured "), "{message}");
+    assert!(message.ends_with("expected >= 99%"), "{message}");
+    assert_eq!(settings(&status(&shm, pid)), before);
+
+    // Ctrl-C during the faults phase: exit 1, and the target's old strategy is back.
+    std::fs::write(&file, experiment(port, &exe, "<= 90%")).unwrap();
+    let mut run = Program::spawn_capturing_stderr(faultline(&shm, &args));
+    run.error_lines_until(|line| line.contains("phase faults: enable:"));
+    testkit::wait_until("injection is on", || status(&shm, pid)["enabled"] == true);
+    run.kill(libc::SIGINT);
+    let exit = run.finish();
+    assert_eq!(exit.code(), Some(1), "interrupted");
+    assert_eq!(settings(&status(&shm, pid)), before, "the old strategy is back after Ctrl-C");
+    let cases = junit_cases(&junit);
+    assert!(cases.iter().any(|(_, name, failure)| name == "ran to the end" && failure.contains("interrupted")));
+
+    // An invalid file: exit 2, naming the line; nothing is done.
+    let bad = experiment(port, &exe, "<= 90%").replace("\"disable\"", "\"disabel\"");
+    std::fs::write(&file, bad).unwrap();
+    let output = faultline(&shm, &["experiment", "validate", file.to_str().unwrap()]).output().unwrap();
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("line 21: phase recovery: action \"disabel\""), "{stderr}");
+    let output = faultline(&shm, &args).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(settings(&status(&shm, pid)), before);
+    drop(server);
+}
