@@ -17,6 +17,8 @@
  *   ucx_selfloop [--ops LIST] [--iterations N] [--threads T] [--size BYTES]
  *                [--err-mode peer|none] [--quiet]
  *                [--stdin | --forever [--interval-us U]]
+ *   ucx_selfloop --http PORT [--ops LIST] [--size BYTES] [--err-mode M]
+ *                [--quiet] [--stdin]
  *
  *   --ops           comma list of put,get,tag,am,atomic,stream,flush,
  *                   ep_create,mem_map,rkey (default put,get,flush); each
@@ -34,6 +36,9 @@
  *                   thread then prints SUMMARY.../DONE; "quit" or EOF exits 0.
  *   --forever       iterate until SIGINT/SIGTERM, sleeping --interval-us
  *                   microseconds (default 1000) between iterations.
+ *   --http PORT     serve HTTP on 127.0.0.1:PORT (0 picks a free port), one
+ *                   iteration per request; see "HTTP mode" below.  Runs one
+ *                   thread; with --stdin, stdin is only watched for EOF.
  *
  * Output (stdout, line-buffered):
  *   CALL <n> <ucp_function> <status>          one per loop call (threads=1)
@@ -49,7 +54,12 @@
  *   TICK calls=<total> failures=<total>       once a second with --forever
  *   SETUP <ucp_function> <status>             setup call failed; exit code 3
  *   ERROR <text>                              bad --stdin command (ignored)
- * Exit codes: 0 ok, 2 usage error, 3 setup failure.
+ *   HTTP <port>                               --http: listening, serving
+ *   SERVED <n> <code> [<op> <ucp_function> <status>]
+ *                                             --http without --quiet: the
+ *       n-th request was answered with HTTP <code>; a 503 names the first
+ *       failed call (status as in the JSON below).
+ * Exit codes: 0 ok, 2 usage error, 3 setup failure, 4 cannot listen.
  *
  * Only loop calls are printed and counted.  Setup (ucp_init, ucp_worker_create,
  * ucp_worker_get_address, ucp_ep_create, ucp_mem_map, ucp_rkey_pack,
@@ -70,11 +80,34 @@
  * Data checks (stderr "DATA_MISMATCH ..." lines): get after a successful put
  * in the same iteration, tag and stream payloads, AM payloads.  UCX's own log
  * messages are redirected to stderr so stdout stays parseable.
+ *
+ * HTTP mode: a stand-in for a service whose requests depend on UCX, to probe
+ * while faults are injected.  Any method and path; a Content-Length body is
+ * read and ignored (chunked bodies get 501).  HTTP/1.1 keep-alive is honoured
+ * ("Connection: close" and HTTP/1.0 close after the answer).  Each request
+ * runs one iteration of --ops and is answered
+ *   200 {"ok":true,"ops":<selected ops>,"calls":<UCX calls made>}
+ *   503 {"ok":false,"op":"put","function":"ucp_put_nbx",
+ *        "status":"UCS_ERR_IO_ERROR","code":-3,"message":"Input/output error"}
+ * where a 503 names the first call that failed ("message" is
+ * ucs_status_string(); op "connect" is the endpoint being re-created).  After
+ * any failure the endpoint is closed and re-created, as a server reconnects to
+ * a peer that errored; a close the library refuses leaves the old endpoint in
+ * use, and a failed re-creation is retried before the next request (so is a
+ * failed ucp_ep_create/ucp_rkey_pack/ucp_ep_rkey_unpack at setup); the calls
+ * of a reconnect are loop calls, printed and counted.  Serves until
+ * SIGINT/SIGTERM, or EOF on stdin with --stdin (its input is ignored); then
+ * prints SUMMARY and DONE like the other modes.  Clients that disconnect at
+ * any point are only dropped (SIGPIPE is ignored); with 32 connections open,
+ * a new one evicts the least recently used.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -83,7 +116,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <ucp/api/ucp.h>
 #include <ucs/debug/log_def.h>
@@ -154,6 +190,8 @@ static int opt_quiet;
 static int opt_stdin;
 static int opt_forever;
 static unsigned long opt_interval_us = 1000;
+static int opt_http;
+static unsigned opt_http_port;
 static ucp_err_handling_mode_t opt_err_mode = UCP_ERR_HANDLING_MODE_PEER;
 
 /* Totals over all threads; read by the TICK printer while threads run. */
@@ -186,10 +224,17 @@ struct tstate {
     /* Setup result, read by main after the ready handshake. */
     const char      *setup_fn;
     ucs_status_t     setup_status;
+    /* --http: the op being run, and what the current request did (read by
+     * main once the request is done). */
+    const char      *cur_op;
+    unsigned long    req_calls;
+    const char      *fail_op;   /* NULL: no call failed */
+    enum fn          fail_fn;
+    ucs_status_t     fail_status;
 };
 
 /* Main thread -> workers command channel. */
-enum cmd { CMD_NONE, CMD_RUN, CMD_FOREVER, CMD_QUIT };
+enum cmd { CMD_NONE, CMD_RUN, CMD_FOREVER, CMD_SERVE, CMD_QUIT };
 
 static struct {
     pthread_mutex_t mu;
@@ -244,6 +289,12 @@ static void record(struct tstate *ts, enum fn f, ucs_status_t status)
         atomic_fetch_add_explicit(&stat_failures[f], 1, memory_order_relaxed);
     }
     ts->ncalls++;
+    ts->req_calls++;
+    if (status != UCS_OK && ts->fail_op == NULL) {
+        ts->fail_op = ts->cur_op;
+        ts->fail_fn = f;
+        ts->fail_status = status;
+    }
     if (opt_quiet || opt_forever) {
         return;
     }
@@ -366,15 +417,20 @@ static ucp_ep_params_t self_ep_params(struct tstate *ts)
 }
 
 /* Force close unless --err-mode none, where UCX only allows flush mode. */
-static ucs_status_t close_ep(ucp_worker_h worker, ucp_ep_h ep,
-                             uint64_t timeout_ns)
+static ucs_status_ptr_t start_close_ep(ucp_ep_h ep)
 {
     ucp_request_param_t prm = { .op_attr_mask = 0 };
     if (opt_err_mode == UCP_ERR_HANDLING_MODE_PEER) {
         prm.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
         prm.flags        = UCP_EP_CLOSE_FLAG_FORCE;
     }
-    return wait_request(worker, ucp_ep_close_nbx(ep, &prm), "ucp_ep_close_nbx",
+    return ucp_ep_close_nbx(ep, &prm);
+}
+
+static ucs_status_t close_ep(ucp_worker_h worker, ucp_ep_h ep,
+                             uint64_t timeout_ns)
+{
+    return wait_request(worker, start_close_ep(ep), "ucp_ep_close_nbx",
                         timeout_ns);
 }
 
@@ -422,7 +478,9 @@ static int thread_setup(struct tstate *ts)
     status = ucp_ep_create(ts->worker, &ep_params, &ts->ep);
     if (status != UCS_OK) {
         ts->ep = NULL;
-        return setup_fail(ts, "ucp_ep_create", status);
+        if (!opt_http) {
+            return setup_fail(ts, "ucp_ep_create", status);
+        }
     }
 
     ucp_mem_map_params_t mp = {
@@ -437,17 +495,24 @@ static int thread_setup(struct tstate *ts)
         return setup_fail(ts, "ucp_mem_map", status);
     }
 
-    void *rkey_buf;
-    size_t rkey_len;
-    status = ucp_rkey_pack(g_context, ts->memh, &rkey_buf, &rkey_len);
-    if (status != UCS_OK) {
-        return setup_fail(ts, "ucp_rkey_pack", status);
-    }
-    status = ucp_ep_rkey_unpack(ts->ep, rkey_buf, &ts->rkey);
-    ucp_rkey_buffer_release(rkey_buf);
-    if (status != UCS_OK) {
-        ts->rkey = NULL;
-        return setup_fail(ts, "ucp_ep_rkey_unpack", status);
+    /* --http connects (again) on the next request instead. */
+    if (ts->ep != NULL) {
+        void *rkey_buf;
+        size_t rkey_len;
+        status = ucp_rkey_pack(g_context, ts->memh, &rkey_buf, &rkey_len);
+        if (status != UCS_OK && !opt_http) {
+            return setup_fail(ts, "ucp_rkey_pack", status);
+        }
+        if (status == UCS_OK) {
+            status = ucp_ep_rkey_unpack(ts->ep, rkey_buf, &ts->rkey);
+            ucp_rkey_buffer_release(rkey_buf);
+            if (status != UCS_OK) {
+                ts->rkey = NULL;
+                if (!opt_http) {
+                    return setup_fail(ts, "ucp_ep_rkey_unpack", status);
+                }
+            }
+        }
     }
 
     ucp_am_handler_param_t ap = {
@@ -499,6 +564,16 @@ static void thread_cleanup(struct tstate *ts)
 static int op_selected(enum op op)
 {
     return (opt_ops >> op) & 1u;
+}
+
+/* op_selected(), noting the op so a failed call can be attributed to it. */
+static int begin_op(struct tstate *ts, enum op op)
+{
+    if (!op_selected(op)) {
+        return 0;
+    }
+    ts->cur_op = op_names[op];
+    return 1;
 }
 
 static uint64_t rbuf_addr(struct tstate *ts, size_t offset)
@@ -667,14 +742,14 @@ static void run_iteration(struct tstate *ts)
     ts->iter++;
     fill_pattern(ts->src, opt_size, ts->idx, ts->iter);
 
-    if (op_selected(OP_PUT)) {
+    if (begin_op(ts, OP_PUT)) {
         st = wait_op(ts, ucp_put_nbx(ts->ep, ts->src, opt_size,
                                      rbuf_addr(ts, 0), ts->rkey, &prm),
                      FN_PUT);
         record(ts, FN_PUT, st);
         put_ok = (st == UCS_OK);
     }
-    if (op_selected(OP_GET)) {
+    if (begin_op(ts, OP_GET)) {
         memset(ts->dst, 0, opt_size);
         st = wait_op(ts, ucp_get_nbx(ts->ep, ts->dst, opt_size,
                                      rbuf_addr(ts, 0), ts->rkey, &prm),
@@ -684,13 +759,13 @@ static void run_iteration(struct tstate *ts)
             check_data(ts, "put/get", ts->src, ts->dst, opt_size);
         }
     }
-    if (op_selected(OP_TAG)) {
+    if (begin_op(ts, OP_TAG)) {
         op_tag(ts);
     }
-    if (op_selected(OP_AM)) {
+    if (begin_op(ts, OP_AM)) {
         op_am(ts);
     }
-    if (op_selected(OP_ATOMIC)) {
+    if (begin_op(ts, OP_ATOMIC)) {
         uint64_t one = 1;
         ucp_request_param_t aprm = {
             .op_attr_mask = UCP_OP_ATTR_FIELD_DATATYPE,
@@ -702,24 +777,95 @@ static void run_iteration(struct tstate *ts)
                      FN_ATOMIC_OP);
         record(ts, FN_ATOMIC_OP, st);
     }
-    if (op_selected(OP_STREAM)) {
+    if (begin_op(ts, OP_STREAM)) {
         op_stream(ts);
     }
-    if (op_selected(OP_FLUSH)) {
+    if (begin_op(ts, OP_FLUSH)) {
         record(ts, FN_EP_FLUSH,
                wait_op(ts, ucp_ep_flush_nbx(ts->ep, &prm), FN_EP_FLUSH));
         record(ts, FN_WORKER_FLUSH,
                wait_op(ts, ucp_worker_flush_nbx(ts->worker, &prm),
                        FN_WORKER_FLUSH));
     }
-    if (op_selected(OP_EP_CREATE)) {
+    if (begin_op(ts, OP_EP_CREATE)) {
         op_ep_create(ts);
     }
-    if (op_selected(OP_MEM_MAP)) {
+    if (begin_op(ts, OP_MEM_MAP)) {
         op_mem_map(ts);
     }
-    if (op_selected(OP_RKEY)) {
+    if (begin_op(ts, OP_RKEY)) {
         op_rkey(ts);
+    }
+}
+
+/* ---- --http: one request ----------------------------------------------- */
+
+/*
+ * Close the endpoint and create a new one with a fresh rkey, as a server
+ * reconnects to a peer after an error.  A close refused outright (an error
+ * pointer, nothing started) leaves the endpoint valid, so it stays in use;
+ * otherwise it is gone whatever the close request's final status.  If a step
+ * fails, ep or rkey stays NULL and the next request tries again.
+ */
+static void reconnect(struct tstate *ts)
+{
+    ts->cur_op = "connect";
+    if (ts->rkey != NULL) {
+        ucp_rkey_destroy(ts->rkey);
+        ts->rkey = NULL;
+    }
+    if (ts->ep != NULL) {
+        ucs_status_ptr_t req = start_close_ep(ts->ep);
+        if (UCS_PTR_IS_ERR(req)) {
+            record(ts, FN_EP_CLOSE, UCS_PTR_STATUS(req));
+        } else {
+            record(ts, FN_EP_CLOSE, wait_request(ts->worker, req,
+                                                 "ucp_ep_close_nbx",
+                                                 CLEANUP_WAIT_NS));
+            ts->ep = NULL;
+            /* Messages queued on the old endpoint went with it. */
+            ts->stream_sent = ts->stream_received = 0;
+        }
+    }
+    if (ts->ep == NULL) {
+        ucp_ep_params_t ep_params = self_ep_params(ts);
+        ucs_status_t st = ucp_ep_create(ts->worker, &ep_params, &ts->ep);
+        record(ts, FN_EP_CREATE, st);
+        if (st != UCS_OK) {
+            ts->ep = NULL;
+            return;
+        }
+    }
+    void *rkey_buf;
+    size_t rkey_len;
+    ucs_status_t st = ucp_rkey_pack(g_context, ts->memh, &rkey_buf, &rkey_len);
+    record(ts, FN_RKEY_PACK, st);
+    if (st != UCS_OK) {
+        return;
+    }
+    st = ucp_ep_rkey_unpack(ts->ep, rkey_buf, &ts->rkey);
+    record(ts, FN_EP_RKEY_UNPACK, st);
+    ucp_rkey_buffer_release(rkey_buf);
+    if (st != UCS_OK) {
+        ts->rkey = NULL;
+    }
+}
+
+/* One iteration on a connected endpoint; the first failed call (fail_op)
+ * is the request's answer, and any failure is followed by a reconnect. */
+static void serve_request(struct tstate *ts)
+{
+    ts->req_calls = 0;
+    ts->fail_op = NULL;
+    if (ts->ep == NULL || ts->rkey == NULL) {
+        reconnect(ts);
+        if (ts->fail_op != NULL) {
+            return;
+        }
+    }
+    run_iteration(ts);
+    if (ts->fail_op != NULL) {
+        reconnect(ts);
     }
 }
 
@@ -753,6 +899,8 @@ static void *thread_main(void *arg)
             for (unsigned long i = 0; i < iters && !stop_requested; i++) {
                 run_iteration(ts);
             }
+        } else if (cmd == CMD_SERVE) {
+            serve_request(ts);
         } else if (cmd == CMD_FOREVER) {
             while (!stop_requested) {
                 run_iteration(ts);
@@ -814,7 +962,10 @@ static void usage(const char *msg, const char *arg)
             "                    [--iterations N] [--threads T] "
             "[--size BYTES] [--quiet]\n"
             "                    [--err-mode peer|none]\n"
-            "                    [--stdin | --forever [--interval-us U]]\n");
+            "                    [--stdin | --forever [--interval-us U]]\n"
+            "       ucx_selfloop --http PORT [--ops LIST] [--size BYTES] "
+            "[--err-mode M]\n"
+            "                    [--quiet] [--stdin]\n");
     exit((msg != NULL) ? 2 : 0);
 }
 
@@ -871,6 +1022,7 @@ static void parse_args(int argc, char **argv)
         { "forever",     no_argument,       NULL, 'f' },
         { "interval-us", required_argument, NULL, 'u' },
         { "err-mode",    required_argument, NULL, 'e' },
+        { "http",        required_argument, NULL, 'H' },
         { "help",        no_argument,       NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -898,6 +1050,9 @@ static void parse_args(int argc, char **argv)
                 usage("bad --err-mode", optarg);
             }
             break;
+        case 'H': opt_http = 1;
+                  opt_http_port = (unsigned)parse_ulong(optarg, "bad --http",
+                                                        0, 65535); break;
         case 'h': usage(NULL, NULL); break;
         default:  usage("bad option", NULL); break;
         }
@@ -907,6 +1062,12 @@ static void parse_args(int argc, char **argv)
     }
     if (opt_stdin && opt_forever) {
         usage("--stdin and --forever are exclusive", NULL);
+    }
+    if (opt_http && opt_forever) {
+        usage("--http and --forever are exclusive", NULL);
+    }
+    if (opt_http && opt_threads != 1) {
+        usage("--http runs one thread", NULL);
     }
 }
 
@@ -969,6 +1130,448 @@ static void run_forever_loop(void)
         }
     }
     wait_done();
+}
+
+/* ---- --http: the server ------------------------------------------------- */
+
+#define HTTP_MAX_CONNS      32
+#define HTTP_HEAD_MAX       8192
+#define HTTP_SEND_TIMEOUT_S 5
+
+struct http_conn {
+    int                fd;          /* -1: free slot */
+    size_t             len;         /* bytes of the next request head in buf */
+    unsigned long long discard;     /* body bytes still to read and drop */
+    int                pending;     /* head parsed; answer once discard is 0 */
+    int                close_after; /* answer with "Connection: close" */
+    int                head_only;   /* HEAD: the answer has no body */
+    unsigned long      last_used;   /* when all slots are taken, the least
+                                       recently used connection is evicted */
+    char               buf[HTTP_HEAD_MAX];
+};
+
+static struct http_conn http_conns[HTTP_MAX_CONNS];
+static unsigned long http_clock;
+static unsigned long http_served;
+
+/* The enumerator's name; NULL for a code this UCX version does not name. */
+static const char *status_name(ucs_status_t st)
+{
+#define NAME(code) case code: return #code
+    switch (st) {
+    NAME(UCS_OK); NAME(UCS_INPROGRESS); NAME(UCS_ERR_NO_MESSAGE);
+    NAME(UCS_ERR_NO_RESOURCE); NAME(UCS_ERR_IO_ERROR);
+    NAME(UCS_ERR_NO_MEMORY); NAME(UCS_ERR_INVALID_PARAM);
+    NAME(UCS_ERR_UNREACHABLE); NAME(UCS_ERR_INVALID_ADDR);
+    NAME(UCS_ERR_NOT_IMPLEMENTED); NAME(UCS_ERR_MESSAGE_TRUNCATED);
+    NAME(UCS_ERR_NO_PROGRESS); NAME(UCS_ERR_BUFFER_TOO_SMALL);
+    NAME(UCS_ERR_NO_ELEM); NAME(UCS_ERR_SOME_CONNECTS_FAILED);
+    NAME(UCS_ERR_NO_DEVICE); NAME(UCS_ERR_BUSY); NAME(UCS_ERR_CANCELED);
+    NAME(UCS_ERR_SHMEM_SEGMENT); NAME(UCS_ERR_ALREADY_EXISTS);
+    NAME(UCS_ERR_OUT_OF_RANGE); NAME(UCS_ERR_TIMED_OUT);
+    NAME(UCS_ERR_EXCEEDS_LIMIT); NAME(UCS_ERR_UNSUPPORTED);
+    NAME(UCS_ERR_REJECTED); NAME(UCS_ERR_NOT_CONNECTED);
+    NAME(UCS_ERR_CONNECTION_RESET); NAME(UCS_ERR_ENDPOINT_TIMEOUT);
+    default: return NULL;
+    }
+#undef NAME
+}
+
+/* Copies text into a JSON string body: quotes and backslashes escaped,
+ * control characters replaced. */
+static void json_text(char *dst, size_t size, const char *src)
+{
+    size_t n = 0;
+    for (; *src != '\0' && n + 3 < size; src++) {
+        if (*src == '"' || *src == '\\') {
+            dst[n++] = '\\';
+        }
+        dst[n++] = ((unsigned char)*src < 0x20) ? ' ' : *src;
+    }
+    dst[n] = '\0';
+}
+
+static void conn_close(struct http_conn *c)
+{
+    close(c->fd);
+    c->fd = -1;
+}
+
+/* All of it or -1: a client that went away is only dropped. */
+static int send_all(int fd, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return -1;
+        }
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* One write per answer, so no small second segment waits on a delayed ACK. */
+static int http_reply(struct http_conn *c, int code, const char *body)
+{
+    const char *reason = (code == 200) ? "OK" :
+                         (code == 503) ? "Service Unavailable" :
+                         (code == 400) ? "Bad Request" :
+                         (code == 431) ? "Request Header Fields Too Large" :
+                         (code == 501) ? "Not Implemented" : "Error";
+    char msg[1024];
+    size_t body_len = strlen(body);
+    int n = snprintf(msg, sizeof(msg),
+                     "HTTP/1.1 %d %s\r\n"
+                     "Content-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n"
+                     "Connection: %s\r\n\r\n%s",
+                     code, reason, body_len,
+                     c->close_after ? "close" : "keep-alive",
+                     c->head_only ? "" : body);
+    if (n < 0 || (size_t)n >= sizeof(msg)) {
+        return -1;
+    }
+    return send_all(c->fd, msg, (size_t)n);
+}
+
+/* A request we do not serve: answered, then the connection is closed. */
+static void http_refuse(struct http_conn *c, int code, const char *why)
+{
+    char body[256];
+    snprintf(body, sizeof(body), "{\"ok\":false,\"error\":\"%s\"}\n", why);
+    c->close_after = 1;
+    http_reply(c, code, body);
+    conn_close(c);
+}
+
+/* Runs the request on the UCX thread and answers it; -1 if sending failed. */
+static int http_answer(struct http_conn *c, struct tstate *ts)
+{
+    issue(CMD_SERVE, 0);
+    wait_done();
+    http_served++;
+
+    char body[512];
+    if (ts->fail_op == NULL) {
+        snprintf(body, sizeof(body), "{\"ok\":true,\"ops\":%d,\"calls\":%lu}\n",
+                 __builtin_popcount(opt_ops), ts->req_calls);
+        if (!opt_quiet) {
+            printf("SERVED %lu 200\n", http_served);
+        }
+        return http_reply(c, 200, body);
+    }
+
+    char number[16];
+    char message[128];
+    const char *name = status_name(ts->fail_status);
+    if (name == NULL) {
+        snprintf(number, sizeof(number), "%d", (int)ts->fail_status);
+        name = number;
+    }
+    json_text(message, sizeof(message), ucs_status_string(ts->fail_status));
+    snprintf(body, sizeof(body),
+             "{\"ok\":false,\"op\":\"%s\",\"function\":\"%s\","
+             "\"status\":\"%s\",\"code\":%d,\"message\":\"%s\"}\n",
+             ts->fail_op, fn_names[ts->fail_fn], name, (int)ts->fail_status,
+             message);
+    if (!opt_quiet) {
+        printf("SERVED %lu 503 %s %s %s\n", http_served, ts->fail_op,
+               fn_names[ts->fail_fn], name);
+    }
+    return http_reply(c, 503, body);
+}
+
+/* Whether the comma list `value` holds `token` (any case). */
+static int has_token(const char *value, const char *token)
+{
+    size_t len = strlen(token);
+    while (*value != '\0') {
+        value += strspn(value, " \t,");
+        size_t word = strcspn(value, ",");
+        size_t end = word;
+        while (end > 0 && (value[end - 1] == ' ' || value[end - 1] == '\t')) {
+            end--;
+        }
+        if (end == len && strncasecmp(value, token, len) == 0) {
+            return 1;
+        }
+        value += word;
+    }
+    return 0;
+}
+
+/*
+ * Parses the NUL-terminated head in c->buf (request line and header lines,
+ * CRLF-separated).  Returns 0, or the HTTP status to refuse it with.
+ */
+static int parse_head(struct http_conn *c, unsigned long long *content_length,
+                      int *expect_continue)
+{
+    char *line = c->buf;
+    char *next = strstr(line, "\r\n");
+    if (next != NULL) {
+        *next = '\0';
+        next += 2;
+    }
+    char *method_end = strchr(line, ' ');
+    char *version = strrchr(line, ' ');
+    if (method_end == NULL || method_end == line || version == method_end ||
+        strncmp(version + 1, "HTTP/1.", 7) != 0) {
+        return 400;
+    }
+    int http10 = (strcmp(version + 1, "HTTP/1.0") == 0);
+    c->head_only = (method_end - line == 4 && strncmp(line, "HEAD", 4) == 0);
+
+    int wants_close = 0, keep_alive = 0;
+    *content_length = 0;
+    *expect_continue = 0;
+    for (line = next; line != NULL && *line != '\0'; line = next) {
+        next = strstr(line, "\r\n");
+        if (next != NULL) {
+            *next = '\0';
+            next += 2;
+        }
+        char *colon = strchr(line, ':');
+        if (colon == NULL) {
+            return 400;
+        }
+        *colon = '\0';
+        char *value = colon + 1 + strspn(colon + 1, " \t");
+        if (strcasecmp(line, "Content-Length") == 0) {
+            char *end;
+            errno = 0;
+            *content_length = strtoull(value, &end, 10);
+            if (errno != 0 || end == value || value[0] == '-' ||
+                end[strspn(end, " \t")] != '\0') {
+                return 400;
+            }
+        } else if (strcasecmp(line, "Transfer-Encoding") == 0) {
+            return 501;
+        } else if (strcasecmp(line, "Connection") == 0) {
+            wants_close |= has_token(value, "close");
+            keep_alive |= has_token(value, "keep-alive");
+        } else if (strcasecmp(line, "Expect") == 0) {
+            *expect_continue = has_token(value, "100-continue");
+        }
+    }
+    c->close_after = wants_close || (http10 && !keep_alive);
+    return 0;
+}
+
+/* Answers every request whose head and body have arrived. */
+static void http_process(struct http_conn *c, struct tstate *ts)
+{
+    while (c->fd >= 0) {
+        if (c->pending) {
+            if (c->discard > 0) {
+                return;
+            }
+            c->pending = 0;
+            if (http_answer(c, ts) != 0 || c->close_after) {
+                conn_close(c);
+            }
+            continue;
+        }
+        /* Blank lines before a request line are allowed (RFC 9112 2.2). */
+        while (c->len >= 2 && c->buf[0] == '\r' && c->buf[1] == '\n') {
+            c->len -= 2;
+            memmove(c->buf, c->buf + 2, c->len);
+        }
+        char *end = memmem(c->buf, c->len, "\r\n\r\n", 4);
+        if (end == NULL) {
+            if (c->len == HTTP_HEAD_MAX) {
+                http_refuse(c, 431, "request head too large");
+            }
+            return;
+        }
+        size_t head_len = (size_t)(end - c->buf) + 4;
+        *end = '\0';
+        unsigned long long content_length;
+        int expect_continue;
+        int refuse = parse_head(c, &content_length, &expect_continue);
+        if (refuse != 0) {
+            http_refuse(c, refuse, (refuse == 501) ? "chunked bodies are not "
+                        "supported" : "malformed request");
+            return;
+        }
+        size_t body_here = c->len - head_len;
+        if (body_here > content_length) {
+            body_here = (size_t)content_length;
+        }
+        size_t used = head_len + body_here;
+        c->len -= used;
+        memmove(c->buf, c->buf + used, c->len);
+        c->discard = content_length - body_here;
+        c->pending = 1;
+        if (expect_continue && c->discard > 0) {
+            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            if (send_all(c->fd, cont, sizeof(cont) - 1) != 0) {
+                conn_close(c);
+            }
+        }
+    }
+}
+
+static void http_readable(struct http_conn *c, struct tstate *ts)
+{
+    char scratch[4096];
+    ssize_t n;
+    c->last_used = ++http_clock;
+    if (c->discard > 0) {
+        size_t want = (c->discard < sizeof(scratch)) ? (size_t)c->discard
+                                                     : sizeof(scratch);
+        n = recv(c->fd, scratch, want, MSG_DONTWAIT);
+        if (n > 0) {
+            c->discard -= (unsigned long long)n;
+        }
+    } else {
+        n = recv(c->fd, c->buf + c->len, HTTP_HEAD_MAX - c->len, MSG_DONTWAIT);
+        if (n > 0) {
+            c->len += (size_t)n;
+        }
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        return;
+    }
+    if (n <= 0) {
+        /* Closed or reset by the client; whatever it sent was answered. */
+        conn_close(c);
+        return;
+    }
+    http_process(c, ts);
+}
+
+static void http_accept(int listen_fd)
+{
+    for (;;) {
+        int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) {
+                continue;
+            }
+            return;
+        }
+        /* Reads never block (poll + MSG_DONTWAIT); answers are bounded. */
+        struct timeval tv = { .tv_sec = HTTP_SEND_TIMEOUT_S };
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+
+        struct http_conn *slot = NULL;
+        for (int i = 0; i < HTTP_MAX_CONNS && slot == NULL; i++) {
+            if (http_conns[i].fd < 0) {
+                slot = &http_conns[i];
+            }
+        }
+        if (slot == NULL) {
+            slot = &http_conns[0];
+            for (int i = 1; i < HTTP_MAX_CONNS; i++) {
+                if (http_conns[i].last_used < slot->last_used) {
+                    slot = &http_conns[i];
+                }
+            }
+            conn_close(slot);
+        }
+        slot->fd          = fd;
+        slot->len         = 0;
+        slot->discard     = 0;
+        slot->pending     = 0;
+        slot->close_after = 0;
+        slot->head_only   = 0;
+        slot->last_used   = ++http_clock;
+    }
+}
+
+/* Returns the exit code: 0 after a signal or stdin EOF, 4 if it cannot
+ * listen. */
+static int run_http_server(struct tstate *ts)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_in addr = {
+        .sin_family      = AF_INET,
+        .sin_port        = htons((uint16_t)opt_http_port),
+        .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+    };
+    socklen_t addr_len = sizeof(addr);
+    int one = 1;
+    if (lfd < 0 ||
+        setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(lfd, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
+        listen(lfd, 64) != 0 ||
+        getsockname(lfd, (struct sockaddr *)&addr, &addr_len) != 0) {
+        fprintf(stderr, "ucx_selfloop: cannot listen on 127.0.0.1:%u: %s\n",
+                opt_http_port, strerror(errno));
+        if (lfd >= 0) {
+            close(lfd);
+        }
+        return 4;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    for (int i = 0; i < HTTP_MAX_CONNS; i++) {
+        http_conns[i].fd = -1;
+    }
+
+    /* Signals stay blocked except inside ppoll(), so one that arrives
+     * between the stop check and the wait still ends the wait. */
+    sigset_t sigs, unblocked;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, &unblocked);
+
+    printf("HTTP %u\n", (unsigned)ntohs(addr.sin_port));
+    fflush(stdout);
+
+    struct pollfd fds[2 + HTTP_MAX_CONNS];
+    struct http_conn *polled[2 + HTTP_MAX_CONNS];
+    while (!stop_requested) {
+        nfds_t n = 0;
+        fds[n++] = (struct pollfd){ .fd = lfd, .events = POLLIN };
+        if (opt_stdin) {
+            fds[n++] = (struct pollfd){ .fd = STDIN_FILENO, .events = POLLIN };
+        }
+        nfds_t first_conn = n;
+        for (int i = 0; i < HTTP_MAX_CONNS; i++) {
+            if (http_conns[i].fd >= 0) {
+                polled[n] = &http_conns[i];
+                fds[n++] = (struct pollfd){ .fd = http_conns[i].fd,
+                                            .events = POLLIN };
+            }
+        }
+        if (ppoll(fds, n, NULL, &unblocked) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            fprintf(stderr, "ucx_selfloop: poll: %s\n", strerror(errno));
+            break;
+        }
+        if (opt_stdin && fds[1].revents != 0) {
+            char ignored[256];
+            ssize_t r = read(STDIN_FILENO, ignored, sizeof(ignored));
+            if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN)) {
+                break;
+            }
+        }
+        for (nfds_t i = first_conn; i < n; i++) {
+            if (fds[i].revents != 0) {
+                http_readable(polled[i], ts);
+            }
+        }
+        if (fds[0].revents & POLLIN) {
+            http_accept(lfd);
+        }
+    }
+
+    for (int i = 0; i < HTTP_MAX_CONNS; i++) {
+        if (http_conns[i].fd >= 0) {
+            conn_close(&http_conns[i]);
+        }
+    }
+    close(lfd);
+    pthread_sigmask(SIG_SETMASK, &unblocked, NULL);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -1040,6 +1643,12 @@ int main(int argc, char **argv)
         /* Survivors are parked waiting for a command; release them. */
         issue(CMD_QUIT, 0);
         rc = (failed != NULL) ? 3 : 1;
+    } else if (opt_http) {
+        rc = run_http_server(&threads[0]);
+        if (rc == 0) {
+            print_summary();
+        }
+        issue(CMD_QUIT, 0);
     } else if (opt_stdin) {
         run_stdin_loop();
         print_summary();
