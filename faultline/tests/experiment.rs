@@ -4,6 +4,7 @@
 //! JUnit consumer) and the clean-up (the target's strategy exactly as before, also after Ctrl-C) are checked.
 
 mod common;
+mod kmock;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -152,4 +153,65 @@ fn an_experiment_against_the_serving_stand_in_passes_fails_and_always_cleans_up(
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(settings(&status(&shm, pid)), before);
     drop(server);
+}
+
+/// A cluster experiment against the local API emulator: a partition for one phase, the ledger expected to hold it,
+/// and nothing left behind at the end — also when the run is interrupted.
+#[test]
+fn a_cluster_experiment_partitions_for_a_phase_and_leaves_no_fault_behind() {
+    use serde_json::json;
+    let mut gpu_a = kmock::node("gpu-a", true, 8, false, json!([]));
+    gpu_a["body"]["spec"]["podCIDRs"] = json!(["10.244.1.0/24"]);
+    let spec = json!({
+        "objects": [gpu_a, kmock::agent_pod("faultline-node-a", "gpu-a", true)],
+        "resources": ["v1/events", "v1/configmaps", "networking.k8s.io/v1/networkpolicies", "apps/v1/deployments",
+            "apps/v1/statefulsets"],
+    });
+    let kmock = kmock::Kmock::start(&spec);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("partition.yaml");
+    std::fs::write(
+        &file,
+        r#"name: decode-partitioned
+phases:
+  - name: partitioned
+    actions: ["cluster partition create -n dynamo --selector app=decode --ttl 10m"]
+    duration: 1s
+    expect: [{cluster_faults: "== 1"}]
+  - name: after
+    duration: 30s
+"#,
+    )
+    .unwrap();
+    let junit = dir.path().join("junit.xml");
+    let json_report = dir.path().join("report.json");
+    let run = |extra: &[&str]| {
+        let mut command = Command::new(&testkit::artifacts().faultline);
+        command.args(["experiment", "run", file.to_str().unwrap(), "--junit", junit.to_str().unwrap()]);
+        command.args(["--json-report", json_report.to_str().unwrap()]).args(extra);
+        command.env("KUBECONFIG", kmock.kubeconfig());
+        Program::spawn_capturing_stderr(command)
+    };
+    let active = || {
+        let output = kmock.faultline(&["cluster", "faults", "-A", "--json"]);
+        let listing: Value = serde_json::from_slice(&output.stdout).expect("faults --json");
+        listing["faults"].as_array().map_or(0, Vec::len)
+    };
+
+    // Interrupted in the second phase: the partition the first created is recovered all the same.
+    let mut experiment = run(&[]);
+    experiment.error_lines_until(|line| line.contains("phase partitioned: active cluster faults == 1 — held"));
+    experiment.error_lines_until(|line| line.contains("phase after: ") && line.contains("left"));
+    assert_eq!(active(), 1, "the partition is in force during the run");
+    experiment.kill(libc::SIGTERM);
+    assert_eq!(experiment.finish().code(), Some(1));
+    assert_eq!(active(), 0, "no fault is left behind");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json_report).unwrap()).unwrap();
+    let id = report["fault_ids"][0].as_str().expect("the fault id is in the report").to_string();
+    assert!(report["cleanup"][0].as_str().unwrap().contains(&format!("cluster fault {id}: recovered")), "{report}");
+    let cases = junit_cases(&junit);
+    assert!(cases.iter().any(|(phase, name, failure)| phase == "partitioned"
+        && name == "active cluster faults == 1"
+        && failure.is_empty()));
+    assert!(cases.iter().any(|(_, name, failure)| name == "ran to the end" && failure.contains("interrupted")));
 }

@@ -51,8 +51,8 @@ pub fn run(command: ExperimentCommand, read_only: bool) -> anyhow::Result<u8> {
     let file = match &command {
         ExperimentCommand::Run { file, .. } | ExperimentCommand::Validate { file } => file.clone(),
     };
-    let text = std::fs::read_to_string(&file)
-        .map_err(|e| faultline::Error::usage(format!("{}: {e}", file.display())))?;
+    let text =
+        std::fs::read_to_string(&file).map_err(|e| faultline::Error::usage(format!("{}: {e}", file.display())))?;
     let plan = spec::parse(&text, check_action)
         .map_err(|error| faultline::Error::usage(format!("{}: {error}", file.display())))?;
     let (junit, json_report) = match command {
@@ -69,6 +69,7 @@ pub fn run(command: ExperimentCommand, read_only: bool) -> anyhow::Result<u8> {
         signal_hook::flag::register(signal, stop.clone())?;
     }
     let mut actor = CliActor::new(plan.experiment.target.clone(), read_only);
+    actor.needs_target = plan.needs_target();
     let report = run::run(&plan, &mut actor, &stop, &mut |line| eprintln!("faultline: {line}"));
     if let Some(path) = junit {
         faultline::recording::write_atomically(&path, &report.to_junit())?;
@@ -128,11 +129,14 @@ struct CliActor {
     /// Cluster target processes (node, host pid, kind) and the words that put each back.
     remote: Vec<(String, u32, Vec<Vec<String>>)>,
     fault_ids: Vec<String>,
+    /// Whether any action or check is about processes (else the target is not looked for).
+    needs_target: bool,
 }
 
 impl CliActor {
     fn new(target: Target, read_only: bool) -> CliActor {
-        CliActor { target, read_only, local: Vec::new(), remote: Vec::new(), fault_ids: Vec::new() }
+        let (local, remote, fault_ids) = (Vec::new(), Vec::new(), Vec::new());
+        CliActor { target, read_only, local, remote, fault_ids, needs_target: true }
     }
 
     fn kind(&self) -> Option<Kind> {
@@ -184,6 +188,9 @@ impl CliActor {
 
 impl Actor for CliActor {
     fn prepare(&mut self) -> Result<String, String> {
+        if !self.needs_target {
+            return Ok("none (cluster actions only)".to_string());
+        }
         if self.target.in_cluster() {
             let mut words = vec!["cluster".to_string(), "--json".to_string(), "status".to_string()];
             words.extend(self.cluster_target());
@@ -242,6 +249,9 @@ impl Actor for CliActor {
     }
 
     fn counters(&mut self) -> Option<Counters> {
+        if !self.needs_target {
+            return None;
+        }
         if self.target.in_cluster() {
             let mut words = vec!["cluster".to_string(), "--json".to_string(), "status".to_string()];
             words.extend(self.cluster_target());

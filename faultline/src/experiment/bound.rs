@@ -113,7 +113,8 @@ impl Bound {
         let bad = |why: &str| format!("{trimmed:?} is not a bound ({why}; e.g. \">= 99%\", \"<= 500ms\", \"> 0\")");
         let ops = [(">=", Op::AtLeast), ("<=", Op::AtMost), ("==", Op::Equal), (">", Op::Above), ("<", Op::Below)];
         let ops = ops.into_iter().chain([("=", Op::Equal)]);
-        let Some((op, rest)) = ops.into_iter().find_map(|(s, op)| trimmed.strip_prefix(s).map(|rest| (op, rest.trim())))
+        let Some((op, rest)) =
+            ops.into_iter().find_map(|(s, op)| trimmed.strip_prefix(s).map(|rest| (op, rest.trim())))
         else {
             return Err(bad("it must start with >=, <=, >, < or =="));
         };

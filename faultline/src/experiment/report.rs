@@ -218,7 +218,9 @@ mod tests {
         let xml = report().to_junit();
         assert!(xml.contains("<testsuite name=\"decode &lt;survives&gt;\" tests=\"2\" failures=\"1\""), "{xml}");
         assert!(
-            xml.contains("message=\"phase faults: p success rate &gt;= 99%: measured 66.67% (2/3), expected &gt;= 99%\""),
+            xml.contains(
+                "message=\"phase faults: p success rate &gt;= 99%: measured 66.67% (2/3), expected &gt;= 99%\""
+            ),
             "{xml}"
         );
         assert!(xml.contains("<testcase classname=\"faults\" name=\"target faults &gt; 0\""), "{xml}");
@@ -233,7 +235,10 @@ mod tests {
         let json = report().to_json();
         assert_eq!(json["passed"], false);
         assert_eq!(json["actions"][0]["action"], "enable");
-        assert_eq!(json["probes"][0]["per_second"][0], json!({"second": 0, "requests": 2, "ok": 1, "mean_latency_s": 0.005}));
+        assert_eq!(
+            json["probes"][0]["per_second"][0],
+            json!({"second": 0, "requests": 2, "ok": 1, "mean_latency_s": 0.005})
+        );
         assert_eq!(json["expectations"][0]["measured"], "66.67% (2/3)");
         assert_eq!(json["cleanup"][0], "pid 7: strategy restored");
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::probe;
 use super::report::{ActionRecord, Report};
-use super::spec::Plan;
+use super::spec::{Check, Plan};
 use super::verdict::{self, Counters, Readings};
 
 /// What carries out an experiment's actions, and undoes them.
@@ -54,7 +54,6 @@ pub fn run(plan: &Plan, actor: &mut dyn Actor, stop: &Arc<AtomicBool>, say: &mut
     }
     let probes_stop = Arc::new(AtomicBool::new(false));
     let mut probes = probe::start(&experiment.probes, started, &probes_stop);
-    let mut judged: Vec<(usize, Duration, Duration, Readings)> = Vec::new();
     'phases: for (index, phase) in experiment.phases.iter().enumerate() {
         let start = started.elapsed();
         say(format!("phase {} ({}): starting", phase.name, super::bound::Dur(phase.duration.0)));
@@ -99,26 +98,19 @@ pub fn run(plan: &Plan, actor: &mut dyn Actor, stop: &Arc<AtomicBool>, say: &mut
         }
         let end = started.elapsed();
         let after = actor.counters();
-        let wants_ledger = plan.checks[index].iter().any(|c| matches!(c, super::spec::Check::ClusterFaults(_)));
+        let wants_ledger = plan.checks[index].iter().any(|c| matches!(c, Check::ClusterFaults(_)));
         let cluster_faults = if wants_ledger { actor.cluster_faults() } else { None };
         report.phases.push((phase.name.clone(), start, end));
-        judged.push((index, start, end, Readings { counters: before.zip(after), cluster_faults }));
-    }
-    probes_stop.store(true, Ordering::Relaxed);
-    probe::finish(&mut probes);
-    report.probes = probes.iter().map(|p| (p.name.clone(), p.samples())).collect();
-    for (index, start, end, readings) in judged {
-        let phase = &experiment.phases[index];
+        // Judged as the phase ends (a request still in flight then is not counted), so the verdicts show as it runs.
+        let readings = Readings { counters: before.zip(after), cluster_faults };
         for check in &plan.checks[index] {
             let samples = match check {
-                super::spec::Check::SuccessRate(name, _)
-                | super::spec::Check::Latency(name, _, _)
-                | super::spec::Check::RecoversWithin(name, _) => {
-                    report.probes.iter().find(|(n, _)| n == name).map(|(_, s)| s.as_slice()).unwrap_or(&[])
+                Check::SuccessRate(name, _) | Check::Latency(name, _, _) | Check::RecoversWithin(name, _) => {
+                    probes.iter().find(|p| p.name == *name).map(probe::Running::samples).unwrap_or_default()
                 }
-                super::spec::Check::Counter(..) | super::spec::Check::ClusterFaults(_) => &[],
+                Check::Counter(..) | Check::ClusterFaults(_) => Vec::new(),
             };
-            let verdict = verdict::judge(&phase.name, check, samples, (start, end), readings);
+            let verdict = verdict::judge(&phase.name, check, &samples, (start, end), readings);
             say(format!(
                 "phase {}: {} — {}: measured {}",
                 phase.name,
@@ -129,6 +121,9 @@ pub fn run(plan: &Plan, actor: &mut dyn Actor, stop: &Arc<AtomicBool>, say: &mut
             report.verdicts.push(verdict);
         }
     }
+    probes_stop.store(true, Ordering::Relaxed);
+    probe::finish(&mut probes);
+    report.probes = probes.iter().map(|p| (p.name.clone(), p.samples())).collect();
     report.fault_ids = actor.fault_ids();
     report.cleanup = actor.restore();
     for line in &report.cleanup {

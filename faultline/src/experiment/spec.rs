@@ -221,6 +221,16 @@ pub struct Plan {
     pub actions: Vec<Vec<Vec<String>>>,
 }
 
+impl Plan {
+    /// Whether the experiment acts on or measures processes (a process command among its actions, or a target
+    /// counter among its checks); one that only takes `cluster …` actions needs no target process.
+    pub fn needs_target(&self) -> bool {
+        let process_action = self.actions.iter().flatten().any(|words| words.first().is_none_or(|w| w != "cluster"));
+        let counter = self.checks.iter().flatten().any(|check| matches!(check, Check::Counter(..)));
+        process_action || counter || self.experiment.target != Target::default()
+    }
+}
+
 /// Reads `text` and checks it whole; `check_action` says whether an action's words are a valid command (nothing
 /// is done). Errors name the line.
 pub fn parse(text: &str, check_action: impl Fn(&[String]) -> Result<(), String>) -> Result<Plan, SpecError> {
@@ -241,7 +251,10 @@ pub fn parse(text: &str, check_action: impl Fn(&[String]) -> Result<(), String>)
     }
     let target = &experiment.target;
     if target.in_cluster() && target.exe.is_some() {
-        return Err(fail("exe:", "target: `exe` is for local processes; give pod, selector or node for a cluster".into()));
+        return Err(fail(
+            "exe:",
+            "target: `exe` is for local processes; give pod, selector or node for a cluster".into(),
+        ));
     }
     if target.pid.is_some() && (target.pod.is_some() || target.selector.is_some()) {
         return Err(fail("pid:", "target: `pid` goes with `node` (a host pid) or alone (a local process)".into()));
@@ -276,7 +289,8 @@ pub fn parse(text: &str, check_action: impl Fn(&[String]) -> Result<(), String>)
             if words.is_empty() {
                 return Err(fail(&phase.name, format!("phase {}: an empty action", phase.name)));
             }
-            check_action(&words).map_err(|why| fail(action, format!("phase {}: action {action:?}: {why}", phase.name)))?;
+            check_action(&words)
+                .map_err(|why| fail(action, format!("phase {}: action {action:?}: {why}", phase.name)))?;
             words_of_phase.push(words);
         }
         actions.push(words_of_phase);
@@ -295,10 +309,9 @@ pub fn parse(text: &str, check_action: impl Fn(&[String]) -> Result<(), String>)
 /// The first line holding `needle` as a whole word (`probe: completion` is not in `probe: completions`).
 fn line_of(text: &str, needle: &str) -> Option<usize> {
     let word = |c: char| c.is_alphanumeric() || c == '_' || c == '-';
-    text.lines().position(|line| {
-        line.match_indices(needle).any(|(at, _)| !line[at + needle.len()..].starts_with(word))
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|line| line.match_indices(needle).any(|(at, _)| !line[at + needle.len()..].starts_with(word)))
+        .map(|i| i + 1)
 }
 
 fn check_of(expect: &Expect, probes: &std::collections::HashSet<&str>) -> Result<Check, String> {
@@ -408,7 +421,14 @@ phases:
     fn bad_files_are_refused_naming_the_line() {
         let cases = [
             (EXAMPLE.replace("probe: completions, recovers", "probe: completion, recovers"), 23, "unknown probe"),
-            (EXAMPLE.replace("duration: 4s\n    expect: [{probe: completions, recovers", "duration: soon\n    expect: [{probe: completions, recovers"), 22, "not a duration"),
+            (
+                EXAMPLE.replace(
+                    "duration: 4s\n    expect: [{probe: completions, recovers",
+                    "duration: soon\n    expect: [{probe: completions, recovers",
+                ),
+                22,
+                "not a duration",
+            ),
             (EXAMPLE.replace("\"disable\"", "\"disabel\""), 21, "unknown command \"disabel\""),
             (EXAMPLE.replace("success_rate: \">= 99%\"", "success_rate: \"99%\""), 15, "is not a bound"),
             (EXAMPLE.replace("method: POST", "methd: POST"), 7, "unknown field `methd`"),
@@ -419,7 +439,10 @@ phases:
             assert_eq!(error.line, Some(line), "{error}");
             assert!(error.message.contains(message), "{error}");
         }
-        let two = EXAMPLE.replace("{probe: completions, recovers_within: 2s}", "{probe: completions, recovers_within: 2s, success_rate: \">= 1%\"}");
+        let two = EXAMPLE.replace(
+            "{probe: completions, recovers_within: 2s}",
+            "{probe: completions, recovers_within: 2s, success_rate: \">= 1%\"}",
+        );
         assert!(parse(&two, known_words).unwrap_err().message.contains("one check per expectation"));
     }
 }

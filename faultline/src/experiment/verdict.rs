@@ -96,7 +96,7 @@ pub fn judge(
                     Counter::Faults => after.faults.saturating_sub(before.faults),
                     Counter::Calls => after.calls.saturating_sub(before.calls),
                 } as f64;
-                verdict(bound.holds(value), format!("{}", bound.show(value)), bound.to_string())
+                verdict(bound.holds(value), bound.show(value), bound.to_string())
             }
             None => verdict(false, "the target's counters could not be read".into(), bound.to_string()),
         },
@@ -160,9 +160,13 @@ mod tests {
         let faults = Check::Counter(Counter::Faults, Bound::parse("> 0").unwrap());
         let before = Counters { calls: 100, faults: 4 };
         let after = Counters { calls: 250, faults: 9 };
-        let v = judge("faults", &faults, &[], WHOLE, Readings { counters: Some((before, after)), cluster_faults: None });
+        let v =
+            judge("faults", &faults, &[], WHOLE, Readings { counters: Some((before, after)), cluster_faults: None });
         assert!(v.passed && v.measured == "5", "{v:?}");
-        assert!(!judge("faults", &faults, &[], WHOLE, Readings { counters: Some((after, after)), cluster_faults: None }).passed);
+        assert!(
+            !judge("faults", &faults, &[], WHOLE, Readings { counters: Some((after, after)), cluster_faults: None })
+                .passed
+        );
         assert!(!judge("faults", &faults, &[], WHOLE, Readings::default()).passed);
     }
 }
