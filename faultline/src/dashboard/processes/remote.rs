@@ -15,7 +15,7 @@ use serde_json::Value;
 use shm_proto::{codes, Kind, Mode};
 
 use super::sampler::{
-    Detail, HookRate, Job, Key, NodeId, NodeStatus, Outcome, ProcessRow, TailRecord, Window, HISTORY_LEN, TAIL_LEN,
+    hook_rates, Detail, Job, Key, NodeId, NodeStatus, Outcome, ProcessRow, TailRecord, Window, HISTORY_LEN, TAIL_LEN,
 };
 use crate::cluster::live::FeedEvent;
 use crate::request::{Options, Request};
@@ -398,14 +398,7 @@ impl Entry {
         Detail {
             key,
             state: self.state.clone(),
-            hook_rates: self
-                .hook_windows
-                .iter()
-                .map(|w| {
-                    let (calls_per_s, faults_per_s) = w.rates();
-                    HookRate { calls_per_s, faults_per_s }
-                })
-                .collect(),
+            hook_rates: hook_rates(&self.hook_windows),
             history: self.history.iter().copied().collect(),
             tail: self.tail.iter().cloned().collect(),
             recorded: self.recorded,

@@ -515,14 +515,7 @@ impl Sampler {
         let missed = recorded.saturating_sub(ring.capacity() as u64);
         Some(Detail {
             key,
-            hook_rates: entry
-                .hook_windows
-                .iter()
-                .map(|w| {
-                    let (calls_per_s, faults_per_s) = w.rates();
-                    HookRate { calls_per_s, faults_per_s }
-                })
-                .collect(),
+            hook_rates: hook_rates(&entry.hook_windows),
             history: entry.history.iter().copied().collect(),
             tail: records.iter().cloned().collect(),
             recorded,
@@ -566,6 +559,17 @@ impl Sampler {
             }
         }
     }
+}
+
+/// Each hook's rates over its window.
+pub(super) fn hook_rates(windows: &[Window]) -> Vec<HookRate> {
+    windows
+        .iter()
+        .map(|w| {
+            let (calls_per_s, faults_per_s) = w.rates();
+            HookRate { calls_per_s, faults_per_s }
+        })
+        .collect()
 }
 
 /// Whether the file of a dead target now holds another process's segment (the pid was reused).
