@@ -35,6 +35,7 @@
 pub mod action;
 pub mod agent;
 pub mod arm;
+pub mod conditions;
 pub mod exec;
 pub mod faults;
 pub mod gpu_failure;

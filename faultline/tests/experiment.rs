@@ -215,3 +215,79 @@ phases:
         && failure.is_empty()));
     assert!(cases.iter().any(|(_, name, failure)| name == "ran to the end" && failure.contains("interrupted")));
 }
+
+/// The conditions a cluster experiment waits for — a node cordoned, a selector's pods ready on other nodes, a new
+/// Event — read from the emulator while a thread plays the health monitor and the workload's controllers (the test
+/// double the machine needs: there is no real kubelet or NVSentinel here). The shipped GPU-failure example is valid.
+#[test]
+fn cluster_conditions_are_waited_for_within_their_bounds() {
+    use serde_json::json;
+    let pod = |name: &str, node: &str, ready: bool| {
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "dynamo", "labels": {"app": "decode"}},
+            "spec": {"nodeName": node, "containers": [{"name": "worker", "image": "vllm"}]},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}})
+    };
+    let spec = json!({
+        "objects": [
+            kmock::node("gpu-a", true, 8, false, json!([])),
+            kmock::node("gpu-b", true, 8, false, json!([])),
+            kmock::agent_pod("faultline-node-a", "gpu-a", true),
+            {"resource": "v1/pods", "body": pod("decode-0", "gpu-a", true)},
+        ],
+        "resources": ["v1/events", "v1/configmaps", "networking.k8s.io/v1/networkpolicies", "apps/v1/deployments",
+            "apps/v1/statefulsets"],
+    });
+    let kmock = kmock::Kmock::start(&spec);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("conditions.yaml");
+    std::fs::write(
+        &file,
+        r#"name: monitor-reacts
+phases:
+  - name: failure
+    duration: 4s
+    expect:
+      - {node_cordoned: gpu-a, within: 4s}
+      - {pods_ready: app=decode, namespace: dynamo, off_node: gpu-a, within: 4s}
+      - {event: FaultlineXidInjected, within: 4s}
+  - name: later
+    duration: 1s
+    expect:
+      - {event: FaultlineXidInjected, within: 1s}
+"#,
+    )
+    .unwrap();
+    let mut command = Command::new(&testkit::artifacts().faultline);
+    command.args(["experiment", "run", file.to_str().unwrap()]).env("KUBECONFIG", kmock.kubeconfig());
+    let mut run = Program::spawn_capturing_stderr(command);
+    run.error_lines_until(|line| line.contains("phase failure (4s): starting"));
+    // The monitor's and the controllers' part: cordon gpu-a, move the pod to gpu-b, record the XID's Event.
+    kmock::patch(kmock.port, "/api/v1/nodes/gpu-a", &json!({"spec": {"unschedulable": true}}));
+    kmock.http("DELETE", "/api/v1/namespaces/dynamo/pods/decode-0", None);
+    kmock.http("POST", "/api/v1/namespaces/dynamo/pods", Some(&pod("decode-1", "gpu-b", true)));
+    let event = json!({"apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": "xid-79", "namespace": kmock::NAMESPACE},
+        "involvedObject": {"kind": "Node", "name": "gpu-a"}, "reason": "FaultlineXidInjected", "type": "Warning",
+        "message": "XID 79"});
+    kmock.http("POST", &format!("/api/v1/namespaces/{}/events", kmock::NAMESPACE), Some(&event));
+    let lines = run.error_lines_until(|line| line.contains("phase later: an Event FaultlineXidInjected within 1s"));
+    let exit = run.finish();
+    let verdicts: Vec<&String> = lines.iter().filter(|l| l.contains(" — ")).collect();
+    for condition in ["node gpu-a cordoned within 4s", "pods app=decode in dynamo ready off node gpu-a within 4s"] {
+        assert!(verdicts.iter().any(|l| l.contains(condition) && l.contains("— held")), "{condition}: {lines:?}");
+    }
+    assert!(verdicts.iter().any(|l| l.contains("phase failure: an Event FaultlineXidInjected within 4s — held")));
+    // The Event came before the second phase began: no new one there.
+    assert!(verdicts
+        .iter()
+        .any(|l| l.contains("phase later: an Event") && l.contains("FAILED: measured not in the phase")));
+    assert_eq!(exit.code(), Some(1), "one expectation failed");
+
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/gpu-failure.yaml");
+    let output = Command::new(&testkit::artifacts().faultline)
+        .args(["experiment", "validate", example.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+}

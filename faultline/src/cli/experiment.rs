@@ -12,9 +12,11 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use faultline::actions::{self, Planned};
 use faultline::cluster::action::{self, Access, ClusterRequest};
+use faultline::cluster::conditions::{self, Condition};
+use faultline::cluster::{ConnectOptions, Session};
 use faultline::error::{EXIT_FAILED, EXIT_OK};
 use faultline::experiment::run::{self, Actor};
-use faultline::experiment::spec::{self, Target};
+use faultline::experiment::spec::{self, Target, Wait};
 use faultline::experiment::verdict::Counters;
 use faultline::state::ProcessState;
 use faultline::targets::{self, Purpose};
@@ -131,12 +133,26 @@ struct CliActor {
     fault_ids: Vec<String>,
     /// Whether any action or check is about processes (else the target is not looked for).
     needs_target: bool,
+    /// For the cluster conditions: connected at the first.
+    session: Option<Session>,
+    /// Events of each reason at the start of the phase waiting for one.
+    event_baselines: BTreeMap<String, usize>,
 }
 
 impl CliActor {
     fn new(target: Target, read_only: bool) -> CliActor {
         let (local, remote, fault_ids) = (Vec::new(), Vec::new(), Vec::new());
-        CliActor { target, read_only, local, remote, fault_ids, needs_target: true }
+        let (session, event_baselines) = (None, BTreeMap::new());
+        CliActor { target, read_only, local, remote, fault_ids, needs_target: true, session, event_baselines }
+    }
+
+    /// The session the cluster conditions are read through (the kubeconfig's current context).
+    fn session(&mut self) -> Result<&Session, String> {
+        if self.session.is_none() {
+            let session = Session::connect(&ConnectOptions::default()).map_err(|e| e.to_string())?;
+            self.session = Some(session);
+        }
+        self.session.as_ref().ok_or_else(|| "no session".to_string())
     }
 
     fn kind(&self) -> Option<Kind> {
@@ -318,6 +334,29 @@ impl Actor for CliActor {
 
     fn fault_ids(&self) -> Vec<String> {
         self.fault_ids.clone()
+    }
+
+    fn condition(&mut self, wait: &Wait, first: bool) -> Result<bool, String> {
+        let condition = match wait {
+            Wait::NodeCordoned(node) => Condition::NodeCordoned(node.clone()),
+            Wait::PodsReady { namespace, selector, off_node } => Condition::PodsReady {
+                namespace: namespace.clone(),
+                selector: selector.parse().map_err(|e: faultline::cluster::ClusterError| e.to_string())?,
+                avoid_node: off_node.clone(),
+            },
+            Wait::Event(reason) => {
+                if first || !self.event_baselines.contains_key(reason) {
+                    let session = self.session()?;
+                    let count = session.block_on(conditions::count_events(session.api(), reason));
+                    let count = count.map_err(|e| e.to_string())?;
+                    self.event_baselines.insert(reason.clone(), count);
+                }
+                let baseline = self.event_baselines.get(reason).copied().unwrap_or(0);
+                Condition::Event { reason: reason.clone(), baseline }
+            }
+        };
+        let session = self.session()?;
+        session.block_on(conditions::holds(session.api(), &condition)).map_err(|e| e.to_string())
     }
 
     fn cluster_faults(&mut self) -> Option<usize> {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::probe;
 use super::report::{ActionRecord, Report};
-use super::spec::{Check, Plan};
+use super::spec::{Check, Plan, Wait};
 use super::verdict::{self, Counters, Readings};
 
 /// What carries out an experiment's actions, and undoes them.
@@ -27,6 +27,8 @@ pub trait Actor {
     fn fault_ids(&self) -> Vec<String>;
     /// Active faults in the cluster's ledger now (distinct fault ids, every namespace), if it can be listed.
     fn cluster_faults(&mut self) -> Option<usize>;
+    /// Whether `wait` holds now; `first` before the phase's actions (an Event counts when it is newer than that).
+    fn condition(&mut self, wait: &Wait, first: bool) -> Result<bool, String>;
 }
 
 /// Runs `plan`. `stop` is set by a signal handler (Ctrl-C, SIGTERM): the phase in progress ends at once, the run is
@@ -56,8 +58,15 @@ pub fn run(plan: &Plan, actor: &mut dyn Actor, stop: &Arc<AtomicBool>, say: &mut
     let mut probes = probe::start(&experiment.probes, started, &probes_stop);
     'phases: for (index, phase) in experiment.phases.iter().enumerate() {
         let start = started.elapsed();
-        say(format!("phase {} ({}): starting", phase.name, super::bound::Dur(phase.duration.0)));
         let before = actor.counters();
+        let begun = Instant::now();
+        // Each condition's state before the actions (an Event counts only if it is newer).
+        for check in &plan.checks[index] {
+            if let Check::Within(wait, _) = check {
+                let _ = actor.condition(wait, true);
+            }
+        }
+        say(format!("phase {} ({}): starting", phase.name, super::bound::Dur(phase.duration.0)));
         for (words, text) in plan.actions[index].iter().zip(&phase.actions) {
             let at = started.elapsed();
             let result = actor.apply(words);
@@ -75,7 +84,29 @@ pub fn run(plan: &Plan, actor: &mut dyn Actor, stop: &Arc<AtomicBool>, say: &mut
         }
         let phase_start = Instant::now();
         let mut next_line = phase_start + Duration::from_secs(1);
-        while phase_start.elapsed() < phase.duration.0 {
+        // The cluster conditions this phase waits for, polled twice a second until each first holds.
+        let mut waits: Vec<(&Wait, Option<Result<Option<Duration>, String>>)> = plan.checks[index]
+            .iter()
+            .filter_map(|check| match check {
+                Check::Within(wait, _) => Some((wait, None)),
+                _ => None,
+            })
+            .collect();
+        let mut next_poll = phase_start;
+        loop {
+            if !waits.is_empty() && Instant::now() >= next_poll {
+                next_poll += Duration::from_millis(500);
+                for (wait, state) in waits.iter_mut().filter(|(_, state)| state.is_none()) {
+                    match actor.condition(wait, false) {
+                        Ok(true) => *state = Some(Ok(Some(begun.elapsed()))),
+                        Ok(false) => {}
+                        Err(why) => *state = Some(Err(why)),
+                    }
+                }
+            }
+            if phase_start.elapsed() >= phase.duration.0 {
+                break;
+            }
             if stop.load(Ordering::Relaxed) {
                 report.interrupted = Some(format!("interrupted during phase {}", phase.name));
                 report.phases.push((phase.name.clone(), start, started.elapsed()));
@@ -102,15 +133,16 @@ pub fn run(plan: &Plan, actor: &mut dyn Actor, stop: &Arc<AtomicBool>, say: &mut
         let cluster_faults = if wants_ledger { actor.cluster_faults() } else { None };
         report.phases.push((phase.name.clone(), start, end));
         // Judged as the phase ends (a request still in flight then is not counted), so the verdicts show as it runs.
-        let readings = Readings { counters: before.zip(after), cluster_faults };
+        let waits = waits.into_iter().map(|(wait, state)| (wait.to_string(), state.unwrap_or(Ok(None)))).collect();
+        let readings = Readings { counters: before.zip(after), cluster_faults, waits };
         for check in &plan.checks[index] {
             let samples = match check {
                 Check::SuccessRate(name, _) | Check::Latency(name, _, _) | Check::RecoversWithin(name, _) => {
                     probes.iter().find(|p| p.name == *name).map(probe::Running::samples).unwrap_or_default()
                 }
-                Check::Counter(..) | Check::ClusterFaults(_) => Vec::new(),
+                Check::Counter(..) | Check::ClusterFaults(_) | Check::Within(..) => Vec::new(),
             };
-            let verdict = verdict::judge(&phase.name, check, &samples, (start, end), readings);
+            let verdict = verdict::judge(&phase.name, check, &samples, (start, end), &readings);
             say(format!(
                 "phase {}: {} — {}: measured {}",
                 phase.name,

@@ -143,6 +143,51 @@ pub struct Expect {
     pub value: Option<Bound>,
     /// Active faults in the cluster's ledger (`faultline cluster faults -A`, by fault id) at the phase's end.
     pub cluster_faults: Option<Bound>,
+    /// This node is cordoned `within` the phase's start.
+    pub node_cordoned: Option<String>,
+    /// Every pod of this selector (in `namespace`) is ready `within` the phase's start (off `off_node`, if given).
+    pub pods_ready: Option<String>,
+    /// The namespace of `pods_ready`.
+    pub namespace: Option<String>,
+    /// `pods_ready` counts only when none of the pods is on this node.
+    pub off_node: Option<String>,
+    /// A new Event with this reason (in the agent's namespace; faultline's XID Events: `FaultlineXid`) `within`.
+    pub event: Option<String>,
+    /// For `node_cordoned`, `pods_ready` and `event`: how long after the phase's start at most.
+    pub within: Option<Dur>,
+}
+
+/// A cluster condition waited for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wait {
+    /// The node is cordoned.
+    NodeCordoned(String),
+    /// The selector's pods are ready (off a node).
+    PodsReady {
+        /// Their namespace.
+        namespace: String,
+        /// Which pods.
+        selector: String,
+        /// Not on this node.
+        off_node: Option<String>,
+    },
+    /// A new Event with this reason.
+    Event(String),
+}
+
+impl fmt::Display for Wait {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Wait::NodeCordoned(node) => write!(f, "node {node} cordoned"),
+            Wait::PodsReady { namespace, selector, off_node: None } => {
+                write!(f, "pods {selector} in {namespace} ready")
+            }
+            Wait::PodsReady { namespace, selector, off_node: Some(node) } => {
+                write!(f, "pods {selector} in {namespace} ready off node {node}")
+            }
+            Wait::Event(reason) => write!(f, "an Event {reason}"),
+        }
+    }
 }
 
 /// A target counter.
@@ -168,6 +213,8 @@ pub enum Check {
     Counter(Counter, Bound),
     /// Active cluster faults at the phase's end.
     ClusterFaults(Bound),
+    /// A cluster condition holds within this long of the phase's start.
+    Within(Wait, Dur),
 }
 
 impl fmt::Display for Check {
@@ -179,6 +226,7 @@ impl fmt::Display for Check {
             Check::Counter(Counter::Faults, bound) => write!(f, "target faults {bound}"),
             Check::Counter(Counter::Calls, bound) => write!(f, "target calls {bound}"),
             Check::ClusterFaults(bound) => write!(f, "active cluster faults {bound}"),
+            Check::Within(wait, within) => write!(f, "{wait} within {within}"),
         }
     }
 }
@@ -357,10 +405,26 @@ fn check_of(expect: &Expect, probes: &std::collections::HashSet<&str>) -> Result
     if let Some(bound) = expect.cluster_faults {
         forms.push(Check::ClusterFaults(bound));
     }
+    let mut waits = Vec::new();
+    if let Some(node) = &expect.node_cordoned {
+        waits.push(Wait::NodeCordoned(node.clone()));
+    }
+    if let Some(selector) = &expect.pods_ready {
+        selector.parse::<crate::cluster::names::Labels>().map_err(|e| e.to_string())?;
+        let namespace = expect.namespace.clone().ok_or("pods_ready needs the pods' namespace")?;
+        waits.push(Wait::PodsReady { namespace, selector: selector.clone(), off_node: expect.off_node.clone() });
+    }
+    if let Some(reason) = &expect.event {
+        waits.push(Wait::Event(reason.clone()));
+    }
+    for wait in waits {
+        let within = expect.within.ok_or_else(|| format!("{wait}: give `within` (e.g. within: 60s)"))?;
+        forms.push(Check::Within(wait, within));
+    }
     match forms.len() {
         1 => Ok(forms.remove(0)),
         0 => Err("an expectation needs a probe with success_rate, latency_*, or recovers_within, or a target \
-                  counter with a value, or cluster_faults"
+                  counter with a value, cluster_faults, or node_cordoned / pods_ready / event with within"
             .to_string()),
         _ => Err("one check per expectation: write each as its own list item".to_string()),
     }

@@ -32,12 +32,15 @@ pub struct Counters {
 }
 
 /// What was read of the target and the cluster around a phase.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Readings {
     /// The target's counters at the phase's start and end.
     pub counters: Option<(Counters, Counters)>,
     /// Active cluster faults at the phase's end.
     pub cluster_faults: Option<usize>,
+    /// Per waited-for condition (by its text): when it first held, since the phase's start (`None`: never in the
+    /// phase), or why it could not be read.
+    pub waits: std::collections::BTreeMap<String, Result<Option<Duration>, String>>,
 }
 
 /// Judges `check` over `samples` (the probe's, in the phase: `at` from `start` to `end`) and the readings.
@@ -46,7 +49,7 @@ pub fn judge(
     check: &Check,
     samples: &[Sample],
     (start, end): (Duration, Duration),
-    readings: Readings,
+    readings: &Readings,
 ) -> Verdict {
     let counters = readings.counters;
     let in_phase: Vec<&Sample> = samples.iter().filter(|s| s.at >= start && s.at < end).collect();
@@ -100,6 +103,12 @@ pub fn judge(
             }
             None => verdict(false, "the target's counters could not be read".into(), bound.to_string()),
         },
+        Check::Within(wait, within) => match readings.waits.get(&wait.to_string()) {
+            Some(Ok(Some(took))) => verdict(*took <= within.0, Dur(*took).to_string(), format!("<= {within}")),
+            Some(Ok(None)) => verdict(false, "not in the phase".into(), format!("<= {within}")),
+            Some(Err(why)) => verdict(false, format!("could not be read: {why}"), format!("<= {within}")),
+            None => verdict(false, "not watched".into(), format!("<= {within}")),
+        },
         Check::ClusterFaults(bound) => match readings.cluster_faults {
             Some(active) => verdict(bound.holds(active as f64), active.to_string(), bound.to_string()),
             None => verdict(false, "the cluster's faults could not be listed".into(), bound.to_string()),
@@ -130,28 +139,28 @@ mod tests {
     #[test]
     fn success_rate_and_latency_over_the_phase() {
         let rate = Check::SuccessRate("p".into(), Bound::parse(">= 75%").unwrap());
-        let v = judge("faults", &rate, &samples("OOOX"), WHOLE, Readings::default());
+        let v = judge("faults", &rate, &samples("OOOX"), WHOLE, &Readings::default());
         assert!(v.passed, "{v:?}");
         assert_eq!((v.measured.as_str(), v.bound.as_str()), ("75% (3/4)", ">= 75%"));
-        assert!(!judge("faults", &rate, &samples("OOXX"), WHOLE, Readings::default()).passed);
-        assert_eq!(judge("faults", &rate, &[], WHOLE, Readings::default()).measured, "no requests");
+        assert!(!judge("faults", &rate, &samples("OOXX"), WHOLE, &Readings::default()).passed);
+        assert_eq!(judge("faults", &rate, &[], WHOLE, &Readings::default()).measured, "no requests");
         // Only the phase's samples count.
         let window = (Duration::from_millis(200), Duration::from_millis(400));
-        assert_eq!(judge("faults", &rate, &samples("XXOO"), window, Readings::default()).measured, "100% (2/2)");
+        assert_eq!(judge("faults", &rate, &samples("XXOO"), window, &Readings::default()).measured, "100% (2/2)");
         let p99 = Check::Latency("p".into(), 0.99, Bound::parse("<= 30ms").unwrap());
-        let v = judge("faults", &p99, &samples("OOO"), WHOLE, Readings::default());
+        let v = judge("faults", &p99, &samples("OOO"), WHOLE, &Readings::default());
         assert!(v.passed && v.measured.starts_with("30ms (p99 of 3"), "{v:?}");
-        assert!(!judge("faults", &p99, &samples("OOOO"), WHOLE, Readings::default()).passed);
+        assert!(!judge("faults", &p99, &samples("OOOO"), WHOLE, &Readings::default()).passed);
     }
 
     #[test]
     fn recovery_is_the_first_success_of_the_last_unbroken_run() {
         let within = Check::RecoversWithin("p".into(), Dur(Duration::from_millis(300)));
-        let v = judge("recovery", &within, &samples("XXOXOOOO"), WHOLE, Readings::default());
+        let v = judge("recovery", &within, &samples("XXOXOOOO"), WHOLE, &Readings::default());
         assert_eq!(v.measured, "400ms");
         assert!(!v.passed);
-        assert!(judge("recovery", &within, &samples("XXOOOO"), WHOLE, Readings::default()).passed);
-        let never = judge("recovery", &within, &samples("OOX"), WHOLE, Readings::default());
+        assert!(judge("recovery", &within, &samples("XXOOOO"), WHOLE, &Readings::default()).passed);
+        let never = judge("recovery", &within, &samples("OOX"), WHOLE, &Readings::default());
         assert!(!never.passed && never.measured == "did not recover in the phase");
     }
 
@@ -161,12 +170,12 @@ mod tests {
         let before = Counters { calls: 100, faults: 4 };
         let after = Counters { calls: 250, faults: 9 };
         let v =
-            judge("faults", &faults, &[], WHOLE, Readings { counters: Some((before, after)), cluster_faults: None });
+            judge("faults", &faults, &[], WHOLE, &Readings { counters: Some((before, after)), ..Readings::default() });
         assert!(v.passed && v.measured == "5", "{v:?}");
         assert!(
-            !judge("faults", &faults, &[], WHOLE, Readings { counters: Some((after, after)), cluster_faults: None })
+            !judge("faults", &faults, &[], WHOLE, &Readings { counters: Some((after, after)), ..Readings::default() })
                 .passed
         );
-        assert!(!judge("faults", &faults, &[], WHOLE, Readings::default()).passed);
+        assert!(!judge("faults", &faults, &[], WHOLE, &Readings::default()).passed);
     }
 }
