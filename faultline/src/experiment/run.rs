@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::probe;
 use super::report::{ActionRecord, Report};
 use super::spec::{Check, Plan, Wait};
-use super::verdict::{self, Counters, Readings};
+use super::verdict::{self, Counters, Readings, Waited};
 
 /// What carries out an experiment's actions, and undoes them.
 pub trait Actor {
@@ -85,7 +85,7 @@ pub fn run(plan: &Plan, actor: &mut dyn Actor, stop: &Arc<AtomicBool>, say: &mut
         let phase_start = Instant::now();
         let mut next_line = phase_start + Duration::from_secs(1);
         // The cluster conditions this phase waits for, polled twice a second until each first holds.
-        let mut waits: Vec<(&Wait, Option<Result<Option<Duration>, String>>)> = plan.checks[index]
+        let mut waits: Vec<(&Wait, Option<Waited>)> = plan.checks[index]
             .iter()
             .filter_map(|check| match check {
                 Check::Within(wait, _) => Some((wait, None)),

@@ -40,8 +40,12 @@ pub struct Readings {
     pub cluster_faults: Option<usize>,
     /// Per waited-for condition (by its text): when it first held, since the phase's start (`None`: never in the
     /// phase), or why it could not be read.
-    pub waits: std::collections::BTreeMap<String, Result<Option<Duration>, String>>,
+    pub waits: std::collections::BTreeMap<String, Waited>,
 }
+
+/// When a waited-for condition first held, since the phase's start (`None`: never in the phase), or why it could not
+/// be read.
+pub type Waited = Result<Option<Duration>, String>;
 
 /// Judges `check` over `samples` (the probe's, in the phase: `at` from `start` to `end`) and the readings.
 pub fn judge(
