@@ -214,6 +214,14 @@ phases:
         && name == "active cluster faults == 1"
         && failure.is_empty()));
     assert!(cases.iter().any(|(_, name, failure)| name == "ran to the end" && failure.contains("interrupted")));
+
+    // Run to its end: every expectation held, exit 0, and again nothing left behind.
+    let text = std::fs::read_to_string(&file).unwrap().replace("duration: 30s", "duration: 1s");
+    std::fs::write(&file, text).unwrap();
+    let experiment = run(&[]);
+    assert_eq!(experiment.finish().code(), Some(0));
+    assert_eq!(active(), 0, "no fault is left behind");
+    assert!(junit_cases(&junit).iter().all(|(_, _, failure)| failure.is_empty()));
 }
 
 /// The conditions a cluster experiment waits for — a node cordoned, a selector's pods ready on other nodes, a new
@@ -290,4 +298,57 @@ phases:
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// A cluster process as the target: the actions reach it through its node's agent (the emulator's exec endpoint,
+/// the real `faultline node watch`), its counters are read the same way, and its settings are put back at the end.
+#[test]
+fn a_pods_process_is_steered_measured_and_put_back_through_the_agent() {
+    use serde_json::json;
+    assert!(faultline::targets::running_as_root(), "the node agent runs as root");
+    let shm = ShmDir::new();
+    let env = [("FAULTLINE_POD_NAMESPACE", "dynamo"), ("FAULTLINE_POD_NAME", "decode-0")];
+    let mut decode = common::start_with_env(&shm, "put", &env);
+    let spec = json!({
+        "objects": [
+            kmock::node("gpu-a", true, 8, false, json!([])),
+            kmock::agent_pod("faultline-node-a", "gpu-a", true),
+            {"resource": "v1/pods", "body": {"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "decode-0", "namespace": "dynamo", "uid": "uid-decode-0"},
+                "spec": {"nodeName": "gpu-a", "containers": [{"name": "worker", "image": "vllm"}]},
+                "status": {"phase": "Running"}}},
+        ],
+        "resources": ["v1/events", "v1/configmaps", "networking.k8s.io/v1/networkpolicies", "apps/v1/deployments",
+            "apps/v1/statefulsets"],
+        "exec": kmock::exec(&[("faultline-node-a", json!({"FAULTLINE_SHM_DIR": shm.path()}))]),
+    });
+    let kmock = kmock::Kmock::start(&spec);
+    let before = settings(&status(&shm, decode.pid()));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pod.yaml");
+    std::fs::write(
+        &file,
+        r#"name: decode-pod-faults
+target: {pod: dynamo/decode-0}
+phases:
+  - name: faults
+    actions: ["strategy X", "probability 100", "enable"]
+    duration: 3s
+    expect: [{target: faults, value: "> 0"}, {target: calls, value: ">= 5"}]
+"#,
+    )
+    .unwrap();
+    let mut command = Command::new(&testkit::artifacts().faultline);
+    command.args(["experiment", "run", file.to_str().unwrap()]).env("KUBECONFIG", kmock.kubeconfig());
+    let mut run = Program::spawn_capturing_stderr(command);
+    run.error_lines_until(|line| line.contains("phase faults: enable:"));
+    // The pod's program makes calls while the phase runs: every one fails.
+    let statuses = common::run_statuses(&mut decode, 5);
+    assert!(statuses.iter().all(|s| *s != 0), "{statuses:?}");
+    let lines = run.error_lines_until(|line| line.contains("clean-up: node gpu-a pid"));
+    assert!(lines.iter().any(|l| l.contains("target faults > 0 — held")), "{lines:?}");
+    assert!(lines.last().unwrap().contains("the settings it had before are back"), "{lines:?}");
+    assert_eq!(run.finish().code(), Some(0));
+    assert_eq!(settings(&status(&shm, decode.pid())), before, "put back as it was");
+    assert!(common::run_statuses(&mut decode, 3).iter().all(|s| *s == 0), "no fault after the experiment");
 }
