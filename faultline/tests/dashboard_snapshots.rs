@@ -667,4 +667,10 @@ fn jobs_on_cluster_processes_go_to_their_agent_once_as_command_words() {
         "set the probability, disable fault injection: node gpu-a is unreachable since 12:00:00: no ready agent"
     );
     assert!(sampler.take_remote_orders().is_empty());
+
+    // The API server cannot be reached: said once, not at every retry.
+    let failed = || FeedEvent::Failed("cannot list nodes: connection refused".into());
+    let outcome = sampler.on_feed(failed(), Duration::from_secs(15)).expect("said");
+    assert_eq!(outcome.message, "cluster processes: cannot list nodes: connection refused");
+    assert_eq!(sampler.on_feed(failed(), Duration::from_secs(20)), None);
 }

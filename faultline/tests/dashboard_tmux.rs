@@ -275,9 +275,11 @@ fn the_cluster_view_lists_real_api_nodes_and_shows_a_failed_injection() {
     tmux.keys(&["y"]);
     tmux.wait_for("the failure in the log", |s| s.contains("XID not injected:"));
 
-    // The view stays usable: back to the processes, and q quits cleanly.
+    // The view stays usable: back to the processes, and q quits cleanly. Once the view connected, the process list
+    // looks for the cluster's processes too: this agent answers no exec, so its node is unreachable.
     tmux.keys(&["v"]);
     tmux.wait_for("the process view again", |s| s.contains("0 processes"));
+    tmux.wait_for("the cluster's processes are looked for", |s| s.contains("gpu-a unreachable since"));
     tmux.keys(&["q"]);
     tmux.wait_for("faultline exits with status 0", |s| s.contains("FAULTLINE-EXIT=0"));
 }

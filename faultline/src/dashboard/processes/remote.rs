@@ -66,6 +66,8 @@ pub struct Remotes {
     pending: HashMap<u64, Pending>,
     next_token: u64,
     orders: Vec<RemoteOrder>,
+    /// The feed's last failure to reach the API server, said once.
+    feed_failure: Option<String>,
 }
 
 impl Remotes {
@@ -128,7 +130,16 @@ impl Remotes {
                 None
             }
             FeedEvent::Reply { token, reply, .. } => self.reply(token, reply),
-            FeedEvent::Connected { .. } | FeedEvent::Failed(_) => None,
+            FeedEvent::Connected { .. } => {
+                self.feed_failure = None;
+                None
+            }
+            // Said once, not at every retry: the list shows what is still known meanwhile.
+            FeedEvent::Failed(why) if self.feed_failure.as_ref() != Some(&why) => {
+                self.feed_failure = Some(why.clone());
+                Some(Outcome { ok: false, message: format!("cluster processes: {why}") })
+            }
+            FeedEvent::Failed(_) => None,
         }
     }
 
