@@ -11,6 +11,9 @@ line and the dashboard accept and refuse exactly the same things::
     with faultline.faults(pid, strategy="XOOX", hooks=["ucp_put_nbx"], error_codes=["UCS_ERR_IO_ERROR"]):
         ...  # every first and fourth put fails; the previous strategy is back after the block
 
+Experiments (phases of faults while HTTP probes measure a service, with verdicts) run with
+:func:`run_experiment` on the same YAML files as ``faultline experiment run``.
+
 Programs are started under a shim with ``LD_PRELOAD=$(faultline shim-path ucx)`` (:func:`shim_path`); the pytest
 plugin (``faultline.pytest_plugin``, enabled on install) has fixtures that do it for a test.
 """
@@ -18,6 +21,7 @@ plugin (``faultline.pytest_plugin``, enabled on install) has fixtures that do it
 from importlib.metadata import PackageNotFoundError, version
 
 from ._cli import FaultlineError, executable
+from ._experiment import ExperimentResult, Verdict, run_experiment, validate_experiment
 from ._launch import Launcher, ShimmedProcess
 from ._process import Faults, Process, faults, processes, shim_path
 from ._types import DumpFormat, ErrorCode, Hook, Kind, PsRow, Status
@@ -30,6 +34,7 @@ except PackageNotFoundError:  # imported from a source tree, not installed
 __all__ = [
     "DumpFormat",
     "ErrorCode",
+    "ExperimentResult",
     "FaultlineError",
     "Faults",
     "Hook",
@@ -39,8 +44,11 @@ __all__ = [
     "PsRow",
     "ShimmedProcess",
     "Status",
+    "Verdict",
     "executable",
     "faults",
     "processes",
+    "run_experiment",
     "shim_path",
+    "validate_experiment",
 ]
