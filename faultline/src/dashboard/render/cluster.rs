@@ -398,6 +398,7 @@ fn status(frame: &mut Frame, app: &App, area: Rect) {
         let hint = |intent, what: &str| format!("{} {what}", keys.keys_of(Context::Cluster, intent));
         let hints = [
             hint(Intent::InjectXid, "XID"),
+            hint(Intent::InjectSignal, "signal"),
             hint(Intent::CreatePartition, "partition"),
             hint(Intent::RolloutShim, "shim"),
             hint(Intent::ArmNode, "arm"),
