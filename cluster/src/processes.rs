@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 use serde::Serialize;
+use faultline_core::state::ProcessState;
 use serde_json::{json, Value};
 
 use super::agent;
@@ -316,31 +317,32 @@ fn find(snapshot: &Value, pid: u32) -> Option<Value> {
     snapshot["processes"].as_array()?.iter().find(|p| p["pid"] == pid).cloned()
 }
 
-/// A snapshot's process as a row, placed in its pod.
+/// A snapshot's process (its `status --json` state, read back with [`ProcessState::from_json`]) as a row, placed in
+/// its pod: by what its shim recorded, else by the pod with its cgroup's pod UID.
 fn place(process: &Value, fallback_node: String, pods: &[Pod]) -> Option<ClusterProcess> {
-    let text = |field: &str| process[field].as_str().filter(|s| !s.is_empty()).map(str::to_string);
-    let (mut namespace, mut pod) = (text("namespace"), text("pod"));
-    if pod.is_none() {
-        if let Some(uid) = text("pod_uid") {
-            if let Some(found) = pods.iter().find(|p| p.metadata.uid.as_deref() == Some(uid.as_str())) {
-                namespace = found.metadata.namespace.clone();
-                pod = found.metadata.name.clone();
-            }
+    let state = ProcessState::from_json(process).ok()?;
+    let known = |text: &str| (!text.is_empty()).then(|| text.to_string());
+    let recorded = state.pod.clone().unwrap_or_default();
+    let (mut namespace, mut pod) = (known(&recorded.namespace), known(&recorded.pod));
+    if pod.is_none() && !recorded.pod_uid.is_empty() {
+        if let Some(found) = pods.iter().find(|p| p.metadata.uid.as_deref() == Some(recorded.pod_uid.as_str())) {
+            namespace = found.metadata.namespace.clone();
+            pod = found.metadata.name.clone();
         }
     }
     Some(ClusterProcess {
-        node: text("node").unwrap_or(fallback_node),
+        node: process["node"].as_str().filter(|n| !n.is_empty()).map_or(fallback_node, str::to_string),
         namespace,
         pod,
-        container: text("container"),
-        pid: u32::try_from(process["pid"].as_u64()?).ok()?,
-        kind: text("kind").unwrap_or_default(),
-        exe: text("exe").unwrap_or_default(),
-        alive: process["alive"].as_bool().unwrap_or(false),
-        enabled: process["enabled"].as_bool().unwrap_or(false),
-        mode: text("mode").unwrap_or_default(),
-        calls: process["calls"].as_u64().unwrap_or(0),
-        faults: process["faults"].as_u64().unwrap_or(0),
+        container: known(&recorded.container),
+        pid: state.pid,
+        kind: state.kind.to_string(),
+        exe: state.exe,
+        alive: state.alive,
+        enabled: state.enabled,
+        mode: state.mode.to_string(),
+        calls: state.calls,
+        faults: state.faults,
         calls_per_s: 0.0,
         faults_per_s: 0.0,
     })
