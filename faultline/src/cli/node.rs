@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use faultline::error::EXIT_OK;
-use faultline::node::{self, arm, gpus, kmsg, xid, NodeError, Nvl5Options, XidInjection};
+use faultline::node::{self, arm, xid, NodeError, Nvl5Options, XidInjection};
 use faultline::targets;
 
 use super::signals::{self, register, FallenOffArgs, NicArgs, SxidArgs};
@@ -117,21 +117,8 @@ pub struct XidArgs {
     /// List the XID catalog and exit.
     #[arg(long, conflicts_with_all = ["xid", "force", "dry_run"])]
     pub list: bool,
-    /// The fault id to put in the line (faultline cluster passes its own).
-    #[arg(long, value_name = "ID", hide = true)]
-    pub fault_id: Option<String>,
-    /// The NVIDIA driver's /proc directory (`FAULTLINE_NVIDIA_PROC` in the agent's environment: a test's fixture).
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "FAULTLINE_NVIDIA_PROC",
-        default_value = gpus::DEFAULT_DRIVER_DIR,
-        hide = true
-    )]
-    pub nvidia_proc: PathBuf,
-    /// The kernel log device.
-    #[arg(long, value_name = "DEVICE", default_value = kmsg::DEV_KMSG, hide = true)]
-    pub kmsg: PathBuf,
+    #[command(flatten)]
+    pub paths: super::signals::NodePaths,
 }
 
 /// The options of `faultline node arm`.
@@ -243,9 +230,9 @@ fn xid_command(args: XidArgs, globals: &Globals) -> anyhow::Result<u8> {
         process_name: args.line.name,
         force: args.line.force,
         dry_run: args.line.dry_run,
-        fault_id: args.fault_id,
-        driver_dir: args.nvidia_proc,
-        kmsg: args.kmsg,
+        fault_id: args.paths.fault_id,
+        driver_dir: args.paths.nvidia_proc,
+        kmsg: args.paths.kmsg,
         ..XidInjection::new(args.xid.unwrap_or_default(), args.line.gpu)
     };
     let report = node::inject_xid(&request)?;
