@@ -8,9 +8,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use faultline_core::state::ProcessState;
 use k8s_openapi::api::core::v1::Pod;
 use serde::Serialize;
-use faultline_core::state::ProcessState;
 use serde_json::{json, Value};
 
 use super::agent;

@@ -16,7 +16,7 @@ use faultline::cluster::conditions::{self, Condition};
 use faultline::cluster::{ConnectOptions, Session};
 use faultline::error::{EXIT_FAILED, EXIT_OK};
 use faultline::experiment::run::{self, Actor};
-use faultline::experiment::spec::{self, Target, Wait};
+use faultline::experiment::spec::{self, Target};
 use faultline::experiment::verdict::Counters;
 use faultline::state::ProcessState;
 use faultline::targets::{self, Purpose};
@@ -336,25 +336,16 @@ impl Actor for CliActor {
         self.fault_ids.clone()
     }
 
-    fn condition(&mut self, wait: &Wait, first: bool) -> Result<bool, String> {
-        let condition = match wait {
-            Wait::NodeCordoned(node) => Condition::NodeCordoned(node.clone()),
-            Wait::PodsReady { namespace, selector, off_node } => Condition::PodsReady {
-                namespace: namespace.clone(),
-                selector: selector.parse().map_err(|e: faultline::cluster::ClusterError| e.to_string())?,
-                avoid_node: off_node.clone(),
-            },
-            Wait::Event(reason) => {
-                if first || !self.event_baselines.contains_key(reason) {
-                    let session = self.session()?;
-                    let count = session.block_on(conditions::count_events(session.api(), reason));
-                    let count = count.map_err(|e| e.to_string())?;
-                    self.event_baselines.insert(reason.clone(), count);
-                }
-                let baseline = self.event_baselines.get(reason).copied().unwrap_or(0);
-                Condition::Event { reason: reason.clone(), baseline }
+    fn condition(&mut self, condition: &Condition, first: bool) -> Result<bool, String> {
+        let mut condition = condition.clone();
+        if let Condition::Event { reason, baseline } = &mut condition {
+            if first || !self.event_baselines.contains_key(reason.as_str()) {
+                let session = self.session()?;
+                let count = session.block_on(conditions::count_events(session.api(), reason));
+                self.event_baselines.insert(reason.clone(), count.map_err(|e| e.to_string())?);
             }
-        };
+            *baseline = self.event_baselines.get(reason.as_str()).copied().unwrap_or(0);
+        }
         let session = self.session()?;
         session.block_on(conditions::holds(session.api(), &condition)).map_err(|e| e.to_string())
     }

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use super::probe;
 use super::report::{ActionRecord, Report};
-use super::spec::{Check, Plan, Wait};
+use super::spec::{Check, Plan};
 use super::verdict::{self, Counters, Readings, Waited};
+use crate::cluster::conditions::Condition;
 
 /// What carries out an experiment's actions, and undoes them.
 pub trait Actor {
@@ -27,8 +28,9 @@ pub trait Actor {
     fn fault_ids(&self) -> Vec<String>;
     /// Active faults in the cluster's ledger now (distinct fault ids, every namespace), if it can be listed.
     fn cluster_faults(&mut self) -> Option<usize>;
-    /// Whether `wait` holds now; `first` before the phase's actions (an Event counts when it is newer than that).
-    fn condition(&mut self, wait: &Wait, first: bool) -> Result<bool, String>;
+    /// Whether `condition` holds now; `first` before the phase's actions (an Event counts when it is newer than
+    /// that: the actor keeps the baseline).
+    fn condition(&mut self, condition: &Condition, first: bool) -> Result<bool, String>;
 }
 
 /// Runs `plan`. `stop` is set by a signal handler (Ctrl-C, SIGTERM): the phase in progress ends at once, the run is
@@ -85,7 +87,7 @@ pub fn run(plan: &Plan, actor: &mut dyn Actor, stop: &Arc<AtomicBool>, say: &mut
         let phase_start = Instant::now();
         let mut next_line = phase_start + Duration::from_secs(1);
         // The cluster conditions this phase waits for, polled twice a second until each first holds.
-        let mut waits: Vec<(&Wait, Option<Waited>)> = plan.checks[index]
+        let mut waits: Vec<(&Condition, Option<Waited>)> = plan.checks[index]
             .iter()
             .filter_map(|check| match check {
                 Check::Within(wait, _) => Some((wait, None)),

@@ -8,6 +8,7 @@ use std::fmt;
 use serde::Deserialize;
 
 use super::bound::{Bound, Dur};
+use crate::cluster::conditions::Condition;
 
 /// An experiment, as written.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -157,39 +158,6 @@ pub struct Expect {
     pub within: Option<Dur>,
 }
 
-/// A cluster condition waited for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Wait {
-    /// The node is cordoned.
-    NodeCordoned(String),
-    /// The selector's pods are ready (off a node).
-    PodsReady {
-        /// Their namespace.
-        namespace: String,
-        /// Which pods.
-        selector: String,
-        /// Not on this node.
-        off_node: Option<String>,
-    },
-    /// A new Event with this reason.
-    Event(String),
-}
-
-impl fmt::Display for Wait {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Wait::NodeCordoned(node) => write!(f, "node {node} cordoned"),
-            Wait::PodsReady { namespace, selector, off_node: None } => {
-                write!(f, "pods {selector} in {namespace} ready")
-            }
-            Wait::PodsReady { namespace, selector, off_node: Some(node) } => {
-                write!(f, "pods {selector} in {namespace} ready off node {node}")
-            }
-            Wait::Event(reason) => write!(f, "an Event {reason}"),
-        }
-    }
-}
-
 /// A target counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -213,8 +181,8 @@ pub enum Check {
     Counter(Counter, Bound),
     /// Active cluster faults at the phase's end.
     ClusterFaults(Bound),
-    /// A cluster condition holds within this long of the phase's start.
-    Within(Wait, Dur),
+    /// A cluster condition holds within this long of the phase's start (an Event's baseline is taken then).
+    Within(Condition, Dur),
 }
 
 impl fmt::Display for Check {
@@ -407,15 +375,15 @@ fn check_of(expect: &Expect, probes: &std::collections::HashSet<&str>) -> Result
     }
     let mut waits = Vec::new();
     if let Some(node) = &expect.node_cordoned {
-        waits.push(Wait::NodeCordoned(node.clone()));
+        waits.push(Condition::NodeCordoned(node.clone()));
     }
     if let Some(selector) = &expect.pods_ready {
-        selector.parse::<crate::cluster::names::Labels>().map_err(|e| e.to_string())?;
+        let selector = selector.parse::<crate::cluster::names::Labels>().map_err(|e| e.to_string())?;
         let namespace = expect.namespace.clone().ok_or("pods_ready needs the pods' namespace")?;
-        waits.push(Wait::PodsReady { namespace, selector: selector.clone(), off_node: expect.off_node.clone() });
+        waits.push(Condition::PodsReady { namespace, selector, avoid_node: expect.off_node.clone() });
     }
     if let Some(reason) = &expect.event {
-        waits.push(Wait::Event(reason.clone()));
+        waits.push(Condition::Event { reason: reason.clone(), baseline: 0 });
     }
     for wait in waits {
         let within = expect.within.ok_or_else(|| format!("{wait}: give `within` (e.g. within: 60s)"))?;
