@@ -563,6 +563,16 @@ fn cluster_processes_are_listed_beside_local_ones_with_their_node_and_pod() {
     let app = app_with(snapshot, 140, 40);
     let terminal = draw(&app, 140, 7, render::process_list::render);
     insta::assert_snapshot!("cluster_process_list_unreachable", terminal.backend());
+
+    // Many nodes down: counted, not named (the title has one line).
+    for node in ["gpu-b", "gpu-c"] {
+        let down = faultline::cluster::live::FeedEvent::Down { node: node.into(), since, why: "no agent".into() };
+        sampler.on_feed(down, Duration::from_secs(13));
+    }
+    let app = app_with(sampler.tick(Duration::from_secs(13)), 140, 40);
+    let terminal = draw(&app, 140, 7, render::process_list::render);
+    let title: String = (0..140).map(|x| terminal.backend().buffer()[(x, 0)].symbol().to_string()).collect();
+    assert!(title.contains("Processes (3 shown) · 3 nodes unreachable (their rows dimmed)"), "{title}");
 }
 
 #[test]

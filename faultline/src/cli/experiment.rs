@@ -66,8 +66,11 @@ pub fn run(command: ExperimentCommand, read_only: bool) -> anyhow::Result<u8> {
         }
         ExperimentCommand::Run { junit, json_report, .. } => (junit, json_report),
     };
+    // The first Ctrl-C (or SIGTERM) ends the phase in progress and runs the clean-up; a second one while an action
+    // is still running (a long `cluster gpu-failure` watch) exits at once, without it, status 1.
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, i32::from(EXIT_FAILED), stop.clone())?;
         signal_hook::flag::register(signal, stop.clone())?;
     }
     let mut actor = CliActor::new(plan.experiment.target.clone(), read_only);

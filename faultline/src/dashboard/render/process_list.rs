@@ -110,9 +110,13 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let rows = app.visible_rows();
     let placed = placed(&app.snapshot.rows);
     let mut title = format!(" Processes ({} shown) ", rows.len());
-    for node in &app.snapshot.nodes {
-        if let Some((since, _)) = node.down {
-            title.push_str(&format!("· {} {} ", escape_controls(&node.name), unreachable(since)));
+    // Nodes whose session is down: named while few, counted when many (the title has one line).
+    let down: Vec<_> = app.snapshot.nodes.iter().filter_map(|node| Some((&node.name, node.down.as_ref()?.0))).collect();
+    if down.len() > 2 {
+        title.push_str(&format!("· {} nodes unreachable (their rows dimmed) ", down.len()));
+    } else {
+        for (name, since) in down {
+            title.push_str(&format!("· {} {} ", escape_controls(name), unreachable(since)));
         }
     }
     let block = Block::bordered().title(title).border_style(theme.border(app.pane == Pane::List));
