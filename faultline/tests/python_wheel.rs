@@ -72,6 +72,9 @@ fn copy_suite(dir: &Path) {
     }
     let selfloop = testkit::c_program(SELFLOOP, &["-lucp", "-lucs"]);
     std::fs::copy(selfloop, dir.join("ucx_selfloop")).expect("copy the UCX test program");
+    // The local Kubernetes API (kmock with its exec endpoint) the cluster tests run against.
+    let kmock = testkit::workspace_root().join("faultline/tests/kmock_server.py");
+    std::fs::copy(kmock, dir.join("kmock_server.py")).expect("copy the API emulator");
 }
 
 /// The private segment directories `shimmed` makes (a leftover means a fixture did not clean up).

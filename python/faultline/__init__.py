@@ -11,6 +11,9 @@ line and the dashboard accept and refuse exactly the same things::
     with faultline.faults(pid, strategy="XOOX", hooks=["ucp_put_nbx"], error_codes=["UCS_ERR_IO_ERROR"]):
         ...  # every first and fourth put fails; the previous strategy is back after the block
 
+The cluster's shimmed processes (every pod, through the node agents) are listed by :func:`cluster_processes` and
+steered like local ones.
+
 Experiments (phases of faults while HTTP probes measure a service, with verdicts) run with
 :func:`run_experiment` on the same YAML files as ``faultline experiment run``.
 
@@ -21,6 +24,7 @@ plugin (``faultline.pytest_plugin``, enabled on install) has fixtures that do it
 from importlib.metadata import PackageNotFoundError, version
 
 from ._cli import FaultlineError, executable
+from ._cluster import ClusterProcess, cluster_processes
 from ._experiment import ExperimentResult, Verdict, run_experiment, validate_experiment
 from ._launch import Launcher, ShimmedProcess
 from ._process import Faults, Process, faults, processes, shim_path
@@ -32,6 +36,7 @@ except PackageNotFoundError:  # imported from a source tree, not installed
     __version__ = "0+unknown"
 
 __all__ = [
+    "ClusterProcess",
     "DumpFormat",
     "ErrorCode",
     "ExperimentResult",
@@ -45,6 +50,7 @@ __all__ = [
     "ShimmedProcess",
     "Status",
     "Verdict",
+    "cluster_processes",
     "executable",
     "faults",
     "processes",
