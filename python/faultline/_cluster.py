@@ -10,14 +10,15 @@ from typing import Any, List, Optional, Sequence
 
 from . import _cli
 from ._cli import FaultlineError
-from ._process import Codes, Hooks, Percent, strategy_settings
+from ._process import Steered
 from ._types import Kind, Status
 
 
 @dataclass(frozen=True)
-class ClusterProcess:
+class ClusterProcess(Steered):
     """A shimmed process in the cluster, as ``faultline cluster ps`` lists it (rates over the listing's half
-    second)."""
+    second); ``status()``, ``enable()``, ``disable()``, ``set_strategy(…)`` and ``record(on)`` act on it through its
+    node's agent, as :class:`Process`'s do locally."""
 
     node: str
     namespace: Optional[str]
@@ -34,36 +35,6 @@ class ClusterProcess:
     calls_per_s: float
     faults_per_s: float
     context: Optional[str] = field(default=None, repr=False, compare=False)
-
-    def status(self) -> Status:
-        """Its state now (``faultline cluster status``)."""
-        return self._state(["status"])
-
-    def enable(self) -> Status:
-        """Turns injection on."""
-        return self._state(["enable"])
-
-    def disable(self) -> Status:
-        """Turns injection off."""
-        return self._state(["disable"])
-
-    def set_strategy(
-        self,
-        pattern_or_random: str,
-        probability: Optional[Percent] = None,
-        error_codes: Optional[Codes] = None,
-        hooks: Optional[Hooks] = None,
-        seed: Optional[int] = None,
-        skip: Optional[int] = None,
-        limit: Optional[int] = None,
-    ) -> Status:
-        """One ``faultline set`` through its node's agent: every value checked, then one change."""
-        settings = strategy_settings(pattern_or_random, probability, error_codes, hooks, seed, skip, limit)
-        return self._state(["set", *(f"--{name.replace('_', '-')}={value}" for name, value in settings.items())])
-
-    def record(self, on: bool = True) -> Status:
-        """Turns recording on or off."""
-        return self._state(["record", "on" if on else "off"])
 
     def _state(self, words: Sequence[str]) -> Status:
         args = ["cluster", *words, "--node", self.node, "--pid", str(self.pid), "--kind", self.kind]

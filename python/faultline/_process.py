@@ -36,7 +36,52 @@ def processes(kind: Optional[Kind] = None, *, shm_dir: Optional[PathLike] = None
     return [Process(row["pid"], row["kind"], shm_dir=shm_dir) for row in rows if row["state"] in ("alive", "dead")]
 
 
-class Process:
+class Steered:
+    """What can be asked of a shimmed process wherever it runs: its state, on/off, the strategy, recording. Each is one
+    ``faultline`` command, given to :meth:`_state` (which says where the process is)."""
+
+    def status(self) -> Status:
+        """The strategy in force, every hook and the counters (``faultline status``)."""
+        return self._state(["status"])
+
+    def enable(self) -> Status:
+        """Turns fault injection on."""
+        return self._state(["enable"])
+
+    def disable(self) -> Status:
+        """Turns fault injection off (calls pass straight through)."""
+        return self._state(["disable"])
+
+    def set_strategy(
+        self,
+        pattern_or_random: str,
+        probability: Optional[Percent] = None,
+        error_codes: Optional[Codes] = None,
+        hooks: Optional[Hooks] = None,
+        seed: Optional[int] = None,
+        skip: Optional[int] = None,
+        limit: Optional[int] = None,
+    ) -> Status:
+        """Sets random faults or an X/O pattern, and optionally the probability, error pool, armed hooks, seed, skip
+        and limit, all at once: every value is checked first and nothing changes unless all are valid. Does not
+        enable injection (see :meth:`enable` and :func:`faults`)."""
+        return self._set(
+            strategy_settings(pattern_or_random, probability, error_codes, hooks, seed, skip, limit)
+        )
+
+    def record(self, on: bool = True) -> Status:
+        """Starts (or with ``on=False`` stops) recording armed calls into the flight recorder."""
+        return self._state(["record", "on" if on else "off"])
+
+    def _set(self, settings: Mapping[str, str]) -> Status:
+        """``faultline set``: the given settings (``status``'s names), checked together and published at once."""
+        return self._state(["set", *(f"--{name.replace('_', '-')}={value}" for name, value in settings.items())])
+
+    def _state(self, args: Sequence[str]) -> Status:
+        raise NotImplementedError
+
+
+class Process(Steered):
     """One process running a faultline shim, by pid (and kind, where a process runs both shims).
 
     Every method runs the ``faultline`` executable once on this process and returns what it printed; a refused or
@@ -73,39 +118,6 @@ class Process:
             self._kind = kinds[0]
         return self._kind
 
-    def status(self) -> Status:
-        """The strategy in force, every hook and the counters (``faultline status``)."""
-        return self._state(["status"])
-
-    def enable(self) -> Status:
-        """Turns fault injection on."""
-        return self._state(["enable"])
-
-    def disable(self) -> Status:
-        """Turns fault injection off (calls pass straight through)."""
-        return self._state(["disable"])
-
-    def set_strategy(
-        self,
-        pattern_or_random: str,
-        probability: Optional[Percent] = None,
-        error_codes: Optional[Codes] = None,
-        hooks: Optional[Hooks] = None,
-        seed: Optional[int] = None,
-        skip: Optional[int] = None,
-        limit: Optional[int] = None,
-    ) -> Status:
-        """Sets random faults or an X/O pattern, and optionally the probability, error pool, armed hooks, seed, skip
-        and limit, all at once: every value is checked first and nothing changes unless all are valid. Does not
-        enable injection (see :meth:`enable` and :func:`faults`)."""
-        return self._set(
-            strategy_settings(pattern_or_random, probability, error_codes, hooks, seed, skip, limit)
-        )
-
-    def record(self, on: bool = True) -> Status:
-        """Starts (or with ``on=False`` stops) recording armed calls into the flight recorder."""
-        return self._state(["record", "on" if on else "off"])
-
     def dump(self, fmt: DumpFormat = "summary", count: Optional[int] = None) -> Dict[str, Any]:
         """The recording in the seed's formats: ``summary`` (statistics), ``pattern`` (X/O and codes, which
         :meth:`replay` takes) or ``records`` (every call); ``count``: only the last N records."""
@@ -138,10 +150,6 @@ class Process:
                     json.dump(source, file)
                 return self._state(["replay", "--from-file", path, *flags])
         return self._state(["replay", "--from-file", os.fspath(source), *flags])
-
-    def _set(self, settings: Mapping[str, str]) -> Status:
-        """``faultline set``: the given settings (``status``'s names), checked together and published at once."""
-        return self._state(["set", *(f"--{name.replace('_', '-')}={value}" for name, value in settings.items())])
 
     def _state(self, args: Sequence[str]) -> Status:
         states: List[Status] = self._run_json(args)["processes"]
