@@ -57,7 +57,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         return cli::cluster::run(args, &cli.pids, cli.json, cli.read_only);
     }
     if let Command::Experiment { command } = command {
-        return cli::experiment::run(command, cli.read_only);
+        let cluster = faultline::cluster::ConnectOptions { context: cli.context, namespace: cli.agent_namespace };
+        return cli::experiment::run(command, cluster, cli.read_only);
     }
     if let Command::ShimPath { kind } = command {
         let path = faultline::shims::shim_path(kind.into())?;

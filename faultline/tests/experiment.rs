@@ -167,7 +167,8 @@ fn a_cluster_experiment_partitions_for_a_phase_and_leaves_no_fault_behind() {
         "resources": ["v1/events", "v1/configmaps", "networking.k8s.io/v1/networkpolicies", "apps/v1/deployments",
             "apps/v1/statefulsets"],
     });
-    let kmock = kmock::Kmock::start(&spec);
+    // The kubeconfig's current context points nowhere: only `--context kmock` reaches the emulator.
+    let kmock = kmock::Kmock::start_with_current_context(&spec, "nowhere");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("partition.yaml");
     std::fs::write(
@@ -187,13 +188,14 @@ phases:
     let json_report = dir.path().join("report.json");
     let run = |extra: &[&str]| {
         let mut command = Command::new(&testkit::artifacts().faultline);
-        command.args(["experiment", "run", file.to_str().unwrap(), "--junit", junit.to_str().unwrap()]);
+        command.args(["--context", "kmock", "experiment", "run", file.to_str().unwrap()]);
+        command.args(["--junit", junit.to_str().unwrap()]);
         command.args(["--json-report", json_report.to_str().unwrap()]).args(extra);
         command.env("KUBECONFIG", kmock.kubeconfig());
         Program::spawn_capturing_stderr(command)
     };
     let active = || {
-        let output = kmock.faultline(&["cluster", "faults", "-A", "--json"]);
+        let output = kmock.faultline(&["cluster", "--context", "kmock", "faults", "-A", "--json"]);
         let listing: Value = serde_json::from_slice(&output.stdout).expect("faults --json");
         listing["faults"].as_array().map_or(0, Vec::len)
     };

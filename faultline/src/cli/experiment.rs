@@ -48,8 +48,9 @@ pub enum ExperimentCommand {
     },
 }
 
-/// Runs `faultline experiment …`.
-pub fn run(command: ExperimentCommand, read_only: bool) -> anyhow::Result<u8> {
+/// Runs `faultline experiment …`; `cluster`: the kubeconfig context and agent namespace of its cluster actions and
+/// conditions (`faultline --context C experiment run …`).
+pub fn run(command: ExperimentCommand, cluster: ConnectOptions, read_only: bool) -> anyhow::Result<u8> {
     let file = match &command {
         ExperimentCommand::Run { file, .. } | ExperimentCommand::Validate { file } => file.clone(),
     };
@@ -73,7 +74,7 @@ pub fn run(command: ExperimentCommand, read_only: bool) -> anyhow::Result<u8> {
         signal_hook::flag::register_conditional_shutdown(signal, i32::from(EXIT_FAILED), stop.clone())?;
         signal_hook::flag::register(signal, stop.clone())?;
     }
-    let mut actor = CliActor::new(plan.experiment.target.clone(), read_only);
+    let mut actor = CliActor::new(plan.experiment.target.clone(), cluster, read_only);
     actor.needs_target = plan.needs_target();
     let report = run::run(&plan, &mut actor, &stop, &mut |line| eprintln!("faultline: {line}"));
     if let Some(path) = junit {
@@ -128,6 +129,8 @@ fn parse(words: &[String]) -> Result<Cli, String> {
 /// put back with `set`).
 struct CliActor {
     target: Target,
+    /// Where the cluster is.
+    connect: ConnectOptions,
     read_only: bool,
     /// Local target processes and the strategy each had before.
     local: Vec<(u32, Kind, Strategy)>,
@@ -143,16 +146,17 @@ struct CliActor {
 }
 
 impl CliActor {
-    fn new(target: Target, read_only: bool) -> CliActor {
+    fn new(target: Target, connect: ConnectOptions, read_only: bool) -> CliActor {
         let (local, remote, fault_ids) = (Vec::new(), Vec::new(), Vec::new());
         let (session, event_baselines) = (None, BTreeMap::new());
-        CliActor { target, read_only, local, remote, fault_ids, needs_target: true, session, event_baselines }
+        let needs_target = true;
+        CliActor { target, connect, read_only, local, remote, fault_ids, needs_target, session, event_baselines }
     }
 
-    /// The session the cluster conditions are read through (the kubeconfig's current context).
+    /// The session the cluster conditions are read through.
     fn session(&mut self) -> Result<&Session, String> {
         if self.session.is_none() {
-            let session = Session::connect(&ConnectOptions::default()).map_err(|e| e.to_string())?;
+            let session = Session::connect(&self.connect).map_err(|e| e.to_string())?;
             self.session = Some(session);
         }
         self.session.as_ref().ok_or_else(|| "no session".to_string())
@@ -186,7 +190,10 @@ impl CliActor {
     /// Runs `faultline cluster <words>` in this process; the outcome as JSON.
     fn cluster(&mut self, words: &[String]) -> Result<(String, Value), String> {
         let cli = parse(words)?;
-        let Some(Command::Cluster(args)) = cli.command else { return Err("not a cluster command".into()) };
+        let Some(Command::Cluster(mut args)) = cli.command else { return Err("not a cluster command".into()) };
+        // The experiment's context and agent namespace, unless the action names its own.
+        args.context = args.context.or_else(|| self.connect.context.clone());
+        args.agent_namespace = args.agent_namespace.or_else(|| self.connect.namespace.clone());
         let (session, request) = super::cluster::prepare(args, &cli.pids).map_err(|e| e.to_string())?;
         let access = Access { read_only: self.read_only };
         let outcome = action::execute(&session, &request, access, &mut |_| {}).map_err(|e| e.to_string())?;
