@@ -229,7 +229,13 @@ async fn scan(
         }
     }
     let Some(api) = api.as_ref() else { return true };
-    let listed = async { Ok::<_, ClusterError>((nodes::gpu_nodes(api).await?, api.list_pods(None, None).await?)) };
+    // Only what the sessions need: the GPU nodes' names (not their agents and XID Events, as the node view lists).
+    let gpu_nodes = async {
+        let (label, value) = nodes::GPU_LABEL;
+        let listed = api.list_nodes(label, value).await?;
+        Ok::<_, ClusterError>(listed.into_iter().filter_map(|node| node.metadata.name).collect::<Vec<String>>())
+    };
+    let listed = async { Ok::<_, ClusterError>((gpu_nodes.await?, api.list_pods(None, None).await?)) };
     let (gpu_nodes, listed_pods) = match listed.await {
         Ok(found) => found,
         // The sessions keep running; the nodes are listed again next time.
@@ -238,7 +244,7 @@ async fn scan(
     if let Ok(mut shared) = pods.write() {
         *shared = listed_pods;
     }
-    let names: Vec<String> = gpu_nodes.into_iter().map(|node| node.name).collect();
+    let names = gpu_nodes;
     let gone: Vec<String> = tasks.keys().filter(|name| !names.contains(name)).cloned().collect();
     for node in gone {
         if let Some(task) = tasks.remove(&node) {

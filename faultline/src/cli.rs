@@ -257,8 +257,17 @@ pub enum Command {
     Clean,
     /// Open the dashboard on a built-in demo workload: real UCX traffic, the shim preloaded, 5% faults.
     #[command(after_help = "Compiles a small UCX program (needs cc and libucx-dev), starts it with \
-                            LD_PRELOAD=libfaultline_ucx.so, and stops it when the dashboard exits.")]
-    Demo,
+                            LD_PRELOAD=libfaultline_ucx.so, and stops it when the dashboard exits. With \
+                            --experiment the program serves HTTP and an experiment runs against it instead: a \
+                            baseline, a phase of faults, a recovery, each judged, the program put back after.")]
+    Demo {
+        /// Run an experiment against the workload (served over HTTP) instead of opening the dashboard.
+        #[arg(long)]
+        experiment: bool,
+        /// With --experiment: write the JUnit XML report here.
+        #[arg(long, value_name = "FILE", requires = "experiment")]
+        junit: Option<PathBuf>,
+    },
     /// Print the absolute path of the shim library that came with this faultline (beside it, or in its Python
     /// package), for LD_PRELOAD.
     #[command(after_help = "e.g. LD_PRELOAD=$(faultline shim-path ucx) vllm serve …")]
@@ -450,7 +459,7 @@ impl Command {
             Command::RecordDumpCount { count } => {
                 return DumpArgs { format: DumpFormat::Records, count: Some(count), output: None }.request()
             }
-            Command::Completions { .. } | Command::Demo | Command::ShimPath { .. } => {
+            Command::Completions { .. } | Command::Demo { .. } | Command::ShimPath { .. } => {
                 return Err(Error::usage("completions, shim-path and the demo are run by the binary"))
             }
             Command::Node { .. } | Command::Cluster(_) | Command::Experiment { .. } => {

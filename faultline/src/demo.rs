@@ -3,6 +3,10 @@
 //! shim preloaded, 5 % random faults enabled and recording on, opens the dashboard focused on it, and when the
 //! dashboard exits stops the workload and removes its segment.
 //!
+//! `faultline demo --experiment` runs an experiment instead ([`serve`] and [`EXPERIMENT`]): the same program serves
+//! HTTP (every request real UCX work through the shim, 503 when UCX fails), and the experiment probes it through a
+//! baseline, a phase of faults and a recovery, judges each, and puts the program's strategy back.
+//!
 //! The program is built once into `$XDG_CACHE_HOME/faultline` (or `~/.cache/faultline`) and rebuilt when its
 //! source changes; the shim is the one that came with the running `faultline` (`faultline shim-path ucx`), or
 //! `FAULTLINE_UCX_SHIM`.
@@ -41,6 +45,76 @@ pub fn run(read_only: bool) -> anyhow::Result<()> {
         cluster: Default::default(),
         cluster_processes: false,
     })
+}
+
+/// The experiment `faultline demo --experiment` runs against the served workload (`{port}` and `{pid}` filled in).
+pub const EXPERIMENT: &str = r#"name: demo-survives-ucx-faults
+target: {pid: {pid}}
+probes:
+  - name: requests
+    http: {url: "http://127.0.0.1:{port}/v1/completions", method: POST, json: {prompt: hello, max_tokens: 4},
+           interval: 50ms, timeout: 10s, ok_status: [200]}
+phases:
+  - name: baseline
+    duration: 3s
+    expect: [{probe: requests, success_rate: ">= 99%"}]
+  - name: faults
+    actions: ["hooks ucp_put_nbx", "strategy random", "probability 50", "enable"]
+    duration: 4s
+    expect: [{probe: requests, success_rate: "<= 90%"}, {target: faults, value: "> 0"}]
+  - name: recovery
+    actions: ["disable"]
+    duration: 3s
+    expect: [{probe: requests, recovers_within: 2s}, {probe: requests, latency_p99: "<= 2s"}]
+"#;
+
+/// The demo's served workload: killed, reaped and its segment removed when dropped.
+pub struct Served {
+    workload: Workload,
+    /// Where it listens (127.0.0.1).
+    pub port: u16,
+}
+
+impl Served {
+    /// Its pid.
+    pub fn pid(&self) -> u32 {
+        self.workload.child.id()
+    }
+
+    /// [`EXPERIMENT`] for it, written into the cache directory; the file's path.
+    pub fn experiment_file(&self) -> anyhow::Result<PathBuf> {
+        let text = EXPERIMENT.replace("{port}", &self.port.to_string()).replace("{pid}", &self.pid().to_string());
+        let path = cache_dir().join("demo-experiment.yaml");
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(path)
+    }
+}
+
+/// Builds the workload and starts it serving HTTP on a free port under the UCX shim, injection off.
+pub fn serve() -> anyhow::Result<Served> {
+    use std::io::BufRead;
+    let shim = find_shim()?;
+    let cache = cache_dir();
+    let program = build(&cache)?;
+    let args = ["--http", "0", "--quiet", "--ops", "put,get,flush"];
+    let mut workload = Workload::spawn(&program, &args, &[], Stdio::piped(), &shim, &cache)?;
+    workload.wait_for_segment()?;
+    let stdout = workload.child.stdout.take().context("the workload's output")?;
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let port = loop {
+        match lines.next() {
+            Some(Ok(line)) => match line.strip_prefix("HTTP ").map(|p| p.trim().parse::<u16>()) {
+                Some(Ok(port)) => break port,
+                _ => continue,
+            },
+            _ => {
+                let log = std::fs::read_to_string(&workload.log).unwrap_or_default();
+                bail!("the demo workload stopped before it listened:\n{log}");
+            }
+        }
+    };
+    // Its output is not read any more: --quiet prints nothing per request.
+    Ok(Served { workload, port })
 }
 
 /// `$XDG_CACHE_HOME/faultline`, `~/.cache/faultline`, or a directory under the system's temporary directory.
@@ -117,17 +191,27 @@ struct Workload {
 
 impl Workload {
     fn start(program: &Path, shim: &Path, cache: &Path) -> anyhow::Result<Workload> {
+        let env = [("FAULTLINE_ENABLED", "1"), ("FAULTLINE_PROBABILITY", "5"), ("FAULTLINE_RECORD", "1")];
+        Workload::spawn(program, &ARGS, &env, Stdio::null(), shim, cache)
+    }
+
+    fn spawn(
+        program: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdout: Stdio,
+        shim: &Path,
+        cache: &Path,
+    ) -> anyhow::Result<Workload> {
         let log = cache.join("demo-workload.log");
         let stderr = std::fs::File::create(&log).with_context(|| format!("cannot write {}", log.display()))?;
         let child = Command::new(program)
-            .args(ARGS)
+            .args(args)
             .env("LD_PRELOAD", shim)
-            .env("FAULTLINE_ENABLED", "1")
-            .env("FAULTLINE_PROBABILITY", "5")
-            .env("FAULTLINE_RECORD", "1")
+            .envs(env.iter().copied())
             .env("UCX_WARN_UNUSED_ENV_VARS", "n")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(stderr)
             .spawn()
             .with_context(|| format!("cannot start {}", program.display()))?;

@@ -42,9 +42,17 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         dashboard::run(dashboard::Options { selection, read_only: cli.read_only, bench, cluster, cluster_processes })?;
         return Ok(EXIT_OK);
     };
-    if let Command::Demo = command {
-        faultline::demo::run(cli.read_only)?;
-        return Ok(EXIT_OK);
+    if let Command::Demo { experiment, junit } = command {
+        if !experiment {
+            faultline::demo::run(cli.read_only)?;
+            return Ok(EXIT_OK);
+        }
+        let served = faultline::demo::serve()?;
+        eprintln!("faultline: the demo workload (pid {}) serves http://127.0.0.1:{}/", served.pid(), served.port);
+        let file = served.experiment_file()?;
+        let run = cli::experiment::ExperimentCommand::Run { file, junit, json_report: None };
+        let cluster = faultline::cluster::ConnectOptions { context: cli.context, namespace: cli.agent_namespace };
+        return cli::experiment::run(run, cluster, cli.read_only);
     }
     if let Command::Node { command } = command {
         let globals = cli::node::Globals { pids: cli.pids, kind: cli.kind, json: cli.json, read_only: cli.read_only };

@@ -354,3 +354,25 @@ phases:
     assert_eq!(settings(&status(&shm, decode.pid())), before, "put back as it was");
     assert!(common::run_statuses(&mut decode, 3).iter().all(|s| *s == 0), "no fault after the experiment");
 }
+
+/// `faultline demo --experiment`: the demo workload serves HTTP under the shim and the built-in experiment runs
+/// against it, end to end, as a newcomer would run it.
+#[test]
+fn the_demo_runs_an_experiment_end_to_end() {
+    let shm = ShmDir::new();
+    let cache = tempfile::tempdir().unwrap();
+    let junit = cache.path().join("junit.xml");
+    let output = faultline(&shm, &["demo", "--experiment", "--junit", junit.to_str().unwrap()])
+        .env("XDG_CACHE_HOME", cache.path())
+        .env("FAULTLINE_UCX_SHIM", &testkit::artifacts().ucx_shim)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("experiment demo-survives-ucx-faults: passed: 5 expectation(s) held"), "{stdout}");
+    assert!(stderr.contains("phase faults: enable: done on pid"), "{stderr}");
+    assert!(stderr.contains("the strategy it had before is back"), "{stderr}");
+    let cases = junit_cases(&junit);
+    assert_eq!(cases.len(), 5);
+    assert!(cases.iter().all(|(_, _, failure)| failure.is_empty()), "{cases:?}");
+}

@@ -104,7 +104,7 @@ fn check_action(words: &[String]) -> Result<(), String> {
     match cli.command {
         Some(Command::Cluster(_)) => Ok(()),
         Some(
-            Command::Demo
+            Command::Demo { .. }
             | Command::Node { .. }
             | Command::ShimPath { .. }
             | Command::Completions { .. }
@@ -271,7 +271,14 @@ impl Actor for CliActor {
         if report.exit_code() != EXIT_OK {
             return Err(text.trim().to_string());
         }
-        Ok(text.lines().next().unwrap_or("done").to_string())
+        Ok(match (&request, &report) {
+            // A change says to whom it was done (the action's words say what).
+            (faultline::Request::Change(_), faultline::Report::States { processes, .. }) => {
+                let pids: Vec<String> = processes.iter().map(|p| p.pid.to_string()).collect();
+                format!("done on pid {}", pids.join(", "))
+            }
+            _ => text.lines().next().unwrap_or("done").to_string(),
+        })
     }
 
     fn counters(&mut self) -> Option<Counters> {

@@ -31,7 +31,9 @@ impl Dur {
 impl fmt::Display for Dur {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_secs_f64() * 1e3;
-        if ms < 1000.0 {
+        if ms < 10.0 {
+            write!(f, "{}ms", trim(ms))
+        } else if ms < 1000.0 {
             write!(f, "{ms:.0}ms")
         } else {
             write!(f, "{}s", trim(self.0.as_secs_f64()))
@@ -193,6 +195,7 @@ mod tests {
         assert!(Dur::parse("soon").unwrap_err().contains("not a duration"));
         assert!(Dur::parse("-2s").is_err());
         assert_eq!(Dur(Duration::from_millis(250)).to_string(), "250ms");
+        assert_eq!(Dur(Duration::from_micros(420)).to_string(), "0.42ms");
         assert_eq!(Dur(Duration::from_millis(2500)).to_string(), "2.5s");
     }
 
