@@ -24,7 +24,7 @@ use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
 use super::kube_api::KubeApi;
 use super::nodes;
-use super::processes::NodeSession;
+use super::processes::{pod_with_uid, NodeSession};
 use super::{ClusterError, ConnectOptions};
 
 /// How the feed behaves.
@@ -406,12 +406,11 @@ impl NodeContext {
         let pods = self.pods.read().ok();
         for process in processes.iter_mut() {
             let known = process["pod"].as_str().is_some_and(|pod| !pod.is_empty());
-            let uid = process["pod_uid"].as_str().filter(|uid| !uid.is_empty()).map(str::to_string);
-            if let (false, Some(uid), Some(pods)) = (known, uid, pods.as_ref()) {
-                if let Some(pod) = pods.iter().find(|p| p.metadata.uid.as_deref() == Some(uid.as_str())) {
-                    process["namespace"] = pod.metadata.namespace.clone().unwrap_or_default().into();
-                    process["pod"] = pod.metadata.name.clone().unwrap_or_default().into();
-                }
+            let uid = process["pod_uid"].as_str().unwrap_or_default();
+            let found = pods.as_ref().filter(|_| !known).and_then(|pods| pod_with_uid(pods, uid));
+            if let Some(pod) = found {
+                process["namespace"] = pod.metadata.namespace.clone().unwrap_or_default().into();
+                process["pod"] = pod.metadata.name.clone().unwrap_or_default().into();
             }
         }
         std::mem::take(processes)

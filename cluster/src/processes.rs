@@ -317,6 +317,11 @@ fn find(snapshot: &Value, pid: u32) -> Option<Value> {
     snapshot["processes"].as_array()?.iter().find(|p| p["pid"] == pid).cloned()
 }
 
+/// The pod with this UID (what a process's cgroup names), if listed.
+pub fn pod_with_uid<'a>(pods: &'a [Pod], uid: &str) -> Option<&'a Pod> {
+    (!uid.is_empty()).then(|| pods.iter().find(|p| p.metadata.uid.as_deref() == Some(uid))).flatten()
+}
+
 /// A snapshot's process (its `status --json` state, read back with [`ProcessState::from_json`]) as a row, placed in
 /// its pod: by what its shim recorded, else by the pod with its cgroup's pod UID.
 fn place(process: &Value, fallback_node: String, pods: &[Pod]) -> Option<ClusterProcess> {
@@ -324,8 +329,8 @@ fn place(process: &Value, fallback_node: String, pods: &[Pod]) -> Option<Cluster
     let known = |text: &str| (!text.is_empty()).then(|| text.to_string());
     let recorded = state.pod.clone().unwrap_or_default();
     let (mut namespace, mut pod) = (known(&recorded.namespace), known(&recorded.pod));
-    if pod.is_none() && !recorded.pod_uid.is_empty() {
-        if let Some(found) = pods.iter().find(|p| p.metadata.uid.as_deref() == Some(recorded.pod_uid.as_str())) {
+    if pod.is_none() {
+        if let Some(found) = pod_with_uid(pods, &recorded.pod_uid) {
             namespace = found.metadata.namespace.clone();
             pod = found.metadata.name.clone();
         }

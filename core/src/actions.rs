@@ -185,7 +185,7 @@ impl Change {
             Change::Enabled(Switch::On) => vec!["enable".into()],
             Change::Enabled(Switch::Off) => vec!["disable".into()],
             Change::Enabled(Switch::Toggle) => vec!["toggle".into()],
-            Change::Probability(ppm) => vec!["probability".into(), format_percent(*ppm)],
+            Change::Probability(ppm) => vec!["probability".into(), config::format_probability(*ppm)],
             Change::Strategy { pattern, error_codes } => {
                 let strategy = match pattern {
                     None => "random".to_string(),
@@ -250,16 +250,6 @@ impl Change {
             Change::ClearRecording => "clear the recording",
             Change::Settings(_) => "change the settings",
         }
-    }
-}
-
-/// A probability in parts per million as `probability` takes it: percent, with the four decimals a ppm needs.
-fn format_percent(ppm: u32) -> String {
-    let (whole, fraction) = (ppm / 10_000, ppm % 10_000);
-    if fraction == 0 {
-        whole.to_string()
-    } else {
-        format!("{whole}.{fraction:04}").trim_end_matches('0').to_string()
     }
 }
 

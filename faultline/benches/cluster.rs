@@ -207,7 +207,8 @@ fn latency_bench() {
     let mut answered = Vec::new();
     for change in 0..CHANGES {
         let ppm = 1_000 + (change as u32 % 900) * 1_000;
-        let args = ["--pid".to_string(), pid.to_string(), "probability".into(), format!("{}", f64::from(ppm) / 1e4)];
+        let args =
+            ["--pid".to_string(), pid.to_string(), "probability".into(), shm_proto::config::format_probability(ppm)];
         let started = Instant::now();
         feed.command("gpu-a", change as u64, args.to_vec());
         while ProcessState::read(&target).ok().map(|s| s.probability_ppm) != Some(ppm) {

@@ -404,7 +404,7 @@ fn restoring_words(state: &ProcessState) -> Vec<Vec<String>> {
     let mut settings: BTreeMap<&str, String> = BTreeMap::new();
     settings.insert("--enabled", on_off(state.enabled));
     settings.insert("--mode", state.mode.to_string());
-    settings.insert("--probability", format!("{}", f64::from(state.probability_ppm) / 1e4));
+    settings.insert("--probability", shm_proto::config::format_probability(state.probability_ppm));
     settings.insert("--seed", state.seed.to_string());
     settings.insert("--skip", state.skip.to_string());
     settings.insert("--limit", state.limit.to_string());

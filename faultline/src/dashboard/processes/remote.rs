@@ -354,10 +354,7 @@ impl Entry {
         row.in_container = state.in_container;
         row.enabled = state.enabled;
         row.recording = state.recording;
-        row.mode = [Mode::Random, Mode::Pattern, Mode::Replay]
-            .into_iter()
-            .find(|mode| mode.name() == state.mode)
-            .unwrap_or(Mode::Random);
+        row.mode = crate::settings::parse_mode(state.mode).unwrap_or(Mode::Random);
         row.calls = state.calls;
         row.faults = state.faults;
         row.calls_per_s = calls_per_s;
