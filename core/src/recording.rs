@@ -35,7 +35,7 @@ pub fn read(target: &Target) -> Recording {
     let mut cursor = RingCursor::oldest(ring);
     let mut records = Vec::new();
     cursor.drain(ring, !target.alive, |record| records.push(record));
-    let recorded = cursor.next.saturating_sub(ring.cleared_below());
+    let recorded = cursor.position().saturating_sub(ring.cleared_below());
     let missed = recorded.saturating_sub(records.len() as u64);
     Recording { records, recorded, missed }
 }
@@ -45,12 +45,14 @@ pub fn read(target: &Target) -> Recording {
 pub fn newest(target: &Target, count: u64) -> Recording {
     let ring = &target.segment().ring;
     let mut cursor = RingCursor::oldest(ring);
-    let head = ring.written();
-    cursor.next = cursor.next.max(head.saturating_sub(count));
+    // The newest `count` of the merged stream are among the newest `count` of each lane.
+    cursor.skip_to_newest(ring, count);
     let mut records = Vec::new();
     cursor.drain(ring, !target.alive, |record| records.push(record));
-    let recorded = cursor.next.saturating_sub(ring.cleared_below());
-    let missed = recorded.saturating_sub(records.len() as u64).min(recorded.saturating_sub(ring.capacity() as u64));
+    records.drain(..records.len().saturating_sub(usize::try_from(count).unwrap_or(usize::MAX)));
+    let recorded = cursor.position().saturating_sub(ring.cleared_below());
+    // Overwritten ones, and those the newest read found torn or dropped (nothing older was read).
+    let missed = ring.overwritten().saturating_add(cursor.missed).min(recorded);
     Recording { records, recorded, missed }
 }
 

@@ -119,7 +119,15 @@ fn fixture(base_pid: u32) -> (Snapshot, Key) {
     for i in 0..40u64 {
         let injected = i % 7 == 3;
         let code = if injected { [-3, -6, -20][(i / 7 % 3) as usize] } else { 0 };
-        segment.ring.push(sequence_time, (i % 2) as u16, injected, 4711, code, 64);
+        segment.ring.push(
+            shm_proto::layout::SegmentRing::lane_of(0),
+            sequence_time,
+            (i % 2) as u16,
+            injected,
+            4711,
+            code,
+            64,
+        );
         sequence_time += 250_000;
     }
     (sampler.tick(Duration::from_millis(30_000)), key)
@@ -522,7 +530,15 @@ fn cluster_fixture() -> (Sampler, Target, Target) {
     count(prefill.segment(), 0, 40, 0);
     decode.segment().ring.start_clock(shm_proto::clock::TickSource::MonotonicNs);
     for i in 0..5u64 {
-        decode.segment().ring.push(T0_NS + i * 1000, 1, i == 2, 4711, if i == 2 { -3 } else { 0 }, 64);
+        decode.segment().ring.push(
+            shm_proto::layout::SegmentRing::lane_of(0),
+            T0_NS + i * 1000,
+            1,
+            i == 2,
+            4711,
+            if i == 2 { -3 } else { 0 },
+            64,
+        );
     }
     sampler.on_feed(agent_snapshot("gpu-a", &[(&decode, "decode-0"), (&prefill, "prefill-0")]), at(11));
     (sampler, decode, prefill)

@@ -188,7 +188,7 @@ impl Runtime {
         counters.faults.fetch_add(1, Relaxed);
         segment.header.heartbeat_ns.store(shm_proto::clock::monotonic_ns(), Relaxed);
         if segment.control.recording.load(Relaxed) != 0 {
-            segment.ring.push(segment.ring.stamp(), hook as u16, true, ctx.tid(), code, size);
+            segment.ring.push(ctx.lane(), segment.ring.stamp(), hook as u16, true, ctx.tid(), code, size);
         }
         Entered { decision: Decision::Fault { code, delay_us: 0 }, hook, runtime: self, _guard: Some(guard) }
     }

@@ -52,26 +52,34 @@ cc -O2 -Wall -Wextra -Werror -pthread -o "$work/call_loop" "$here/c/call_loop.c"
 # The long pattern: 65,536 positions, all O but the last (one fault per cycle; every other call passes).
 long_pattern="$(printf 'O%.0s' $(seq 65535))X"
 
-# name | threads | preload (yes/no) | FAULTLINE_* settings (space-separated, no spaces inside a value).
-# The budgets below refer to these rows by index.
-NONE=0 DISABLED=1 ENABLED=2 RECORDING=3 NONE_2T=4 ENABLED_2T=5 PATTERN_1=6 PATTERN_65536=7
+# name | threads | preload (yes/no) | FAULTLINE_* settings (space-separated, no spaces inside a value) | function
+# (put: ucp_put_nbx, check: ucp_request_check_status). Every enabled row arms every hook. The budgets below refer
+# to these rows by index.
+NONE=0 DISABLED=1 ENABLED=2 RECORDING=3 NONE_2T=4 ENABLED_2T=5 RECORDING_2T=6 PATTERN_1=7 PATTERN_65536=8
+NONE_CHECK=9 DISABLED_CHECK=10 ENABLED_CHECK=11 RECORDING_CHECK=12
+pass="FAULTLINE_ENABLED=1 FAULTLINE_HOOKS=all FAULTLINE_STRATEGY=random FAULTLINE_PROBABILITY=0"
 configs=(
-    "no preload|1|no|"
-    "preload, disabled|1|yes|"
-    "enabled, pass (random, p=0)|1|yes|FAULTLINE_ENABLED=1 FAULTLINE_STRATEGY=random FAULTLINE_PROBABILITY=0"
-    "enabled, pass, recording|1|yes|FAULTLINE_ENABLED=1 FAULTLINE_STRATEGY=random FAULTLINE_PROBABILITY=0 FAULTLINE_RECORD=1"
-    "no preload|2|no|"
-    "enabled, pass (random, p=0)|2|yes|FAULTLINE_ENABLED=1 FAULTLINE_STRATEGY=random FAULTLINE_PROBABILITY=0"
-    "pattern length 1 (O)|1|yes|FAULTLINE_ENABLED=1 FAULTLINE_STRATEGY=O"
-    "pattern length 65,536 (O…OX)|1|yes|FAULTLINE_ENABLED=1 FAULTLINE_STRATEGY=$long_pattern"
+    "no preload|1|no||put"
+    "preload, disabled|1|yes||put"
+    "enabled, pass (random, p=0)|1|yes|$pass|put"
+    "enabled, pass, recording|1|yes|$pass FAULTLINE_RECORD=1|put"
+    "no preload|2|no||put"
+    "enabled, pass (random, p=0)|2|yes|$pass|put"
+    "enabled, pass, recording|2|yes|$pass FAULTLINE_RECORD=1|put"
+    "pattern length 1 (O)|1|yes|FAULTLINE_ENABLED=1 FAULTLINE_HOOKS=all FAULTLINE_STRATEGY=O|put"
+    "pattern length 65,536 (O…OX)|1|yes|FAULTLINE_ENABLED=1 FAULTLINE_HOOKS=all FAULTLINE_STRATEGY=$long_pattern|put"
+    "no preload|1|no||check"
+    "preload, disabled|1|yes||check"
+    "enabled, pass (random, p=0)|1|yes|$pass|check"
+    "enabled, pass, recording|1|yes|$pass FAULTLINE_RECORD=1|check"
 )
 
 # run_config INDEX COMMAND...: runs COMMAND in configuration INDEX's environment.
 run_config() {
     local index="$1"
     shift
-    local name threads preload settings
-    IFS='|' read -r name threads preload settings <<<"${configs[$index]}"
+    local name threads preload settings function
+    IFS='|' read -r name threads preload settings function <<<"${configs[$index]}"
     local -a env_args=("FAULTLINE_SHM_DIR=$shm")
     [[ "$preload" == yes ]] && env_args+=("LD_PRELOAD=$shim")
     local setting
@@ -80,6 +88,9 @@ run_config() {
 }
 
 threads_of() { local name threads rest; IFS='|' read -r name threads rest <<<"${configs[$1]}"; echo "$threads"; }
+function_of() { local name threads preload settings function; IFS='|' read -r name threads preload settings function <<<"${configs[$1]}"; echo "$function"; }
+# loop_args INDEX: call_loop's thread count and function for configuration INDEX.
+loop_args() { echo "$(threads_of "$1") $(function_of "$1")"; }
 name_of() { local name rest; IFS='|' read -r name rest <<<"${configs[$1]}"; echo "$name"; }
 field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p"; }
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -103,12 +114,12 @@ instructions() {
     threads="$(threads_of "$index")"
     case "$ir_tool" in
     perf)
-        run_config "$index" perf stat -x, -e instructions:u -o "$work/perf.csv" "$work/call_loop" "$n" "$threads" >/dev/null
+        run_config "$index" perf stat -x, -e instructions:u -o "$work/perf.csv" "$work/call_loop" "$n" $(loop_args "$index") >/dev/null
         awk -F, '$3 ~ /^instructions/ { print $1 }' "$work/perf.csv"
         ;;
     callgrind)
         run_config "$index" valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" \
-            "$work/call_loop" "$n" "$threads" >/dev/null 2>"$work/callgrind.log" ||
+            "$work/call_loop" "$n" $(loop_args "$index") >/dev/null 2>"$work/callgrind.log" ||
             { log "callgrind failed on '$(name_of "$index")':"; tail -n 20 "$work/callgrind.log" >&2; exit 1; }
         awk '/^(summary|totals):/ { print $2; exit }' "$work/callgrind.out"
         ;;
@@ -131,7 +142,8 @@ declare -A cpu_at wall_at # [config,round]
 log "timing: $reps rounds × ${#configs[@]} configurations × $calls calls per thread"
 for ((rep = 1; rep <= reps; rep++)); do
     for i in "${!configs[@]}"; do
-        out="$(run_config "$i" "$work/call_loop" "$calls" "$(threads_of "$i")")"
+        # shellcheck disable=SC2046 # two words on purpose
+        out="$(run_config "$i" "$work/call_loop" "$calls" $(loop_args "$i"))"
         faults="$(field faults <<<"$out")"
         check="$(field check <<<"$out")"
         # The test double returns NULL (UCS_OK); only the long pattern's one X per 65,536 calls may fault.
@@ -155,8 +167,12 @@ over_rounds() {
 }
 samples() { local -n at="$1"; local rep; for ((rep = 1; rep <= reps; rep++)); do echo "${at[$2,$rep]}"; done; }
 
-# Overheads: 1-thread rows against the 1-thread baseline, 2-thread rows against the 2-thread baseline.
-base_of() { if [[ "$(threads_of "$1")" == 2 ]]; then echo "$NONE_2T"; else echo "$NONE"; fi; }
+# Overheads: each row against the no-preload row of its thread count and function.
+base_of() {
+    if [[ "$(function_of "$1")" == check ]]; then echo "$NONE_CHECK"
+    elif [[ "$(threads_of "$1")" == 2 ]]; then echo "$NONE_2T"
+    else echo "$NONE"; fi
+}
 sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.1f", a - b }'; }
 fmt() { awk -v x="$1" 'BEGIN { printf "%.2f", x }'; }
 
@@ -176,8 +192,8 @@ echo "Machine: $(nproc) CPUs, $cpu_model; load average at the end: $(cut -d' ' -
 echo "Shim: $(cd "$repo" && git rev-parse --short HEAD)$(cd "$repo" && git diff --quiet HEAD -- shm-proto shim-runtime shim-ucx/src || echo ' + uncommitted changes')," \
     "$calls calls per thread, median of $reps rounds; instructions: $ir_tool"
 echo
-echo "| configuration | threads | CPU ns/call, median (min–max) | overhead ns | best round | wall ns/call | instr/call | overhead instr |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+echo "| configuration | call | threads | CPU ns/call, median (min–max) | overhead ns | best round | wall ns/call | instr/call | overhead instr |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
 for i in "${!configs[@]}"; do
     b="$(base_of "$i")"
     if [[ "$ir_tool" != none ]]; then
@@ -187,7 +203,7 @@ for i in "${!configs[@]}"; do
         ir_cell="–"
         ir_over="–"
     fi
-    printf '| %s | %s | %s (%s) | %+.2f | %+.2f | %s | %s | %s |\n' "$(name_of "$i")" "$(threads_of "$i")" \
+    printf '| %s | %s | %s | %s (%s) | %+.2f | %+.2f | %s | %s | %s |\n' "$(name_of "$i")" "$(function_of "$i")" "$(threads_of "$i")" \
         "$(fmt "${cpu[i]}")" "$(samples cpu_at "$i" | minmax)" "$(fmt "${overhead[i]}")" "$(fmt "${best[i]}")" \
         "$(fmt "${wall[i]}")" "$ir_cell" "$ir_over"
 done
@@ -205,14 +221,19 @@ echo
 echo "| budget | measured (CPU time; instructions) | verdict |"
 echo "|---|---|---|"
 budget_over() { # INDEX LIMIT LABEL
-    echo "| $3 | $(fmt "${overhead[$1]}") ns (best round $(fmt "${best[$1]}"))$(ir_of "$1" "$NONE") |" \
+    echo "| $3 | $(fmt "${overhead[$1]}") ns (best round $(fmt "${best[$1]}"))$(ir_of "$1" "$(base_of "$1")") |" \
         "$(time_verdict "${overhead[$1]}" "${best[$1]}" "$2") |"
 }
-budget_over "$DISABLED" 1 "disabled ≤ 1 ns over no preload"
-budget_over "$ENABLED" 5 "enabled, pass ≤ 5 ns over"
-budget_over "$RECORDING" 15 "recording ≤ 15 ns over"
+budget_over "$DISABLED" 0.5 "disabled ≤ 0.5 ns over no preload, put_nbx"
+budget_over "$DISABLED_CHECK" 0.5 "disabled ≤ 0.5 ns over no preload, check_status"
+budget_over "$ENABLED" 2.5 "enabled, pass ≤ 2.5 ns over, put_nbx"
+budget_over "$ENABLED_CHECK" 2.5 "enabled, pass ≤ 2.5 ns over, check_status"
+budget_over "$RECORDING" 8 "recording ≤ 8 ns over, put_nbx"
+budget_over "$RECORDING_CHECK" 8 "recording ≤ 8 ns over, check_status"
 ratio="$(ratio_of "$ENABLED_2T" "$ENABLED")"
 echo "| 2 threads, random: per-call cost ≤ 1.2 × 1 thread | $(fmt "$ratio")× (no preload: $(fmt "$(ratio_of "$NONE_2T" "$NONE")")×)$(ir_of "$ENABLED_2T" "$ENABLED") | $(verdict "$ratio" 1.2) |"
+ratio="$(ratio_of "$RECORDING_2T" "$RECORDING")"
+echo "| 2 threads, recording: per-call cost ≤ 1.1 × 1 thread | $(fmt "$ratio")×$(ir_of "$RECORDING_2T" "$RECORDING") | $(verdict "$ratio" 1.1) |"
 # Independent of the length: the same instructions per call (±1) and, in time, within 10 % (median of the
 # per-round ratios). Without an instruction count, time alone decides.
 pattern_ratio="$(ratio_of "$PATTERN_65536" "$PATTERN_1")"

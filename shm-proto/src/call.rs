@@ -14,7 +14,8 @@
 
 use crate::clock::monotonic_ns;
 use crate::decide::{decide, Decision, Rng};
-use crate::layout::{Control, HookCounter, Mode, Segment, COUNTER_STRIPES, MAX_HOOKS, POOL_CAP};
+use crate::layout::{Control, HookCounter, Mode, Segment, SegmentRing, COUNTER_STRIPES, MAX_HOOKS, POOL_CAP};
+use crate::ring::LaneId;
 use crate::seqlock::READ_TRIES;
 use crate::sync::{AtomicU64, Ordering::Relaxed};
 
@@ -34,6 +35,8 @@ pub struct ThreadCtx {
     stripe: u32,
     /// Whether no other thread writes that stripe (then a plain load+store counts exactly).
     exclusive: bool,
+    /// The flight recorder's lane this thread writes.
+    lane: LaneId,
     plan: Plan,
     ordinal: u32,
     tid: u32,
@@ -109,6 +112,7 @@ impl ThreadCtx {
             tid,
             stripe: ordinal.min(last),
             exclusive: ordinal < last,
+            lane: SegmentRing::lane_of(ordinal),
             seed,
             rng: Rng::for_thread(seed, ordinal),
             plan: Plan {
@@ -124,6 +128,11 @@ impl ThreadCtx {
     /// The kernel thread id this context was registered with.
     pub fn tid(&self) -> u32 {
         self.tid
+    }
+
+    /// The flight recorder's lane this thread writes.
+    pub fn lane(&self) -> LaneId {
+        self.lane
     }
 }
 
@@ -182,7 +191,7 @@ impl Segment {
             }
             ctx.rng = rng;
             if ctx.plan.recording {
-                self.record(hook, ctx, Decision::Pass, size);
+                self.record(hook, ctx, 0, size);
             }
         }
         calls.store(before.wrapping_add(1), Relaxed);
@@ -210,7 +219,11 @@ impl Segment {
         let index = if ctx.plan.random_without_index { 0 } else { self.cursor.next_armed_call() };
         let decision = self.decide_general(index, ctx.rng, ctx, counters);
         if ctx.plan.recording {
-            self.record(hook, ctx, decision, size);
+            let code = match decision {
+                Decision::Fault { code, .. } => code,
+                _ => 0,
+            };
+            self.record(hook, ctx, code, size);
         }
         decision
     }
@@ -243,7 +256,7 @@ impl Segment {
     fn pass_unplanned(&self, hook: usize, ctx: &ThreadCtx, size: u64) -> Decision {
         let armed = self.control.arm_mask[hook / 64].load(Relaxed) & (1 << (hook % 64)) != 0;
         if armed && self.control.recording.load(Relaxed) != 0 {
-            self.record(hook, ctx, Decision::Pass, size);
+            self.record(hook, ctx, 0, size);
         }
         Decision::Pass
     }
@@ -272,21 +285,17 @@ impl Segment {
     /// Appends the call to the flight recorder. Its rare cases (a clock refresh, no TSC) are a tail call, so the
     /// common one saves no registers.
     #[inline(never)]
-    fn record(&self, hook: usize, ctx: &ThreadCtx, decision: Decision, size: u64) {
-        let code = match decision {
-            Decision::Fault { code, .. } => code,
-            _ => 0,
-        };
+    fn record(&self, hook: usize, ctx: &ThreadCtx, code: i32, size: u64) {
         match self.ring.quick_stamp() {
-            Some(ticks) => self.ring.push(ticks, hook as u16, code != 0, ctx.tid, code, size),
-            None => self.record_refreshing(hook as u16, ctx.tid, code, size),
+            Some(ticks) => self.ring.push(ctx.lane, ticks, hook as u16, code != 0, ctx.tid, code, size),
+            None => self.record_refreshing(hook as u16, ctx, code, size),
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn record_refreshing(&self, hook: u16, tid: u32, code: i32, size: u64) {
-        self.ring.push(self.ring.stamp_refreshing(), hook, code != 0, tid, code, size);
+    fn record_refreshing(&self, hook: u16, ctx: &ThreadCtx, code: i32, size: u64) {
+        self.ring.push(ctx.lane, self.ring.stamp_refreshing(), hook, code != 0, ctx.tid, code, size);
     }
 
     /// Marks the process as alive and calling.

@@ -11,7 +11,7 @@ use crate::sync::{AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
 /// First eight bytes of every segment.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"FLTLINE\x01");
 /// Bumped on every layout or semantic change of the segment.
-pub const ABI_VERSION: u32 = 4;
+pub const ABI_VERSION: u32 = 5;
 
 /// Hooks a shim can declare (the CUDA shim needs the most).
 pub const MAX_HOOKS: usize = 128;
@@ -27,8 +27,14 @@ pub const PATTERN_WORDS: usize = PATTERN_CAP / 64;
 pub const POOL_CAP: usize = 32;
 /// Calls in a replay program.
 pub const REPLAY_CAP: usize = 65_536;
-/// Records in the flight recorder.
-pub const RING_CAP: usize = 8_192;
+/// Lanes of the flight recorder: one each for the first `RING_LANES - 1` threads, the last shared (ABI 5).
+pub const RING_LANES: usize = 4;
+/// Records in one lane of the flight recorder.
+pub const LANE_CAP: usize = 4_096;
+/// The flight recorder as the segment holds it.
+pub type SegmentRing = Ring<RING_LANES, LANE_CAP>;
+/// Bytes of the flight recorder: its clock line, then each lane's head line and slots.
+const RING_BYTES: usize = 64 + RING_LANES * (64 + 64 * LANE_CAP);
 /// Counter stripes; each thread writes its own (the last one is shared by any threads beyond).
 pub const COUNTER_STRIPES: usize = 32;
 
@@ -260,7 +266,7 @@ pub struct Segment {
     /// Per-thread counters; a reader sums the stripes.
     pub stripes: [Stripe; COUNTER_STRIPES],
     /// The flight recorder.
-    pub ring: Ring<RING_CAP>,
+    pub ring: SegmentRing,
     /// Only writers (the tools) touch it: who holds the writer lock, and the last consistent strategy.
     pub journal: Journal,
     /// The Kubernetes pod the process runs in, written once by the creator (ABI 4).
@@ -374,7 +380,7 @@ fn read_name(src: &[AtomicU8]) -> String {
 #[cfg(not(loom))]
 const _: () = {
     use std::mem::{align_of, offset_of, size_of};
-    assert!(ABI_VERSION == 4, "layout numbers below belong to ABI 4");
+    assert!(ABI_VERSION == 5, "layout numbers below belong to ABI 5");
     assert!(size_of::<Header>() == 6336);
     assert!(offset_of!(Header, magic) == 0);
     assert!(offset_of!(Header, abi_version) == 8);
@@ -396,23 +402,20 @@ const _: () = {
     assert!(offset_of!(Control, replay) == 12_520);
     assert!(size_of::<Cursor>() == 192);
     assert!(size_of::<Stripe>() == 2048);
-    assert!(size_of::<Ring<RING_CAP>>() == 64 + 64 * RING_CAP);
+    assert!(RING_BYTES == 1_048_896);
+    assert!(size_of::<SegmentRing>() == RING_BYTES);
     assert!(offset_of!(Segment, control) == 6336);
     assert!(offset_of!(Segment, cursor) == 6336 + 274_688);
     assert!(offset_of!(Segment, stripes) == 6336 + 274_688 + 192);
     assert!(offset_of!(Segment, ring) == 6336 + 274_688 + 192 + 2048 * COUNTER_STRIPES);
     assert!(size_of::<Journal>() == 64 + 274_688);
     assert!(offset_of!(Journal, backup) == 64);
-    assert!(offset_of!(Segment, journal) == 6336 + 274_688 + 192 + 2048 * COUNTER_STRIPES + 64 + 64 * RING_CAP);
+    assert!(offset_of!(Segment, journal) == 6336 + 274_688 + 192 + 2048 * COUNTER_STRIPES + RING_BYTES);
     assert!(size_of::<PodSlot>() == 448);
     assert!(offset_of!(PodSlot, name) == 64);
     assert!(offset_of!(PodSlot, container) == 320);
     assert!(offset_of!(PodSlot, uid) == 384);
-    assert!(
-        offset_of!(Segment, pod) == 6336 + 274_688 + 192 + 2048 * COUNTER_STRIPES + 64 + 64 * RING_CAP + 64 + 274_688
-    );
-    assert!(
-        size_of::<Segment>() == 6336 + 274_688 + 192 + 2048 * COUNTER_STRIPES + 64 + 64 * RING_CAP + 64 + 274_688 + 448
-    );
+    assert!(offset_of!(Segment, pod) == 6336 + 274_688 + 192 + 2048 * COUNTER_STRIPES + RING_BYTES + 64 + 274_688);
+    assert!(size_of::<Segment>() == 6336 + 274_688 + 192 + 2048 * COUNTER_STRIPES + RING_BYTES + 64 + 274_688 + 448);
     assert!(align_of::<Segment>() == 64);
 };

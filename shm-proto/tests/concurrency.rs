@@ -30,9 +30,18 @@ fn with_watchdog(name: &str, body: impl FnOnce() + Send + 'static) {
 }
 
 /// Every field of a record is derived from (writer, i), so a torn record cannot pass the check.
-fn write_record(ring: &Ring<64>, writer: u32, i: u32) {
+fn write_record(ring: &Ring<4, 64>, writer: u32, i: u32) {
     let key = (u64::from(writer) << 32) | u64::from(i);
-    ring.push(key, (i % 1000) as u16, i.is_multiple_of(2), writer, -(i as i32 % 100) - 1, !key);
+    // Writers 0–2 own a lane each; 3 and 4 share the last one.
+    ring.push(
+        Ring::<4, 64>::lane_of(writer),
+        key,
+        (i % 1000) as u16,
+        i.is_multiple_of(2),
+        writer,
+        -(i as i32 % 100) - 1,
+        !key,
+    );
 }
 
 fn assert_intact(record: &Record) {
@@ -46,11 +55,11 @@ fn assert_intact(record: &Record) {
 }
 
 #[test]
-fn ring_readers_get_intact_records_and_count_exactly_what_they_missed() {
+fn ring_readers_get_intact_records_in_order_and_count_exactly_what_they_missed() {
     with_watchdog("ring", || {
-        const WRITERS: u32 = 4;
+        const WRITERS: u32 = 5;
         const PER_WRITER: u32 = 200_000;
-        let ring = Arc::new(Ring::<64>::new());
+        let ring = Arc::new(Ring::<4, 64>::new());
         let stop = Arc::new(AtomicBool::new(false));
         let start = Arc::new(Barrier::new(WRITERS as usize + 1));
         let writers: Vec<_> = (0..WRITERS)
@@ -70,8 +79,11 @@ fn ring_readers_get_intact_records_and_count_exactly_what_they_missed() {
                 let mut cursor = RingCursor::default();
                 let mut accepted = 0u64;
                 let mut last_i = [None::<u32>; WRITERS as usize];
+                let mut last_sequence = 0;
                 let mut check = |record: Record| {
                     assert_intact(&record);
+                    assert!(record.sequence > last_sequence, "sequences only grow: {record:?} after {last_sequence}");
+                    last_sequence = record.sequence;
                     let writer = (record.time_ns >> 32) as usize;
                     let i = record.time_ns as u32;
                     assert!(last_i[writer].is_none_or(|last| last < i), "one writer's records arrive in order");
@@ -82,7 +94,7 @@ fn ring_readers_get_intact_records_and_count_exactly_what_they_missed() {
                     cursor.drain(&ring, false, &mut check);
                 }
                 // Writers are done: everything still pending completes, so drain until caught up.
-                while cursor.next < ring.written() {
+                while cursor.position() < ring.written() {
                     cursor.drain(&ring, false, &mut check);
                 }
                 (accepted, cursor.missed)

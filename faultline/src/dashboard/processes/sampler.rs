@@ -484,10 +484,8 @@ impl Sampler {
         };
         let ring = &target.segment().ring;
         // Only the newest TAIL_LEN records matter: skip older ones instead of reading the whole ring.
+        tail.cursor.skip_to_newest(ring, TAIL_LEN as u64);
         let head = ring.written();
-        if head > tail.cursor.next + TAIL_LEN as u64 {
-            tail.cursor.next = head - TAIL_LEN as u64;
-        }
         let kind = key.kind;
         let offset = self.wall_minus_monotonic_ns;
         let names = &entry.hook_names;
@@ -512,7 +510,7 @@ impl Sampler {
             records.pop_front();
         }
         let recorded = head.saturating_sub(cleared);
-        let missed = recorded.saturating_sub(ring.capacity() as u64);
+        let missed = ring.overwritten().min(recorded);
         Some(Detail {
             key,
             hook_rates: hook_rates(&entry.hook_windows),
