@@ -15,37 +15,10 @@ cd "$(dirname "$0")/../.."
 n=${1:-200}
 seconds=${2:-10}
 
-cargo build --release -q -p faultline -p shim-ucx
-target=${CARGO_TARGET_DIR:-target}
-faultline=$(realpath "$target/release/faultline")
-shim=$(realpath "$target/release/libfaultline_ucx.so")
-
-work=$(mktemp -d /tmp/faultline-bench.XXXXXX)
-shm=$(mktemp -d /dev/shm/faultline-bench.XXXXXX)
-pids=()
-cleanup() {
-  tmux -S "$work/tmux" kill-server 2>/dev/null || true
-  ((${#pids[@]})) && kill "${pids[@]}" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$work" "$shm"
-}
-trap cleanup EXIT
-
-cc -O1 -pthread -o "$work/ucx_selfloop" shim-ucx/tests/c/ucx_selfloop.c -lucp -lucs
-echo "starting $n shimmed UCX processes..."
-for i in $(seq 1 "$n"); do
-  record=0
-  ((i % 10 == 0)) && record=1
-  FAULTLINE_SHM_DIR=$shm LD_PRELOAD=$shim FAULTLINE_ENABLED=1 FAULTLINE_PROBABILITY=5 FAULTLINE_RECORD=$record \
-    UCX_WARN_UNUSED_ENV_VARS=n "$work/ucx_selfloop" --forever --interval-us 100000 --quiet --ops put,get,flush \
-    </dev/null >/dev/null 2>>"$work/workload.log" &
-  pids+=($!)
-done
-for _ in $(seq 1 600); do
-  count=$(find "$shm" -name 'faultline.ucx.*' | wc -l)
-  ((count >= n)) && break
-  sleep 0.1
-done
+bench_cleanup() { tmux -S "$work/tmux" kill-server 2>/dev/null || true; }
+# shellcheck source=faultline/benches/workload.sh
+source faultline/benches/workload.sh
+start_workload "$n"
 echo "$count segments; measuring the dashboard for ${seconds}s (plus 2s warm-up)..."
 
 tmux -S "$work/tmux" -f /dev/null new-session -d -x 160 -y 50 \
