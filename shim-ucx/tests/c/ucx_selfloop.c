@@ -715,20 +715,28 @@ static void op_mem_map(struct tstate *ts)
     free(buf);
 }
 
-static void op_rkey(struct tstate *ts)
+/* Packs the thread's memory key and unpacks it on its endpoint, recording both calls: the remote key, or NULL if
+ * either call failed. */
+static ucp_rkey_h exchange_rkey(struct tstate *ts)
 {
     void *rkey_buf;
     size_t rkey_len;
     ucs_status_t st = ucp_rkey_pack(g_context, ts->memh, &rkey_buf, &rkey_len);
     record(ts, FN_RKEY_PACK, st);
     if (st != UCS_OK) {
-        return;
+        return NULL;
     }
     ucp_rkey_h rkey;
     st = ucp_ep_rkey_unpack(ts->ep, rkey_buf, &rkey);
     record(ts, FN_EP_RKEY_UNPACK, st);
     ucp_rkey_buffer_release(rkey_buf);
-    if (st == UCS_OK) {
+    return st == UCS_OK ? rkey : NULL;
+}
+
+static void op_rkey(struct tstate *ts)
+{
+    ucp_rkey_h rkey = exchange_rkey(ts);
+    if (rkey != NULL) {
         ucp_rkey_destroy(rkey);
     }
 }
@@ -836,19 +844,7 @@ static void reconnect(struct tstate *ts)
             return;
         }
     }
-    void *rkey_buf;
-    size_t rkey_len;
-    ucs_status_t st = ucp_rkey_pack(g_context, ts->memh, &rkey_buf, &rkey_len);
-    record(ts, FN_RKEY_PACK, st);
-    if (st != UCS_OK) {
-        return;
-    }
-    st = ucp_ep_rkey_unpack(ts->ep, rkey_buf, &ts->rkey);
-    record(ts, FN_EP_RKEY_UNPACK, st);
-    ucp_rkey_buffer_release(rkey_buf);
-    if (st != UCS_OK) {
-        ts->rkey = NULL;
-    }
+    ts->rkey = exchange_rkey(ts);
 }
 
 /* One iteration on a connected endpoint; the first failed call (fail_op)
