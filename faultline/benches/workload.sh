@@ -3,7 +3,8 @@
 # Sets: faultline, shim, work, shm, pids, count. Everything started is stopped and removed on exit; a script that
 # needs more clean-up defines `bench_cleanup` before sourcing this.
 
-cargo build --release -q -p faultline -p shim-ucx
+# The whole workspace, as scripts/test.sh builds it: the same feature set, so neither rebuilds the other's binaries.
+cargo build --release -q --workspace
 target=${CARGO_TARGET_DIR:-target}
 faultline=$(realpath "$target/release/faultline")
 shim=$(realpath "$target/release/libfaultline_ucx.so")
