@@ -2,6 +2,7 @@
 //! the shared decision engine ([`shim_runtime::Runtime::enter`]).
 
 use shim_runtime::Entered;
+use shm_proto::layout::Site;
 
 use crate::device::{self, Device};
 use crate::{xid, RUNTIME};
@@ -17,6 +18,12 @@ pub fn pass_untouched(needed: bool) -> bool {
 pub struct Call(Entered);
 
 impl Call {
+    /// Where this call's fault surfaces.
+    #[inline]
+    pub fn site(&self) -> Site {
+        self.0.site()
+    }
+
     /// Performs any delay, then returns the code (pool numbering) to inject instead of calling the real
     /// function, if any. An injected XID preset code kills the GPU.
     #[inline]
@@ -41,7 +48,7 @@ pub fn enter(hook: usize, size: u64, device: Device) -> Call {
     }
     if xid::dead() {
         if let Some(code) = RUNTIME.segment().and_then(|segment| xid::dead_code(segment, hook)) {
-            return Call(RUNTIME.enter_forced(hook, size, code));
+            return Call(RUNTIME.enter_forced(hook, size, code, Site::Post));
         }
     }
     Call(RUNTIME.enter(hook, size))

@@ -63,7 +63,7 @@ macro_rules! cuda_hook {
         shim_runtime::__hook_skeleton! {
             fn $name($($arg: $ty),*) -> $ret,
             enter = crate::intercept::enter(Hook::$id as usize, $size as u64, $device),
-            fault = |injected| {
+            fault = |injected, site| {
                 let $code = crate::xid::code_for($api, injected);
                 $on_fault;
                 $code

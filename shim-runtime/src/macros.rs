@@ -23,8 +23,10 @@ macro_rules! hook_table {
 /// - `Real`: the C signature as a function pointer type;
 /// - `forward(real, args…)`: calls the real function at `real` (the only place a hook turns an address into a
 ///   callable pointer, through [`fn_at`](crate::fn_at));
-/// - `intercept(real, args…)`: the slow path: `enter` (count, decide, record), then `fault` for an injected code,
-///   `missing` if `real` is null, or the real call (`after` runs on its result while the call is still entered).
+/// - `intercept(real, args…)`: the slow path: `enter` (count, decide, record), then `fault` for an injected code
+///   and its [`Site`](shm_proto::layout::Site) (evaluated while the call is entered, with `real` and `forward` in
+///   scope: a site that runs the real operation calls it from there), `missing` if `real` is null, or the real
+///   call (`after` runs on its result while the call is still entered).
 ///
 /// `layers` are the shim's own items in the module; they must define `pub(crate) unsafe fn export(args…)`, the
 /// exported function's body (inlined into it). The export is not `no_mangle` under `cfg(test)`, so unit tests do
@@ -33,7 +35,7 @@ macro_rules! hook_table {
 #[macro_export]
 macro_rules! __hook_skeleton {
     (fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty,
-     enter = $enter:expr, fault = |$code:ident| $fault:expr, missing = $missing:expr,
+     enter = $enter:expr, fault = |$code:ident, $site:ident| $fault:expr, missing = $missing:expr,
      after = |$status:ident| $after:expr, layers = { $($layers:item)* }) => {
         #[doc = concat!("Intercepts `", stringify!($name), "`.")]
         ///
@@ -76,6 +78,8 @@ macro_rules! __hook_skeleton {
             unsafe fn intercept(real: *mut std::ffi::c_void, $($arg: $ty),*) -> $ret {
                 let call = $enter;
                 if let Some($code) = call.fault() {
+                    #[allow(unused_variables)] // a hook that fails every site at the call
+                    let $site = call.site();
                     return $fault;
                 }
                 if real.is_null() {
@@ -107,7 +111,7 @@ macro_rules! hook {
         $crate::__hook_skeleton! {
             fn $name($($arg: $ty),*) -> $ret,
             enter = RUNTIME.enter(Hook::$id as usize, $size as u64),
-            fault = |code| $fail(code),
+            fault = |code, site| $fail(code),
             missing = $fail($missing),
             after = |status| (),
             layers = {

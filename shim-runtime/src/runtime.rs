@@ -4,7 +4,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 
 use shm_proto::config::{self, LogLevel, StatsInterval};
-use shm_proto::layout::{COUNTER_STRIPES, MAX_HOOKS};
+use shm_proto::layout::{Site, COUNTER_STRIPES, MAX_HOOKS};
 use shm_proto::pod::PodIdentity;
 use shm_proto::segment::{self, Created, Identity};
 use shm_proto::{codes, Decision, Kind, Segment, SegmentMap, Strategy, ThreadCtx};
@@ -77,6 +77,15 @@ pub struct Entered {
 }
 
 impl Entered {
+    /// Where a fault of this call surfaces (`Post` for a call that is not faulted).
+    #[inline]
+    pub fn site(&self) -> Site {
+        match self.decision {
+            Decision::Fault { site, .. } => site,
+            _ => Site::Post,
+        }
+    }
+
     /// Performs any delay, then returns the code to inject instead of calling the real function, if any.
     #[inline]
     pub fn fault(&self) -> Option<i32> {
@@ -86,7 +95,7 @@ impl Entered {
                 crate::sleep_us(us);
                 None
             }
-            Decision::Fault { code, delay_us } => {
+            Decision::Fault { code, delay_us, .. } => {
                 if delay_us > 0 {
                     crate::sleep_us(delay_us);
                 }
@@ -116,6 +125,13 @@ impl Runtime {
         let ptr = self.segment.load(Acquire);
         // SAFETY: a non-null pointer always refers to a leaked, never-unmapped SegmentMap's segment.
         (!ptr.is_null()).then(|| unsafe { &*ptr })
+    }
+
+    /// Whether this thread is inside an intercepted call (the library calling its own public API from inside one,
+    /// or a shim's own bookkeeping): such calls pass straight through.
+    #[inline]
+    pub fn in_call(&self) -> bool {
+        ThreadState::current().in_call.get()
     }
 
     /// Whether faults are enabled: what a disabled call pays before forwarding (two loads).
@@ -175,7 +191,7 @@ impl Runtime {
     /// other, exactly; a nested call still passes straight through. The counts go to the shared last stripe
     /// (an atomic add): readers sum all stripes, so totals stay exact.
     #[cold]
-    pub fn enter_forced(&'static self, hook: usize, size: u64, code: i32) -> Entered {
+    pub fn enter_forced(&'static self, hook: usize, size: u64, code: i32, site: Site) -> Entered {
         let pass = Entered { decision: Decision::Pass, hook, runtime: self, _guard: None };
         let Some(segment) = self.segment() else { return pass };
         if hook >= MAX_HOOKS {
@@ -188,9 +204,9 @@ impl Runtime {
         counters.faults.fetch_add(1, Relaxed);
         segment.header.heartbeat_ns.store(shm_proto::clock::monotonic_ns(), Relaxed);
         if segment.control.recording.load(Relaxed) != 0 {
-            segment.ring.push(ctx.lane(), segment.ring.stamp(), hook as u16, true, ctx.tid(), code, size);
+            segment.ring.push(ctx.lane(), segment.ring.stamp(), hook as u16, Some(site), ctx.tid(), code, size);
         }
-        Entered { decision: Decision::Fault { code, delay_us: 0 }, hook, runtime: self, _guard: Some(guard) }
+        Entered { decision: Decision::Fault { code, delay_us: 0, site }, hook, runtime: self, _guard: Some(guard) }
     }
 
     /// An intercepted call that is not subject to injection at all (e.g. outside the device a shim targets): it

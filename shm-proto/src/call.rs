@@ -14,7 +14,7 @@
 
 use crate::clock::monotonic_ns;
 use crate::decide::{decide, Decision, Rng};
-use crate::layout::{Control, HookCounter, Mode, Segment, SegmentRing, COUNTER_STRIPES, MAX_HOOKS, POOL_CAP};
+use crate::layout::{Control, HookCounter, Mode, Segment, SegmentRing, Site, COUNTER_STRIPES, MAX_HOOKS, POOL_CAP};
 use crate::ring::LaneId;
 use crate::seqlock::READ_TRIES;
 use crate::sync::{AtomicU64, Ordering::Relaxed};
@@ -191,7 +191,7 @@ impl Segment {
             }
             ctx.rng = rng;
             if ctx.plan.recording {
-                self.record(hook, ctx, 0, size);
+                self.record(hook, ctx, None, 0, size);
             }
         }
         calls.store(before.wrapping_add(1), Relaxed);
@@ -219,11 +219,11 @@ impl Segment {
         let index = if ctx.plan.random_without_index { 0 } else { self.cursor.next_armed_call() };
         let decision = self.decide_general(index, ctx.rng, ctx, counters);
         if ctx.plan.recording {
-            let code = match decision {
-                Decision::Fault { code, .. } => code,
-                _ => 0,
+            let (fault, code) = match decision {
+                Decision::Fault { code, site, .. } => (Some(site), code),
+                _ => (None, 0),
             };
-            self.record(hook, ctx, code, size);
+            self.record(hook, ctx, fault, code, size);
         }
         decision
     }
@@ -256,7 +256,7 @@ impl Segment {
     fn pass_unplanned(&self, hook: usize, ctx: &ThreadCtx, size: u64) -> Decision {
         let armed = self.control.arm_mask[hook / 64].load(Relaxed) & (1 << (hook % 64)) != 0;
         if armed && self.control.recording.load(Relaxed) != 0 {
-            self.record(hook, ctx, 0, size);
+            self.record(hook, ctx, None, 0, size);
         }
         Decision::Pass
     }
@@ -285,17 +285,17 @@ impl Segment {
     /// Appends the call to the flight recorder. Its rare cases (a clock refresh, no TSC) are a tail call, so the
     /// common one saves no registers.
     #[inline(never)]
-    fn record(&self, hook: usize, ctx: &ThreadCtx, code: i32, size: u64) {
+    fn record(&self, hook: usize, ctx: &ThreadCtx, fault: Option<Site>, code: i32, size: u64) {
         match self.ring.quick_stamp() {
-            Some(ticks) => self.ring.push(ctx.lane, ticks, hook as u16, code != 0, ctx.tid, code, size),
-            None => self.record_refreshing(hook as u16, ctx, code, size),
+            Some(ticks) => self.ring.push(ctx.lane, ticks, hook as u16, fault, ctx.tid, code, size),
+            None => self.record_refreshing(hook as u16, ctx, fault, code, size),
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn record_refreshing(&self, hook: u16, ctx: &ThreadCtx, code: i32, size: u64) {
-        self.ring.push(ctx.lane, self.ring.stamp_refreshing(), hook, code != 0, ctx.tid, code, size);
+    fn record_refreshing(&self, hook: u16, ctx: &ThreadCtx, fault: Option<Site>, code: i32, size: u64) {
+        self.ring.push(ctx.lane, self.ring.stamp_refreshing(), hook, fault, ctx.tid, code, size);
     }
 
     /// Marks the process as alive and calling.

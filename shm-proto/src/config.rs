@@ -4,7 +4,7 @@
 
 use crate::codes::{self, CodeError};
 use crate::control::Strategy;
-use crate::layout::{DelayMode, Kind, Mode, MAX_HOOKS, PATTERN_CAP, REPLAY_CAP};
+use crate::layout::{DelayMode, Kind, Mode, Site, MAX_HOOKS, PATTERN_CAP, REPLAY_CAP};
 
 /// A value a user gave that faultline cannot use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,6 +57,24 @@ pub enum ConfigError {
         what: &'static str,
         /// What was given.
         text: String,
+    },
+    /// Not one of a setting's names.
+    #[error("{what} '{text}' is not one of {choices}")]
+    Choice {
+        /// Which setting.
+        what: &'static str,
+        /// The names it takes.
+        choices: &'static str,
+        /// What was given.
+        text: String,
+    },
+    /// A site the process's shim does not have.
+    #[error("the {site} site is UCX-only: a {kind} process has no endpoints (use completion)")]
+    SiteForKind {
+        /// The site given.
+        site: &'static str,
+        /// The process's kind.
+        kind: &'static str,
     },
     /// A code list problem.
     #[error(transparent)]
@@ -266,10 +284,29 @@ pub fn parse_delay_mode(text: &str) -> Result<DelayMode, ConfigError> {
         "off" => Ok(DelayMode::Off),
         "before-fault" => Ok(DelayMode::BeforeFault),
         "instead-of-fault" => Ok(DelayMode::InsteadOfFault),
-        _ => {
-            Err(ConfigError::Switch { what: "delay mode (off|before-fault|instead-of-fault)", text: text.to_string() })
-        }
+        _ => Err(ConfigError::Choice {
+            what: "delay mode",
+            choices: "off, before-fault, instead-of-fault",
+            text: text.to_string(),
+        }),
     }
+}
+
+/// Parses `post`, `completion` or `endpoint` (case-insensitive).
+pub fn parse_site(text: &str) -> Result<Site, ConfigError> {
+    Site::from_name(&text.trim().to_ascii_lowercase()).ok_or_else(|| ConfigError::Choice {
+        what: "fault site",
+        choices: "post, completion, endpoint",
+        text: text.to_string(),
+    })
+}
+
+/// Checks that processes of `kind` have `site`: the endpoint site is UCX's (a CUDA process has no endpoints).
+pub fn check_site(kind: Kind, site: Site) -> Result<(), ConfigError> {
+    if kind == Kind::Cuda && site == Site::Endpoint {
+        return Err(ConfigError::SiteForKind { site: site.name(), kind: kind.name() });
+    }
+    Ok(())
 }
 
 fn parse_log_level(text: &str) -> Result<LogLevel, ConfigError> {
@@ -447,6 +484,8 @@ pub fn startup_from_env(
         s.delay_mode = if us == 0 { DelayMode::Off } else { DelayMode::BeforeFault };
     });
     set!("FAULTLINE_DELAY_MODE", |v| parse_delay_mode(&v), |mode| s.delay_mode = mode);
+    set!("FAULTLINE_SITE", |v| parse_site(&v).and_then(|site| check_site(kind, site).map(|()| site)), |site| s.site =
+        site);
     set!("FAULTLINE_LOG", |v| parse_log_level(&v), |level| log = level);
     set!("FAULTLINE_STATS_INTERVAL", |v| parse_stats_interval(&v), |interval| stats = interval);
     // Settings that narrow what can fail must never widen it by being ignored: if one is invalid, nothing is
@@ -504,6 +543,35 @@ mod tests {
         let s = startup_from_env(Kind::Ucx, &["ucp_put_nbx"], |_| true, env);
         assert_eq!((s.strategy.delay_us, s.strategy.delay_mode), (0, DelayMode::Off));
         assert!(s.warnings[0].starts_with("FAULTLINE_DELAY_US=4294967295: delay (µs)"), "{:?}", s.warnings);
+    }
+
+    #[test]
+    fn sites_parse_by_name_and_the_endpoint_site_is_ucx_only() {
+        assert_eq!(parse_site(" Completion "), Ok(Site::Completion));
+        assert_eq!(parse_site("post"), Ok(Site::Post));
+        let err = parse_site("callback").unwrap_err().to_string();
+        assert_eq!(err, "fault site 'callback' is not one of post, completion, endpoint");
+        assert!(check_site(Kind::Ucx, Site::Endpoint).is_ok());
+        assert!(check_site(Kind::Cuda, Site::Completion).is_ok());
+        let err = check_site(Kind::Cuda, Site::Endpoint).unwrap_err().to_string();
+        assert!(err.contains("UCX-only"), "{err}");
+        // At start-up: set for UCX; for CUDA the endpoint site is ignored with a warning (the default stays).
+        let env = |name: &str| (name == "FAULTLINE_SITE").then(|| "endpoint".to_string());
+        assert_eq!(startup_from_env(Kind::Ucx, &["ucp_put_nbx"], |_| true, env).strategy.site, Site::Endpoint);
+        let s = startup_from_env(Kind::Cuda, &["cuLaunchKernel"], |_| true, env);
+        assert_eq!(s.strategy.site, Site::Post);
+        assert!(
+            s.warnings[0].starts_with("FAULTLINE_SITE=endpoint: the endpoint site is UCX-only"),
+            "{:?}",
+            s.warnings
+        );
+        let s = startup_from_env(
+            Kind::Ucx,
+            &["ucp_put_nbx"],
+            |_| true,
+            |n: &str| (n == "FAULTLINE_SITE").then(|| "later".to_string()),
+        );
+        assert_eq!((s.strategy.site, s.strategy.arm_mask[0] != 0), (Site::Post, true), "a bad site arms as before");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! control block. The CLI and dashboard read-modify-write a `Strategy`; the shims read the control block directly.
 
 use crate::layout::{
-    Control, Cursor, DelayMode, Journal, Mode, MAX_HOOKS, PATTERN_CAP, PATTERN_WORDS, POOL_CAP, REPLAY_CAP,
+    Control, Cursor, DelayMode, Journal, Mode, Site, MAX_HOOKS, PATTERN_CAP, PATTERN_WORDS, POOL_CAP, REPLAY_CAP,
 };
 use crate::seqlock::{LockError, READ_TRIES};
 use crate::sync::Ordering::{AcqRel, Acquire, Relaxed, Release};
@@ -38,6 +38,8 @@ pub struct Strategy {
     pub replay: Vec<i32>,
     /// Replay mode: loop instead of passing after the end.
     pub replay_loop: bool,
+    /// Where an injected fault surfaces.
+    pub site: Site,
 }
 
 /// The seed used when none is given.
@@ -65,6 +67,7 @@ impl Strategy {
             pattern: Vec::new(),
             replay: Vec::new(),
             replay_loop: false,
+            site: Site::Post,
         }
     }
 
@@ -236,6 +239,7 @@ impl Control {
             pattern: (0..pattern_len).map(|p| self.pattern_bits[p / 64].load(Relaxed) & (1 << (p % 64)) != 0).collect(),
             replay: self.replay[..replay_len].iter().map(|c| c.load(Relaxed)).collect(),
             replay_loop: self.replay_loop.load(Relaxed) != 0,
+            site: Site::from_raw(self.site.load(Relaxed)),
         }
     }
 
@@ -250,6 +254,7 @@ impl Control {
             (self.mode.load(Relaxed) > Mode::Replay as u32).then(|| format!("mode {}", self.mode.load(Relaxed))),
             (self.delay_mode.load(Relaxed) > DelayMode::InsteadOfFault as u32)
                 .then(|| format!("delay mode {}", self.delay_mode.load(Relaxed))),
+            (self.site.load(Relaxed) > Site::Endpoint as u32).then(|| format!("site {}", self.site.load(Relaxed))),
             (self.pool_len.load(Relaxed) as usize > POOL_CAP)
                 .then(|| format!("error pool length {} > {POOL_CAP}", self.pool_len.load(Relaxed))),
             (self.pattern_len.load(Relaxed) as usize > PATTERN_CAP)
@@ -411,6 +416,7 @@ impl Control {
         self.limit.store(s.limit, Relaxed);
         self.delay_us.store(s.delay_us, Relaxed);
         self.delay_mode.store(s.delay_mode as u32, Relaxed);
+        self.site.store(s.site as u32, Relaxed);
         for (slot, code) in self.pool.iter().zip(s.pool.iter().chain(std::iter::repeat(&0))) {
             slot.store(*code, Relaxed);
         }

@@ -6,7 +6,7 @@
 //! skip and limit. `limit` (stop after M faults) needs a process-wide count and is applied by the caller
 //! ([`crate::Cursor::take_fault_ticket`]) after a successful consistent read.
 
-use crate::layout::{Control, DelayMode, Mode, PATTERN_CAP, POOL_CAP, REPLAY_CAP};
+use crate::layout::{Control, DelayMode, Mode, Site, PATTERN_CAP, POOL_CAP, REPLAY_CAP};
 use crate::sync::Ordering::Relaxed;
 
 /// What to do with one intercepted call.
@@ -14,12 +14,15 @@ use crate::sync::Ordering::Relaxed;
 pub enum Decision {
     /// Call the real function.
     Pass,
-    /// Return `code` without calling the real function, after sleeping `delay_us` (0: no sleep).
+    /// Inject `code` where `site` says (at the call: return it without calling the real function), after sleeping
+    /// `delay_us` (0: no sleep).
     Fault {
         /// The injected status.
         code: i32,
         /// Sleep before failing.
         delay_us: u32,
+        /// Where the application sees it (read in the same consistent read as the rest of the decision).
+        site: Site,
     },
     /// Sleep `us`, then call the real function (the delay action "instead of failing").
     Delay {
@@ -125,14 +128,15 @@ fn replay(control: &Control, index: u64) -> Decision {
     };
     match control.replay[position as usize].load(Relaxed) {
         0 => Decision::Pass,
-        code => Decision::Fault { code, delay_us: 0 },
+        code => Decision::Fault { code, delay_us: 0, site: Site::from_raw(control.site.load(Relaxed)) },
     }
 }
 
 fn with_delay(control: &Control, code: i32) -> Decision {
+    let site = Site::from_raw(control.site.load(Relaxed));
     match DelayMode::from_raw(control.delay_mode.load(Relaxed)) {
-        DelayMode::Off => Decision::Fault { code, delay_us: 0 },
-        DelayMode::BeforeFault => Decision::Fault { code, delay_us: control.delay_us.load(Relaxed) },
+        DelayMode::Off => Decision::Fault { code, delay_us: 0, site },
+        DelayMode::BeforeFault => Decision::Fault { code, delay_us: control.delay_us.load(Relaxed), site },
         DelayMode::InsteadOfFault => Decision::Delay { us: control.delay_us.load(Relaxed) },
     }
 }

@@ -11,7 +11,7 @@ use crate::sync::{AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
 /// First eight bytes of every segment.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"FLTLINE\x01");
 /// Bumped on every layout or semantic change of the segment.
-pub const ABI_VERSION: u32 = 5;
+pub const ABI_VERSION: u32 = 6;
 
 /// Hooks a shim can declare (the CUDA shim needs the most).
 pub const MAX_HOOKS: usize = 128;
@@ -140,6 +140,49 @@ impl DelayMode {
     }
 }
 
+/// Where an injected fault surfaces in the application (ABI 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u32)]
+pub enum Site {
+    /// At the call: it returns the code and nothing is started (the default, and all there was before ABI 6).
+    Post = 0,
+    /// At completion: the operation really runs; its completion (callback, request status, the next
+    /// synchronising CUDA call) reports the code.
+    Completion = 1,
+    /// On the endpoint (UCX): the endpoint fails as a dead peer does: its error handler, then every operation on
+    /// it until it is closed.
+    Endpoint = 2,
+}
+
+impl Site {
+    /// Every site, in order.
+    pub const ALL: [Site; 3] = [Site::Post, Site::Completion, Site::Endpoint];
+
+    /// Decodes the control block's site field (an unknown value reads as `Post`; writers never store one and
+    /// `check_raw` reports it).
+    pub fn from_raw(raw: u32) -> Self {
+        match raw {
+            1 => Site::Completion,
+            2 => Site::Endpoint,
+            _ => Site::Post,
+        }
+    }
+
+    /// The name used by the CLI, JSON and recordings.
+    pub fn name(self) -> &'static str {
+        match self {
+            Site::Post => "post",
+            Site::Completion => "completion",
+            Site::Endpoint => "endpoint",
+        }
+    }
+
+    /// Parses a [`Site::name`] (exact, lower case).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Site::ALL.into_iter().find(|site| site.name() == name)
+    }
+}
+
 /// Identity of the process and its shim. Written once by the creator before `magic`.
 #[repr(C, align(64))]
 pub struct Header {
@@ -222,6 +265,8 @@ pub struct Control {
     pub pattern_rank: [AtomicU32; PATTERN_WORDS],
     /// The replay program: 0 passes the call, anything else is injected as that code.
     pub replay: [AtomicI32; REPLAY_CAP],
+    /// [`Site`] as `u32` (ABI 6: this word was tail padding before).
+    pub site: AtomicU32,
 }
 
 /// Process-wide sequence state the shims advance. Own cache lines: hot in pattern mode.
@@ -380,7 +425,7 @@ fn read_name(src: &[AtomicU8]) -> String {
 #[cfg(not(loom))]
 const _: () = {
     use std::mem::{align_of, offset_of, size_of};
-    assert!(ABI_VERSION == 5, "layout numbers below belong to ABI 5");
+    assert!(ABI_VERSION == 6, "layout numbers below belong to ABI 6");
     assert!(size_of::<Header>() == 6336);
     assert!(offset_of!(Header, magic) == 0);
     assert!(offset_of!(Header, abi_version) == 8);
@@ -400,6 +445,7 @@ const _: () = {
     assert!(offset_of!(Control, pattern_bits) == 232);
     assert!(offset_of!(Control, pattern_rank) == 8424);
     assert!(offset_of!(Control, replay) == 12_520);
+    assert!(offset_of!(Control, site) == 274_664);
     assert!(size_of::<Cursor>() == 192);
     assert!(size_of::<Stripe>() == 2048);
     assert!(RING_BYTES == 1_048_896);

@@ -14,6 +14,7 @@
 //! number of records ever written.
 
 use crate::clock::{ClockPair, TickScale, TickSource};
+use crate::layout::Site;
 use crate::sync::{fence, AtomicU64, Ordering};
 
 /// One recorded call, as a reader sees it.
@@ -27,6 +28,8 @@ pub struct Record {
     pub hook: u16,
     /// Whether faultline injected a failure into this call.
     pub injected: bool,
+    /// Where the injected failure surfaced (`None` for a passed call; records of ABI 5 read as `Post`).
+    pub site: Option<Site>,
     /// Kernel thread id of the caller.
     pub thread: u32,
     /// The status the application saw from faultline (0 when the call was passed to the real function).
@@ -45,7 +48,7 @@ pub struct Slot {
     /// In the ring's [`TickSource`].
     ticks: AtomicU64,
     size: AtomicU64,
-    /// `hook | injected << 16 | thread << 32`.
+    /// `hook | injected << 16 | site << 17 | thread << 32`.
     hook_flags_thread: AtomicU64,
     code: AtomicU64,
     _pad: [u64; 2],
@@ -119,7 +122,7 @@ impl<const N: usize> Lane<N> {
     /// Appends a record as the lane's only writer: plain stores between the two stamps, then the head. Never
     /// waits. (The slot it overwrites is its own older record, finished: nobody else writes here.)
     #[inline(always)]
-    pub fn push_owned(&self, ticks: u64, hook: u16, injected: bool, thread: u32, code: i32, size: u64) {
+    pub fn push_owned(&self, ticks: u64, hook: u16, fault: Option<Site>, thread: u32, code: i32, size: u64) {
         // Only this thread stores `head`: a load and a store count exactly.
         let index = self.head.load(Ordering::Relaxed);
         let slot = &self.slots[(index & Self::MASK) as usize];
@@ -128,14 +131,14 @@ impl<const N: usize> Lane<N> {
         slot.stamp.store(writing, Ordering::Relaxed);
         // A reader that sees any of the stores below also sees the odd stamp (its acquire fence pairs with this).
         fence(Ordering::Release);
-        slot.write(ticks, hook, injected, thread, code, size);
+        slot.write(ticks, hook, fault, thread, code, size);
         slot.stamp.store(writing.wrapping_add(1), Ordering::Release);
         self.head.store(index.wrapping_add(1), Ordering::Release);
     }
 
     /// Appends a record as one of several writers of this lane. Wait-free; never blocks.
     #[inline]
-    pub fn push_shared(&self, ticks: u64, hook: u16, injected: bool, thread: u32, code: i32, size: u64) {
+    pub fn push_shared(&self, ticks: u64, hook: u16, fault: Option<Site>, thread: u32, code: i32, size: u64) {
         let index = self.head.fetch_add(1, Ordering::Relaxed);
         let slot = &self.slots[(index & Self::MASK) as usize];
         let writing = index.wrapping_mul(2).wrapping_add(1);
@@ -152,7 +155,7 @@ impl<const N: usize> Lane<N> {
             }
         }
         fence(Ordering::Release);
-        slot.write(ticks, hook, injected, thread, code, size);
+        slot.write(ticks, hook, fault, thread, code, size);
         slot.stamp.store(writing.wrapping_add(1), Ordering::Release);
     }
 
@@ -181,6 +184,7 @@ impl<const N: usize> Lane<N> {
             time_ns: scale.to_ns(ticks),
             hook: packed as u16,
             injected: (packed >> 16) & 1 == 1,
+            site: ((packed >> 16) & 1 == 1).then(|| Site::from_raw(((packed >> 17) & 3) as u32)),
             thread: (packed >> 32) as u32,
             code,
             size,
@@ -190,10 +194,11 @@ impl<const N: usize> Lane<N> {
 
 impl Slot {
     #[inline(always)]
-    fn write(&self, ticks: u64, hook: u16, injected: bool, thread: u32, code: i32, size: u64) {
+    fn write(&self, ticks: u64, hook: u16, fault: Option<Site>, thread: u32, code: i32, size: u64) {
         self.ticks.store(ticks, Ordering::Relaxed);
         self.size.store(size, Ordering::Relaxed);
-        let packed = u64::from(hook) | (u64::from(injected) << 16) | (u64::from(thread) << 32);
+        let flags = fault.map_or(0, |site| 1 | (site as u64) << 1);
+        let packed = u64::from(hook) | (flags << 16) | (u64::from(thread) << 32);
         self.hook_flags_thread.store(packed, Ordering::Relaxed);
         self.code.store(code as u32 as u64, Ordering::Relaxed);
     }
@@ -351,12 +356,12 @@ impl<const L: usize, const N: usize> Ring<L, N> {
     /// Appends one record stamped `ticks` (from [`Ring::stamp`]) to `lane`. Wait-free; never blocks.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)] // the record's fields, passed in registers on the hot path
-    pub fn push(&self, lane: LaneId, ticks: u64, hook: u16, injected: bool, thread: u32, code: i32, size: u64) {
+    pub fn push(&self, lane: LaneId, ticks: u64, hook: u16, fault: Option<Site>, thread: u32, code: i32, size: u64) {
         let target = &self.lanes[usize::from(lane.index) & Self::LANE_MASK];
         if lane.owned {
-            target.push_owned(ticks, hook, injected, thread, code, size);
+            target.push_owned(ticks, hook, fault, thread, code, size);
         } else {
-            target.push_shared(ticks, hook, injected, thread, code, size);
+            target.push_shared(ticks, hook, fault, thread, code, size);
         }
     }
 
@@ -521,7 +526,7 @@ mod tests {
         let lane = Ring::<1, 4>::lane_of(0);
         assert!(!lane.owned, "with one lane every thread shares it");
         for i in 0..10u32 {
-            ring.push(lane, u64::from(i), 1, i % 2 == 0, 7, -(i as i32), 8);
+            ring.push(lane, u64::from(i), 1, (i % 2 == 0).then_some(Site::Post), 7, -(i as i32), 8);
         }
         let mut cursor = RingCursor::default();
         let seen: Vec<u64> = drain_all(&ring, &mut cursor).iter().map(|r| r.sequence).collect();
@@ -537,7 +542,7 @@ mod tests {
         assert_eq!(Ring::<2, 4>::lane_of(1), LaneId { index: 1, owned: false }, "the last lane is shared");
         assert_eq!(Ring::<2, 4>::lane_of(u32::MAX), LaneId { index: 1, owned: false });
         for i in 0..10u32 {
-            ring.push(lane, u64::from(i), 1, false, 7, -(i as i32), u64::from(i));
+            ring.push(lane, u64::from(i), 1, None, 7, -(i as i32), u64::from(i));
         }
         let mut cursor = RingCursor::default();
         let sizes: Vec<u64> = drain_all(&ring, &mut cursor).iter().map(|r| r.size).collect();
@@ -550,16 +555,16 @@ mod tests {
     fn lanes_merge_by_time_and_number_the_merged_stream() {
         let ring = zeroed::<4, 8>();
         let (a, b, shared) = (Ring::<4, 8>::lane_of(0), Ring::<4, 8>::lane_of(1), Ring::<4, 8>::lane_of(9));
-        ring.push(a, 10, 0, false, 1, 0, 0);
-        ring.push(b, 5, 1, false, 2, 0, 0);
-        ring.push(shared, 7, 2, true, 3, -3, 0);
-        ring.push(a, 20, 0, false, 1, 0, 0);
-        ring.push(b, 20, 1, false, 2, 0, 0);
+        ring.push(a, 10, 0, None, 1, 0, 0);
+        ring.push(b, 5, 1, None, 2, 0, 0);
+        ring.push(shared, 7, 2, Some(Site::Post), 3, -3, 0);
+        ring.push(a, 20, 0, None, 1, 0, 0);
+        ring.push(b, 20, 1, None, 2, 0, 0);
         let mut cursor = RingCursor::oldest(&ring);
         let seen: Vec<(u64, u64, u32)> =
             drain_all(&ring, &mut cursor).iter().map(|r| (r.sequence, r.time_ns, r.thread)).collect();
         assert_eq!(seen, vec![(1, 5, 2), (2, 7, 3), (3, 10, 1), (4, 20, 1), (5, 20, 2)], "ties: by lane");
-        ring.push(b, 30, 1, false, 2, 0, 0);
+        ring.push(b, 30, 1, None, 2, 0, 0);
         let more: Vec<u64> = drain_all(&ring, &mut cursor).iter().map(|r| r.sequence).collect();
         assert_eq!(more, vec![6], "a later read goes on numbering");
         assert_eq!((ring.written(), cursor.missed), (6, 0));
@@ -570,7 +575,7 @@ mod tests {
         let ring = zeroed::<2, 16>();
         let (a, b) = (Ring::<2, 16>::lane_of(0), Ring::<2, 16>::lane_of(1));
         for t in 0..12u64 {
-            ring.push(if t % 3 == 0 { b } else { a }, t, 0, false, 1, 0, t);
+            ring.push(if t % 3 == 0 { b } else { a }, t, 0, None, 1, 0, t);
         }
         let full = drain_all(&ring, &mut RingCursor::oldest(&ring));
         let mut newest = RingCursor::oldest(&ring);
@@ -592,8 +597,8 @@ mod tests {
             let mut cursor = RingCursor::oldest(&ring);
             cursor.drain(&ring, true, |_| {});
             let _ = ring.lanes[0].read_with(head - 1, &TickScale::NANOSECONDS);
-            ring.push(Ring::<2, 8>::lane_of(0), 1, 0, false, 1, 0, 0);
-            ring.push(Ring::<2, 8>::lane_of(1), 1, 0, false, 1, 0, 0);
+            ring.push(Ring::<2, 8>::lane_of(0), 1, 0, None, 1, 0, 0);
+            ring.push(Ring::<2, 8>::lane_of(1), 1, 0, None, 1, 0, 0);
             let _ = (ring.written(), ring.cleared_below(), cursor.position());
         }
         let mut cursor = RingCursor { lanes: vec![LaneCursor { next: u64::MAX - 1 }; 2], missed: u64::MAX };
@@ -610,16 +615,25 @@ mod tests {
         let ring = zeroed::<2, 8>();
         let lane = Ring::<2, 8>::lane_of(0);
         for _ in 0..3 {
-            ring.push(lane, 0, 0, false, 0, 0, 0);
+            ring.push(lane, 0, 0, None, 0, 0, 0);
         }
         ring.clear();
-        ring.push(Ring::<2, 8>::lane_of(1), 5, 2, true, 3, -3, 64);
+        ring.push(Ring::<2, 8>::lane_of(1), 5, 2, Some(Site::Completion), 3, -3, 64);
         let mut cursor = RingCursor::oldest(&ring);
         let seen = drain_all(&ring, &mut cursor);
         assert_eq!(cursor.missed, 0);
         assert_eq!(
             seen,
-            vec![Record { sequence: 4, time_ns: 5, hook: 2, injected: true, thread: 3, code: -3, size: 64 }]
+            vec![Record {
+                sequence: 4,
+                time_ns: 5,
+                hook: 2,
+                injected: true,
+                site: Some(Site::Completion),
+                thread: 3,
+                code: -3,
+                size: 64
+            }]
         );
         assert_eq!(ring.written() - ring.cleared_below(), 1);
     }
@@ -634,7 +648,7 @@ mod tests {
         let mut brackets = Vec::new();
         for i in 0..40u64 {
             let before = monotonic_ns();
-            ring.push(Ring::<2, 64>::lane_of(0), ring.stamp(), 1, false, 7, 0, i);
+            ring.push(Ring::<2, 64>::lane_of(0), ring.stamp(), 1, None, 7, 0, i);
             brackets.push((before, monotonic_ns()));
             // Let time pass unevenly, so the recent pair is refreshed at different distances.
             let until = monotonic_ns() + (i % 5) * 50_000;

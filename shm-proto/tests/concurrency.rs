@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use shm_proto::control::Writer;
 use shm_proto::decide::{decide, Decision, Rng};
-use shm_proto::layout::Mode;
+use shm_proto::layout::{Mode, Site};
 use shm_proto::ring::{Record, Ring, RingCursor};
 use shm_proto::seqlock::READ_TRIES;
 use shm_proto::{Segment, Strategy};
@@ -37,7 +37,7 @@ fn write_record(ring: &Ring<4, 64>, writer: u32, i: u32) {
         Ring::<4, 64>::lane_of(writer),
         key,
         (i % 1000) as u16,
-        i.is_multiple_of(2),
+        i.is_multiple_of(2).then(|| Site::from_raw(i % 3)),
         writer,
         -(i as i32 % 100) - 1,
         !key,
@@ -51,6 +51,7 @@ fn assert_intact(record: &Record) {
     assert_eq!(record.size, !record.time_ns, "{record:?}");
     assert_eq!(record.hook, (i % 1000) as u16, "{record:?}");
     assert_eq!(record.injected, i.is_multiple_of(2), "{record:?}");
+    assert_eq!(record.site, i.is_multiple_of(2).then(|| Site::from_raw(i % 3)), "{record:?}");
     assert_eq!(record.code, -(i as i32 % 100) - 1, "{record:?}");
 }
 
@@ -160,7 +161,10 @@ fn readers_never_see_a_pattern_from_one_update_with_a_pool_from_another() {
                             (decide(&seg.control, index, &mut rng), len)
                         });
                         if let Some((decision, len)) = read {
-                            assert_eq!(decision, Decision::Fault { code: -(len as i32 % 25) - 1, delay_us: 0 });
+                            assert_eq!(
+                                decision,
+                                Decision::Fault { code: -(len as i32 % 25) - 1, delay_us: 0, site: Site::Post }
+                            );
                             consistent_decisions += 1;
                         }
                         // The tool's way: a whole snapshot.

@@ -2,7 +2,7 @@
 
 use proptest::prelude::*;
 use shm_proto::decide::{decide, Decision, Rng};
-use shm_proto::layout::{DelayMode, Mode, PATTERN_CAP};
+use shm_proto::layout::{DelayMode, Mode, Site, PATTERN_CAP};
 use shm_proto::{Segment, Strategy, ThreadCtx};
 
 fn strategy(mode: Mode, pool: &[i32]) -> Strategy {
@@ -30,7 +30,7 @@ fn expected_pattern(pattern: &[bool], pool: &[i32], skip: u64, index: u64) -> De
         return Decision::Pass;
     }
     let x_before = (0..k).filter(|&j| pattern[(j % len) as usize]).count();
-    Decision::Fault { code: pool[x_before % pool.len()], delay_us: 0 }
+    Decision::Fault { code: pool[x_before % pool.len()], delay_us: 0, site: Site::Post }
 }
 
 #[test]
@@ -57,8 +57,11 @@ fn a_full_length_pattern_is_looked_up_in_constant_time_across_word_boundaries() 
     let mut x_seen = 0usize;
     for index in 0..(PATTERN_CAP as u64 + 500) {
         let is_x = s.pattern[(index % PATTERN_CAP as u64) as usize];
-        let want =
-            if is_x { Decision::Fault { code: s.pool[x_seen % s.pool.len()], delay_us: 0 } } else { Decision::Pass };
+        let want = if is_x {
+            Decision::Fault { code: s.pool[x_seen % s.pool.len()], delay_us: 0, site: Site::Post }
+        } else {
+            Decision::Pass
+        };
         assert_eq!(decide(&seg.control, index, &mut rng), want, "call {index}");
         x_seen += usize::from(is_x);
     }
@@ -95,7 +98,7 @@ proptest! {
         let len = program.len() as u64;
         for index in 0..(3 * len) {
             let code = if looping || index < len { program[(index % len) as usize] } else { 0 };
-            let want = if code == 0 { Decision::Pass } else { Decision::Fault { code, delay_us: 0 } };
+            let want = if code == 0 { Decision::Pass } else { Decision::Fault { code, delay_us: 0, site: Site::Post } };
             prop_assert_eq!(decide(&seg.control, index, &mut rng), want);
         }
     }
@@ -185,10 +188,27 @@ fn delay_applies_before_or_instead_of_a_fault() {
     s.delay_mode = DelayMode::BeforeFault;
     let seg = segment_with(&s);
     let mut rng = Rng::for_thread(0, 0);
-    assert_eq!(decide(&seg.control, 0, &mut rng), Decision::Fault { code: -6, delay_us: 250 });
+    assert_eq!(decide(&seg.control, 0, &mut rng), Decision::Fault { code: -6, delay_us: 250, site: Site::Post });
     s.delay_mode = DelayMode::InsteadOfFault;
     let seg = segment_with(&s);
     assert_eq!(decide(&seg.control, 0, &mut rng), Decision::Delay { us: 250 });
+}
+
+#[test]
+fn a_fault_carries_the_site_of_the_same_read_in_every_mode() {
+    for site in Site::ALL {
+        let mut s = strategy(Mode::Pattern, &[-6]);
+        s.pattern = vec![true];
+        s.site = site;
+        let mut rng = Rng::for_thread(0, 0);
+        assert_eq!(decide(&segment_with(&s).control, 0, &mut rng), Decision::Fault { code: -6, delay_us: 0, site });
+        s.mode = Mode::Replay;
+        s.replay = vec![-4];
+        assert_eq!(decide(&segment_with(&s).control, 0, &mut rng), Decision::Fault { code: -4, delay_us: 0, site });
+        s.mode = Mode::Random;
+        s.probability_ppm = 1_000_000;
+        assert_eq!(decide(&segment_with(&s).control, 0, &mut rng), Decision::Fault { code: -6, delay_us: 0, site });
+    }
 }
 
 #[test]
@@ -263,7 +283,11 @@ fn a_published_change_takes_effect_at_the_next_call() {
 
     s.probability_ppm = 1_000_000;
     seg.control.publish(&seg.cursor, &seg.journal, &s, |_| true).unwrap();
-    assert_eq!(seg.on_call(0, &mut ctx, 0), Decision::Fault { code: -3, delay_us: 0 }, "100 %: the very next call");
+    assert_eq!(
+        seg.on_call(0, &mut ctx, 0),
+        Decision::Fault { code: -3, delay_us: 0, site: Site::Post },
+        "100 %: the very next call"
+    );
 
     // A new seed restarts the thread's stream: the same decisions as a fresh thread 0 under that seed.
     s.probability_ppm = 500_000;

@@ -67,10 +67,11 @@ fn control_mut(seg: &Segment) -> &Control {
 fn values_no_faultline_writes_are_reported_corrupt() {
     use std::sync::atomic::Ordering::Relaxed;
     type Corruption = fn(&Control);
-    let cases: [(&str, Corruption); 6] = [
+    let cases: [(&str, Corruption); 7] = [
         ("probability", |c| c.probability_ppm.store(u32::MAX, Relaxed)),
         ("mode", |c| c.mode.store(7, Relaxed)),
         ("delay mode", |c| c.delay_mode.store(9, Relaxed)),
+        ("site", |c| c.site.store(7, Relaxed)),
         ("error pool", |c| c.pool[0].store(0, Relaxed)),
         ("error pool length", |c| c.pool_len.store(1000, Relaxed)),
         ("enabled", |c| c.enabled.store(2, Relaxed)),

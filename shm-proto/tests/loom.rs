@@ -50,7 +50,7 @@ fn ring_slots_are_never_torn_and_nothing_is_unaccounted() {
                 let ring = ring.clone();
                 thread::spawn(move || {
                     let key = w * 10;
-                    ring.push(Ring::<1, 1>::lane_of(w as u32), key, key as u16, false, w as u32, -(key as i32), key);
+                    ring.push(Ring::<1, 1>::lane_of(w as u32), key, key as u16, None, w as u32, -(key as i32), key);
                 })
             })
             .collect();
@@ -88,7 +88,7 @@ fn an_owned_lane_is_never_torn_and_nothing_is_unaccounted() {
                 assert!(lane.owned);
                 for w in 1..=2u64 {
                     let key = w * 10;
-                    ring.push(lane, key, key as u16, false, w as u32, -(key as i32), key);
+                    ring.push(lane, key, key as u16, None, w as u32, -(key as i32), key);
                 }
             })
         };

@@ -3,6 +3,7 @@
 //! reader came by, and the reader's loss count is exactly those.
 
 use proptest::prelude::*;
+use shm_proto::layout::Site;
 use shm_proto::ring::{Record, Ring, RingCursor};
 
 const LANES: usize = 4;
@@ -42,7 +43,7 @@ proptest! {
                 Step::Call { thread, hook, code } => {
                     time += 1; // the program's order is its calls' time order
                     let lane = TestRing::lane_of(thread);
-                    ring.push(lane, time, hook, code != 0, thread, code, time);
+                    ring.push(lane, time, hook, (code != 0).then_some(Site::from_raw(u32::from(hook) % 3)), thread, code, time);
                     lanes[usize::from(lane.index)].push(time);
                 }
                 Step::Read => {
