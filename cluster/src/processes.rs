@@ -155,6 +155,8 @@ pub struct ClusterProcess {
     pub enabled: bool,
     /// `random`, `pattern` or `replay`.
     pub mode: String,
+    /// Where injected faults surface: `post`, `completion` or `endpoint` (`post` for an agent older than sites).
+    pub site: String,
     /// Calls while enabled.
     pub calls: u64,
     /// Faults injected.
@@ -346,6 +348,7 @@ fn place(process: &Value, fallback_node: String, pods: &[Pod]) -> Option<Cluster
         alive: state.alive,
         enabled: state.enabled,
         mode: state.mode.to_string(),
+        site: state.site.to_string(),
         calls: state.calls,
         faults: state.faults,
         calls_per_s: 0.0,

@@ -12,7 +12,7 @@ use shm_proto::codes;
 use shm_proto::config::{self, StatsInterval};
 use shm_proto::control::PublishError;
 use shm_proto::control::ReadError;
-use shm_proto::layout::{DelayMode, REPLAY_CAP};
+use shm_proto::layout::{DelayMode, Site, REPLAY_CAP};
 use shm_proto::{Kind, Mode, Strategy};
 
 use crate::error::Error;
@@ -102,6 +102,8 @@ pub enum Change {
         /// The mode asked for, if any.
         mode: Option<DelayMode>,
     },
+    /// `site post|completion|endpoint`: where injected faults surface.
+    Site(Site),
     /// `reset`: the shim's defaults (counters and the recording are kept).
     Reset,
     /// `record on|off|toggle`.
@@ -112,6 +114,10 @@ pub enum Change {
         source: ReplaySource,
         /// Loop instead of passing every call after the end.
         looping: bool,
+        /// The fault site to replay at. For a [`ReplaySource::Program`], what its recording said (or `--site`);
+        /// `None` keeps the target's site. For [`ReplaySource::OwnRecording`], `--site`; `None` takes the site of
+        /// each target's recording (refused where the recording mixes sites).
+        site: Option<Site>,
     },
     /// `record clear`: forget what the ring holds.
     ClearRecording,
@@ -154,6 +160,11 @@ impl Change {
     pub fn delay(us: &str, mode: Option<&str>) -> Result<Change, Error> {
         let mode = mode.map(config::parse_delay_mode).transpose()?;
         Ok(Change::Delay { us: config::parse_delay_us(us)?, mode })
+    }
+
+    /// `site post|completion|endpoint`.
+    pub fn site(site: &str) -> Result<Change, Error> {
+        Ok(Change::Site(config::parse_site(site)?))
     }
 
     /// `record on|off|toggle`.
@@ -209,13 +220,17 @@ impl Change {
                 }
                 words
             }
+            Change::Site(site) => vec!["site".into(), site.name().into()],
             Change::Reset => vec!["reset".into()],
             Change::Recording(state) => vec!["record".into(), switch(state).into()],
             Change::ClearRecording => vec!["record".into(), "clear".into()],
-            Change::Replay { source, looping } => {
+            Change::Replay { source, looping, site } => {
                 let mut words = vec!["replay".to_string()];
                 if let ReplaySource::Program(program) = source {
                     words.extend(["--program".to_string(), config::format_replay_program(program)]);
+                }
+                if let Some(site) = site {
+                    words.extend(["--site".to_string(), site.name().to_string()]);
                 }
                 if *looping {
                     words.push("--loop".into());
@@ -227,7 +242,7 @@ impl Change {
         Some(words)
     }
 
-    /// What the change does, for messages (`--read-only: refusing to …`).
+    /// What the change does, for messages (`--read-only: refusing to …`, the dashboard's status line).
     pub fn describe(&self) -> &'static str {
         match self {
             Change::Enabled(Switch::On) => "enable fault injection",
@@ -244,6 +259,9 @@ impl Change {
             Change::Skip(_) => "set skip",
             Change::Limit(_) => "set limit",
             Change::Delay { .. } => "set the delay",
+            Change::Site(Site::Post) => "set the fault site to post",
+            Change::Site(Site::Completion) => "set the fault site to completion",
+            Change::Site(Site::Endpoint) => "set the fault site to endpoint",
             Change::Reset => "reset",
             Change::Recording(_) => "switch recording",
             Change::Replay { .. } => "start a replay",
@@ -317,14 +335,25 @@ pub fn plan(change: &Change, target: &Target) -> Result<Planned, Error> {
             next.delay_us = *us;
             next.delay_mode = resolve_delay_mode(*us, *mode, current.delay_mode);
         }
+        Change::Site(site) => next.site = check_site(kind, *site)?,
         Change::Reset => next = target.segment().default_strategy(),
         Change::Recording(switch) => next.recording = switch.resolve(current.recording),
-        Change::Replay { source, looping } => {
-            next.replay = match source {
-                ReplaySource::OwnRecording => recording::replay_program(&recording::read(target), &target.label())?,
-                ReplaySource::Program(program) => program.clone(),
+        Change::Replay { source, looping, site } => {
+            let site = match source {
+                ReplaySource::OwnRecording => {
+                    let own = recording::read(target);
+                    next.replay = recording::replay_program(&own, &target.label())?;
+                    recording::SiteTally::of(&own.records).site_to_replay(*site, &target.label())?
+                }
+                ReplaySource::Program(program) => {
+                    next.replay.clone_from(program);
+                    *site
+                }
             };
             check_replay_program(kind, &next.replay)?;
+            if let Some(site) = site {
+                next.site = check_site(kind, site)?;
+            }
             next.mode = Mode::Replay;
             next.replay_loop = *looping;
             next.enabled = true;
@@ -347,6 +376,20 @@ pub fn resolve_delay_mode(us: u32, asked: Option<DelayMode>, current: DelayMode)
         (_, None) if current != DelayMode::Off => current,
         (_, None) => DelayMode::BeforeFault,
     }
+}
+
+/// `site` if processes of `kind` have it; a usage error (nothing changed) where they do not: the endpoint site on a
+/// CUDA process.
+pub fn check_site(kind: Kind, site: Site) -> Result<Site, Error> {
+    config::check_site(kind, site).map_err(|_| {
+        Error::usage(format!(
+            "the {} site is UCX-only (a {} process has no endpoints); use completion, or choose UCX processes with \
+             --kind ucx",
+            site.name(),
+            kind.name()
+        ))
+    })?;
+    Ok(site)
 }
 
 /// Checks a replay program against a kind: 1 to [`REPLAY_CAP`] calls, every nonzero entry an error of that kind.
@@ -387,13 +430,18 @@ pub fn apply(planned: &Planned, target: &Target) -> Result<(), PublishError> {
 }
 
 impl ReplaySource {
-    /// The recording of process `pid` (alive or dead), narrowed to `kind` when it has both shims.
-    pub fn from_pid(pid: u32, kind: Option<Kind>) -> Result<ReplaySource, Error> {
+    /// The recording of process `pid` (alive or dead), narrowed to `kind` when it has both shims, and the site to
+    /// replay it at: `site` (`replay --site`) if given, else the one its faults surfaced at (a recording that mixes
+    /// sites is refused without `site`).
+    pub fn from_pid(pid: u32, kind: Option<Kind>, site: Option<Site>) -> Result<(ReplaySource, Option<Site>), Error> {
         let selection = crate::targets::Selection { pids: vec![pid], kind };
         let found = crate::targets::select(&selection, crate::targets::Purpose::Read)?;
         match found.targets.as_slice() {
             [source] => {
-                Ok(ReplaySource::Program(recording::replay_program(&recording::read(source), &source.label())?))
+                let label = source.label();
+                let recorded = recording::read(source);
+                let site = recording::SiteTally::of(&recorded.records).site_to_replay(site, &label)?;
+                Ok((ReplaySource::Program(recording::replay_program(&recorded, &label)?), site))
             }
             _ => Err(Error::usage(format!("pid {pid} has a ucx and a cuda segment; choose one with --kind"))),
         }
@@ -405,8 +453,11 @@ impl ReplaySource {
         Ok(ReplaySource::Program(config::parse_replay_program(text)?))
     }
 
-    /// A pattern-format JSON file (see [`recording::replay_program_from_file`]).
-    pub fn from_file(path: &std::path::Path) -> Result<ReplaySource, Error> {
-        Ok(ReplaySource::Program(recording::replay_program_from_file(path)?))
+    /// A pattern-format JSON file (see [`recording::replay_program_from_file`]), and the site to replay it at, as
+    /// for [`ReplaySource::from_pid`] (a file without sites is a recording at `post`).
+    pub fn from_file(path: &std::path::Path, site: Option<Site>) -> Result<(ReplaySource, Option<Site>), Error> {
+        let (program, sites) = recording::replay_program_from_file(path)?;
+        let site = sites.site_to_replay(site, &path.display().to_string())?;
+        Ok((ReplaySource::Program(program), site))
     }
 }

@@ -30,6 +30,7 @@ pub const SEED_COMMANDS: &[&str] = &[
     "dump_recording",
     "clear_recording",
     "replay_recording",
+    "set_site",
 ];
 
 /// The fields of the seed's command object. Its client's file backend writes every one on every line, `null`
@@ -55,7 +56,9 @@ pub const SEED_RECORDS_COUNT: u64 = 100;
 /// - `set_stats_log_interval {stats_log_interval?}`: the shim's stats line every N calls (0 or absent: off);
 /// - `toggle_recording {recording_enabled | enabled}` (true/false; absent toggles);
 /// - `dump_recording {export_format | format, value | count}` (records: the last 100 unless a count is given);
-/// - `clear_recording`, `replay_recording {loop?}` (true/false; replays each process's own recording).
+/// - `clear_recording`, `replay_recording {loop?}` (true/false; replays each process's own recording);
+/// - `set_site {site}` (faultline's, not the seed's): where injected faults surface, `post`, `completion` or
+///   `endpoint`.
 ///
 /// Codes may be numbers or names. A key the command does not take, or a value of the wrong JSON type, is refused
 /// (a dropped `"pid"` would send the command to every process).
@@ -123,9 +126,12 @@ pub fn parse_seed_command(text: &str) -> Result<Request, Error> {
             return Ok(Request::Dump { format, count, output: None });
         }
         "clear_recording" => Change::ClearRecording,
-        "replay_recording" => {
-            Change::Replay { source: ReplaySource::OwnRecording, looping: field("loop").boolean()?.unwrap_or(false) }
-        }
+        "replay_recording" => Change::Replay {
+            source: ReplaySource::OwnRecording,
+            looping: field("loop").boolean()?.unwrap_or(false),
+            site: None,
+        },
+        "set_site" => Change::site(&field("site").required(Field::string)?)?,
         other => return Err(unknown_command(other)),
     };
     Ok(Request::Change(change))
@@ -143,6 +149,7 @@ fn keys_of(command: &str) -> Option<&'static [&'static str]> {
         "toggle_recording" => &["recording_enabled", "enabled"],
         "dump_recording" => &["export_format", "format", "value", "count"],
         "replay_recording" => &["loop"],
+        "set_site" => &["site"],
         "toggle" | "enable" | "disable" | "reset" | "status" | "stats" | "clear_recording" => &[],
         _ => return None,
     })
@@ -383,6 +390,19 @@ mod tests {
     }
 
     #[test]
+    fn set_site_is_the_site_command() {
+        use shm_proto::layout::Site;
+        assert_eq!(change(r#"{"command":"set_site","site":"completion"}"#), Change::Site(Site::Completion));
+        assert_eq!(change(r#"{"command":"set_site","site":"Endpoint"}"#), Change::site("endpoint").unwrap());
+        let message = |text: &str| parse_seed_command(text).unwrap_err().to_string();
+        assert!(message(r#"{"command":"set_site"}"#).contains(r#"set_site needs "site""#));
+        assert!(message(r#"{"command":"set_site","site":2}"#).contains(r#""site" must be a string, not 2"#));
+        let unknown = message(r#"{"command":"set_site","site":"callback"}"#);
+        assert!(unknown.contains("fault site 'callback' is not one of post, completion, endpoint"), "{unknown}");
+        assert!(message(r#"{"command":"set_site","value":"post"}"#).contains(r#"unknown key "value""#));
+    }
+
+    #[test]
     fn bad_objects_are_usage_errors_that_name_the_problem() {
         let message = |text: &str| parse_seed_command(text).unwrap_err().to_string();
         assert!(message(r#"{"command": "explode"}"#).contains("known: set_strategy"));
@@ -459,11 +479,11 @@ mod tests {
         assert_eq!(change(r#"{"command":"toggle_recording","enabled":null}"#), Change::Recording(Switch::Toggle));
         assert_eq!(
             change(r#"{"command":"replay_recording","loop":true}"#),
-            Change::Replay { source: ReplaySource::OwnRecording, looping: true }
+            Change::Replay { source: ReplaySource::OwnRecording, looping: true, site: None }
         );
         assert_eq!(
             change(r#"{"command":"replay_recording"}"#),
-            Change::Replay { source: ReplaySource::OwnRecording, looping: false }
+            Change::Replay { source: ReplaySource::OwnRecording, looping: false, site: None }
         );
         assert_eq!(change(r#"{"command":"clear_recording"}"#), Change::ClearRecording);
         assert_eq!(change(r#"{"command":"reset"}"#), Change::Reset);

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use shm_proto::config;
-use shm_proto::layout::REPLAY_CAP;
+use shm_proto::layout::{Site, REPLAY_CAP};
 use shm_proto::ring::{Record, RingCursor};
 
 use crate::error::Error;
@@ -94,7 +94,7 @@ pub struct HookTally {
 }
 
 /// The seed's summary format — its README's fields and those v0.3.5 added (`faults_injected`, `pattern`,
-/// `error_codes_used`, `buffer_wrapped`) — plus `pid`, `kind`, `missed` and per-hook tallies.
+/// `error_codes_used`, `buffer_wrapped`) — plus `pid`, `kind`, `missed`, per-hook tallies and faults per site.
 ///
 /// `total_calls` counts every call recorded since the last clear; `pattern_length` the records dumped (what a
 /// replay would play); `fault_count` (= `faults_injected`) and `fault_rate` are over those dumped records.
@@ -128,9 +128,15 @@ pub struct Summary {
     pub missed: u64,
     /// Per hook name, among the dumped records.
     pub hooks: BTreeMap<String, HookTally>,
+    /// Injected faults among the dumped records per fault site (`post`, `completion`, `endpoint`; sites without
+    /// faults are left out).
+    pub faults_by_site: BTreeMap<&'static str, u64>,
 }
 
-/// The seed's pattern format, plus `fault_codes` (the exact code of each `X`, in order), `pid`, `kind`, `missed`.
+/// The seed's pattern format, plus `fault_codes` (the exact code of each `X`, in order), `pid`, `kind`, `missed`,
+/// and where the faults surfaced: `site` when every fault shares one site other than `post`, `fault_sites` (the site
+/// of each `X`, in order) when they differ. Neither is written for faults at `post` alone, so such a dump reads as
+/// the seed's and as one written before fault sites existed; read back, a fault with neither is at `post`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PatternDump {
     /// `X` for an injected call, `O` for a passed one.
@@ -151,6 +157,12 @@ pub struct PatternDump {
     /// Recorded calls no longer available (the pattern starts after them).
     #[serde(default)]
     pub missed: u64,
+    /// The site every fault surfaced at, when it is one and not `post`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+    /// The site of each `X`, in order, when the faults surfaced at different sites.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_sites: Option<Vec<String>>,
 }
 
 /// One record in the seed's records format (with v0.3.5's `function_name` and `transfer_size`), plus `hook`,
@@ -178,6 +190,8 @@ pub struct RecordView {
     pub size: u64,
     /// `CLOCK_MONOTONIC` time of the call as the shim recorded it (exact, comparable across processes of one boot).
     pub monotonic_ns: u64,
+    /// Where the injected fault surfaced (`post`, `completion`, `endpoint`); `null` for a passed call.
+    pub site: Option<&'static str>,
 }
 
 /// The seed's records format, plus `pid`, `kind`, `missed`.
@@ -233,6 +247,7 @@ pub fn summary(target: &Target, recording: &Recording, window: &[Record]) -> Res
         tally.faults += u64::from(record.injected);
     }
     let fault_count = window.iter().filter(|r| r.injected).count() as u64;
+    let faults_by_site = SiteTally::of(window).0.into_iter().map(|(site, faults)| (site.name(), faults)).collect();
     let pattern_length = window.len() as u64;
     let codes = distinct_fault_codes(window);
     Ok(Summary {
@@ -250,6 +265,7 @@ pub fn summary(target: &Target, recording: &Recording, window: &[Record]) -> Res
         kind: target.kind().name(),
         missed: recording.missed,
         hooks,
+        faults_by_site,
     })
 }
 
@@ -259,14 +275,23 @@ pub fn pattern(target: &Target, recording: &Recording, window: &[Record]) -> Res
     if error_codes.is_empty() {
         error_codes = crate::actions::current_strategy(target)?.pool;
     }
+    let faults = window.iter().filter(|r| r.injected);
+    let sites = SiteTally::of(window);
+    let (site, fault_sites) = if sites.is_mixed() {
+        (None, Some(faults.clone().map(|r| record_site(r).name().to_string()).collect()))
+    } else {
+        (sites.only().filter(|&site| site != Site::Post).map(|site| site.name().to_string()), None)
+    };
     Ok(PatternDump {
         pattern: x_o(window),
         error_codes: error_codes.into_iter().map(i64::from).collect(),
         total_calls: window.len() as u64,
-        fault_codes: Some(window.iter().filter(|r| r.injected).map(|r| i64::from(r.code)).collect()),
+        fault_codes: Some(faults.map(|r| i64::from(r.code)).collect()),
         pid: Some(target.pid()),
         kind: Some(target.kind().name().to_string()),
         missed: recording.missed,
+        site,
+        fault_sites,
     })
 }
 
@@ -287,6 +312,7 @@ pub fn records(target: &Target, recording: &Recording, window: &[Record]) -> Rec
             thread: r.thread,
             size: r.size,
             monotonic_ns: r.time_ns,
+            site: r.injected.then(|| record_site(r).name()),
         })
         .collect();
     RecordsDump {
@@ -295,6 +321,87 @@ pub fn records(target: &Target, recording: &Recording, window: &[Record]) -> Rec
         pid: target.pid(),
         kind: target.kind().name(),
         missed: recording.missed,
+    }
+}
+
+/// Where an injected record's fault surfaced (records of ABI 5 say nothing: they were all at `post`).
+fn record_site(record: &Record) -> Site {
+    record.site.unwrap_or(Site::Post)
+}
+
+/// Faults per site: of recorded calls, or of a pattern dump's `X`s.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SiteTally(pub BTreeMap<Site, u64>);
+
+impl SiteTally {
+    /// The faults among `records`, by the site each surfaced at.
+    pub fn of(records: &[Record]) -> SiteTally {
+        let mut tally = SiteTally::default();
+        for record in records.iter().filter(|r| r.injected) {
+            *tally.0.entry(record_site(record)).or_default() += 1;
+        }
+        tally
+    }
+
+    /// The faults of a pattern dump by site (see [`PatternDump`]: an `X` with neither `site` nor `fault_sites` is
+    /// at `post`), checked: known site names, one per `X`, not both fields.
+    pub fn of_pattern(dump: &PatternDump) -> Result<SiteTally, Error> {
+        let parse = |name: &str| {
+            Site::from_name(name)
+                .ok_or_else(|| Error::usage(format!("fault site '{name}' is not one of post, completion, endpoint")))
+        };
+        let faults = dump.pattern.chars().filter(|c| c.eq_ignore_ascii_case(&'x')).count() as u64;
+        let mut tally = SiteTally::default();
+        match (&dump.site, &dump.fault_sites) {
+            (Some(_), Some(_)) => {
+                return Err(Error::usage("give \"site\" (every fault's) or \"fault_sites\" (each fault's), not both"))
+            }
+            (None, Some(sites)) if sites.len() as u64 != faults => {
+                return Err(Error::usage(format!(
+                    "fault_sites has {} sites but the pattern has {faults} X",
+                    sites.len()
+                )));
+            }
+            (None, Some(sites)) => {
+                for name in sites {
+                    *tally.0.entry(parse(name)?).or_default() += 1;
+                }
+            }
+            (site, None) => {
+                let site = site.as_deref().map_or(Ok(Site::Post), parse)?;
+                if faults > 0 {
+                    tally.0.insert(site, faults);
+                }
+            }
+        }
+        Ok(tally)
+    }
+
+    /// The one site every fault surfaced at (`None` without faults, or when they differ).
+    pub fn only(&self) -> Option<Site> {
+        match self.0.keys().collect::<Vec<_>>().as_slice() {
+            [site] => Some(**site),
+            _ => None,
+        }
+    }
+
+    /// Whether the faults surfaced at more than one site.
+    pub fn is_mixed(&self) -> bool {
+        self.0.len() > 1
+    }
+
+    /// The site a replay of these faults plays them at: `chosen` (`replay --site`) if given, else the one site
+    /// they share (`None` without faults: the target keeps its own). A recording that mixes sites is refused
+    /// without `chosen`; `what` names it in the message.
+    pub fn site_to_replay(&self, chosen: Option<Site>, what: &str) -> Result<Option<Site>, Error> {
+        if chosen.is_some() || !self.is_mixed() {
+            return Ok(chosen.or(self.only()));
+        }
+        let counts: Vec<String> = self.0.iter().map(|(site, faults)| format!("{} {faults}", site.name())).collect();
+        Err(Error::usage(format!(
+            "{what}: the recording mixes fault sites ({}); choose one with --site",
+            counts.join(", ")
+        )))
     }
 }
 
@@ -330,7 +437,8 @@ pub const MAX_PATTERN_FILE_BYTES: u64 = REPLAY_CAP as u64 * 48 + 64 * 1024;
 /// The replay program of a pattern-format file (what `record dump pattern -o FILE` writes, or the seed's): each `X`
 /// gets its code from `fault_codes` when present, else the next code of `error_codes`, cycling (the seed's rule).
 /// Reads at most [`MAX_PATTERN_FILE_BYTES`]: a larger file (or `/dev/zero`) is refused, not read into memory.
-pub fn replay_program_from_file(path: &Path) -> Result<Vec<i32>, Error> {
+/// Also returns the faults' sites ([`SiteTally::of_pattern`]).
+pub fn replay_program_from_file(path: &Path) -> Result<(Vec<i32>, SiteTally), Error> {
     let bad = |why: String| Error::usage(format!("{}: {why}", path.display()));
     let mut bytes = Vec::new();
     std::fs::File::open(path)
@@ -344,7 +452,9 @@ pub fn replay_program_from_file(path: &Path) -> Result<Vec<i32>, Error> {
     }
     let dump: PatternDump = serde_json::from_slice(&bytes)
         .map_err(|e| bad(format!("not a pattern dump ({e}); make one with `faultline record dump pattern -o FILE`")))?;
-    replay_program_from_pattern(&dump).map_err(|e| bad(e.to_string()))
+    let program = replay_program_from_pattern(&dump).map_err(|e| bad(e.to_string()))?;
+    let sites = SiteTally::of_pattern(&dump).map_err(|e| bad(e.to_string()))?;
+    Ok((program, sites))
 }
 
 /// The replay program of a pattern dump (see [`replay_program_from_file`]).
@@ -424,6 +534,8 @@ mod tests {
             pid: None,
             kind: None,
             missed: 0,
+            site: None,
+            fault_sites: None,
         }
     }
 
@@ -454,6 +566,61 @@ mod tests {
         let parsed: PatternDump = serde_json::from_str(seed).unwrap();
         let program = replay_program_from_pattern(&parsed).unwrap();
         assert_eq!(program.iter().filter(|&&c| c != 0).copied().collect::<Vec<_>>(), vec![-3, -6, -20]);
+    }
+
+    fn injected(site: Option<Site>) -> Record {
+        Record { injected: site.is_some(), site, code: -3, ..Record::default() }
+    }
+
+    #[test]
+    fn faults_are_tallied_by_site_and_a_mixed_recording_needs_a_chosen_site() {
+        let records = [
+            injected(Some(Site::Completion)),
+            injected(None),
+            injected(Some(Site::Post)),
+            injected(Some(Site::Completion)),
+        ];
+        let tally = SiteTally::of(&records);
+        assert_eq!(tally.0, BTreeMap::from([(Site::Post, 1), (Site::Completion, 2)]));
+        assert!(tally.is_mixed() && tally.only().is_none());
+        let error = tally.site_to_replay(None, "pid 7 (app, ucx)").unwrap_err();
+        assert_eq!(error.exit_code(), crate::error::EXIT_USAGE);
+        assert_eq!(
+            error.to_string(),
+            "pid 7 (app, ucx): the recording mixes fault sites (post 1, completion 2); choose one with --site"
+        );
+        assert_eq!(tally.site_to_replay(Some(Site::Endpoint), "x").unwrap(), Some(Site::Endpoint));
+
+        let one = SiteTally::of(&records[..1]);
+        assert_eq!(
+            (one.only(), one.site_to_replay(None, "x").unwrap()),
+            (Some(Site::Completion), Some(Site::Completion))
+        );
+        let none = SiteTally::of(&[injected(None)]);
+        assert_eq!(none.site_to_replay(None, "x").unwrap(), None, "no faults: the target keeps its site");
+    }
+
+    #[test]
+    fn a_pattern_dumps_sites_are_read_and_checked() {
+        let tally = |dump: &PatternDump| SiteTally::of_pattern(dump).map(|t| t.0);
+        assert_eq!(tally(&dump("XOX", &[-3], None)).unwrap(), BTreeMap::from([(Site::Post, 2)]), "the seed's: post");
+        assert_eq!(tally(&dump("OO", &[-3], None)).unwrap(), BTreeMap::new());
+        let at_completion = PatternDump { site: Some("completion".into()), ..dump("XOX", &[-3], None) };
+        assert_eq!(tally(&at_completion).unwrap(), BTreeMap::from([(Site::Completion, 2)]));
+        let mixed =
+            PatternDump { fault_sites: Some(vec!["post".into(), "endpoint".into()]), ..dump("XX", &[-3], None) };
+        assert_eq!(tally(&mixed).unwrap(), BTreeMap::from([(Site::Post, 1), (Site::Endpoint, 1)]));
+
+        let short = PatternDump { fault_sites: Some(vec!["post".into()]), ..dump("XX", &[-3], None) };
+        assert!(tally(&short).unwrap_err().to_string().contains("fault_sites has 1 sites but the pattern has 2 X"));
+        let unknown = PatternDump { site: Some("callback".into()), ..dump("X", &[-3], None) };
+        assert!(tally(&unknown).unwrap_err().to_string().contains("fault site 'callback' is not one of"));
+        let both = PatternDump { fault_sites: Some(vec!["post".into()]), ..at_completion.clone() };
+        assert!(tally(&both).unwrap_err().to_string().contains("not both"));
+        // Post-only dumps keep the seed's shape: neither field is written.
+        let written = serde_json::to_value(dump("XO", &[-3], Some(&[-3]))).unwrap();
+        assert!(written.get("site").is_none() && written.get("fault_sites").is_none(), "{written}");
+        assert_eq!(serde_json::to_value(&at_completion).unwrap()["site"], "completion");
     }
 
     #[test]

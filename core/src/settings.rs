@@ -4,10 +4,10 @@
 //! read beforehand can be given back exactly (what the Python package's `faults()` does on exit).
 
 use shm_proto::config;
-use shm_proto::layout::DelayMode;
+use shm_proto::layout::{DelayMode, Site};
 use shm_proto::{Kind, Mode, Strategy};
 
-use crate::actions::{check_replay_program, resolve_delay_mode};
+use crate::actions::{check_replay_program, check_site, resolve_delay_mode};
 use crate::error::Error;
 
 /// The settings to change; `None` leaves a setting as it is. Values that mean the same for every target are parsed
@@ -38,6 +38,8 @@ pub struct Settings {
     pub delay_mode: Option<DelayMode>,
     /// Whether a replay starts over after its last call.
     pub replay_loop: Option<bool>,
+    /// Where injected faults surface (checked per target: the endpoint site is UCX's).
+    pub site: Option<Site>,
 }
 
 impl Settings {
@@ -63,6 +65,7 @@ impl Settings {
             delay_us: typed.delay.map(config::parse_delay_us).transpose()?,
             delay_mode: typed.delay_mode.map(config::parse_delay_mode).transpose()?,
             replay_loop: switch("replay loop", typed.replay_loop)?,
+            site: typed.site.map(config::parse_site).transpose()?,
         };
         if settings == Settings::default() {
             return Err(Error::usage("set: give at least one setting (see `faultline set --help`)"));
@@ -122,6 +125,9 @@ impl Settings {
             next.delay_us = self.delay_us.unwrap_or(current.delay_us);
             next.delay_mode = resolve_delay_mode(next.delay_us, self.delay_mode, current.delay_mode);
         }
+        if let Some(site) = self.site {
+            next.site = check_site(kind, site)?;
+        }
         Ok(next)
     }
 }
@@ -153,6 +159,8 @@ pub struct TypedSettings<'a> {
     pub delay_mode: Option<&'a str>,
     /// `on` / `off`.
     pub replay_loop: Option<&'a str>,
+    /// `post`, `completion` or `endpoint`.
+    pub site: Option<&'a str>,
 }
 
 /// Parses `random`, `pattern` or `replay`.
@@ -193,6 +201,7 @@ mod tests {
             delay: Some("500"),
             delay_mode: Some("instead-of-fault"),
             replay_loop: Some("on"),
+            site: Some("endpoint"),
             ..TypedSettings::default()
         });
         let next = settings.apply_to(&defaults(), Kind::Ucx, &hooks()).unwrap();
@@ -205,7 +214,19 @@ mod tests {
         assert_eq!((next.seed, next.skip, next.limit), (16, 2, 7));
         assert_eq!((next.delay_us, next.delay_mode), (500, DelayMode::InsteadOfFault));
         assert!(next.replay_loop);
+        assert_eq!(next.site, Site::Endpoint);
         assert!(settings.starts_sequence());
+    }
+
+    #[test]
+    fn the_site_is_checked_against_the_targets_kind() {
+        let completion = parse(TypedSettings { site: Some("Completion"), ..TypedSettings::default() });
+        assert_eq!(completion.apply_to(&defaults(), Kind::Cuda, &hooks()).unwrap().site, Site::Completion);
+        assert!(!completion.starts_sequence(), "the site does not restart a pattern");
+        let endpoint = parse(TypedSettings { site: Some("endpoint"), ..TypedSettings::default() });
+        let error = endpoint.apply_to(&defaults(), Kind::Cuda, &hooks()).unwrap_err();
+        assert_eq!(error.exit_code(), crate::error::EXIT_USAGE);
+        assert!(error.to_string().contains("UCX-only") && error.to_string().contains("--kind ucx"), "{error}");
     }
 
     #[test]
@@ -241,6 +262,7 @@ mod tests {
             TypedSettings { probability: Some("101"), ..TypedSettings::default() },
             TypedSettings { skip: Some("-1"), ..TypedSettings::default() },
             TypedSettings { delay_mode: Some("sometimes"), ..TypedSettings::default() },
+            TypedSettings { site: Some("callback"), ..TypedSettings::default() },
             TypedSettings::default(),
         ] {
             let error = Settings::parse(&typed).unwrap_err();

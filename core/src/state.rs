@@ -8,7 +8,7 @@ use std::cmp::Ordering;
 use serde::{Deserialize, Serialize};
 use shm_proto::codes;
 use shm_proto::config;
-use shm_proto::layout::DelayMode;
+use shm_proto::layout::{DelayMode, Site};
 use shm_proto::sync::Ordering::Relaxed;
 use shm_proto::Strategy;
 
@@ -120,6 +120,9 @@ pub struct ProcessState {
     /// `off`, `before-fault` or `instead-of-fault`.
     #[serde(skip_deserializing)]
     pub delay_mode: &'static str,
+    /// Where injected faults surface: `post`, `completion` or `endpoint`.
+    #[serde(skip_deserializing)]
+    pub site: &'static str,
     /// Replay program length.
     pub replay_length: usize,
     /// Faults in the replay program.
@@ -159,6 +162,11 @@ impl ProcessState {
         state.mode = one_of(value, "mode", &modes.map(shm_proto::Mode::name))?;
         let delays = [DelayMode::Off, DelayMode::BeforeFault, DelayMode::InsteadOfFault];
         state.delay_mode = one_of(value, "delay_mode", &delays.map(DelayMode::name))?;
+        // An agent older than fault sites sends none: its processes inject at the call, `post`.
+        state.site = match value.get("site") {
+            None => Site::Post.name(),
+            Some(_) => one_of(value, "site", &Site::ALL.map(Site::name))?,
+        };
         let kind = shm_proto::Kind::from_name(state.kind).unwrap_or(shm_proto::Kind::Ucx);
         for code in &mut state.error_codes {
             code.name = codes::name_of(kind, code.code);
@@ -220,6 +228,7 @@ impl ProcessState {
             limit: strategy.limit,
             delay_us: strategy.delay_us,
             delay_mode: strategy.delay_mode.name(),
+            site: strategy.site.name(),
             replay_length: strategy.replay.len(),
             replay_faults: strategy.replay.iter().filter(|&&c| c != 0).count(),
             replay_loop: strategy.replay_loop,
@@ -273,7 +282,7 @@ impl ProcessState {
     /// The one-line summary printed after every change.
     pub fn line(&self) -> String {
         format!(
-            "{}: {}, {}, pool {}, hooks {}/{} armed, skip {}, limit {}, {}, seed {:#x}, recording {}; calls {} faults {} ({:.1}% of armed calls)",
+            "{}: {}, {}, pool {}, hooks {}/{} armed, skip {}, limit {}, {}, site {}, seed {:#x}, recording {}; calls {} faults {} ({:.1}% of armed calls)",
             self.label(),
             if self.enabled { "enabled" } else { "disabled" },
             self.mode_text(),
@@ -283,6 +292,7 @@ impl ProcessState {
             self.skip,
             self.limit,
             self.delay_text(),
+            self.site,
             self.seed,
             if self.recording { "on" } else { "off" },
             self.calls,
@@ -406,5 +416,41 @@ impl PsRow {
             path: unusable.path.display().to_string(),
             reason: Some(unusable.reason.clone()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `status --json` prints for one process (an agent's snapshot carries the same).
+    fn status_json() -> serde_json::Value {
+        serde_json::json!({
+            "pid": 4242, "kind": "ucx", "exe": "app", "alive": true, "in_container": true, "path": "/dev/shm/x",
+            "enabled": true, "recording": false, "mode": "random", "probability_percent": 5.0,
+            "probability_ppm": 50_000, "seed": 7, "pattern": "", "position": 0,
+            "error_codes": [{"code": -3, "name": "UCS_ERR_IO_ERROR"}], "hooks_armed": 1,
+            "hooks": [{"name": "ucp_put_nbx", "armed": true, "calls": 10, "faults": 1}],
+            "skip": 0, "limit": 0, "delay_us": 0, "delay_mode": "off", "site": "completion",
+            "replay_length": 0, "replay_faults": 0, "replay_loop": false,
+            "calls": 10, "faults": 1, "armed_calls": 10, "armed_faults": 1, "fault_percent": 10.0
+        })
+    }
+
+    #[test]
+    fn a_states_site_is_read_back_and_an_older_agents_state_without_one_is_at_post() {
+        let state = ProcessState::from_json(&status_json()).unwrap();
+        assert_eq!(state.site, "completion");
+        assert_eq!(serde_json::to_value(&state).unwrap()["site"], "completion", "written as read");
+        assert!(state.line().contains(", site completion, "), "{}", state.line());
+
+        let mut older = status_json();
+        older.as_object_mut().unwrap().remove("site");
+        assert_eq!(ProcessState::from_json(&older).unwrap().site, "post");
+
+        let mut unknown = status_json();
+        unknown["site"] = "callback".into();
+        let error = ProcessState::from_json(&unknown).unwrap_err().to_string();
+        assert!(error.contains("site: unknown value \"callback\""), "{error}");
     }
 }

@@ -30,6 +30,7 @@ Examples:
   faultline probability 12.5                           fail 12.5% of armed calls (random mode)
   faultline strategy XOOOOXOO --error-codes UCS_ERR_IO_ERROR,-20
   faultline --pid 1234 hooks put,get                   only ucp_put_nbx / ucp_get_nbx can fail in pid 1234
+  faultline --kind ucx site completion                 faults surface at completion, not at the call
   faultline record on; faultline record dump pattern -o run.json
   faultline --pid 5678 replay --from-file run.json     replay exactly those faults in another process
   faultline send '{\"command\":\"set_probability\",\"probability\":25}'   the seed client's JSON commands
@@ -221,6 +222,16 @@ pub enum Command {
         #[arg(long, value_name = "MODE", value_parser = ["before-fault", "instead-of-fault", "off"])]
         mode: Option<String>,
     },
+    /// Choose where injected faults surface: at the call (post), at its completion, or on the endpoint (UCX).
+    #[command(after_help = "post (the default): the call returns the error and starts nothing. completion: the \
+                            operation runs and its completion (callback, request status; for CUDA the next \
+                            synchronising call) reports the error. endpoint (UCX only): the endpoint fails as a dead \
+                            peer's does. At start-up: FAULTLINE_SITE.")]
+    Site {
+        /// post, completion or endpoint.
+        #[arg(value_name = "post|completion|endpoint")]
+        site: String,
+    },
     /// Change several settings at once: every value is checked first, then all are published as one change.
     #[command(after_help = "Each option sets what `faultline status` shows under the same name, e.g. \
                             `faultline set --enabled on --mode pattern --pattern XOOX --hooks put --error-codes -3`. \
@@ -249,6 +260,10 @@ pub enum Command {
         /// it with that code (numbers only: a code's name depends on the process's kind). At most 65536 calls.
         #[arg(long, value_name = "CODES", allow_hyphen_values = true)]
         program: Option<String>,
+        /// Replay the faults at this site (post, completion or endpoint) instead of the one they were recorded
+        /// at; needed when the recording mixes sites. A --program keeps the process's site unless it is given.
+        #[arg(long, value_name = "SITE")]
+        site: Option<String>,
         /// Start over after the last call instead of passing everything.
         #[arg(long = "loop")]
         looping: bool,
@@ -400,6 +415,9 @@ pub struct SetArgs {
     /// Whether a replay starts over after its last call.
     #[arg(long, value_name = "on|off")]
     pub replay_loop: Option<String>,
+    /// Where injected faults surface: post, completion or endpoint (UCX only).
+    #[arg(long, value_name = "SITE")]
+    pub site: Option<String>,
 }
 
 impl SetArgs {
@@ -417,6 +435,7 @@ impl SetArgs {
             delay: self.delay.as_deref(),
             delay_mode: self.delay_mode.as_deref(),
             replay_loop: self.replay_loop.as_deref(),
+            site: self.site.as_deref(),
         };
         Ok(Change::Settings(Settings::parse(&typed)?))
     }
@@ -477,6 +496,7 @@ impl Command {
             Command::Skip { count } => Change::skip(&count)?,
             Command::Limit { count } => Change::limit(&count)?,
             Command::Delay { microseconds, mode } => Change::delay(&microseconds, mode.as_deref())?,
+            Command::Site { site } => Change::site(&site)?,
             Command::Set(args) => args.change()?,
             Command::Reset => Change::Reset,
             Command::Record { action: RecordCommand::On } => Change::Recording(Switch::On),
@@ -485,14 +505,15 @@ impl Command {
             Command::Record { action: RecordCommand::Clear } | Command::RecordClear => Change::ClearRecording,
             Command::RecordToggle { state: None } => Change::Recording(Switch::Toggle),
             Command::RecordToggle { state: Some(state) } => Change::recording(&state)?,
-            Command::Replay { from_pid, from_file, program, looping } => {
-                let source = match (from_pid, from_file, program) {
-                    (Some(pid), _, _) => ReplaySource::from_pid(pid, kind)?,
-                    (None, Some(file), _) => ReplaySource::from_file(&file)?,
-                    (None, None, Some(program)) => ReplaySource::program(&program)?,
-                    (None, None, None) => ReplaySource::OwnRecording,
+            Command::Replay { from_pid, from_file, program, site, looping } => {
+                let site = site.as_deref().map(shm_proto::config::parse_site).transpose()?;
+                let (source, site) = match (from_pid, from_file, program) {
+                    (Some(pid), _, _) => ReplaySource::from_pid(pid, kind, site)?,
+                    (None, Some(file), _) => ReplaySource::from_file(&file, site)?,
+                    (None, None, Some(program)) => (ReplaySource::program(&program)?, site),
+                    (None, None, None) => (ReplaySource::OwnRecording, site),
                 };
-                Change::Replay { source, looping }
+                Change::Replay { source, looping, site }
             }
         };
         Ok(Request::Change(change))
@@ -513,7 +534,7 @@ mod tests {
     #[test]
     fn the_words_of_a_change_parse_back_to_it() {
         // What the dashboard sends a cluster node's agent for a change is the command line that makes it.
-        use shm_proto::layout::DelayMode;
+        use shm_proto::layout::{DelayMode, Site};
         let changes = [
             Change::Enabled(Switch::On),
             Change::Enabled(Switch::Off),
@@ -531,12 +552,17 @@ mod tests {
             Change::Limit(0),
             Change::Delay { us: 500, mode: Some(DelayMode::BeforeFault) },
             Change::Delay { us: 0, mode: None },
+            Change::Site(Site::Post),
+            Change::Site(Site::Completion),
+            Change::Site(Site::Endpoint),
             Change::Reset,
             Change::Recording(Switch::On),
             Change::Recording(Switch::Toggle),
             Change::ClearRecording,
-            Change::Replay { source: ReplaySource::OwnRecording, looping: true },
-            Change::Replay { source: ReplaySource::Program(vec![0, -3, 0, 0, -20]), looping: false },
+            Change::Replay { source: ReplaySource::OwnRecording, looping: true, site: None },
+            Change::Replay { source: ReplaySource::OwnRecording, looping: false, site: Some(Site::Completion) },
+            Change::Replay { source: ReplaySource::Program(vec![0, -3, 0, 0, -20]), looping: false, site: None },
+            Change::Replay { source: ReplaySource::Program(vec![-3]), looping: true, site: Some(Site::Endpoint) },
         ];
         for change in changes {
             let words = change.words().expect("a command spells it");
@@ -563,12 +589,22 @@ mod tests {
             let cli = Cli::try_parse_from(["faultline", "replay"].iter().chain(args)).unwrap();
             cli.command.unwrap().request(None)
         };
-        let program =
-            |codes: Vec<i32>| Request::Change(Change::Replay { source: ReplaySource::Program(codes), looping: false });
+        let program = |codes: Vec<i32>| {
+            Request::Change(Change::Replay { source: ReplaySource::Program(codes), looping: false, site: None })
+        };
         assert_eq!(request(&["--program", "-3,0,-20"]).unwrap(), program(vec![-3, 0, -20]));
         assert_eq!(request(&["--program=0, 100"]).unwrap(), program(vec![0, 100]), "checked per kind when planned");
         let error = request(&["--program", "0,x"]).unwrap_err();
         assert_eq!(error.exit_code(), 2, "{error}");
+        let at_completion = Change::Replay {
+            source: ReplaySource::Program(vec![0, -3]),
+            looping: false,
+            site: Some(shm_proto::layout::Site::Completion),
+        };
+        assert_eq!(request(&["--program", "0,-3", "--site", "completion"]).unwrap(), Request::Change(at_completion));
+        let error = request(&["--program", "0,-3", "--site", "callback"]).unwrap_err();
+        assert_eq!(error.exit_code(), 2, "{error}");
+        assert!(error.to_string().contains("fault site 'callback' is not one of post, completion, endpoint"));
         let both = Cli::try_parse_from(["faultline", "replay", "--program", "0", "--from-file", "f"]).unwrap_err();
         assert_eq!(both.exit_code(), 2);
     }

@@ -203,6 +203,7 @@ fn process_view_of_a_dead_process_in_pattern_mode() {
             s.limit = 100;
             s.delay_us = 500;
             s.delay_mode = shm_proto::layout::DelayMode::BeforeFault;
+            s.site = shm_proto::layout::Site::Completion;
             s.pool = vec![-3, -15];
         });
         dead.segment().cursor.armed_calls.store(13, Relaxed);

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 pub use backend::Cluster;
 pub use outcome::ClusterOutcome;
-pub use replay::{ReplayRequest, ReplayedFrom};
+pub use replay::{replay_site_words, ReplayRequest, ReplayedFrom};
 
 use super::faults::{Recovered, Which};
 use super::gpu_failure::{GpuFailureRequest, Step};

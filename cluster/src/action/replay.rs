@@ -2,13 +2,14 @@
 //! played by processes anywhere in the cluster. The source is found in the cluster's listing — alive or exited (the
 //! sequence of a process that crashed is the one worth replaying), and exactly one —, its pattern dump is read
 //! through its own node's agent session, turned into a replay program (each fault's code included), and the targets
-//! get `replay --program …` through theirs, validated by their agents' process layer as locally.
+//! get `replay --program …` through theirs (with `--site`, the site its faults surfaced at, unless given), validated
+//! by their agents' process layer as locally.
 
 use serde::Serialize;
 use serde_json::Value;
 use shm_proto::Kind;
 
-use faultline_core::recording::{self, PatternDump};
+use faultline_core::recording::{self, PatternDump, SiteTally};
 
 use super::Cluster;
 use crate::processes::{ClusterProcess, NodeReply, ProcessScope};
@@ -83,7 +84,9 @@ pub(super) fn replay(
     let dump = ["--kind", source.kind.as_str(), "record", "dump", "pattern"].map(String::from);
     let replies = cluster.process_command(&exact, &dump, read_only)?;
     let reply = replies.into_iter().next().map(|r| r.reply).unwrap_or(Value::Null);
-    let program = program_of(&source, &reply)?;
+    let (program, sites) = program_of(&source, &reply)?;
+    let site = replay_site_words(&request.args, &sites, &format!("the recording of {}", label(&source)))
+        .map_err(|e| ClusterError::Usage(e.to_string()))?;
     let from = ReplayedFrom {
         node: source.node.clone(),
         pid: source.pid,
@@ -96,6 +99,7 @@ pub(super) fn replay(
     let mut words = request.args.clone();
     words.push("--program".to_string());
     words.push(shm_proto::config::format_replay_program(&program));
+    words.extend(site);
     let replies = cluster.process_command(&request.scope, &words, read_only)?;
     Ok((from, replies))
 }
@@ -150,8 +154,24 @@ fn label(process: &ClusterProcess) -> String {
     format!("pid {} on node {} ({})", process.pid, process.node, about.join(", "))
 }
 
-/// The replay program of the source's answer to `record dump pattern`.
-fn program_of(source: &ClusterProcess, reply: &Value) -> Result<Vec<i32>, ClusterError> {
+/// The words that make a replay of faults recorded at `sites` play them where they surfaced: `--site S` when they
+/// share one, none when `words` (the replay command's) give `--site` already or nothing was injected. A recording
+/// that mixes sites is refused unless `words` choose one; `what` names the recording.
+pub fn replay_site_words(
+    words: &[String],
+    sites: &SiteTally,
+    what: &str,
+) -> Result<Vec<String>, faultline_core::Error> {
+    let given = words.iter().any(|word| word == "--site" || word.starts_with("--site="));
+    if given {
+        return Ok(Vec::new());
+    }
+    let site = sites.site_to_replay(None, what)?;
+    Ok(site.map(|site| vec!["--site".to_string(), site.name().to_string()]).unwrap_or_default())
+}
+
+/// The replay program of the source's answer to `record dump pattern`, and its faults' sites.
+fn program_of(source: &ClusterProcess, reply: &Value) -> Result<(Vec<i32>, SiteTally), ClusterError> {
     let node = source.node.clone();
     let exit = reply["exit"].as_u64().unwrap_or(1);
     if exit != 0 {
@@ -172,8 +192,9 @@ fn program_of(source: &ClusterProcess, reply: &Value) -> Result<Vec<i32>, Cluste
             label(source)
         )));
     }
-    recording::replay_program_from_pattern(&dump)
-        .map_err(|e| ClusterError::Usage(format!("the recording of {}: {e}", label(source))))
+    let bad = |e: faultline_core::Error| ClusterError::Usage(format!("the recording of {}: {e}", label(source)));
+    let program = recording::replay_program_from_pattern(&dump).map_err(bad)?;
+    Ok((program, SiteTally::of_pattern(&dump).map_err(bad)?))
 }
 
 #[cfg(test)]
@@ -194,6 +215,7 @@ mod tests {
             alive,
             enabled: false,
             mode: "random".into(),
+            site: "post".into(),
             calls: 0,
             faults: 0,
             calls_per_s: 0.0,
@@ -232,7 +254,7 @@ mod tests {
         let source = process("gpu-a", 7, "ucx", true);
         let dump = json!({"pattern": "OXOX", "error_codes": [-3, -20], "fault_codes": [-20, -3], "total_calls": 4});
         let reply = json!({"type": "reply", "exit": 0, "report": dump});
-        assert_eq!(program_of(&source, &reply).unwrap(), [0, -20, 0, -3]);
+        assert_eq!(program_of(&source, &reply).unwrap().0, [0, -20, 0, -3]);
 
         let empty = json!({"exit": 0, "report": {"pattern": "", "error_codes": [-3], "total_calls": 0}});
         let error = program_of(&source, &empty).unwrap_err();
@@ -245,5 +267,27 @@ mod tests {
         assert!(error.to_string().contains("node gpu-a") && error.to_string().contains("no faultline segment"));
         let odd = json!({"exit": 0, "report": "two documents"});
         assert_eq!(program_of(&source, &odd).unwrap_err().exit_code(), 1);
+    }
+
+    #[test]
+    fn the_replay_is_sent_at_the_site_the_faults_surfaced_at() {
+        let source = process("gpu-a", 7, "ucx", true);
+        let words = |args: &[&str], dump: Value| {
+            let (_, sites) = program_of(&source, &json!({"exit": 0, "report": dump})).unwrap();
+            replay_site_words(&args.iter().map(|w| w.to_string()).collect::<Vec<_>>(), &sites, "the recording")
+        };
+        let post = json!({"pattern": "OX", "error_codes": [-3], "total_calls": 2});
+        assert_eq!(words(&["replay"], post).unwrap(), ["--site", "post"], "a dump without sites is at post");
+        let completion = json!({"pattern": "XX", "error_codes": [-3], "total_calls": 2, "site": "completion"});
+        assert_eq!(words(&["replay"], completion.clone()).unwrap(), ["--site", "completion"]);
+        assert!(words(&["replay", "--site=post"], completion).unwrap().is_empty(), "--site given wins");
+        let mixed = json!({"pattern": "XX", "error_codes": [-3], "total_calls": 2,
+            "fault_sites": ["post", "completion"]});
+        let error = words(&["replay"], mixed.clone()).unwrap_err();
+        assert_eq!(error.exit_code(), 2);
+        assert!(error.to_string().contains("mixes fault sites (post 1, completion 1); choose one with --site"));
+        assert!(words(&["replay", "--site", "completion"], mixed).unwrap().is_empty());
+        let nothing_injected = json!({"pattern": "OO", "error_codes": [-3], "total_calls": 2});
+        assert!(words(&["replay"], nothing_injected).unwrap().is_empty());
     }
 }

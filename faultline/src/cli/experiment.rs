@@ -411,6 +411,7 @@ fn restoring_words(state: &ProcessState) -> Vec<Vec<String>> {
     settings.insert("--delay", state.delay_us.to_string());
     settings.insert("--delay-mode", state.delay_mode.to_string());
     settings.insert("--replay-loop", on_off(state.replay_loop));
+    settings.insert("--site", state.site.to_string());
     settings.insert("--hooks", if armed.is_empty() { "none".to_string() } else { armed.join(",") });
     if !codes.is_empty() {
         settings.insert("--error-codes", codes.join(","));
@@ -444,6 +445,29 @@ mod tests {
         assert!(refused("--pid 4 enable").contains("the experiment's target chooses"));
         assert!(refused("demo").contains("not an action"));
         assert!(refused("clean").contains("not an action"));
+    }
+
+    #[test]
+    fn a_cluster_process_is_restored_with_its_site() {
+        let state = serde_json::json!({
+            "pid": 4242, "kind": "ucx", "exe": "app", "alive": true, "in_container": true, "path": "/dev/shm/x",
+            "enabled": true, "recording": true, "mode": "random", "probability_percent": 5.0,
+            "probability_ppm": 50_000, "seed": 7, "pattern": "", "position": 0,
+            "error_codes": [{"code": -3, "name": "UCS_ERR_IO_ERROR"}], "hooks_armed": 1,
+            "hooks": [{"name": "ucp_put_nbx", "armed": true, "calls": 0, "faults": 0}],
+            "skip": 0, "limit": 0, "delay_us": 0, "delay_mode": "off", "site": "completion",
+            "replay_length": 0, "replay_faults": 0, "replay_loop": false,
+            "calls": 0, "faults": 0, "armed_calls": 0, "armed_faults": 0, "fault_percent": 0.0
+        });
+        let steps = restoring_words(&ProcessState::from_json(&state).unwrap());
+        let set = Cli::try_parse_from(std::iter::once("faultline".to_string()).chain(steps[0].iter().cloned()))
+            .unwrap()
+            .command
+            .unwrap()
+            .request(None)
+            .unwrap();
+        let faultline::Request::Change(faultline::actions::Change::Settings(settings)) = set else { panic!("{set:?}") };
+        assert_eq!(settings.site, Some(shm_proto::layout::Site::Completion), "{steps:?}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use clap::{Args, Parser};
-use faultline::cluster::action::{ClusterRequest, ReplayRequest};
+use faultline::cluster::action::{replay_site_words, ClusterRequest, ReplayRequest};
 use faultline::cluster::names::Labels;
 use faultline::cluster::processes::{ProcessListing, ProcessScope};
 use shm_proto::Kind;
@@ -91,8 +91,10 @@ pub fn command(namespace: &Namespace, words: Vec<String>) -> anyhow::Result<Clus
     }
     if let Some(file) = &from.file {
         // A file on this machine: the agents get the program, not a path on their node.
-        let program = faultline::recording::replay_program_from_file(Path::new(file))?;
+        let (program, sites) = faultline::recording::replay_program_from_file(Path::new(file))?;
+        let site = replay_site_words(&rest, &sites, file)?;
         rest.extend(["--program".to_string(), shm_proto::config::format_replay_program(&program)]);
+        rest.extend(site);
     }
     // Checked as the local command is: the same parser, the same request.
     let mut argv = vec!["faultline".to_string()];
@@ -306,6 +308,18 @@ mod tests {
             .unwrap();
         let line = format!("replay --from-file {} --pod decode-0", file.display());
         let ClusterRequest::ProcessCommand { args, .. } = parse(&line).unwrap() else { panic!("a process command") };
-        assert_eq!(args, ["replay", "--program", "0,-3,-20"]);
+        assert_eq!(args, ["replay", "--program", "0,-3,-20", "--site", "post"], "the seed's format: at post");
+
+        let at_completion = r#"{"pattern":"XX","error_codes":[-3],"total_calls":2,"site":"completion"}"#;
+        std::fs::write(&file, at_completion).unwrap();
+        let ClusterRequest::ProcessCommand { args, .. } = parse(&line).unwrap() else { panic!("a process command") };
+        assert_eq!(args, ["replay", "--program", "-3,-3", "--site", "completion"]);
+        let chosen = format!("replay --site post --from-file {} --pod decode-0", file.display());
+        let ClusterRequest::ProcessCommand { args, .. } = parse(&chosen).unwrap() else { panic!("a process command") };
+        assert_eq!(args, ["replay", "--site", "post", "--program", "-3,-3"], "--site given wins");
+
+        let mixed = r#"{"pattern":"XX","error_codes":[-3],"total_calls":2,"fault_sites":["post","completion"]}"#;
+        std::fs::write(&file, mixed).unwrap();
+        refused(&line, "the recording mixes fault sites (post 1, completion 1); choose one with --site");
     }
 }

@@ -5,8 +5,8 @@
 
 use crossterm::event::KeyEvent;
 use shm_proto::config;
-use shm_proto::layout::{DelayMode, POOL_CAP};
-use shm_proto::{codes, Mode};
+use shm_proto::layout::{DelayMode, Site, POOL_CAP};
+use shm_proto::{codes, Kind, Mode};
 
 use super::form::{cycle, step_count, Reply};
 use super::picker::{Picker, PickerReply};
@@ -39,6 +39,8 @@ pub enum Field {
     DelayUs,
     /// Delay action.
     DelayMode,
+    /// Where faults surface.
+    Site,
     /// Recording on/off.
     Recording,
     /// The selected process or every process of its kind.
@@ -61,6 +63,7 @@ impl Field {
             Field::Limit => "Limit faults",
             Field::DelayUs => "Delay µs",
             Field::DelayMode => "Delay mode",
+            Field::Site => "Fault site",
             Field::Recording => "Recording",
             Field::ApplyTo => "Apply to",
             Field::Hook(_) => "Hook",
@@ -96,6 +99,8 @@ pub struct Draft {
     pub delay_us: String,
     /// The delay action.
     pub delay_mode: DelayMode,
+    /// Where faults surface.
+    pub site: Site,
     /// Recording on.
     pub recording: bool,
     /// Per hook.
@@ -131,6 +136,12 @@ fn mode_of(name: &str) -> Mode {
     }
 }
 
+/// The sites a process of `kind` has, in the order the editor cycles through them (a CUDA process has no endpoints:
+/// `shm_proto::config::check_site`).
+pub fn sites_of(kind: Kind) -> Vec<Site> {
+    Site::ALL.into_iter().filter(|&site| config::check_site(kind, site).is_ok()).collect()
+}
+
 impl Editor {
     /// An editor holding `detail`'s current settings.
     pub fn open(detail: &Detail) -> Editor {
@@ -146,6 +157,7 @@ impl Editor {
             limit: s.limit.to_string(),
             delay_us: s.delay_us.to_string(),
             delay_mode: config::parse_delay_mode(s.delay_mode).unwrap_or(DelayMode::Off),
+            site: Site::from_name(s.site).unwrap_or(Site::Post),
             recording: s.recording,
             armed: s.hooks.iter().map(|h| h.armed).collect(),
         };
@@ -174,6 +186,7 @@ impl Editor {
             Field::Limit,
             Field::DelayUs,
             Field::DelayMode,
+            Field::Site,
             Field::Recording,
             Field::ApplyTo,
         ];
@@ -268,6 +281,7 @@ impl Editor {
                 let modes = [DelayMode::Off, DelayMode::BeforeFault, DelayMode::InsteadOfFault];
                 d.delay_mode = cycle(&modes, d.delay_mode, delta);
             }
+            Field::Site => d.site = cycle(&sites_of(self.key.kind), d.site, delta),
             Field::Enabled | Field::Recording | Field::ApplyTo | Field::Hook(_) => self.toggle(),
             Field::Pattern | Field::Pool => {}
         }
@@ -286,7 +300,7 @@ impl Editor {
                     *armed = !*armed;
                 }
             }
-            Field::Mode | Field::DelayMode => self.step(1),
+            Field::Mode | Field::DelayMode | Field::Site => self.step(1),
             Field::Pool => self.picker = Some(Picker::new(self.key.kind)),
             _ => {}
         }
@@ -367,6 +381,9 @@ impl Editor {
         }
         if d.delay_us != i.delay_us || d.delay_mode != i.delay_mode {
             changes.push(Change::delay(&d.delay_us, Some(d.delay_mode.name())).map_err(error)?);
+        }
+        if d.site != i.site {
+            changes.push(Change::Site(d.site));
         }
         if d.skip != i.skip {
             changes.push(Change::skip(&d.skip).map_err(error)?);
@@ -463,7 +480,6 @@ impl Editor {
 mod tests {
     use super::*;
     use crate::state::{CodeState, HookState, ProcessState};
-    use shm_proto::Kind;
 
     fn detail() -> Detail {
         let hooks = ["ucp_get_nbx", "ucp_put_nbx", "ucp_request_check_status"];
@@ -494,6 +510,7 @@ mod tests {
             limit: 0,
             delay_us: 0,
             delay_mode: "off",
+            site: "post",
             replay_length: 0,
             replay_faults: 0,
             replay_loop: false,
@@ -558,6 +575,32 @@ mod tests {
         assert!(editor.changes().unwrap_err().contains("the cap of 60000000 µs"));
         editor.delete_char();
         assert!(editor.changes().is_ok(), "6000000 µs is fine");
+    }
+
+    #[test]
+    fn the_site_cycles_through_the_kinds_sites_and_becomes_its_change() {
+        let mut editor = Editor::open(&detail());
+        editor.focus(Field::Site);
+        assert_eq!(editor.draft.site, Site::Post);
+        editor.toggle();
+        assert_eq!(editor.draft.site, Site::Completion);
+        editor.step(1);
+        assert_eq!(editor.draft.site, Site::Endpoint, "a UCX process has endpoints");
+        assert_eq!(editor.changes().unwrap(), vec![Change::Site(Site::Endpoint)]);
+        editor.step(1);
+        assert_eq!(editor.draft.site, Site::Post, "and round again");
+        assert_eq!(editor.changes().unwrap(), vec![], "back where it was: no change");
+
+        let mut cuda = detail();
+        cuda.key = Key::local(42, Kind::Cuda);
+        cuda.state.kind = "cuda";
+        let mut editor = Editor::open(&cuda);
+        editor.focus(Field::Site);
+        editor.step(1);
+        editor.step(1);
+        assert_eq!(editor.draft.site, Site::Post, "a CUDA process has no endpoint site");
+        editor.step(-1);
+        assert_eq!(editor.changes().unwrap(), vec![Change::Site(Site::Completion)]);
     }
 
     #[test]

@@ -539,12 +539,13 @@ impl Sampler {
         match job {
             Job::Requests { requests, selection, what, .. } => run_requests(requests, selection, what, options),
             Job::ReplayFrom { source, into, looping } => {
-                let change = if source.pid == *into {
-                    Ok(Change::Replay { source: ReplaySource::OwnRecording, looping: *looping })
-                } else {
-                    ReplaySource::from_pid(source.pid, Some(source.kind))
-                        .map(|source| Change::Replay { source, looping: *looping })
-                };
+                let change =
+                    if source.pid == *into {
+                        Ok(Change::Replay { source: ReplaySource::OwnRecording, looping: *looping, site: None })
+                    } else {
+                        ReplaySource::from_pid(source.pid, Some(source.kind), None)
+                            .map(|(source, site)| Change::Replay { source, looping: *looping, site })
+                    };
                 match change {
                     Ok(change) => run_requests(
                         &[Request::Change(change)],

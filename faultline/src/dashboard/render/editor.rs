@@ -116,6 +116,7 @@ fn field_line(app: &App, editor: &Editor, field: Field, focused: bool, value_wid
         Field::Limit => (text(&d.limit), d.limit != i.limit),
         Field::DelayUs => (text(&d.delay_us), d.delay_us != i.delay_us),
         Field::DelayMode => (choice(delay_name(d.delay_mode)), d.delay_mode != i.delay_mode),
+        Field::Site => (choice(d.site.name()), d.site != i.site),
         Field::Recording => (check(d.recording), d.recording != i.recording),
         Field::ApplyTo => (
             choice(if editor.apply_to_all { "every running process of this kind" } else { "this process" }),

@@ -176,6 +176,7 @@ fn strategy_lines(app: &App, s: &ProcessState, width: u16) -> Vec<Line<'static>>
                 format!("{}µs {}", s.delay_us, s.delay_mode)
             }),
         ]),
+        Line::from(vec![label("Site"), Span::raw(s.site)]),
         Line::from(vec![label("Hooks"), Span::raw(format!("{}/{} armed", s.hooks_armed, s.hooks.len()))]),
         Line::from(vec![
             label("Calls"),
