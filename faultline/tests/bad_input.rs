@@ -106,6 +106,11 @@ fn bad_values_are_refused_with_exit_2_and_change_nothing() {
         (&["send", r#"{"command":"enable","pid":999}"#], r#"enable: unknown key "pid""#),
         (&["send", r#"{"command":"toggle_recording","enabled":"on"}"#], r#""enabled" must be true or false"#),
         (&["send", r#"{"command":"set_probability","probability":0.00001}"#], "probability '0.00001' is finer"),
+        (&["site", "sideways"], "fault site 'sideways' is not one of post, completion, endpoint"),
+        (&["set", "--enabled", "on", "--site", "later"], "fault site 'later' is not one of post, completion"),
+        (&["send", r#"{"command":"set_site","site":"nowhere"}"#], "fault site 'nowhere' is not one of"),
+        (&["send", r#"{"command":"set_site"}"#], "set_site needs \"site\""),
+        (&["replay", "--program", "-3", "--site", "soon"], "fault site 'soon' is not one of"),
     ];
     for (args, message) in cases {
         refused(&shm, args, message);
@@ -141,6 +146,12 @@ fn bad_values_are_refused_with_exit_2_and_change_nothing() {
         ),
         ("empty.json", r#"{"pattern":"","error_codes":[-3],"total_calls":0}"#, "the pattern is empty"),
         ("other.json", r#"{"records":[]}"#, "not a pattern dump"),
+        ("site.json", r#"{"pattern":"XO","error_codes":[-3],"total_calls":2,"site":"callback"}"#, "'callback'"),
+        (
+            "sites.json",
+            r#"{"pattern":"XOX","error_codes":[-3],"total_calls":3,"fault_sites":["post"]}"#,
+            "fault_sites has 1 sites but the pattern has 2 X",
+        ),
     ] {
         let path = files.path().join(name);
         std::fs::write(&path, contents).unwrap();

@@ -116,6 +116,26 @@ fn values_are_checked_against_every_targets_kind_before_anything_changes() {
     assert!(line.contains("(sleep, cuda)") && line.contains("pool cudaErrorECCUncorrectable(214)"), "{line}");
     assert_eq!(status(&shm, ucx.pid())["error_codes"], serde_json::json!([{"code": -16, "name": "UCS_ERR_CANCELED"}]));
 
+    // The endpoint site is UCX's: with a CUDA process among the targets, nobody's site changes.
+    let before = (status(&shm, ucx.pid()), status(&shm, cuda.pid()));
+    let stderr = fails(&shm, &["site", "endpoint"], 2);
+    assert!(
+        stderr.contains("the endpoint site is UCX-only (a cuda process has no endpoints); use completion, or choose UCX processes with --kind ucx"),
+        "{stderr}"
+    );
+    fails(&shm, &["set", "--site", "endpoint", "--probability", "50"], 2);
+    fails(&shm, &["--pid", &cuda.pid().to_string(), "replay", "--program", "0", "--site", "endpoint"], 2);
+    assert_eq!((status(&shm, ucx.pid()), status(&shm, cuda.pid())), before, "neither process was changed");
+    ok(&shm, &["--kind", "ucx", "site", "endpoint"]);
+    ok(&shm, &["site", "completion"]);
+    assert_eq!(status(&shm, ucx.pid())["site"], "completion");
+    assert_eq!(status(&shm, cuda.pid())["site"], "completion", "a CUDA process has the completion site");
+    ok(&shm, &["--kind", "ucx", "site", "endpoint"]);
+    assert_eq!(
+        (status(&shm, ucx.pid())["site"].clone(), status(&shm, cuda.pid())["site"].clone()),
+        ("endpoint".into(), "completion".into())
+    );
+
     let ps: Value = serde_json::from_str(&ok(&shm, &["ps", "--json"])).unwrap();
     let kinds: Vec<&str> = ps["processes"].as_array().unwrap().iter().map(|p| p["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds.len(), 2);

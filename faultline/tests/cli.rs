@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fails, hook, ok, on, run, start, start_binary, status};
+use common::{fails, hook, ok, on, run, start, start_binary, start_with_env, status};
 use std::process::Command;
 
 use serde_json::Value;
@@ -91,6 +91,8 @@ fn each_seed_json_object_does_what_its_subcommand_does() {
         (&["record", "toggle"], r#"{"command":"toggle_recording"}"#),
         (&["disable"], r#"{"command":"disable"}"#),
         (&["enable"], r#"{"command":"enable"}"#),
+        (&["site", "completion"], r#"{"command":"set_site","site":"completion"}"#),
+        (&["site", "endpoint"], r#"{"command":"set_site","site":"endpoint"}"#),
         (&["reset"], r#"{"command":"reset"}"#),
     ];
     for (command, json) in pairs {
@@ -152,6 +154,37 @@ fn set_does_in_one_change_what_the_single_setting_commands_do() {
     );
     on(&shm, at_once.pid(), &["set", "--pattern="]);
     assert_eq!(status(&shm, at_once.pid())["pattern"], "");
+}
+
+#[test]
+fn the_fault_site_is_set_by_its_command_by_set_by_seed_json_and_at_start_up() {
+    let shm = ShmDir::new();
+    let program = start(&shm, "put");
+    let pid = program.pid();
+    assert_eq!(status(&shm, pid)["site"], "post", "the default");
+
+    let line = on(&shm, pid, &["site", "completion"]);
+    assert!(line.contains(", site completion, "), "{line}");
+    assert_eq!(status(&shm, pid)["site"], "completion");
+    let json: Value = serde_json::from_str(&on(&shm, pid, &["--json", "set", "--site", "endpoint"])).unwrap();
+    assert_eq!(json["processes"][0]["site"], "endpoint");
+    assert_eq!(status(&shm, pid)["site"], "endpoint");
+    on(&shm, pid, &["send", r#"{"command":"set_site","site":"post"}"#]);
+    assert_eq!(status(&shm, pid)["site"], "post");
+
+    // The site changes nothing else: a pattern in force keeps its position.
+    on(&shm, pid, &["strategy", "XOOO"]);
+    let before = status(&shm, pid);
+    on(&shm, pid, &["site", "completion"]);
+    let mut after = status(&shm, pid);
+    assert_eq!(after["site"], "completion");
+    after["site"] = "post".into();
+    assert_eq!(after, before, "only the site changed");
+    on(&shm, pid, &["reset"]);
+    assert_eq!(status(&shm, pid)["site"], "post", "reset goes back to the default");
+
+    let started = start_with_env(&shm, "put", &[("FAULTLINE_SITE", "completion")]);
+    assert_eq!(status(&shm, started.pid())["site"], "completion", "FAULTLINE_SITE at start-up");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fails, ok, on, run, run_statuses, start, status, statuses};
+use common::{fails, ok, on, run, run_statuses, start, start_with_env, status, statuses};
 use serde_json::Value;
 use testkit::ShmDir;
 
@@ -93,6 +93,7 @@ fn the_seed_json_commands_record_dump_and_replay_a_run() {
             .unwrap();
     let expected_pattern: String = recorded.iter().map(|&s| if s == 0 { 'O' } else { 'X' }).collect();
     assert_eq!(pattern["pattern"], expected_pattern.as_str());
+    assert!(pattern.get("site").is_none() && pattern.get("fault_sites").is_none(), "post: the seed's shape");
 
     let summary: Value = serde_json::from_str(&on(&shm, pid, &["send", r#"{"command": "dump_recording"}"#])).unwrap();
     let faults = recorded.iter().filter(|&&s| s != 0).count();
@@ -203,4 +204,100 @@ fn a_killed_process_can_still_be_read_and_clean_removes_it() {
     assert!(ok(&shm, &["clean"]).contains("nothing to clean"));
     let stderr = fails(&shm, &["--pid", &pid_arg, "record", "dump", "records"], 2);
     assert!(stderr.contains(&format!("no faultline segment for pid {pid}")), "{stderr}");
+}
+
+/// Sets `pid` up to fail every other armed put, recording.
+fn record_every_other_put(shm: &ShmDir, pid: u32) {
+    for change in [&["hooks", "put"][..], &["strategy", "XO"], &["enable"], &["record", "on"]] {
+        on(shm, pid, change);
+    }
+}
+
+/// `faultline --pid <pid> record dump <format>`, parsed.
+fn dump(shm: &ShmDir, pid: u32, format: &str) -> Value {
+    serde_json::from_str(&on(shm, pid, &["record", "dump", format])).unwrap()
+}
+
+#[test]
+fn faults_recorded_at_completion_say_so_and_their_replay_restores_the_site() {
+    let shm = ShmDir::new();
+    let files = tempfile::tempdir().unwrap();
+    let mut original = start_with_env(&shm, "put", &[("FAULTLINE_SITE", "completion")]);
+    let pid = original.pid();
+    record_every_other_put(&shm, pid);
+    run(&mut original, 6);
+
+    let records = dump(&shm, pid, "records");
+    let sites: Vec<&Value> = records["records"].as_array().unwrap().iter().map(|r| &r["site"]).collect();
+    let expected = ["completion", "null", "completion", "null", "completion", "null"];
+    assert_eq!(sites.iter().map(|s| s.as_str().unwrap_or("null")).collect::<Vec<_>>(), expected, "{records}");
+    let summary = dump(&shm, pid, "summary");
+    assert_eq!(summary["faults_by_site"], serde_json::json!({"completion": 3}), "{summary}");
+
+    let file = files.path().join("run.json");
+    on(&shm, pid, &["record", "dump", "pattern", "-o", file.to_str().unwrap()]);
+    let pattern: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!((&pattern["pattern"], &pattern["site"]), (&"XOXOXO".into(), &"completion".into()), "{pattern}");
+    assert!(pattern.get("fault_sites").is_none(), "{pattern}");
+
+    // A process at post replays the faults where they were recorded, from the file or from the ring.
+    let fresh = start(&shm, "put");
+    on(&shm, fresh.pid(), &["replay", "--from-file", file.to_str().unwrap()]);
+    let replaying = status(&shm, fresh.pid());
+    assert_eq!(
+        (&replaying["mode"], &replaying["replay_faults"], &replaying["site"]),
+        (&"replay".into(), &3.into(), &"completion".into())
+    );
+    on(&shm, fresh.pid(), &["site", "post"]);
+    on(&shm, fresh.pid(), &["replay", "--from-pid", &pid.to_string()]);
+    assert_eq!(status(&shm, fresh.pid())["site"], "completion");
+    on(&shm, fresh.pid(), &["replay", "--from-pid", &pid.to_string(), "--site", "post"]);
+    assert_eq!(status(&shm, fresh.pid())["site"], "post", "--site replays elsewhere");
+    // A program has no site: the process keeps its own unless --site is given.
+    on(&shm, fresh.pid(), &["replay", "--program", "-3,0"]);
+    assert_eq!(status(&shm, fresh.pid())["site"], "post");
+    on(&shm, fresh.pid(), &["replay", "--program", "-3,0", "--site", "completion"]);
+    assert_eq!(status(&shm, fresh.pid())["site"], "completion");
+}
+
+#[test]
+fn a_recording_that_mixes_sites_is_replayed_only_at_a_site_chosen_with_site() {
+    let shm = ShmDir::new();
+    let files = tempfile::tempdir().unwrap();
+    let mut original = start(&shm, "put");
+    let pid = original.pid();
+    record_every_other_put(&shm, pid);
+    run(&mut original, 2);
+    on(&shm, pid, &["site", "completion"]);
+    run(&mut original, 4);
+
+    let pattern = dump(&shm, pid, "pattern");
+    assert_eq!(pattern["pattern"], "XOXOXO");
+    assert_eq!(pattern["fault_sites"], serde_json::json!(["post", "completion", "completion"]), "{pattern}");
+    assert!(pattern.get("site").is_none(), "{pattern}");
+    assert_eq!(dump(&shm, pid, "summary")["faults_by_site"], serde_json::json!({"post": 1, "completion": 2}));
+    let file = files.path().join("mixed.json");
+    on(&shm, pid, &["record", "dump", "pattern", "-o", file.to_str().unwrap()]);
+
+    // Refused, changing nothing, from the process's own ring, another's, or the file.
+    let mixed = "the recording mixes fault sites (post 1, completion 2); choose one with --site";
+    let other = start(&shm, "put");
+    for (target, args) in [
+        (pid, vec!["replay".to_string()]),
+        (other.pid(), vec!["replay".to_string(), "--from-pid".to_string(), pid.to_string()]),
+        (other.pid(), vec!["replay".to_string(), "--from-file".to_string(), file.display().to_string()]),
+    ] {
+        let before = status(&shm, target);
+        let mut all = vec!["--pid".to_string(), target.to_string()];
+        all.extend(args.iter().cloned());
+        let stderr = fails(&shm, &all.iter().map(String::as_str).collect::<Vec<_>>(), 2);
+        assert!(stderr.contains(mixed), "{args:?}: {stderr}");
+        assert_eq!(status(&shm, target), before, "{args:?} changed nothing");
+    }
+
+    on(&shm, pid, &["replay", "--site", "post"]);
+    let replaying = status(&shm, pid);
+    assert_eq!((&replaying["mode"], &replaying["site"]), (&"replay".into(), &"post".into()));
+    on(&shm, other.pid(), &["replay", "--from-file", file.to_str().unwrap(), "--site", "completion"]);
+    assert_eq!(status(&shm, other.pid())["site"], "completion");
 }
