@@ -28,7 +28,7 @@ from ._cluster import ClusterProcess, cluster_processes
 from ._experiment import ExperimentResult, Verdict, run_experiment, validate_experiment
 from ._launch import Launcher, ShimmedProcess
 from ._process import Faults, Process, faults, processes, shim_path
-from ._types import DumpFormat, ErrorCode, Hook, Kind, PsRow, Status
+from ._types import DumpFormat, ErrorCode, Hook, Kind, PsRow, Site, Status
 
 try:
     __version__ = version("faultline")
@@ -48,6 +48,7 @@ __all__ = [
     "Process",
     "PsRow",
     "ShimmedProcess",
+    "Site",
     "Status",
     "Verdict",
     "cluster_processes",

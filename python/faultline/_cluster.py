@@ -11,7 +11,7 @@ from typing import Any, List, Optional, Sequence
 from . import _cli
 from ._cli import FaultlineError
 from ._process import Steered
-from ._types import Kind, Status
+from ._types import Kind, Site, Status
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,8 @@ class ClusterProcess(Steered):
     faults: int
     calls_per_s: float
     faults_per_s: float
+    #: Where its injected faults surface (``"post"`` from an agent older than fault sites).
+    site: Site = "post"
     context: Optional[str] = field(default=None, repr=False, compare=False)
 
     def _state(self, words: Sequence[str]) -> Status:
@@ -87,6 +89,7 @@ def cluster_processes(
             faults=int(row["faults"]),
             calls_per_s=float(row["calls_per_s"]),
             faults_per_s=float(row["faults_per_s"]),
+            site=row.get("site", "post"),
             context=context,
         )
         for row in listing["processes"]

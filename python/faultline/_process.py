@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Type, Union
 
 from . import _cli
 from ._cli import EXIT_USAGE, FaultlineError, PathLike
-from ._types import DumpFormat, Kind, PsRow, Status
+from ._types import DumpFormat, Kind, PsRow, Site, Status
 
 #: Error codes: one code or a list, each a number or a name (``-3``, ``"UCS_ERR_IO_ERROR"``), or the CLI's text.
 Codes = Union[str, int, Sequence[Union[str, int]]]
@@ -61,12 +61,17 @@ class Steered:
         seed: Optional[int] = None,
         skip: Optional[int] = None,
         limit: Optional[int] = None,
+        site: Optional[Site] = None,
     ) -> Status:
-        """Sets random faults or an X/O pattern, and optionally the probability, error pool, armed hooks, seed, skip
-        and limit, all at once: every value is checked first and nothing changes unless all are valid. Does not
-        enable injection (see :meth:`enable` and :func:`faults`)."""
+        """Sets random faults or an X/O pattern, and optionally the probability, error pool, armed hooks, seed, skip,
+        limit and fault site, all at once: every value is checked first and nothing changes unless all are valid.
+        Does not enable injection (see :meth:`enable` and :func:`faults`).
+
+        ``site``: where the faults surface: ``"post"`` (the call returns the error), ``"completion"`` (the operation
+        runs and its completion reports the error) or ``"endpoint"`` (UCX only: the endpoint fails as a dead peer's
+        does)."""
         return self._set(
-            strategy_settings(pattern_or_random, probability, error_codes, hooks, seed, skip, limit)
+            strategy_settings(pattern_or_random, probability, error_codes, hooks, seed, skip, limit, site)
         )
 
     def record(self, on: bool = True) -> Status:
@@ -128,14 +133,22 @@ class Process(Steered):
         return document
 
     def replay(
-        self, source: Union[None, Process, int, Mapping[str, Any], PathLike] = None, *, loop: bool = False
+        self,
+        source: Union[None, Process, int, Mapping[str, Any], PathLike] = None,
+        *,
+        loop: bool = False,
+        site: Optional[Site] = None,
     ) -> Status:
         """Plays an exact per-call sequence of passes and faults from the next armed call (and enables injection).
 
         ``source``: ``None`` for this process's own recording; another :class:`Process` or a pid for its recording;
         a pattern dump (``other.dump("pattern")``) or the path of one. ``loop``: start over after the last call.
+        The faults surface at the site they were recorded at, or at ``site`` if given (needed for a recording that
+        mixes sites).
         """
         flags = ["--loop"] if loop else []
+        if site is not None:
+            flags += ["--site", site]
         if source is None:
             return self._state(["replay", *flags])
         if isinstance(source, int) or (isinstance(source, Process) and source.shm_dir == self.shm_dir):
@@ -172,6 +185,7 @@ def strategy_settings(
     seed: Optional[int] = None,
     skip: Optional[int] = None,
     limit: Optional[int] = None,
+    site: Optional[Site] = None,
 ) -> Dict[str, str]:
     """The ``faultline set`` settings for a strategy, as text (the binary parses and checks every value)."""
     if pattern_or_random.strip().lower() == "random":
@@ -187,6 +201,8 @@ def strategy_settings(
     for name, number in (("seed", seed), ("skip", skip), ("limit", limit)):
         if number is not None:
             settings[name] = str(int(number))
+    if site is not None:
+        settings["site"] = site
     return settings
 
 
@@ -208,6 +224,8 @@ def restore_settings(before: Status) -> Dict[str, str]:
         "delay": str(before["delay_us"]),
         "delay_mode": before["delay_mode"],
         "replay_loop": "on" if before["replay_loop"] else "off",
+        # A status from a faultline older than fault sites has none: its faults surfaced at the call.
+        "site": before.get("site", "post"),
     }
 
 
@@ -228,9 +246,9 @@ class Faults:
 
     On entry the process's strategy is read, then the new one is set and injection enabled, in one change (a bad
     value raises :class:`FaultlineError` and changes nothing). On exit, exception or not, the strategy read on entry
-    is set again: enabled or not, mode, pattern, probability, pool, hooks, seed, skip, limit, delay. Recording is
-    left as it is, and a pattern or replay starts again from its first call. A process that has exited meanwhile is
-    left alone.
+    is set again: enabled or not, mode, pattern, probability, pool, hooks, seed, skip, limit, delay, site. Recording
+    is left as it is, and a pattern or replay starts again from its first call. A process that has exited meanwhile
+    is left alone.
     """
 
     def __init__(self, process: Process, settings: Mapping[str, str]) -> None:
@@ -291,6 +309,7 @@ def faults(
     seed: Optional[int] = None,
     skip: Optional[int] = None,
     limit: Optional[int] = None,
+    site: Optional[Site] = None,
     kind: Optional[Kind] = None,
     shm_dir: Optional[PathLike] = None,
 ) -> Faults:
@@ -302,11 +321,12 @@ def faults(
 
     ``strategy``: an X/O pattern (``X``: every armed call fails) or ``"random"`` with ``probability`` in percent.
     It starts at the next armed call: ``skip`` and ``limit`` are 0 (none) unless given; the error pool, armed hooks,
-    seed and delay stay as they are unless given. For a pid, ``kind`` picks the shim of one that runs both and
-    ``shm_dir`` is its segment directory (default: ``FAULTLINE_SHM_DIR``, else ``/dev/shm``).
+    seed, delay and fault ``site`` (``"post"``, ``"completion"``, ``"endpoint"``) stay as they are unless given. For
+    a pid, ``kind`` picks the shim of one that runs both and ``shm_dir`` is its segment directory (default:
+    ``FAULTLINE_SHM_DIR``, else ``/dev/shm``).
     """
     process = target if isinstance(target, Process) else Process(target, kind, shm_dir=shm_dir)
-    settings = strategy_settings(strategy, probability, error_codes, hooks, seed, skip, limit)
+    settings = strategy_settings(strategy, probability, error_codes, hooks, seed, skip, limit, site)
     settings.setdefault("skip", "0")
     settings.setdefault("limit", "0")
     return Faults(process, settings)

@@ -8,6 +8,9 @@ from typing import List, Literal, Optional, TypedDict
 Kind = Literal["ucx", "cuda"]
 #: The formats of :meth:`faultline.Process.dump`, the seed's: statistics, X/O with codes, or every call.
 DumpFormat = Literal["summary", "pattern", "records"]
+#: Where an injected fault surfaces: at the call (``post``, the default), at the operation's completion, or on the
+#: endpoint (UCX only: it fails as a dead peer's does).
+Site = Literal["post", "completion", "endpoint"]
 
 
 class ErrorCode(TypedDict):
@@ -50,6 +53,7 @@ class Status(TypedDict):
     limit: int
     delay_us: int
     delay_mode: Literal["off", "before-fault", "instead-of-fault"]
+    site: Site
     replay_length: int
     replay_faults: int
     replay_loop: bool

@@ -26,7 +26,7 @@ def run_puts(process: faultline.ShimmedProcess, count: int) -> List[int]:
 def settings_of(status: faultline.Status) -> Dict[str, Any]:
     """Everything `faults()` promises to give back, from a status (counters and the position left out)."""
     keys = ["enabled", "recording", "mode", "probability_ppm", "seed", "pattern", "error_codes", "skip", "limit"]
-    keys += ["delay_us", "delay_mode", "replay_loop", "replay_length"]
+    keys += ["delay_us", "delay_mode", "site", "replay_loop", "replay_length"]
     settings = {key: status[key] for key in keys}  # type: ignore[literal-required]
     settings["armed"] = [hook["name"] for hook in status["hooks"] if hook["armed"]]
     return settings

@@ -70,6 +70,7 @@ BAD_FAULTS: List[Dict[str, Any]] = [
     {"error_codes": ["cudaErrorNoDevice"]},
     {"hooks": ["ucp_no_such_call"]},
     {"skip": -1},
+    {"site": "sideways"},
 ]
 
 
@@ -128,6 +129,28 @@ def test_record_dump_and_replay_into_another_process(shimmed: faultline.Launcher
     assert second.replay(pattern)["replay_length"] == 6
     assert run_puts(second, 6) == seen, "replayed from the pattern dump"
     assert run_puts(second, 2) == [0, 0], "a replay that does not loop passes everything after its end"
+
+
+def test_the_fault_site_is_set_with_the_strategy_given_back_after_faults_and_replayed(
+    shimmed: faultline.Launcher, selfloop: Path
+) -> None:
+    first, second = start_puts(shimmed, selfloop), start_puts(shimmed, selfloop)
+    assert first.status()["site"] == "post"
+    assert first.set_strategy("XO", hooks=["ucp_put_nbx"], site="completion")["site"] == "completion"
+    before = settings_of(first.status())
+    with faultline.faults(first, strategy="X", site="endpoint"):
+        assert first.status()["site"] == "endpoint"
+    assert settings_of(first.status()) == before, "the site is given back with the rest"
+
+    # Faults recorded at completion say so, and a replay plays them there.
+    first.record()
+    first.enable()
+    run_puts(first, 4)
+    pattern = first.dump("pattern")
+    assert (pattern["pattern"], pattern["site"]) == ("XOXO", "completion"), pattern
+    assert first.dump()["faults_by_site"] == {"completion": 2}
+    assert second.replay(first)["site"] == "completion"
+    assert second.replay(pattern, site="post")["site"] == "post"
 
 
 def test_ucx_faults_are_restored_at_the_end_of_the_block_and_refuse_other_kinds(
