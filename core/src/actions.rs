@@ -386,7 +386,7 @@ pub fn check_site(kind: Kind, site: Site) -> Result<Site, Error> {
             "the {} site is UCX-only (a {} process has no endpoints); use completion, or choose UCX processes with \
              --kind ucx",
             site.name(),
-            kind.name()
+            kind.name().to_uppercase()
         ))
     })?;
     Ok(site)

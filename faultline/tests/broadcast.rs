@@ -120,7 +120,7 @@ fn values_are_checked_against_every_targets_kind_before_anything_changes() {
     let before = (status(&shm, ucx.pid()), status(&shm, cuda.pid()));
     let stderr = fails(&shm, &["site", "endpoint"], 2);
     assert!(
-        stderr.contains("the endpoint site is UCX-only (a cuda process has no endpoints); use completion, or choose UCX processes with --kind ucx"),
+        stderr.contains("the endpoint site is UCX-only (a CUDA process has no endpoints); use completion, or choose UCX processes with --kind ucx"),
         "{stderr}"
     );
     fails(&shm, &["set", "--site", "endpoint", "--probability", "50"], 2);
