@@ -11,6 +11,7 @@ mod common;
 use common::*;
 use shm_proto::layout::Site;
 use shm_proto::ring::RingCursor;
+use shm_proto::{Access, SegmentMap};
 use testkit::ShmDir;
 
 /// The loop the driver program runs per iteration (see `tests/c/driver_calls.c`).
@@ -252,4 +253,32 @@ fn runtime_a_sticky_xid_code_deferred_at_completion_stays_in_get_last_error() {
         // The launch succeeds; cudaGetLastError reports the GPU's error, which is sticky: every later call fails.
         assert_eq!(run.statuses(), vec![0, 100, 100, 100, 100, 100], "linked={linked}: {}", run.text());
     }
+}
+
+/// Sends `command` (`run K` or `ops LIST`) and returns the CALL statuses it printed.
+fn send(program: &mut testkit::Program, command: &str) -> Vec<i32> {
+    program.send(command);
+    let lines = program.lines_until(|l| l == "DONE");
+    testkit::calls(&lines).iter().map(|c| c.status).collect()
+}
+
+#[test]
+fn runtime_a_pending_error_is_reported_even_after_faults_were_disabled() {
+    let real = real_answers(false, "streamsync,getlasterror,streamsync");
+    let shm = ShmDir::new();
+    let env = completion_on("cudaLaunchKernel", "700");
+    let cudart = cudart().to_str().unwrap().to_string();
+    let args = ["--cudart", cudart.as_str(), "--ops", "launch", "--stdin"];
+    let mut program = testkit::Program::spawn(shimmed(&shm, &cudart_calls_dlopen(), &args, &env_refs(&env)));
+    assert_eq!(send(&mut program, "run 1"), vec![0]);
+
+    // Faults off (as `faultline disable` publishes it): the kernel already failed, so the next sync still says so.
+    let segment = SegmentMap::attach(&shm.segment("cuda", program.pid()), Access::ReadWrite, Default::default())
+        .expect("the live segment");
+    let mut strategy = segment.segment().control.snapshot().expect("a settled strategy");
+    strategy.enabled = false;
+    segment.segment().publish(&strategy).expect("published");
+    assert!(send(&mut program, "ops streamsync,getlasterror,streamsync").is_empty());
+    assert_eq!(send(&mut program, "run 1"), vec![700, 700, real[2]]);
+    assert!(program.finish().success());
 }

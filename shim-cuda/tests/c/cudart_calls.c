@@ -27,7 +27,9 @@
  *   --iterations N  iterations (default 1), then SUMMARY/DONE and exit 0.
  *   --device D      device argument of setdevice and props (default 0).
  *   --stdin         read commands from stdin instead: "run K" runs K
- *                   iterations then prints SUMMARY.../DONE; "quit"/EOF exits.
+ *                   iterations then prints SUMMARY.../DONE; "ops LIST"
+ *                   replaces the ops list (as --ops) and prints DONE;
+ *                   "quit"/EOF exits.
  *   --quiet         no CALL lines.
  *
  * Output (stdout, line-buffered):
@@ -390,6 +392,12 @@ int main(int argc, char **argv)
         }
         if (strcmp(line, "quit") == 0) {
             break;
+        }
+        if (strncmp(line, "ops ", 4) == 0) {
+            parse_ops(line + 4);
+            printf("DONE\n");
+            fflush(stdout);
+            continue;
         }
         if (strncmp(line, "run ", 4) == 0) {
             errno = 0;
