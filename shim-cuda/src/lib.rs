@@ -146,6 +146,19 @@ mod tests {
         assert_eq!(HOOKS[0], "cudaGetDeviceCount", "listed first in messages");
         assert_eq!(HOOKS[Hook::MemAllocV2 as usize], "cuMemAlloc_v2");
         assert_eq!(HOOKS[Hook::GetProcAddressV2 as usize], "cuGetProcAddress_v2");
+        assert_eq!(Hook::GetProcAddressV2 as usize, 55, "published ids never move: new hooks are appended");
+        assert_eq!(
+            HOOKS[56..],
+            [
+                "cudaGetLastError",
+                "cudaPeekAtLastError",
+                "cudaStreamQuery",
+                "cudaEventQuery",
+                "cuStreamQuery",
+                "cuEventSynchronize",
+                "cuEventQuery"
+            ]
+        );
         assert!(REAL.iter().zip(HOOKS).all(|(real, name)| real.name() == *name));
         assert!(HOOKS.len() <= shm_proto::layout::MAX_HOOKS);
         assert!(HOOKS.iter().all(|h| h.len() < shm_proto::layout::HOOK_NAME_LEN));
