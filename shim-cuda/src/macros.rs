@@ -116,10 +116,13 @@ macro_rules! cuda_hook {
                             }
                         }
                         crate::asyncerr::Flow::LastError { consume } => {
-                            if !crate::asyncerr::quiet() || real.is_null() || !crate::intercept::pass_untouched($needed) {
-                                // SAFETY: forwards `real` and the caller's arguments under the same contract.
-                                return unsafe { last_error(consume, real, $($arg),*) };
+                            if crate::asyncerr::quiet() && !real.is_null() && crate::intercept::pass_untouched($needed) {
+                                // SAFETY: `real` is not null, so it is the real function (this function's contract);
+                                // the caller's arguments. A tail call.
+                                return unsafe { forward(real, $($arg),*) };
                             }
+                            // SAFETY: forwards `real` and the caller's arguments under the same contract.
+                            return unsafe { last_error(consume, real, $($arg),*) };
                         }
                         crate::asyncerr::Flow::Plain | crate::asyncerr::Flow::Async(_) => {}
                     }
