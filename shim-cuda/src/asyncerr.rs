@@ -124,6 +124,9 @@ pub fn defer(device: c_int, stream: Stream, code: c_int) -> bool {
         if state & TAG != FREE || slot.state.compare_exchange(state, state | BUSY, Acquire, Relaxed).is_err() {
             continue;
         }
+        // A reader that sees any of the stores below also sees the slot `BUSY` when it re-reads the state (the
+        // seqlock writer's fence), so it never takes a half-written slot for the one it read as `SET`.
+        fence(Release);
         slot.device.store(device, Relaxed);
         slot.stream.store(stream, Relaxed);
         slot.code.store(code, Relaxed);
@@ -170,6 +173,8 @@ fn consume(slot: &Pending, seen: &Seen) -> bool {
     let won = slot.state.compare_exchange(seen.state, next, AcqRel, Relaxed).is_ok();
     if won {
         PENDING.fetch_sub(1, Relaxed);
+        #[cfg(test)]
+        tests::CONSUMED.fetch_add(1, Relaxed);
     }
     won
 }
@@ -274,6 +279,8 @@ mod tests {
 
     /// The table is process-wide: the tests that use it run one after another under this lock.
     static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    /// Pending errors consumed so far (each exactly once).
+    pub(super) static CONSUMED: AtomicU64 = AtomicU64::new(0);
 
     fn drain() {
         while find(Scope::Device, -1, true).is_some() {}
@@ -313,6 +320,43 @@ mod tests {
         assert!(defer(0, 7, 5));
         assert_eq!(find(Scope::Stream(7), 0, true), Some(5));
         drain();
+    }
+
+    #[test]
+    fn concurrent_deferrals_and_reports_lose_and_duplicate_nothing() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        drain();
+        let consumed_before = CONSUMED.load(Relaxed);
+        let threads: Vec<_> = (0..4usize)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    let stream = 0x1000 * (t + 1);
+                    let (mut deferred, mut reported) = (0u64, 0u64);
+                    for i in 0..2000 {
+                        if defer(0, stream, (t * 10_000 + i) as c_int + 1) {
+                            deferred += 1;
+                        }
+                        // Another thread's stream now and then: whoever reports an error consumes it.
+                        let scope = Scope::Stream(if i % 7 == 0 { 0x1000 * ((t + 1) % 4 + 1) } else { stream });
+                        while find(scope, 0, true).is_some() {
+                            reported += 1;
+                        }
+                    }
+                    (deferred, reported)
+                })
+            })
+            .collect();
+        let (mut deferred, mut reported) = (0, 0);
+        for thread in threads {
+            let (d, r) = thread.join().unwrap();
+            deferred += d;
+            reported += r;
+        }
+        assert!(deferred > 0 && reported > 0);
+        assert_eq!(PENDING.load(Relaxed), 0, "everything deferred was consumed");
+        // A report returns one code but consumes every error its scope covers: count the consumptions.
+        assert_eq!(CONSUMED.load(Relaxed) - consumed_before, deferred, "each error consumed exactly once");
+        assert!(reported <= deferred);
     }
 
     #[test]
