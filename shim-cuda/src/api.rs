@@ -1,10 +1,13 @@
 //! Every function the CUDA shim exports, one thin [`cuda_hook!`] each: the C signature, which API numbering
-//! its codes use, the argument recorded as its size, the device it acts on, and any special action. All logic
-//! lives in [`crate::intercept`], [`crate::xid`], [`crate::device`] and [`crate::proc_address`].
+//! its codes use, the argument recorded as its size, the device it acts on, how it takes part in asynchronous
+//! errors (`flow`: launches and `*Async` copies enqueue, synchronisations and blocking copies report), and any
+//! special action. All logic lives in [`crate::intercept`], [`crate::asyncerr`], [`crate::xid`],
+//! [`crate::device`] and [`crate::proc_address`].
 #![allow(missing_docs)] // each export is documented by the macro
 
 use std::ffi::{c_char, c_int, c_uint, c_void};
 
+use crate::asyncerr::{Flow, Scope};
 use crate::device::Device;
 use crate::xid::Api;
 use crate::{Hook, REAL};
@@ -69,24 +72,32 @@ cuda_hook!(MallocAsync, fn cudaMallocAsync(ptr: *mut *mut c_void, size: usize, s
 cuda_hook!(Free, fn cudaFree(ptr: *mut c_void) -> CudaError,
     api = Api::Runtime, size = 0, device = Device::Current);
 cuda_hook!(Memcpy, fn cudaMemcpy(dst: *mut c_void, src: *const c_void, count: usize, kind: c_int) -> CudaError,
-    api = Api::Runtime, size = count, device = Device::Current);
+    api = Api::Runtime, size = count, device = Device::Current, flow = Flow::Sync(Scope::Device));
 cuda_hook!(MemcpyAsync,
     fn cudaMemcpyAsync(dst: *mut c_void, src: *const c_void, count: usize, kind: c_int, stream: Handle) -> CudaError,
-    api = Api::Runtime, size = count, device = Device::Current);
+    api = Api::Runtime, size = count, device = Device::Current, flow = Flow::Async(stream as usize));
 cuda_hook!(Memset, fn cudaMemset(ptr: *mut c_void, value: c_int, count: usize) -> CudaError,
     api = Api::Runtime, size = count, device = Device::Current);
 cuda_hook!(LaunchKernel,
     fn cudaLaunchKernel(func: *const c_void, grid: Dim3, block: Dim3, args: *mut *mut c_void, shared_mem: usize,
                         stream: Handle) -> CudaError,
-    api = Api::Runtime, size = shared_mem, device = Device::Current);
+    api = Api::Runtime, size = shared_mem, device = Device::Current, flow = Flow::Async(stream as usize));
 cuda_hook!(DeviceSynchronize, fn cudaDeviceSynchronize() -> CudaError,
-    api = Api::Runtime, size = 0, device = Device::Current);
+    api = Api::Runtime, size = 0, device = Device::Current, flow = Flow::Sync(Scope::Device));
 cuda_hook!(StreamSynchronize, fn cudaStreamSynchronize(stream: Handle) -> CudaError,
-    api = Api::Runtime, size = 0, device = Device::Current);
+    api = Api::Runtime, size = 0, device = Device::Current, flow = Flow::Sync(Scope::Stream(stream as usize)));
 cuda_hook!(StreamCreate, fn cudaStreamCreate(stream: *mut Handle) -> CudaError,
     api = Api::Runtime, size = 0, device = Device::Current);
 cuda_hook!(EventSynchronize, fn cudaEventSynchronize(event: Handle) -> CudaError,
-    api = Api::Runtime, size = 0, device = Device::Current);
+    api = Api::Runtime, size = 0, device = Device::Current, flow = Flow::Sync(Scope::Device));
+cuda_hook!(StreamQuery, fn cudaStreamQuery(stream: Handle) -> CudaError,
+    api = Api::Runtime, size = 0, device = Device::Current, flow = Flow::Sync(Scope::Stream(stream as usize)));
+cuda_hook!(EventQuery, fn cudaEventQuery(event: Handle) -> CudaError,
+    api = Api::Runtime, size = 0, device = Device::Current, flow = Flow::Sync(Scope::Device));
+cuda_hook!(GetLastError, fn cudaGetLastError() -> CudaError,
+    api = Api::Runtime, size = 0, device = Device::Current, flow = Flow::LastError { consume: true });
+cuda_hook!(PeekAtLastError, fn cudaPeekAtLastError() -> CudaError,
+    api = Api::Runtime, size = 0, device = Device::Current, flow = Flow::LastError { consume: false });
 
 // ---- Driver API: initialisation, devices, contexts -----------------------------------------------------------
 
@@ -127,7 +138,7 @@ cuda_hook!(CtxPopCurrentV2, fn cuCtxPopCurrent_v2(pctx: *mut Handle) -> CuResult
     api = Api::Driver, size = 0, device = Device::Current,
     after = |status| crate::device::context_changed(status), needed = crate::device::tracking());
 cuda_hook!(CtxSynchronize, fn cuCtxSynchronize() -> CuResult,
-    api = Api::Driver, size = 0, device = Device::Current);
+    api = Api::Driver, size = 0, device = Device::Current, flow = Flow::Sync(Scope::Device));
 
 // ---- Driver API: memory --------------------------------------------------------------------------------------
 
@@ -140,40 +151,40 @@ cuda_hook!(MemFree, fn cuMemFree(dptr: CuDevicePtrV1) -> CuResult,
 cuda_hook!(MemFreeV2, fn cuMemFree_v2(dptr: CuDevicePtr) -> CuResult,
     api = Api::Driver, size = 0, device = Device::Current);
 cuda_hook!(DriverMemcpy, fn cuMemcpy(dst: CuDevicePtr, src: CuDevicePtr, byte_count: usize) -> CuResult,
-    api = Api::Driver, size = byte_count, device = Device::Current);
+    api = Api::Driver, size = byte_count, device = Device::Current, flow = Flow::Sync(Scope::Device));
 cuda_hook!(DriverMemcpyAsync,
     fn cuMemcpyAsync(dst: CuDevicePtr, src: CuDevicePtr, byte_count: usize, stream: Handle) -> CuResult,
-    api = Api::Driver, size = byte_count, device = Device::Current);
+    api = Api::Driver, size = byte_count, device = Device::Current, flow = Flow::Async(stream as usize));
 cuda_hook!(MemcpyHtoD, fn cuMemcpyHtoD(dst: CuDevicePtrV1, src: *const c_void, byte_count: c_uint) -> CuResult,
-    api = Api::Driver, size = byte_count, device = Device::Current);
+    api = Api::Driver, size = byte_count, device = Device::Current, flow = Flow::Sync(Scope::Device));
 cuda_hook!(MemcpyHtoDV2, fn cuMemcpyHtoD_v2(dst: CuDevicePtr, src: *const c_void, byte_count: usize) -> CuResult,
-    api = Api::Driver, size = byte_count, device = Device::Current);
+    api = Api::Driver, size = byte_count, device = Device::Current, flow = Flow::Sync(Scope::Device));
 cuda_hook!(MemcpyDtoH, fn cuMemcpyDtoH(dst: *mut c_void, src: CuDevicePtrV1, byte_count: c_uint) -> CuResult,
-    api = Api::Driver, size = byte_count, device = Device::Current);
+    api = Api::Driver, size = byte_count, device = Device::Current, flow = Flow::Sync(Scope::Device));
 cuda_hook!(MemcpyDtoHV2, fn cuMemcpyDtoH_v2(dst: *mut c_void, src: CuDevicePtr, byte_count: usize) -> CuResult,
-    api = Api::Driver, size = byte_count, device = Device::Current);
+    api = Api::Driver, size = byte_count, device = Device::Current, flow = Flow::Sync(Scope::Device));
 cuda_hook!(MemcpyDtoD, fn cuMemcpyDtoD(dst: CuDevicePtrV1, src: CuDevicePtrV1, byte_count: c_uint) -> CuResult,
-    api = Api::Driver, size = byte_count, device = Device::Current);
+    api = Api::Driver, size = byte_count, device = Device::Current, flow = Flow::Sync(Scope::Device));
 cuda_hook!(MemcpyDtoDV2, fn cuMemcpyDtoD_v2(dst: CuDevicePtr, src: CuDevicePtr, byte_count: usize) -> CuResult,
-    api = Api::Driver, size = byte_count, device = Device::Current);
+    api = Api::Driver, size = byte_count, device = Device::Current, flow = Flow::Sync(Scope::Device));
 cuda_hook!(MemcpyHtoDAsync,
     fn cuMemcpyHtoDAsync(dst: CuDevicePtrV1, src: *const c_void, byte_count: c_uint, stream: Handle) -> CuResult,
-    api = Api::Driver, size = byte_count, device = Device::Current);
+    api = Api::Driver, size = byte_count, device = Device::Current, flow = Flow::Async(stream as usize));
 cuda_hook!(MemcpyHtoDAsyncV2,
     fn cuMemcpyHtoDAsync_v2(dst: CuDevicePtr, src: *const c_void, byte_count: usize, stream: Handle) -> CuResult,
-    api = Api::Driver, size = byte_count, device = Device::Current);
+    api = Api::Driver, size = byte_count, device = Device::Current, flow = Flow::Async(stream as usize));
 cuda_hook!(MemcpyDtoHAsync,
     fn cuMemcpyDtoHAsync(dst: *mut c_void, src: CuDevicePtrV1, byte_count: c_uint, stream: Handle) -> CuResult,
-    api = Api::Driver, size = byte_count, device = Device::Current);
+    api = Api::Driver, size = byte_count, device = Device::Current, flow = Flow::Async(stream as usize));
 cuda_hook!(MemcpyDtoHAsyncV2,
     fn cuMemcpyDtoHAsync_v2(dst: *mut c_void, src: CuDevicePtr, byte_count: usize, stream: Handle) -> CuResult,
-    api = Api::Driver, size = byte_count, device = Device::Current);
+    api = Api::Driver, size = byte_count, device = Device::Current, flow = Flow::Async(stream as usize));
 cuda_hook!(MemcpyDtoDAsync,
     fn cuMemcpyDtoDAsync(dst: CuDevicePtrV1, src: CuDevicePtrV1, byte_count: c_uint, stream: Handle) -> CuResult,
-    api = Api::Driver, size = byte_count, device = Device::Current);
+    api = Api::Driver, size = byte_count, device = Device::Current, flow = Flow::Async(stream as usize));
 cuda_hook!(MemcpyDtoDAsyncV2,
     fn cuMemcpyDtoDAsync_v2(dst: CuDevicePtr, src: CuDevicePtr, byte_count: usize, stream: Handle) -> CuResult,
-    api = Api::Driver, size = byte_count, device = Device::Current);
+    api = Api::Driver, size = byte_count, device = Device::Current, flow = Flow::Async(stream as usize));
 
 // ---- Driver API: launches, streams, modules ------------------------------------------------------------------
 
@@ -181,9 +192,15 @@ cuda_hook!(DriverLaunchKernel,
     fn cuLaunchKernel(f: Handle, grid_x: c_uint, grid_y: c_uint, grid_z: c_uint, block_x: c_uint, block_y: c_uint,
                       block_z: c_uint, shared_mem_bytes: c_uint, stream: Handle, kernel_params: *mut *mut c_void,
                       extra: *mut *mut c_void) -> CuResult,
-    api = Api::Driver, size = shared_mem_bytes, device = Device::Current);
+    api = Api::Driver, size = shared_mem_bytes, device = Device::Current, flow = Flow::Async(stream as usize));
 cuda_hook!(DriverStreamSynchronize, fn cuStreamSynchronize(stream: Handle) -> CuResult,
-    api = Api::Driver, size = 0, device = Device::Current);
+    api = Api::Driver, size = 0, device = Device::Current, flow = Flow::Sync(Scope::Stream(stream as usize)));
+cuda_hook!(DriverStreamQuery, fn cuStreamQuery(stream: Handle) -> CuResult,
+    api = Api::Driver, size = 0, device = Device::Current, flow = Flow::Sync(Scope::Stream(stream as usize)));
+cuda_hook!(DriverEventSynchronize, fn cuEventSynchronize(event: Handle) -> CuResult,
+    api = Api::Driver, size = 0, device = Device::Current, flow = Flow::Sync(Scope::Device));
+cuda_hook!(DriverEventQuery, fn cuEventQuery(event: Handle) -> CuResult,
+    api = Api::Driver, size = 0, device = Device::Current, flow = Flow::Sync(Scope::Device));
 cuda_hook!(ModuleLoad, fn cuModuleLoad(module: *mut Handle, fname: *const c_char) -> CuResult,
     api = Api::Driver, size = 0, device = Device::Current);
 cuda_hook!(ModuleLoadData, fn cuModuleLoadData(module: *mut Handle, image: *const c_void) -> CuResult,

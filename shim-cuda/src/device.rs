@@ -79,16 +79,30 @@ pub fn context_changed(status: c_int) {
     if status != 0 || !tracking() {
         return;
     }
+    let ordinal = context_device();
+    if ordinal >= 0 {
+        let _ = CURRENT.try_with(|c| c.set(ordinal));
+    }
+}
+
+/// The device of the calling thread's current context, asked of the driver's `cuCtxGetDevice` (the runtime
+/// makes its device's primary context current, so this is the runtime's current device too); -1 if there is
+/// no driver, no current context, or the driver says no. Slow paths only (a call into the driver).
+#[cold]
+pub fn context_device() -> c_int {
     let get_device = CTX_GET_DEVICE.get();
     if get_device.is_null() {
-        return;
+        return -1;
     }
     type CtxGetDevice = unsafe extern "C" fn(*mut c_int) -> c_int;
     let mut ordinal: c_int = -1;
     // SAFETY: `get_device` is the driver's `cuCtxGetDevice(CUdevice *)` (not null; CUdevice is an int, so
-    // `CtxGetDevice` mirrors it); `ordinal` is a valid, writable int. The shim does not intercept it, so this does not re-enter a hook.
+    // `CtxGetDevice` mirrors it); `ordinal` is a valid, writable int. The shim does not intercept it, so this
+    // does not re-enter a hook.
     let status = unsafe { shim_runtime::fn_at::<CtxGetDevice>(get_device)(&mut ordinal) };
     if status == 0 && ordinal >= 0 {
-        let _ = CURRENT.try_with(|c| c.set(ordinal));
+        ordinal
+    } else {
+        -1
     }
 }

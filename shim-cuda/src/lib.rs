@@ -4,6 +4,8 @@
 //!
 //! - [`api`]: every export, one thin [`cuda_hook!`] line each (runtime `cuda*`, driver `cu*`);
 //! - [`intercept`]: device filter → dead-GPU state → decision engine, per call;
+//! - [`asyncerr`]: the `completion` site: faults of asynchronous calls reported by the next synchronisation,
+//!   and the runtime's last error;
 //! - [`xid`]: XID presets (what the application sees per API) and the sticky dead-GPU state;
 //! - [`device`]: `FAULTLINE_DEVICE` and the per-thread current device;
 //! - [`policy`]: start-up settings: environment, node policy file, XID defaults;
@@ -18,6 +20,7 @@
 mod macros;
 
 pub mod api;
+mod asyncerr;
 mod device;
 mod dlsym;
 mod intercept;
@@ -89,12 +92,23 @@ hook_table! {
     ModuleGetFunction => cuModuleGetFunction,
     GetProcAddress => cuGetProcAddress,
     GetProcAddressV2 => cuGetProcAddress_v2,
+    // Appended with the completion site (ids above are published: they do not move).
+    GetLastError => cudaGetLastError,
+    PeekAtLastError => cudaPeekAtLastError,
+    StreamQuery => cudaStreamQuery,
+    EventQuery => cudaEventQuery,
+    DriverStreamQuery => cuStreamQuery,
+    DriverEventSynchronize => cuEventSynchronize,
+    DriverEventQuery => cuEventQuery,
 }
 
-/// Every hook is armed by default except the `cuGetProcAddress` pair: failing a symbol lookup is not something
-/// a failing GPU does, and it breaks the runtime's initialisation in ways no real fault would.
+/// Every hook is armed by default except the `cuGetProcAddress` pair (failing a symbol lookup is not something
+/// a failing GPU does, and it breaks the runtime's initialisation in ways no real fault would) and the
+/// last-error pair (they report errors other calls had; failing them by themselves is not a GPU fault).
 fn default_armed(hook: usize) -> bool {
-    hook < HOOKS.len() && hook != Hook::GetProcAddress as usize && hook != Hook::GetProcAddressV2 as usize
+    const UNARMED: [Hook; 4] =
+        [Hook::GetProcAddress, Hook::GetProcAddressV2, Hook::GetLastError, Hook::PeekAtLastError];
+    hook < HOOKS.len() && !UNARMED.iter().any(|&h| h as usize == hook)
 }
 
 static SPEC: ShimSpec = ShimSpec { kind: shim_runtime::Kind::Cuda, hooks: HOOKS, default_armed };
@@ -132,15 +146,28 @@ mod tests {
         assert_eq!(HOOKS[0], "cudaGetDeviceCount", "listed first in messages");
         assert_eq!(HOOKS[Hook::MemAllocV2 as usize], "cuMemAlloc_v2");
         assert_eq!(HOOKS[Hook::GetProcAddressV2 as usize], "cuGetProcAddress_v2");
+        assert_eq!(Hook::GetProcAddressV2 as usize, 55, "published ids never move: new hooks are appended");
+        assert_eq!(
+            HOOKS[56..],
+            [
+                "cudaGetLastError",
+                "cudaPeekAtLastError",
+                "cudaStreamQuery",
+                "cudaEventQuery",
+                "cuStreamQuery",
+                "cuEventSynchronize",
+                "cuEventQuery"
+            ]
+        );
         assert!(REAL.iter().zip(HOOKS).all(|(real, name)| real.name() == *name));
         assert!(HOOKS.len() <= shm_proto::layout::MAX_HOOKS);
         assert!(HOOKS.iter().all(|h| h.len() < shm_proto::layout::HOOK_NAME_LEN));
     }
 
     #[test]
-    fn everything_but_symbol_lookup_is_armed_by_default() {
+    fn everything_but_symbol_lookup_and_the_last_error_is_armed_by_default() {
         let unarmed: Vec<_> = (0..HOOKS.len()).filter(|&h| !default_armed(h)).map(|h| HOOKS[h]).collect();
-        assert_eq!(unarmed, ["cuGetProcAddress", "cuGetProcAddress_v2"]);
+        assert_eq!(unarmed, ["cuGetProcAddress", "cuGetProcAddress_v2", "cudaGetLastError", "cudaPeekAtLastError"]);
     }
 
     #[test]

@@ -39,12 +39,21 @@ macro_rules! hook_table {
 /// - `device`: the device the call acts on ([`Device`](crate::device::Device));
 /// - `on_fault = |code| expr`: runs before an injected `code` is returned (e.g. a device count of 0);
 /// - `after = |status| expr, needed = bool expr`: runs after every real call, even with faults off (device
-///   tracking, handing out wrappers); while `needed` is true the hook does not take the tail-call fast path.
+///   tracking, handing out wrappers); while `needed` is true the hook does not take the tail-call fast path;
+/// - `flow`: how the call takes part in asynchronous errors ([`Flow`](crate::asyncerr::Flow), default `Plain`):
+///   `Async(stream)` defers its faults under `completion`; `Sync(scope)` reports pending errors (its gate, one
+///   load, comes before the fast path: a pending error is reported even with faults off); `LastError` answers
+///   from the shim's last-error state before asking the runtime.
 macro_rules! cuda_hook {
     ($id:ident, fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty,
      api = $api:expr, size = $size:expr, device = $device:expr) => {
         cuda_hook!($id, fn $name($($arg: $ty),*) -> $ret, api = $api, size = $size, device = $device,
-                   on_fault = |_code| (), after = |_status| (), needed = false);
+                   flow = crate::asyncerr::Flow::Plain);
+    };
+    ($id:ident, fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty,
+     api = $api:expr, size = $size:expr, device = $device:expr, flow = $flow:expr) => {
+        cuda_hook!(@full $id, fn $name($($arg: $ty),*) -> $ret, api = $api, size = $size, device = $device,
+                   on_fault = |_code| (), after = |_status| (), needed = false, flow = $flow);
     };
     ($id:ident, fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty,
      api = $api:expr, size = $size:expr, device = $device:expr, on_fault = |$code:ident| $on_fault:expr) => {
@@ -60,13 +69,24 @@ macro_rules! cuda_hook {
     ($id:ident, fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty,
      api = $api:expr, size = $size:expr, device = $device:expr,
      on_fault = |$code:ident| $on_fault:expr, after = |$status:ident| $after:expr, needed = $needed:expr) => {
+        cuda_hook!(@full $id, fn $name($($arg: $ty),*) -> $ret, api = $api, size = $size, device = $device,
+                   on_fault = |$code| $on_fault, after = |$status| $after, needed = $needed,
+                   flow = crate::asyncerr::Flow::Plain);
+    };
+    (@full $id:ident, fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty,
+     api = $api:expr, size = $size:expr, device = $device:expr,
+     on_fault = |$code:ident| $on_fault:expr, after = |$status:ident| $after:expr, needed = $needed:expr,
+     flow = $flow:expr) => {
         shim_runtime::__hook_skeleton! {
             fn $name($($arg: $ty),*) -> $ret,
             enter = crate::intercept::enter(Hook::$id as usize, $size as u64, $device),
-            fault = |injected, site| {
-                let $code = crate::xid::code_for($api, injected);
-                $on_fault;
-                $code
+            fault = |injected, site| match crate::intercept::faulted($api, $flow, injected, site) {
+                None => 0, // deferred: the launch "succeeded"; the next synchronisation reports it
+                Some(injected) => {
+                    let $code = crate::xid::code_for($api, injected);
+                    $on_fault;
+                    $code
+                }
             },
             missing = $api.missing(),
             after = |$status| $after,
@@ -88,6 +108,24 @@ macro_rules! cuda_hook {
                 /// `real` is null or a function with this hook's C signature; the caller upholds its contract.
                 #[inline(always)]
                 unsafe fn call(real: *mut std::ffi::c_void, $($arg: $ty),*) -> $ret {
+                    match $flow {
+                        crate::asyncerr::Flow::Sync(scope) => {
+                            if crate::asyncerr::pending() && !crate::RUNTIME.in_call() {
+                                // SAFETY: forwards `real` and the caller's arguments under the same contract.
+                                return unsafe { reported(scope, real, $($arg),*) };
+                            }
+                        }
+                        crate::asyncerr::Flow::LastError { consume } => {
+                            if crate::asyncerr::quiet() && !real.is_null() && crate::intercept::pass_untouched($needed) {
+                                // SAFETY: `real` is not null, so it is the real function (this function's contract);
+                                // the caller's arguments. A tail call.
+                                return unsafe { forward(real, $($arg),*) };
+                            }
+                            // SAFETY: forwards `real` and the caller's arguments under the same contract.
+                            return unsafe { last_error(consume, real, $($arg),*) };
+                        }
+                        crate::asyncerr::Flow::Plain | crate::asyncerr::Flow::Async(_) => {}
+                    }
                     if !real.is_null() && crate::intercept::pass_untouched($needed) {
                         // SAFETY: `real` is not null, so it is the real function (this function's contract); the
                         // caller's arguments. A tail call.
@@ -103,6 +141,57 @@ macro_rules! cuda_hook {
                 unsafe fn intercepted(real: *mut std::ffi::c_void, $($arg: $ty),*) -> $ret {
                     // SAFETY: as `call`'s contract.
                     unsafe { intercept(real, $($arg),*) }
+                }
+
+                /// A synchronising call while errors are pending (outermost only: the runtime's own driver calls
+                /// inside it pass): the call as usual, then a pending error its `scope` covers wins.
+                ///
+                /// # Safety
+                /// As `call`'s.
+                #[cold]
+                #[inline(never)]
+                unsafe fn reported(scope: crate::asyncerr::Scope, real: *mut std::ffi::c_void, $($arg: $ty),*)
+                    -> $ret {
+                    let status = if !real.is_null() && crate::intercept::pass_untouched($needed) {
+                        // SAFETY: `real` is not null, so it is the real function (`call`'s contract).
+                        unsafe { forward(real, $($arg),*) }
+                    } else {
+                        // SAFETY: as `call`'s contract.
+                        unsafe { intercept(real, $($arg),*) }
+                    };
+                    crate::asyncerr::report($api, scope, status)
+                }
+
+                /// `cudaGetLastError` / `cudaPeekAtLastError` while the shim has something to say: entered as usual
+                /// (counted, may be faulted itself), then the shim's answer if any, else the runtime's.
+                ///
+                /// # Safety
+                /// As `call`'s.
+                #[cold]
+                #[inline(never)]
+                unsafe fn last_error(consume: bool, real: *mut std::ffi::c_void, $($arg: $ty),*) -> $ret {
+                    if crate::RUNTIME.in_call() {
+                        // SAFETY: as `call`'s contract (a nested call passes straight through).
+                        return unsafe { intercept(real, $($arg),*) };
+                    }
+                    let call = crate::intercept::enter(Hook::$id as usize, $size as u64, $device);
+                    if let Some(injected) = call.fault() {
+                        return match crate::intercept::faulted($api, $flow, injected, call.site()) {
+                            None => 0,
+                            Some(injected) => crate::xid::code_for($api, injected),
+                        };
+                    }
+                    if let Some(code) = crate::asyncerr::last_error_answer(consume) {
+                        return code;
+                    }
+                    if real.is_null() {
+                        return $api.missing();
+                    }
+                    // SAFETY: `real` is not null, so it is the real function (`call`'s contract); `call` keeps the
+                    // reentrancy guard alive across the real call.
+                    let status = unsafe { forward(real, $($arg),*) };
+                    drop(call);
+                    status
                 }
 
                 unsafe extern "C" fn slot<const S: usize>($($arg: $ty),*) -> $ret {

@@ -114,6 +114,16 @@ fn die(segment: &Segment, code: i32) {
 /// control block changed since the last check (one acquire load otherwise).
 #[inline]
 pub fn dead_code(segment: &Segment, hook: usize) -> Option<i32> {
+    let code = dead_now(segment)?;
+    let control = &segment.control;
+    let armed = hook < MAX_HOOKS && control.arm_mask[hook / 64].load(Acquire) & (1 << (hook % 64)) != 0;
+    armed.then_some(code)
+}
+
+/// The preset code the GPU is dead with under `segment`, whatever the hook (re-checking the rule as
+/// [`dead_code`] does); `None` if it is alive.
+#[inline]
+pub fn dead_now(segment: &Segment) -> Option<i32> {
     let code = DEAD_CODE.load(Relaxed);
     if code == 0 {
         return None;
@@ -138,8 +148,7 @@ pub fn dead_code(segment: &Segment, hook: usize) -> Option<i32> {
             None => {} // a writer is busy: keep the state until the next call sees it settled
         }
     }
-    let armed = hook < MAX_HOOKS && control.arm_mask[hook / 64].load(Acquire) & (1 << (hook % 64)) != 0;
-    armed.then_some(code)
+    Some(code)
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ const LOOP: &[&str] = &[
     "cuMemcpyHtoDAsync_v2",
     "cuMemcpyDtoHAsync_v2",
     "cuStreamSynchronize",
+    "cuStreamQuery",
     "cuCtxSynchronize",
     "cuMemFree_v2",
 ];

@@ -19,14 +19,17 @@
  *   --cudart PATH   the libcudart to dlopen (required unless built -DLINKED)
  *   --ops LIST      comma list of count,setdevice,getdevice,props,props_v1,
  *                   malloc,mallocasync,free,memcpy,memcpyasync,memset,launch,
- *                   devsync,streamsync,streamcreate,eventsync,meminfo (the
- *                   last is not intercepted by the shim); default
+ *                   devsync,streamsync,streamcreate,eventsync,meminfo (not
+ *                   intercepted by the shim),getlasterror,peeklasterror,
+ *                   streamquery,eventquery; default
  *                   count,malloc,free,memcpy,launch,devsync. Each iteration
  *                   calls them in the given order.
  *   --iterations N  iterations (default 1), then SUMMARY/DONE and exit 0.
  *   --device D      device argument of setdevice and props (default 0).
  *   --stdin         read commands from stdin instead: "run K" runs K
- *                   iterations then prints SUMMARY.../DONE; "quit"/EOF exits.
+ *                   iterations then prints SUMMARY.../DONE; "ops LIST"
+ *                   replaces the ops list (as --ops) and prints DONE;
+ *                   "quit"/EOF exits.
  *   --quiet         no CALL lines.
  *
  * Output (stdout, line-buffered):
@@ -55,19 +58,21 @@ typedef struct {
 enum op {
     OP_COUNT, OP_SETDEVICE, OP_GETDEVICE, OP_PROPS, OP_PROPS_V1, OP_MALLOC, OP_MALLOCASYNC, OP_FREE, OP_MEMCPY,
     OP_MEMCPYASYNC, OP_MEMSET, OP_LAUNCH, OP_DEVSYNC, OP_STREAMSYNC, OP_STREAMCREATE, OP_EVENTSYNC, OP_MEMINFO,
-    OPS
+    OP_GETLASTERROR, OP_PEEKLASTERROR, OP_STREAMQUERY, OP_EVENTQUERY, OPS
 };
 
 static const char *const op_names[OPS] = {
     "count", "setdevice", "getdevice", "props", "props_v1", "malloc", "mallocasync", "free", "memcpy",
     "memcpyasync", "memset", "launch", "devsync", "streamsync", "streamcreate", "eventsync", "meminfo",
+    "getlasterror", "peeklasterror", "streamquery", "eventquery",
 };
 
 static const char *const fn_names[OPS] = {
     "cudaGetDeviceCount", "cudaSetDevice", "cudaGetDevice", "cudaGetDeviceProperties_v2",
     "cudaGetDeviceProperties", "cudaMalloc", "cudaMallocAsync", "cudaFree", "cudaMemcpy", "cudaMemcpyAsync",
     "cudaMemset", "cudaLaunchKernel", "cudaDeviceSynchronize", "cudaStreamSynchronize", "cudaStreamCreate",
-    "cudaEventSynchronize", "cudaMemGetInfo",
+    "cudaEventSynchronize", "cudaMemGetInfo", "cudaGetLastError", "cudaPeekAtLastError", "cudaStreamQuery",
+    "cudaEventQuery",
 };
 
 static struct {
@@ -88,6 +93,10 @@ static struct {
     cudaError_t (*streamcreate)(void **);
     cudaError_t (*eventsync)(void *);
     cudaError_t (*meminfo)(size_t *, size_t *);
+    cudaError_t (*getlasterror)(void);
+    cudaError_t (*peeklasterror)(void);
+    cudaError_t (*streamquery)(void *);
+    cudaError_t (*eventquery)(void *);
 } cuda;
 
 #ifdef LINKED
@@ -108,6 +117,10 @@ cudaError_t cudaStreamSynchronize(void *);
 cudaError_t cudaStreamCreate(void **);
 cudaError_t cudaEventSynchronize(void *);
 cudaError_t cudaMemGetInfo(size_t *, size_t *);
+cudaError_t cudaGetLastError(void);
+cudaError_t cudaPeekAtLastError(void);
+cudaError_t cudaStreamQuery(void *);
+cudaError_t cudaEventQuery(void *);
 
 static int resolve(const char *path)
 {
@@ -129,6 +142,10 @@ static int resolve(const char *path)
     cuda.streamcreate = cudaStreamCreate;
     cuda.eventsync = cudaEventSynchronize;
     cuda.meminfo = cudaMemGetInfo;
+    cuda.getlasterror = cudaGetLastError;
+    cuda.peeklasterror = cudaPeekAtLastError;
+    cuda.streamquery = cudaStreamQuery;
+    cuda.eventquery = cudaEventQuery;
     return 0;
 }
 #else
@@ -148,7 +165,8 @@ static int resolve(const char *path)
         (void **)&cuda.props_v1, (void **)&cuda.malloc, (void **)&cuda.mallocasync, (void **)&cuda.free,
         (void **)&cuda.memcpy, (void **)&cuda.memcpyasync, (void **)&cuda.memset, (void **)&cuda.launch,
         (void **)&cuda.devsync, (void **)&cuda.streamsync, (void **)&cuda.streamcreate, (void **)&cuda.eventsync,
-        (void **)&cuda.meminfo,
+        (void **)&cuda.meminfo, (void **)&cuda.getlasterror, (void **)&cuda.peeklasterror,
+        (void **)&cuda.streamquery, (void **)&cuda.eventquery,
     };
     for (int i = 0; i < OPS; i++) {
         *slots[i] = dlsym(lib, fn_names[i]);
@@ -251,6 +269,18 @@ static void run_op(enum op op)
         report(op, cuda.meminfo(&free_bytes, &total), NULL);
         return;
     }
+    case OP_GETLASTERROR:
+        report(op, cuda.getlasterror(), NULL);
+        return;
+    case OP_PEEKLASTERROR:
+        report(op, cuda.peeklasterror(), NULL);
+        return;
+    case OP_STREAMQUERY:
+        report(op, cuda.streamquery(NULL), NULL);
+        return;
+    case OP_EVENTQUERY:
+        report(op, cuda.eventquery(NULL), NULL);
+        return;
     case OPS:
         break;
     }
@@ -362,6 +392,12 @@ int main(int argc, char **argv)
         }
         if (strcmp(line, "quit") == 0) {
             break;
+        }
+        if (strncmp(line, "ops ", 4) == 0) {
+            parse_ops(line + 4);
+            printf("DONE\n");
+            fflush(stdout);
+            continue;
         }
         if (strncmp(line, "run ", 4) == 0) {
             errno = 0;

@@ -37,7 +37,7 @@
  *       cuModuleGetFunction. Loop (per iteration and device):
  *       cuCtxSetCurrent, cuMemAlloc_v2, cuMemcpyHtoD_v2, cuLaunchKernel,
  *       cuMemcpyDtoH_v2, cuMemcpyHtoDAsync_v2, cuMemcpyDtoHAsync_v2,
- *       cuStreamSynchronize, cuCtxSynchronize, cuMemFree_v2.
+ *       cuStreamSynchronize, cuStreamQuery, cuCtxSynchronize, cuMemFree_v2.
  *       Every call is made even if an earlier one failed.
  *   DATA_MISMATCH <iteration>   (stderr) bytes came back wrong after a
  *       successful round trip
@@ -78,6 +78,7 @@ static struct {
     CUresult (*launch_kernel)(void *, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, void *,
                               void **, void **);
     CUresult (*stream_synchronize)(void *);
+    CUresult (*stream_query)(void *);
 } cu;
 
 static void (*print_double_calls)(void);
@@ -102,6 +103,7 @@ CUresult cuMemcpyDtoHAsync_v2(void *, CUdeviceptr, size_t, void *);
 CUresult cuLaunchKernel(void *, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, void *,
                         void **, void **);
 CUresult cuStreamSynchronize(void *);
+CUresult cuStreamQuery(void *);
 void test_double_print_calls(void);
 
 static int resolve_linked(void)
@@ -123,6 +125,7 @@ static int resolve_linked(void)
     cu.memcpy_dtoh_async = cuMemcpyDtoHAsync_v2;
     cu.launch_kernel = cuLaunchKernel;
     cu.stream_synchronize = cuStreamSynchronize;
+    cu.stream_query = cuStreamQuery;
     print_double_calls = test_double_print_calls;
     return 0;
 }
@@ -157,6 +160,7 @@ static const struct {
     { (void **)&cu.memcpy_dtoh_async, "cuMemcpyDtoHAsync_v2", "cuMemcpyDtoHAsync" },
     { (void **)&cu.launch_kernel, "cuLaunchKernel", "cuLaunchKernel" },
     { (void **)&cu.stream_synchronize, "cuStreamSynchronize", "cuStreamSynchronize" },
+    { (void **)&cu.stream_query, "cuStreamQuery", "cuStreamQuery" },
 };
 #define FUNCTIONS (sizeof functions / sizeof functions[0])
 
@@ -298,6 +302,7 @@ int main(int argc, char **argv)
             report("cuMemcpyHtoDAsync_v2", cu.memcpy_htod_async(dptr, out, BYTES, NULL), extra);
             report("cuMemcpyDtoHAsync_v2", cu.memcpy_dtoh_async(back, dptr, BYTES, NULL), extra);
             report("cuStreamSynchronize", cu.stream_synchronize(NULL), extra);
+            report("cuStreamQuery", cu.stream_query(NULL), extra);
             report("cuCtxSynchronize", cu.ctx_synchronize(), extra);
             if (dptr != 0) {
                 report("cuMemFree_v2", cu.mem_free(dptr), extra);

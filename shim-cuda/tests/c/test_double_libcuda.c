@@ -75,7 +75,8 @@ typedef struct {
     X(cuMemcpyHtoDAsync) X(cuMemcpyHtoDAsync_v2) X(cuMemcpyDtoHAsync) \
     X(cuMemcpyDtoHAsync_v2) X(cuMemcpyDtoDAsync) X(cuMemcpyDtoDAsync_v2) \
     X(cuLaunchKernel) X(cuLaunchKernel_ptsz) X(cuStreamSynchronize) \
-    X(cuStreamSynchronize_ptsz) X(cuModuleLoad) X(cuModuleLoadData) \
+    X(cuStreamSynchronize_ptsz) X(cuStreamQuery) X(cuStreamQuery_ptsz) \
+    X(cuEventSynchronize) X(cuEventQuery) X(cuModuleLoad) X(cuModuleLoadData) \
     X(cuModuleLoadDataEx) X(cuModuleLoadFatBinary) X(cuModuleGetFunction) \
     X(cuGetProcAddress) X(cuGetProcAddress_v2)
 
@@ -579,6 +580,35 @@ EXPORT CUresult cuStreamSynchronize_ptsz(CUstream stream)
     return CUDA_SUCCESS;
 }
 
+/* All work is done by the time a call returns: every stream and event is complete. */
+EXPORT CUresult cuStreamQuery(CUstream stream)
+{
+    (void)stream;
+    COUNT(cuStreamQuery);
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuStreamQuery_ptsz(CUstream stream)
+{
+    (void)stream;
+    COUNT(cuStreamQuery_ptsz);
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuEventSynchronize(void *event)
+{
+    (void)event;
+    COUNT(cuEventSynchronize);
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuEventQuery(void *event)
+{
+    (void)event;
+    COUNT(cuEventQuery);
+    return CUDA_SUCCESS;
+}
+
 /* ---- cuGetProcAddress ------------------------------------------------- */
 
 #define CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM 2
@@ -635,6 +665,9 @@ static const proc_entry proc_table[] = {
     { "cuMemcpyDtoDAsync", 3020, FN(cuMemcpyDtoDAsync_v2), NULL },
     { "cuLaunchKernel", 4000, FN(cuLaunchKernel), FN(cuLaunchKernel_ptsz) },
     { "cuStreamSynchronize", 2000, FN(cuStreamSynchronize), FN(cuStreamSynchronize_ptsz) },
+    { "cuStreamQuery", 2000, FN(cuStreamQuery), FN(cuStreamQuery_ptsz) },
+    { "cuEventSynchronize", 2000, FN(cuEventSynchronize), NULL },
+    { "cuEventQuery", 2000, FN(cuEventQuery), NULL },
     { "cuModuleLoad", 2000, FN(cuModuleLoad), NULL },
     { "cuModuleLoadData", 2000, FN(cuModuleLoadData), NULL },
     { "cuModuleLoadDataEx", 2010, FN(cuModuleLoadDataEx), NULL },
