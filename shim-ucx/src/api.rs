@@ -266,7 +266,12 @@ pub unsafe extern "C" fn ucp_stream_recv_request_test(request: *mut c_void, leng
 /// As the real function's.
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn ucp_ep_close_nb(ep: Handle, mode: c_uint) -> StatusPtr {
-    let ret = call_real!(EP_CLOSE_NB, unsafe extern "C" fn(Handle, c_uint) -> StatusPtr, status_ptr(UCS_ERR_NO_ELEM), (ep, mode));
+    let ret = call_real!(
+        EP_CLOSE_NB,
+        unsafe extern "C" fn(Handle, c_uint) -> StatusPtr,
+        status_ptr(UCS_ERR_NO_ELEM),
+        (ep, mode)
+    );
     if !site::is_err(ret) {
         eps::unregister(ep);
     }

@@ -134,7 +134,20 @@ ep_hook!(TagSendNbx, fn ucp_tag_send_nbx(ep: Handle, buffer: *const c_void, coun
 ep_hook!(TagSendSyncNbx, fn ucp_tag_send_sync_nbx(ep: Handle, buffer: *const c_void, count: usize, tag: u64, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = count, kind = Send);
 worker_hook!(TagRecvNbx, fn ucp_tag_recv_nbx(worker: Handle, buffer: *mut c_void, count: usize, tag: u64, tag_mask: u64, param: *const c_void) -> StatusPtr, worker = worker, param = param, size = count, kind = TagRecv);
 ep_hook!(AmSendNbx, fn ucp_am_send_nbx(ep: Handle, id: c_uint, header: *const c_void, header_length: usize, buffer: *const c_void, count: usize, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = count, kind = Send);
-worker_hook!(AmRecvDataNbx, fn ucp_am_recv_data_nbx(worker: Handle, data_desc: *mut c_void, buffer: *mut c_void, count: usize, param: *const c_void) -> StatusPtr, worker = worker, param = param, size = count, kind = AmRecv);
+hook!(AmRecvDataNbx, fn ucp_am_recv_data_nbx(worker: Handle, data_desc: *mut c_void, buffer: *mut c_void, count: usize, param: *const c_void) -> StatusPtr, size = count, fail = status_ptr, missing = UCS_ERR_NO_ELEM,
+    fault = |code, site, real| {
+        let post = |param: *const c_void| {
+            if real.is_null() {
+                return status_ptr(UCS_ERR_NO_ELEM);
+            }
+            // SAFETY: the real function (not null), the caller's arguments with the shim's param.
+            unsafe { forward(real, worker, data_desc, buffer, count, param) }
+        };
+        // SAFETY: the caller's worker, descriptor and param; `post` is the real call.
+        unsafe { site::am_recv_data(code, site, worker, data_desc, param, post) }
+    },
+    // SAFETY: the caller's param, as given to the real function.
+    gate = site::gated() => unsafe { site::worker_gate(param) });
 ep_hook!(StreamSendNbx, fn ucp_stream_send_nbx(ep: Handle, buffer: *const c_void, count: usize, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = count, kind = Send);
 ep_hook!(StreamRecvNbx, fn ucp_stream_recv_nbx(ep: Handle, buffer: *mut c_void, count: usize, length: *mut usize, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = count, kind = StreamRecv);
 ep_hook!(AtomicOpNbx, fn ucp_atomic_op_nbx(ep: Handle, opcode: c_int, buffer: *const c_void, count: usize, remote_addr: u64, rkey: Handle, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = count, kind = Send);

@@ -42,12 +42,22 @@ impl Run {
     }
 
     fn assert_clean(&self) {
-        assert!(self.output.status.success(), "exit {:?}\n{}\n{}", self.output.status, self.lines.join("\n"), self.stderr());
+        assert!(
+            self.output.status.success(),
+            "exit {:?}\n{}\n{}",
+            self.output.status,
+            self.lines.join("\n"),
+            self.stderr()
+        );
         assert!(!self.stderr().contains("was not returned to mpool"), "a request leaked:\n{}", self.stderr());
         for bad in ["TIMEOUT", "REQ_MISMATCH", "ERROR"] {
             assert!(!self.lines.iter().any(|l| l.starts_with(bad)), "{bad}:\n{}", self.lines.join("\n"));
         }
-        assert!(!self.lines.iter().any(|l| l.starts_with("DATA") && l.ends_with("mismatch")), "{}", self.lines.join("\n"));
+        assert!(
+            !self.lines.iter().any(|l| l.starts_with("DATA") && l.ends_with("mismatch")),
+            "{}",
+            self.lines.join("\n")
+        );
     }
 }
 
@@ -261,7 +271,8 @@ fn the_endpoint_site_fails_one_endpoint_as_a_dead_peer_does() {
 fn a_faulted_flush_is_told_only_after_the_operations_before_it_landed_in_every_site() {
     for site in ["post", "completion", "endpoint"] {
         let shm = ShmDir::new();
-        let run = run(&shm, &["--stdin"], Some("putflush A 16 4096\nput B\nget B\nquit\n"), &env(site, "ucp_ep_flush_nbx"));
+        let run =
+            run(&shm, &["--stdin"], Some("putflush A 16 4096\nput B\nget B\nquit\n"), &env(site, "ucp_ep_flush_nbx"));
         run.assert_clean();
         let text = run.lines.join("\n");
         let flush = run.words("POST").into_iter().find(|w| w[1] == "flush").expect(&text);
@@ -289,4 +300,17 @@ fn without_faults_every_operation_completes_untouched() {
     run.assert_clean();
     assert!(run.words("CB").iter().all(|w| w[3] == "status=0"), "{}", run.lines.join("\n"));
     assert!(run.words("POST").iter().all(|w| !w[3].starts_with("ret=err")), "{}", run.lines.join("\n"));
+}
+
+#[test]
+fn an_active_message_receive_faulted_at_the_call_gives_the_message_back() {
+    // `ucp_am_recv_data_nbx` takes the descriptor over: failing it at the call used to keep the message in UCX,
+    // so the rendezvous sender waited for ever (the program's 10 s bound) and UCX reported both leaked at exit.
+    let shm = ShmDir::new();
+    let run = run(&shm, &["--n", "2", "--ops", "am_rndv"], None, &env("post", "ucp_am_recv_data_nbx"));
+    run.assert_clean();
+    let receives = posts(&run, "am_recv_data");
+    assert_eq!(receives.returned.values().cloned().collect::<Vec<_>>(), ["err:-3", "err:-3"], "{:?}", run.lines);
+    let sends = posts(&run, "am_rndv");
+    assert_eq!(sends.callbacks.values().cloned().collect::<Vec<_>>(), [vec![0], vec![0]], "the senders complete");
 }

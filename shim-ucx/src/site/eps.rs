@@ -109,7 +109,10 @@ pub(crate) unsafe fn register(ep: Handle, worker: Handle, params: *const c_void)
     // The address may be an earlier endpoint's that closed in a way the shim did not see: start afresh.
     unregister(ep);
     let Some(idx) = alloc() else {
-        log_once(&UNTRACKED, "too many endpoints: faults on further ones are reported at completion, not on the endpoint");
+        log_once(
+            &UNTRACKED,
+            "too many endpoints: faults on further ones are reported at completion, not on the endpoint",
+        );
         return;
     };
     let slot = &TABLE.slots[idx];
@@ -123,7 +126,10 @@ pub(crate) unsafe fn register(ep: Handle, worker: Handle, params: *const c_void)
     if !TABLE.index.insert(ep, idx as u16) {
         slot.state.store(FREE, Release);
         free_slot(idx);
-        log_once(&UNTRACKED, "too many endpoints: faults on further ones are reported at completion, not on the endpoint");
+        log_once(
+            &UNTRACKED,
+            "too many endpoints: faults on further ones are reported at completion, not on the endpoint",
+        );
     }
 }
 
@@ -255,7 +261,9 @@ pub(crate) fn deliver_handlers(worker: Handle) -> u32 {
         let (arg, ep, code) = (slot.arg.load(Relaxed), slot.ep.load(Relaxed), slot.code.load(Relaxed));
         // SAFETY: the application registered this handler for `ep` with `ucp_ep_create`, so it has
         // `ucp_err_handler_cb_t`'s signature; UCX would call it with the same arguments.
-        requests::inside_progress(|| unsafe { shim_runtime::fn_at::<ErrHandler>(handler as *mut c_void)(arg, ep, code) });
+        requests::inside_progress(|| unsafe {
+            shim_runtime::fn_at::<ErrHandler>(handler as *mut c_void)(arg, ep, code)
+        });
     }
     delivered
 }

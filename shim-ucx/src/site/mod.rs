@@ -63,6 +63,7 @@ pub(crate) fn is_err(ptr: StatusPtr) -> bool {
 static EP_FLUSH: RealFn = RealFn::new(c"ucp_ep_flush_nbx", LIBUCP);
 static WORKER_FLUSH: RealFn = RealFn::new(c"ucp_worker_flush_nbx", LIBUCP);
 static REQUEST_FREE: RealFn = RealFn::new(c"ucp_request_free", LIBUCP);
+static AM_DATA_RELEASE: RealFn = RealFn::new(c"ucp_am_data_release", LIBUCP);
 static WORKER_SIGNAL: RealFn = RealFn::new(c"ucp_worker_signal", LIBUCP);
 pub(crate) static WORKER_PROGRESS: RealFn = RealFn::new(c"ucp_worker_progress", LIBUCP);
 
@@ -183,6 +184,32 @@ pub(crate) unsafe fn worker_op(
     }
 }
 
+/// An injected fault of `ucp_am_recv_data_nbx`. The call hands the data descriptor to UCX, so failing it at the
+/// call (`post`) must still give the descriptor back (`ucp_am_data_release`): else UCX keeps the message, and a
+/// rendezvous sender waits for ever for a receive that will never come.
+///
+/// # Safety
+/// As [`ep_op`]; `data_desc` is the descriptor the application's AM handler received.
+pub(crate) unsafe fn am_recv_data(
+    code: Status,
+    site: Site,
+    worker: Handle,
+    data_desc: *mut c_void,
+    param: *const c_void,
+    post: impl FnOnce(*const c_void) -> StatusPtr,
+) -> StatusPtr {
+    if site == Site::Post {
+        let real = AM_DATA_RELEASE.get();
+        if !real.is_null() && !data_desc.is_null() {
+            // SAFETY: the real `ucp_am_data_release`; the worker and the descriptor the application gave up.
+            unsafe { shim_runtime::fn_at::<unsafe extern "C" fn(Handle, *mut c_void)>(real)(worker, data_desc) };
+        }
+        return status_ptr(code);
+    }
+    // SAFETY: this function's contract.
+    unsafe { worker_op(code, site, worker, CbKind::AmRecv, param, post) }
+}
+
 /// An injected fault of `ucp_ep_flush_nbx`: in the `post` site it returns the code only once the operations
 /// posted before it have landed.
 ///
@@ -205,7 +232,9 @@ pub(crate) unsafe fn ep_flush(
         // Nowhere to progress from (an endpoint the shim did not see created, or a flush posted from inside
         // progress): the flush reports the code when it really completes, which is after those operations.
         // SAFETY: this function's contract.
-        Site::Post => unsafe { requests::complete_with_code(Faulted { code, worker, kind: CbKind::Send }, param, post) },
+        Site::Post => unsafe {
+            requests::complete_with_code(Faulted { code, worker, kind: CbKind::Send }, param, post)
+        },
         // SAFETY: as above.
         _ => unsafe { ep_op(code, site, ep, CbKind::Send, param, post) },
     }
@@ -239,7 +268,13 @@ pub(crate) unsafe fn worker_flush(
 ///
 /// # Safety
 /// `param` is the caller's (null or readable as its mask says).
-pub(crate) unsafe fn ep_gate(hook: Hook, ep: Handle, size: u64, kind: CbKind, param: *const c_void) -> Option<StatusPtr> {
+pub(crate) unsafe fn ep_gate(
+    hook: Hook,
+    ep: Handle,
+    size: u64,
+    kind: CbKind,
+    param: *const c_void,
+) -> Option<StatusPtr> {
     // SAFETY: this function's contract.
     let view = unsafe { param::View::read(param) };
     requests::retire_reused(&view);

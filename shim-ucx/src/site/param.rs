@@ -73,7 +73,11 @@ impl View {
         View {
             mask,
             callback: if mask & FIELD_CALLBACK != 0 { word(OFFSET_CB) } else { 0 },
-            user_data: if mask & FIELD_USER_DATA != 0 { word(OFFSET_USER_DATA) as *mut c_void } else { std::ptr::null_mut() },
+            user_data: if mask & FIELD_USER_DATA != 0 {
+                word(OFFSET_USER_DATA) as *mut c_void
+            } else {
+                std::ptr::null_mut()
+            },
             request: if mask & FIELD_REQUEST != 0 { word(OFFSET_REQUEST) as *mut c_void } else { std::ptr::null_mut() },
         }
     }

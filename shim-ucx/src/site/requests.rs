@@ -276,11 +276,17 @@ pub(crate) unsafe fn complete_with_code(
     // SAFETY: this function's contract.
     let view = unsafe { View::read(param) };
     if view.mask & param::FLAG_FORCE_IMM_CMPL != 0 {
-        log_once(&FORCED_INLINE, "the call asked to complete inline (FORCE_IMM_CMPL): its fault is reported at the call");
+        log_once(
+            &FORCED_INLINE,
+            "the call asked to complete inline (FORCE_IMM_CMPL): its fault is reported at the call",
+        );
         return status_ptr(faulted.code);
     }
     let Some(len) = param::param_len(view.mask) else {
-        log_once(&UNKNOWN_PARAM, "a request param with fields this shim does not know: its fault is reported at the call");
+        log_once(
+            &UNKNOWN_PARAM,
+            "a request param with fields this shim does not know: its fault is reported at the call",
+        );
         return status_ptr(faulted.code);
     };
     let Some(idx) = alloc() else {
@@ -633,4 +639,3 @@ pub(crate) fn forget_all() {
         }
     }
 }
-

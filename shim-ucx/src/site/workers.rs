@@ -67,7 +67,11 @@ pub(crate) unsafe fn context_created(context: Handle, params: *const c_void) {
         // SAFETY: field_mask is the first word; features (the second) is read only when the mask names it.
         let mask = unsafe { base.read_unaligned() };
         // SAFETY: as above.
-        if mask & PARAM_FIELD_FEATURES != 0 { unsafe { base.add(1).read_unaligned() } } else { 0 }
+        if mask & PARAM_FIELD_FEATURES != 0 {
+            unsafe { base.add(1).read_unaligned() }
+        } else {
+            0
+        }
     };
     put(&CONTEXT_FEATURES, context, features);
 }
