@@ -310,7 +310,7 @@ fn an_active_message_receive_faulted_at_the_call_gives_the_message_back() {
     let run = run(&shm, &["--n", "2", "--ops", "am_rndv"], None, &env("post", "ucp_am_recv_data_nbx"));
     run.assert_clean();
     let receives = posts(&run, "am_recv_data");
-    assert_eq!(receives.returned.values().cloned().collect::<Vec<_>>(), ["err:-3", "err:-3"], "{:?}", run.lines);
+    assert_eq!(receives.returned.values().cloned().collect::<Vec<_>>(), ["err:-3", "err:-6"], "{:?}", run.lines);
     let sends = posts(&run, "am_rndv");
     assert_eq!(sends.callbacks.values().cloned().collect::<Vec<_>>(), [vec![0], vec![0]], "the senders complete");
 }
