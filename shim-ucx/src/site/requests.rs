@@ -165,6 +165,7 @@ static FULL: Once = Once::new();
 static UNKNOWN_PARAM: Once = Once::new();
 static FORCED_INLINE: Once = Once::new();
 static INDEX_FULL: Once = Once::new();
+static APP_REQUESTS: Once = Once::new();
 
 thread_local! {
     /// Depth of `ucp_worker_progress` calls and callbacks the shim runs on this thread: a faulted flush must not
@@ -310,7 +311,13 @@ pub(crate) unsafe fn complete_with_code(
     }
     if ret.is_null() {
         // Completed inside the call although asked not to (a flush with nothing to flush, a stream receive of
-        // data already there): a shim-made request completes instead.
+        // data already there): a shim-made request completes instead, unless the application keeps data of its
+        // own in requests (a shim-made handle has no room for it; then the code comes at the call).
+        if view.mask & param::FIELD_REQUEST == 0 && workers::requests_carry_app_data(faulted.worker) {
+            log_once(&APP_REQUESTS, "requests carry application data (request_size) or the worker is unknown: an operation that completed at the call reports its fault there");
+            release(idx);
+            return status_ptr(faulted.code);
+        }
         slot.state.fetch_or(SYNTHETIC | DONE, AcqRel);
         return publish_synthetic(idx, &view);
     }

@@ -10,8 +10,9 @@ const CONTEXTS: usize = 64;
 const WORKERS: usize = 1024;
 /// `UCP_FEATURE_WAKEUP`.
 const FEATURE_WAKEUP: u64 = 1 << 4;
-/// `UCP_PARAM_FIELD_FEATURES`.
+/// `UCP_PARAM_FIELD_FEATURES`, `UCP_PARAM_FIELD_REQUEST_SIZE`.
 const PARAM_FIELD_FEATURES: u64 = 1 << 0;
+const PARAM_FIELD_REQUEST_SIZE: u64 = 1 << 1;
 
 struct Entry {
     key: AtomicPtr<c_void>,
@@ -26,6 +27,8 @@ impl Entry {
 
 /// Context → its features.
 static CONTEXT_FEATURES: [Entry; CONTEXTS] = [const { Entry::empty() }; CONTEXTS];
+/// Context → the application's request space (`ucp_params_t.request_size`), where it asked for any.
+static CONTEXT_REQUEST_SIZE: [Entry; CONTEXTS] = [const { Entry::empty() }; CONTEXTS];
 /// Worker → its context.
 static WORKER_CONTEXT: [Entry; WORKERS] = [const { Entry::empty() }; WORKERS];
 
@@ -60,25 +63,34 @@ fn forget(table: &[Entry], key: Handle) {
 /// # Safety
 /// `params` is null or a `ucp_params_t` (fields readable as its mask says).
 pub(crate) unsafe fn context_created(context: Handle, params: *const c_void) {
-    let features = if params.is_null() {
-        0
-    } else {
-        let base = params.cast::<u64>();
-        // SAFETY: field_mask is the first word; features (the second) is read only when the mask names it.
-        let mask = unsafe { base.read_unaligned() };
-        // SAFETY: as above.
-        if mask & PARAM_FIELD_FEATURES != 0 {
-            unsafe { base.add(1).read_unaligned() }
-        } else {
-            0
+    let field = |bit: u64, word: usize| -> u64 {
+        if params.is_null() {
+            return 0;
         }
+        let base = params.cast::<u64>();
+        // SAFETY: field_mask is the first word of a `ucp_params_t` (this function's contract).
+        let mask = unsafe { base.read_unaligned() };
+        if mask & bit == 0 {
+            return 0;
+        }
+        // SAFETY: the mask names the field, so the caller's struct has it (features: word 1, request_size: 2).
+        unsafe { base.add(word).read_unaligned() }
     };
-    put(&CONTEXT_FEATURES, context, features);
+    put(&CONTEXT_FEATURES, context, field(PARAM_FIELD_FEATURES, 1));
+    put(&CONTEXT_REQUEST_SIZE, context, field(PARAM_FIELD_REQUEST_SIZE, 2));
 }
 
 /// `ucp_cleanup(context)`.
 pub(crate) fn context_destroyed(context: Handle) {
     forget(&CONTEXT_FEATURES, context);
+    forget(&CONTEXT_REQUEST_SIZE, context);
+}
+
+/// Whether the application keeps data of its own in the requests of `worker` (`ucp_params_t.request_size`), or
+/// the worker is unknown: a handle made by the shim has no such space, so the shim must not hand one out.
+pub(crate) fn requests_carry_app_data(worker: Handle) -> bool {
+    let Some(context) = get(&WORKER_CONTEXT, worker) else { return true };
+    get(&CONTEXT_REQUEST_SIZE, context as Handle).unwrap_or(0) != 0
 }
 
 /// `ucp_worker_create` made `worker` on `context`.
@@ -103,7 +115,7 @@ pub(crate) fn signal(worker: Handle) {
 
 /// A forked child.
 pub(crate) fn forget_all() {
-    for entry in CONTEXT_FEATURES.iter().chain(&WORKER_CONTEXT) {
+    for entry in CONTEXT_FEATURES.iter().chain(&CONTEXT_REQUEST_SIZE).chain(&WORKER_CONTEXT) {
         entry.key.store(std::ptr::null_mut(), Relaxed);
     }
 }
