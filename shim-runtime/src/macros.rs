@@ -35,7 +35,7 @@ macro_rules! hook_table {
 #[macro_export]
 macro_rules! __hook_skeleton {
     (fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty,
-     enter = $enter:expr, fault = |$code:ident, $site:ident| $fault:expr, missing = $missing:expr,
+     enter = $enter:expr, fault = |$code:ident, $site:ident $(, $real:ident)?| $fault:expr, missing = $missing:expr,
      after = |$status:ident| $after:expr, layers = { $($layers:item)* }) => {
         #[doc = concat!("Intercepts `", stringify!($name), "`.")]
         ///
@@ -80,6 +80,7 @@ macro_rules! __hook_skeleton {
                 if let Some($code) = call.fault() {
                     #[allow(unused_variables)] // a hook that fails every site at the call
                     let $site = call.site();
+                    $(#[allow(unused_variables)] let $real = real;)?
                     return $fault;
                 }
                 if real.is_null() {
@@ -105,13 +106,49 @@ macro_rules! __hook_skeleton {
 /// Three layers, each a tail jump into the next (they share the export's signature): the export is the disabled
 /// check (two loads and a tail jump to the real function); `enabled` is the inline fast path of an enabled call
 /// ([`Runtime::fast`](crate::Runtime::fast)); `intercepted` is everything else.
+///
+/// Two optional parts, for a hook whose faults do more than return a code:
+/// - `fault = |code, site, real| expr`: what an injected fault returns instead of `$fail(code)`, evaluated while
+///   the call is entered, with `real` the real function's address (null if not found) and `forward` in scope;
+/// - `gate = check => gated`: before anything else the export evaluates `check` (one load, say); when true it
+///   tail-jumps to a layer that first evaluates `gated` (an `Option`, with the arguments in scope: `Some` is the
+///   answer) and otherwise goes on as the export would have. For state a shim keeps beyond a single call (a failed endpoint, a request whose
+///   completion it reports), which must hold whether or not faults are enabled.
 #[macro_export]
 macro_rules! hook {
-    ($id:ident, fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty, size = $size:expr, fail = $fail:expr, missing = $missing:expr) => {
+    ($id:ident, fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty, size = $size:expr, fail = $fail:expr,
+     missing = $missing:expr $(, fault = |$code:ident, $site:ident, $real:ident| $fault:expr)?
+     $(, gate = $check:expr => $gated:expr)?) => {
+        $crate::hook!(@fault $id, fn $name($($arg: $ty),*) -> $ret, size = $size, fail = $fail, missing = $missing,
+                      fault = [$(|$code, $site, $real| $fault)?], gate = [$($check => $gated)?]);
+    };
+    (@fault $id:ident, fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty, size = $size:expr, fail = $fail:expr,
+     missing = $missing:expr, fault = [], gate = [$($gate:tt)*]) => {
+        $crate::hook!(@gate $id, fn $name($($arg: $ty),*) -> $ret, size = $size, fail = $fail, missing = $missing,
+                      fault = [|code, site, real| $fail(code)], gate = [$($gate)*]);
+    };
+    (@fault $id:ident, fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty, size = $size:expr, fail = $fail:expr,
+     missing = $missing:expr, fault = [$($fault:tt)+], gate = [$($gate:tt)*]) => {
+        $crate::hook!(@gate $id, fn $name($($arg: $ty),*) -> $ret, size = $size, fail = $fail, missing = $missing,
+                      fault = [$($fault)+], gate = [$($gate)*]);
+    };
+    (@gate $id:ident, fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty, size = $size:expr, fail = $fail:expr,
+     missing = $missing:expr, fault = [$($fault:tt)+], gate = []) => {
+        $crate::hook!(@full $id, fn $name($($arg: $ty),*) -> $ret, size = $size, fail = $fail, missing = $missing,
+                      fault = [$($fault)+], gate = [false => None]);
+    };
+    (@gate $id:ident, fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty, size = $size:expr, fail = $fail:expr,
+     missing = $missing:expr, fault = [$($fault:tt)+], gate = [$($gate:tt)+]) => {
+        $crate::hook!(@full $id, fn $name($($arg: $ty),*) -> $ret, size = $size, fail = $fail, missing = $missing,
+                      fault = [$($fault)+], gate = [$($gate)+]);
+    };
+    (@full $id:ident, fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty, size = $size:expr, fail = $fail:expr,
+     missing = $missing:expr, fault = [|$code:ident, $site:ident, $real:ident| $fault:expr],
+     gate = [$check:expr => $gated:expr]) => {
         $crate::__hook_skeleton! {
             fn $name($($arg: $ty),*) -> $ret,
             enter = RUNTIME.enter(Hook::$id as usize, $size as u64),
-            fault = |code, site| $fail(code),
+            fault = |$code, $site, $real| $fault,
             missing = $fail($missing),
             after = |status| (),
             layers = {
@@ -121,6 +158,31 @@ macro_rules! hook {
                 /// As the export's.
                 #[inline(always)]
                 pub(crate) unsafe fn export($($arg: $ty),*) -> $ret {
+                    if $check {
+                        // SAFETY: forwards the caller's arguments under the same contract. A tail call.
+                        return unsafe { gated($($arg),*) };
+                    }
+                    // SAFETY: as the export's.
+                    unsafe { ungated($($arg),*) }
+                }
+
+                /// The gate is open: the shim's own answer first, else the usual path.
+                #[inline(never)]
+                #[allow(unreachable_code, unused_variables)] // a hook without a gate
+                unsafe extern "C" fn gated($($arg: $ty),*) -> $ret {
+                    if let Some(answer) = $gated {
+                        return answer;
+                    }
+                    // SAFETY: as the export's.
+                    unsafe { ungated($($arg),*) }
+                }
+
+                /// The disabled check proper.
+                ///
+                /// # Safety
+                /// As the export's.
+                #[inline(always)]
+                unsafe fn ungated($($arg: $ty),*) -> $ret {
                     let real = REAL[Hook::$id as usize].cached();
                     if !real.is_null() && !RUNTIME.enabled() {
                         // SAFETY: `real` is the real function of this name (not null); the caller's arguments. A

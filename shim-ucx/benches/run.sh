@@ -53,10 +53,12 @@ cc -O2 -Wall -Wextra -Werror -pthread -o "$work/call_loop" "$here/c/call_loop.c"
 long_pattern="$(printf 'O%.0s' $(seq 65535))X"
 
 # name | threads | preload (yes/no) | FAULTLINE_* settings (space-separated, no spaces inside a value) | function
-# (put: ucp_put_nbx, check: ucp_request_check_status). Every enabled row arms every hook. The budgets below refer
+# (put: ucp_put_nbx, check: ucp_request_check_status, progress: ucp_worker_progress, which the shim intercepts
+# but never counts or faults). Every enabled row arms every hook. The budgets below refer
 # to these rows by index.
 NONE=0 DISABLED=1 ENABLED=2 RECORDING=3 NONE_2T=4 ENABLED_2T=5 RECORDING_2T=6 PATTERN_1=7 PATTERN_65536=8
-NONE_CHECK=9 DISABLED_CHECK=10 ENABLED_CHECK=11 RECORDING_CHECK=12
+NONE_CHECK=9 DISABLED_CHECK=10 ENABLED_CHECK=11 RECORDING_CHECK=12 NONE_PROGRESS=13 DISABLED_PROGRESS=14
+ENABLED_PROGRESS=15
 pass="FAULTLINE_ENABLED=1 FAULTLINE_HOOKS=all FAULTLINE_STRATEGY=random FAULTLINE_PROBABILITY=0"
 configs=(
     "no preload|1|no||put"
@@ -72,6 +74,9 @@ configs=(
     "preload, disabled|1|yes||check"
     "enabled, pass (random, p=0)|1|yes|$pass|check"
     "enabled, pass, recording|1|yes|$pass FAULTLINE_RECORD=1|check"
+    "no preload|1|no||progress"
+    "preload, disabled|1|yes||progress"
+    "enabled, pass (random, p=0)|1|yes|$pass|progress"
 )
 
 # run_config INDEX COMMAND...: runs COMMAND in configuration INDEX's environment.
@@ -170,6 +175,7 @@ samples() { local -n at="$1"; local rep; for ((rep = 1; rep <= reps; rep++)); do
 # Overheads: each row against the no-preload row of its thread count and function.
 base_of() {
     if [[ "$(function_of "$1")" == check ]]; then echo "$NONE_CHECK"
+    elif [[ "$(function_of "$1")" == progress ]]; then echo "$NONE_PROGRESS"
     elif [[ "$(threads_of "$1")" == 2 ]]; then echo "$NONE_2T"
     else echo "$NONE"; fi
 }
@@ -226,6 +232,8 @@ budget_over() { # INDEX LIMIT LABEL
 }
 budget_over "$DISABLED" 0.5 "disabled ≤ 0.5 ns over no preload, put_nbx"
 budget_over "$DISABLED_CHECK" 0.5 "disabled ≤ 0.5 ns over no preload, check_status"
+budget_over "$DISABLED_PROGRESS" 0.5 "worker_progress ≤ 0.5 ns over no preload, faults disabled"
+budget_over "$ENABLED_PROGRESS" 0.5 "worker_progress ≤ 0.5 ns over no preload, faults enabled"
 budget_over "$ENABLED" 2.5 "enabled, pass ≤ 2.5 ns over, put_nbx"
 budget_over "$ENABLED_CHECK" 2.5 "enabled, pass ≤ 2.5 ns over, check_status"
 budget_over "$RECORDING" 8 "recording ≤ 8 ns over, put_nbx"

@@ -14,6 +14,12 @@ use std::ffi::{c_int, c_uint, c_void};
 
 use shim_runtime::{hook, Runtime, ShimSpec};
 
+// Under `cfg(test)` nothing is exported (unit tests do not interpose on themselves), so much is unused there.
+#[cfg_attr(test, allow(dead_code))]
+mod api;
+#[cfg_attr(test, allow(dead_code))]
+mod site;
+
 /// `ucs_status_t`.
 pub type Status = c_int;
 /// `ucs_status_ptr_t`: a request pointer, or a status encoded as a pointer.
@@ -66,26 +72,122 @@ fn default_armed(hook: usize) -> bool {
 static SPEC: ShimSpec = ShimSpec { kind: shim_runtime::Kind::Ucx, hooks: HOOKS, default_armed };
 static RUNTIME: Runtime = Runtime::new(&SPEC);
 
-shim_runtime::constructor!(RUNTIME);
+#[cfg_attr(test, allow(dead_code))]
+fn start() {
+    RUNTIME.init();
+    // SAFETY: registering a child handler has no preconditions; the handler only resets process-local tables.
+    unsafe { libc::pthread_atfork(None, None, Some(site::after_fork_in_child)) };
+}
 
-hook!(GetNbx, fn ucp_get_nbx(ep: Handle, buffer: *mut c_void, count: usize, remote_addr: u64, rkey: Handle, param: *const c_void) -> StatusPtr, size = count, fail = status_ptr, missing = UCS_ERR_NO_ELEM);
-hook!(PutNbx, fn ucp_put_nbx(ep: Handle, buffer: *const c_void, count: usize, remote_addr: u64, rkey: Handle, param: *const c_void) -> StatusPtr, size = count, fail = status_ptr, missing = UCS_ERR_NO_ELEM);
-hook!(TagSendNbx, fn ucp_tag_send_nbx(ep: Handle, buffer: *const c_void, count: usize, tag: u64, param: *const c_void) -> StatusPtr, size = count, fail = status_ptr, missing = UCS_ERR_NO_ELEM);
-hook!(TagSendSyncNbx, fn ucp_tag_send_sync_nbx(ep: Handle, buffer: *const c_void, count: usize, tag: u64, param: *const c_void) -> StatusPtr, size = count, fail = status_ptr, missing = UCS_ERR_NO_ELEM);
-hook!(TagRecvNbx, fn ucp_tag_recv_nbx(worker: Handle, buffer: *mut c_void, count: usize, tag: u64, tag_mask: u64, param: *const c_void) -> StatusPtr, size = count, fail = status_ptr, missing = UCS_ERR_NO_ELEM);
-hook!(AmSendNbx, fn ucp_am_send_nbx(ep: Handle, id: c_uint, header: *const c_void, header_length: usize, buffer: *const c_void, count: usize, param: *const c_void) -> StatusPtr, size = count, fail = status_ptr, missing = UCS_ERR_NO_ELEM);
-hook!(AmRecvDataNbx, fn ucp_am_recv_data_nbx(worker: Handle, data_desc: *mut c_void, buffer: *mut c_void, count: usize, param: *const c_void) -> StatusPtr, size = count, fail = status_ptr, missing = UCS_ERR_NO_ELEM);
-hook!(StreamSendNbx, fn ucp_stream_send_nbx(ep: Handle, buffer: *const c_void, count: usize, param: *const c_void) -> StatusPtr, size = count, fail = status_ptr, missing = UCS_ERR_NO_ELEM);
-hook!(StreamRecvNbx, fn ucp_stream_recv_nbx(ep: Handle, buffer: *mut c_void, count: usize, length: *mut usize, param: *const c_void) -> StatusPtr, size = count, fail = status_ptr, missing = UCS_ERR_NO_ELEM);
-hook!(AtomicOpNbx, fn ucp_atomic_op_nbx(ep: Handle, opcode: c_int, buffer: *const c_void, count: usize, remote_addr: u64, rkey: Handle, param: *const c_void) -> StatusPtr, size = count, fail = status_ptr, missing = UCS_ERR_NO_ELEM);
-hook!(EpFlushNbx, fn ucp_ep_flush_nbx(ep: Handle, param: *const c_void) -> StatusPtr, size = 0, fail = status_ptr, missing = UCS_ERR_NO_ELEM);
-hook!(WorkerFlushNbx, fn ucp_worker_flush_nbx(worker: Handle, param: *const c_void) -> StatusPtr, size = 0, fail = status_ptr, missing = UCS_ERR_NO_ELEM);
-hook!(EpCloseNbx, fn ucp_ep_close_nbx(ep: Handle, param: *const c_void) -> StatusPtr, size = 0, fail = status_ptr, missing = UCS_ERR_NO_ELEM);
-hook!(EpCreate, fn ucp_ep_create(worker: Handle, params: *const c_void, ep_p: *mut Handle) -> Status, size = 0, fail = status, missing = UCS_ERR_NO_ELEM);
+shim_runtime::constructor!(init = start, runtime = RUNTIME);
+
+/// A data hook on an endpoint: faults surface at the process's site ([`site::ep_op`], or `$via`), and the gate
+/// answers for failed endpoints first.
+macro_rules! ep_hook {
+    ($id:ident, fn $name:ident($($arg:ident: $ty:ty),*) -> StatusPtr, ep = $ep:ident, param = $param:ident,
+     size = $size:expr, kind = $kind:ident $(, via = $via:path)?) => {
+        hook!($id, fn $name($($arg: $ty),*) -> StatusPtr, size = $size,
+            fail = status_ptr, missing = UCS_ERR_NO_ELEM,
+            fault = |code, site, real| {
+                let post = |$param: *const c_void| {
+                    if real.is_null() {
+                        return status_ptr(UCS_ERR_NO_ELEM);
+                    }
+                    // SAFETY: the real function (not null), the caller's arguments with the shim's param.
+                    unsafe { forward(real, $($arg),*) }
+                };
+                // SAFETY: the caller's endpoint and param; `post` is the real call.
+                unsafe { ep_hook!(@via $($via)?)(code, site, $ep, site::requests::CbKind::$kind, $param, post) }
+            },
+            // SAFETY: the caller's param, as given to the real function.
+            gate = site::gated() => unsafe { site::ep_gate(Hook::$id, $ep, $size as u64, site::requests::CbKind::$kind, $param) });
+    };
+    (@via) => { site::ep_op };
+    (@via $via:path) => { $via };
+}
+
+/// A data hook on a worker: faults surface at completion in both later sites.
+macro_rules! worker_hook {
+    ($id:ident, fn $name:ident($($arg:ident: $ty:ty),*) -> StatusPtr, worker = $worker:ident, param = $param:ident,
+     size = $size:expr, kind = $kind:ident) => {
+        hook!($id, fn $name($($arg: $ty),*) -> StatusPtr, size = $size,
+            fail = status_ptr, missing = UCS_ERR_NO_ELEM,
+            fault = |code, site, real| {
+                let post = |$param: *const c_void| {
+                    if real.is_null() {
+                        return status_ptr(UCS_ERR_NO_ELEM);
+                    }
+                    // SAFETY: the real function (not null), the caller's arguments with the shim's param.
+                    unsafe { forward(real, $($arg),*) }
+                };
+                // SAFETY: the caller's worker and param; `post` is the real call.
+                unsafe { site::worker_op(code, site, $worker, site::requests::CbKind::$kind, $param, post) }
+            },
+            // SAFETY: the caller's param, as given to the real function.
+            gate = site::gated() => unsafe { site::worker_gate($param) });
+    };
+}
+
+ep_hook!(GetNbx, fn ucp_get_nbx(ep: Handle, buffer: *mut c_void, count: usize, remote_addr: u64, rkey: Handle, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = count, kind = Send);
+ep_hook!(PutNbx, fn ucp_put_nbx(ep: Handle, buffer: *const c_void, count: usize, remote_addr: u64, rkey: Handle, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = count, kind = Send);
+ep_hook!(TagSendNbx, fn ucp_tag_send_nbx(ep: Handle, buffer: *const c_void, count: usize, tag: u64, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = count, kind = Send);
+ep_hook!(TagSendSyncNbx, fn ucp_tag_send_sync_nbx(ep: Handle, buffer: *const c_void, count: usize, tag: u64, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = count, kind = Send);
+worker_hook!(TagRecvNbx, fn ucp_tag_recv_nbx(worker: Handle, buffer: *mut c_void, count: usize, tag: u64, tag_mask: u64, param: *const c_void) -> StatusPtr, worker = worker, param = param, size = count, kind = TagRecv);
+ep_hook!(AmSendNbx, fn ucp_am_send_nbx(ep: Handle, id: c_uint, header: *const c_void, header_length: usize, buffer: *const c_void, count: usize, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = count, kind = Send);
+hook!(AmRecvDataNbx, fn ucp_am_recv_data_nbx(worker: Handle, data_desc: *mut c_void, buffer: *mut c_void, count: usize, param: *const c_void) -> StatusPtr, size = count, fail = status_ptr, missing = UCS_ERR_NO_ELEM,
+    fault = |code, site, real| {
+        let post = |param: *const c_void| {
+            if real.is_null() {
+                return status_ptr(UCS_ERR_NO_ELEM);
+            }
+            // SAFETY: the real function (not null), the caller's arguments with the shim's param.
+            unsafe { forward(real, worker, data_desc, buffer, count, param) }
+        };
+        // SAFETY: the caller's worker, descriptor and param; `post` is the real call.
+        unsafe { site::am_recv_data(code, site, worker, data_desc, param, post) }
+    },
+    // SAFETY: the caller's param, as given to the real function.
+    gate = site::gated() => unsafe { site::worker_gate(param) });
+ep_hook!(StreamSendNbx, fn ucp_stream_send_nbx(ep: Handle, buffer: *const c_void, count: usize, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = count, kind = Send);
+ep_hook!(StreamRecvNbx, fn ucp_stream_recv_nbx(ep: Handle, buffer: *mut c_void, count: usize, length: *mut usize, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = count, kind = StreamRecv);
+ep_hook!(AtomicOpNbx, fn ucp_atomic_op_nbx(ep: Handle, opcode: c_int, buffer: *const c_void, count: usize, remote_addr: u64, rkey: Handle, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = count, kind = Send);
+ep_hook!(EpFlushNbx, fn ucp_ep_flush_nbx(ep: Handle, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = 0, kind = Send, via = site_ep_flush);
+hook!(WorkerFlushNbx, fn ucp_worker_flush_nbx(worker: Handle, param: *const c_void) -> StatusPtr, size = 0, fail = status_ptr, missing = UCS_ERR_NO_ELEM,
+    fault = |code, site, real| {
+        let post = |p: *const c_void| {
+            if real.is_null() {
+                return status_ptr(UCS_ERR_NO_ELEM);
+            }
+            // SAFETY: the real function (not null), the caller's worker with the shim's param `p`.
+            unsafe { forward(real, worker, p) }
+        };
+        // SAFETY: the caller's worker and param; `post` is the real call.
+        unsafe { site::worker_flush(code, site, worker, param, post) }
+    },
+    // SAFETY: the caller's param, as given to the real function.
+    gate = site::gated() => unsafe { site::worker_gate(param) });
 hook!(MemMap, fn ucp_mem_map(context: Handle, params: *const c_void, memh_p: *mut Handle) -> Status, size = 0, fail = status, missing = UCS_ERR_NO_ELEM);
 hook!(RkeyPack, fn ucp_rkey_pack(context: Handle, memh: Handle, rkey_buffer_p: *mut *mut c_void, size_p: *mut usize) -> Status, size = 0, fail = status, missing = UCS_ERR_NO_ELEM);
 hook!(EpRkeyUnpack, fn ucp_ep_rkey_unpack(ep: Handle, rkey_buffer: *const c_void, rkey_p: *mut Handle) -> Status, size = 0, fail = status, missing = UCS_ERR_NO_ELEM);
-hook!(RequestCheckStatus, fn ucp_request_check_status(request: *mut c_void) -> Status, size = 0, fail = status, missing = UCS_ERR_NO_ELEM);
+hook!(RequestCheckStatus, fn ucp_request_check_status(request: *mut c_void) -> Status, size = 0, fail = status, missing = UCS_ERR_NO_ELEM,
+    // SAFETY: the caller's request; `api::real_check_status` asks UCX about a real one.
+    gate = site::gated() => site::requests::status_of(request, || unsafe { api::real_check_status(request) }));
+
+/// `ucp_ep_flush_nbx`'s site: [`site::ep_flush`] (the same shape as [`site::ep_op`]).
+///
+/// # Safety
+/// As [`site::ep_flush`].
+unsafe fn site_ep_flush(
+    code: Status,
+    site: shm_proto::layout::Site,
+    ep: Handle,
+    _kind: site::requests::CbKind,
+    param: *const c_void,
+    post: impl FnOnce(*const c_void) -> StatusPtr,
+) -> StatusPtr {
+    // SAFETY: this function's contract.
+    unsafe { site::ep_flush(code, site, ep, param, post) }
+}
 
 #[cfg(test)]
 mod tests {

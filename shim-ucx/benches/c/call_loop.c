@@ -1,7 +1,7 @@
 /*
  * call_loop.c - benchmark driver for the faultline UCX shim's per-call overhead. Not a test.
  *
- * Calls ucp_put_nbx, or ucp_request_check_status (the benchmark test double in fake_libucp.c, through the PLT) N
+ * Calls ucp_put_nbx, ucp_request_check_status or ucp_worker_progress (the benchmark test double in fake_libucp.c, through the PLT) N
  * times in a tight loop on each of
  * T threads, and prints nanoseconds per call two ways, each averaged over the threads: wall clock (CLOCK_MONOTONIC
  * around each thread's timed loop, after a barrier and a warm-up) and the thread's own CPU time
@@ -13,7 +13,7 @@
  * compiler cannot drop the calls; the callee lives in another shared object, so it cannot inline them either.
  *
  * Build: cc -O2 -pthread -o call_loop call_loop.c -L<dir> -lucp -Wl,-rpath,<dir>   (<dir> holds libucp.so.0)
- * Usage: call_loop [N calls per thread, default 50000000] [T threads, default 1] [put | check, default put]
+ * Usage: call_loop [N calls per thread, default 50000000] [T threads, default 1] [put | check | progress, default put]
  * Output (one line): wall_ns_per_call=<float> cpu_ns_per_call=<float> threads=<T> calls_per_thread=<N>
  *                    faults=<count> check=<sum>
  */
@@ -28,6 +28,7 @@
 
 void *ucp_put_nbx(void *ep, const void *buffer, size_t count, uint64_t remote_addr, void *rkey, const void *param);
 int ucp_request_check_status(void *request);
+unsigned ucp_worker_progress(void *worker);
 
 /* Which function the loop calls: 0 ucp_put_nbx, 1 ucp_request_check_status. */
 static int function;
@@ -67,7 +68,12 @@ static void run_calls(struct worker *w, uint64_t calls)
 {
     uint64_t faults = 0;
     uintptr_t check = 0;
-    if (function == 1) {
+    if (function == 2) {
+        for (uint64_t i = 0; i < calls; i++) {
+            unsigned progressed = ucp_worker_progress(buffer + (i & 63));
+            check += (uintptr_t)progressed;
+        }
+    } else if (function == 1) {
         for (uint64_t i = 0; i < calls; i++) {
             int status = ucp_request_check_status(buffer + (i & 63));
             if (status < 0)
@@ -107,9 +113,11 @@ int main(int argc, char **argv)
 {
     uint64_t calls = argc > 1 ? strtoull(argv[1], NULL, 10) : 50000000u;
     long threads = argc > 2 ? strtol(argv[2], NULL, 10) : 1;
-    function = argc > 3 && strcmp(argv[3], "check") == 0 ? 1 : 0;
+    function = argc > 3 && strcmp(argv[3], "check") == 0      ? 1
+               : argc > 3 && strcmp(argv[3], "progress") == 0 ? 2
+                                                              : 0;
     if (calls == 0 || threads < 1 || threads > 64 || (argc > 3 && !function && strcmp(argv[3], "put") != 0)) {
-        fprintf(stderr, "usage: %s [calls per thread > 0] [threads 1..64] [put | check]\n", argv[0]);
+        fprintf(stderr, "usage: %s [calls per thread > 0] [threads 1..64] [put | check | progress]\n", argv[0]);
         return 2;
     }
     struct worker *workers = aligned_alloc(_Alignof(struct worker), (size_t)threads * sizeof(struct worker));
