@@ -314,3 +314,44 @@ fn an_active_message_receive_faulted_at_the_call_gives_the_message_back() {
     let sends = posts(&run, "am_rndv");
     assert_eq!(sends.callbacks.values().cloned().collect::<Vec<_>>(), [vec![0], vec![0]], "the senders complete");
 }
+
+#[test]
+fn the_site_is_read_per_fault_so_faultline_site_switches_a_live_process() {
+    let shm = ShmDir::new();
+    let mut command = testkit::shimmed(
+        &testkit::artifacts().ucx_shim,
+        &shm,
+        &program(),
+        &["--stdin"],
+        &[
+            ("FAULTLINE_ENABLED", "1"),
+            ("FAULTLINE_HOOKS", "ucp_put_nbx"),
+            ("FAULTLINE_STRATEGY", "X"),
+            ("FAULTLINE_ERROR_CODES", "-3"),
+        ],
+    );
+    command.env("UCX_TLS", "tcp").env("UCX_WARN_UNUSED_ENV_VARS", "n");
+    let mut program = testkit::Program::spawn(command);
+    let pid = program.pid().to_string();
+    let mut step = |program: &mut testkit::Program, site: &str, line: &str| {
+        let out = testkit::faultline(&shm, &["--pid", &pid, "site", site]);
+        assert!(out.status.success(), "faultline site {site}: {}", String::from_utf8_lossy(&out.stderr));
+        program.send(line);
+        program.lines_until(|l| l == "DONE")
+    };
+    let post = step(&mut program, "post", "put A");
+    assert!(post.iter().any(|l| l == "POST put 0 ret=err:-3"), "{post:?}");
+    let completion = step(&mut program, "completion", "put A");
+    assert!(completion.iter().any(|l| l == "POST put 1 ret=req"), "{completion:?}");
+    assert!(completion.iter().any(|l| l.starts_with("CB put 1 status=-3 ")), "{completion:?}");
+    let endpoint = step(&mut program, "endpoint", "put B\nprogress");
+    assert!(endpoint.iter().any(|l| l.starts_with("CB put 2 status=-3 ")), "{endpoint:?}");
+    let more = program.lines_until(|l| l == "DONE");
+    let handlers: Vec<_> = endpoint.iter().chain(&more).filter(|l| l.starts_with("EPERR")).collect();
+    assert_eq!(handlers.len(), 1, "{endpoint:?} {more:?}");
+    assert!(handlers[0].starts_with("EPERR B -3 count=1"), "{handlers:?}");
+    let status = testkit::faultline(&shm, &["--pid", &pid, "status", "--json"]);
+    assert!(String::from_utf8_lossy(&status.stdout).contains("\"site\":\"endpoint\""), "{status:?}");
+    program.send("quit");
+    assert!(program.finish().success());
+}
