@@ -357,7 +357,8 @@ fn the_site_is_read_per_fault_so_faultline_site_switches_a_live_process() {
     assert_eq!(handlers.len(), 1, "{endpoint:?} {more:?}");
     assert!(handlers[0].starts_with("EPERR B -3 count=1"), "{handlers:?}");
     let status = testkit::faultline(&shm, &["--pid", &pid, "status", "--json"]);
-    assert!(String::from_utf8_lossy(&status.stdout).contains("\"site\":\"endpoint\""), "{status:?}");
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status --json");
+    assert_eq!(status["processes"][0]["site"], "endpoint", "{status}");
     program.send("quit");
     assert!(program.finish().success());
 }
