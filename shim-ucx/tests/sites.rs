@@ -335,7 +335,7 @@ fn the_site_is_read_per_fault_so_faultline_site_switches_a_live_process() {
     let pid = program.pid().to_string();
     let segment = shm.segment("ucx", program.pid());
     testkit::wait_until("the program's segment", || segment.exists());
-    let mut step = |program: &mut testkit::Program, site: &str, line: &str| {
+    let step = |program: &mut testkit::Program, site: &str, line: &str| {
         let out = testkit::faultline(&shm, &["--pid", &pid, "site", site]);
         assert!(out.status.success(), "faultline site {site}: {}", String::from_utf8_lossy(&out.stderr));
         program.send(line);
