@@ -17,7 +17,8 @@ The last stdout line is one JSON object:
   {"result": "timeout", "stage": "..."}    a bounded wait ran out (exit 3)
 Exit status 0 when the process got through (whatever the send said), 2 when ucxx cannot be imported.
 The worker and its endpoints are closed and dropped before the script ends, so that UCX's request leak check
-("was not returned to mpool", at ucp_worker_destroy) runs while stderr is still read.
+("was not returned to mpool", at ucp_worker_destroy) runs while the output is still read. UCX logs to stdout
+unless UCX_LOG_FILE says otherwise: its lines come before the result line.
 """
 
 import faulthandler
