@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what faultline needs on a Debian machine, skipping what is already there.
 #   scripts/install-deps.sh          build + demo: a C compiler, Debian's UCX, tmux
-#   scripts/install-deps.sh --test   also what the tests use: ucx-utils (ucx_perftest), NIXL and the CUDA runtime
-#                                    from PyPI, kubernetes-validate, kmock, junitparser (reads the experiments'
+#   scripts/install-deps.sh --test   also what the tests use: ucx-utils (ucx_perftest), NIXL, ucxx and the CUDA
+#                                    runtime from PyPI, kubernetes-validate, kmock, junitparser (reads the experiments'
 #                                    JUnit), and for the Python wheel's test maturin, pytest and mypy
 set -euo pipefail
 
@@ -36,6 +36,8 @@ if ((want_tests)); then
   # NIXL runs a DRAM transfer over its bundled UCX with no GPU; --no-deps avoids ~6 GB of torch.
   "$python" -c "import numpy" 2>/dev/null || "${pip[@]}" numpy
   "$python" -c "import nixl._api" 2>/dev/null || "${pip[@]}" --no-deps nixl nixl-cu12
+  # ucxx's low-level API over its own UCX wheel (libucxx-cu12, libucx-cu12), host memory only: no GPU or driver needed.
+  "$python" -c "import ucxx._lib.libucxx" 2>/dev/null || "${pip[@]}" ucxx-cu12
   # The real CUDA runtime: with no driver every call answers cudaErrorInsufficientDriver (35).
   "$python" -c "import nvidia.cuda_runtime" 2>/dev/null || "${pip[@]}" nvidia-cuda-runtime-cu12
   command -v kubernetes-validate >/dev/null 2>&1 || "${pip[@]}" kubernetes-validate
