@@ -149,7 +149,26 @@ hook!(AmRecvDataNbx, fn ucp_am_recv_data_nbx(worker: Handle, data_desc: *mut c_v
     // SAFETY: the caller's param, as given to the real function.
     gate = site::gated() => unsafe { site::worker_gate(param) });
 ep_hook!(StreamSendNbx, fn ucp_stream_send_nbx(ep: Handle, buffer: *const c_void, count: usize, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = count, kind = Send);
-ep_hook!(StreamRecvNbx, fn ucp_stream_recv_nbx(ep: Handle, buffer: *mut c_void, count: usize, length: *mut usize, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = count, kind = StreamRecv);
+hook!(StreamRecvNbx, fn ucp_stream_recv_nbx(ep: Handle, buffer: *mut c_void, count: usize, length: *mut usize, param: *const c_void) -> StatusPtr, size = count, fail = status_ptr, missing = UCS_ERR_NO_ELEM,
+    fault = |code, site, real| {
+        let post = |param: *const c_void| {
+            if real.is_null() {
+                return status_ptr(UCS_ERR_NO_ELEM);
+            }
+            // SAFETY: the real function (not null), the caller's arguments with the shim's param.
+            let ret = unsafe { forward(real, ep, buffer, count, length, param) };
+            if ret.is_null() && !length.is_null() {
+                // Received at the call: the length UCX wrote is what the callback will be given.
+                // SAFETY: the caller's length output, just written by UCX.
+                site::requests::note_inline_length(unsafe { *length });
+            }
+            ret
+        };
+        // SAFETY: the caller's endpoint and param; `post` is the real call.
+        unsafe { site::ep_op(code, site, ep, site::requests::CbKind::StreamRecv, param, post) }
+    },
+    // SAFETY: the caller's param, as given to the real function.
+    gate = site::gated() => unsafe { site::ep_gate(Hook::StreamRecvNbx, ep, count as u64, site::requests::CbKind::StreamRecv, param) });
 ep_hook!(AtomicOpNbx, fn ucp_atomic_op_nbx(ep: Handle, opcode: c_int, buffer: *const c_void, count: usize, remote_addr: u64, rkey: Handle, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = count, kind = Send);
 ep_hook!(EpFlushNbx, fn ucp_ep_flush_nbx(ep: Handle, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = 0, kind = Send, via = site_ep_flush);
 hook!(WorkerFlushNbx, fn ucp_worker_flush_nbx(worker: Handle, param: *const c_void) -> StatusPtr, size = 0, fail = status_ptr, missing = UCS_ERR_NO_ELEM,

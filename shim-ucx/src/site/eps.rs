@@ -195,6 +195,9 @@ pub(crate) fn health(ep: Handle) -> Health {
 pub(crate) unsafe fn fail(ep: Handle, code: Status) -> bool {
     let Some(idx) = TABLE.index.get(ep).map(usize::from) else { return false };
     let slot = &TABLE.slots[idx];
+    if slot.state.load(Acquire) != HEALTHY {
+        return true; // failing already, with its first code
+    }
     slot.code.store(code, Relaxed);
     if slot.state.compare_exchange(HEALTHY, DRAINING, AcqRel, Acquire).is_err() {
         return true;

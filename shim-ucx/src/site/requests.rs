@@ -168,9 +168,17 @@ static INDEX_FULL: Once = Once::new();
 static APP_REQUESTS: Once = Once::new();
 
 thread_local! {
+    /// The length a stream receive completed with inside its call (set by its hook just before the shim makes
+    /// its request).
+    static INLINE_LENGTH: Cell<usize> = const { Cell::new(0) };
     /// Depth of `ucp_worker_progress` calls and callbacks the shim runs on this thread: a faulted flush must not
     /// progress the worker from inside them (UCX forbids re-entering progress).
     static INSIDE_PROGRESS: Cell<u32> = const { Cell::new(0) };
+}
+
+/// A stream receive completed inside the call with `length` bytes.
+pub(crate) fn note_inline_length(length: usize) {
+    INLINE_LENGTH.with(|cell| cell.set(length));
 }
 
 /// Runs `f` marked as inside progress on this thread.
@@ -317,6 +325,9 @@ pub(crate) unsafe fn complete_with_code(
             log_once(&APP_REQUESTS, "requests carry application data (request_size) or the worker is unknown: an operation that completed at the call reports its fault there");
             release(idx);
             return status_ptr(faulted.code);
+        }
+        if faulted.kind == CbKind::StreamRecv {
+            slot.length.store(INLINE_LENGTH.with(|cell| cell.replace(0)) as u64, Relaxed);
         }
         slot.state.fetch_or(SYNTHETIC | DONE, AcqRel);
         return publish_synthetic(idx, &view);
