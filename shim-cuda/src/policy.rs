@@ -48,19 +48,10 @@ impl Settings {
 /// Resolves the settings from `env` and the policy file it names (read with `read_file`).
 pub fn resolve(env: impl Fn(&str) -> Option<String>, read_file: impl Fn(&str) -> std::io::Result<String>) -> Settings {
     let mut settings = Settings::default();
-    let mut policy = BTreeMap::new();
-    if let Some(path) = env(POLICY_FILE_VAR).filter(|p| !p.trim().is_empty()) {
-        match read_file(&path) {
-            Ok(text) => {
-                policy = parse(&text, &path, &mut settings.warnings);
-                settings.notes.push(format!("policy file {path}: {} setting(s)", policy.len()));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                settings.notes.push(format!("policy file {path} does not exist: this node is not armed"));
-            }
-            Err(e) => settings.warnings.push(format!("{POLICY_FILE_VAR}={path}: {e}; ignored")),
-        }
-    }
+    let loaded = node_policy::load(&env, POLICY_FILE_VAR, read_file);
+    let policy = loaded.values;
+    settings.warnings = loaded.warnings;
+    settings.notes = loaded.notes;
     let env_values: BTreeMap<&'static str, String> =
         SETTINGS.iter().filter_map(|name| env(name).map(|value| (*name, value))).collect();
     let mut values = env_values.clone();
@@ -101,16 +92,6 @@ pub fn resolve(env: impl Fn(&str) -> Option<String>, read_file: impl Fn(&str) ->
     }
     settings.values = values;
     settings
-}
-
-/// Parses a policy file into canonical variable names → values, with a warning per ignored part.
-fn parse(text: &str, path: &str, warnings: &mut Vec<String>) -> BTreeMap<&'static str, String> {
-    let policy = node_policy::parse(text);
-    for issue in &policy.issues {
-        let line = issue.line().map(|n| format!(" line {n}")).unwrap_or_default();
-        warnings.push(format!("policy file {path}{line}: {issue}"));
-    }
-    policy.values
 }
 
 /// The XIDs with a preset, as a warning lists them: the default first, then the most severe first.

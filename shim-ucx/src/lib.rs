@@ -8,6 +8,8 @@
 //!   intercepted but not armed by default (faulting it lies about in-flight requests).
 //! - The real function comes from `RTLD_NEXT` or any loaded `libucp*` (wheel copies loaded `RTLD_LOCAL`); libucp
 //!   is never linked. If none is loaded, a call fails with `UCS_ERR_NO_ELEM` instead of jumping to null.
+//! - Start-up settings come from the environment overlaid by the node's UCX policy file ([`policy`],
+//!   `FAULTLINE_UCX_POLICY_FILE`), read once by the constructor.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 use std::ffi::{c_int, c_uint, c_void};
@@ -17,6 +19,7 @@ use shim_runtime::{hook, Runtime, ShimSpec};
 // Under `cfg(test)` nothing is exported (unit tests do not interpose on themselves), so much is unused there.
 #[cfg_attr(test, allow(dead_code))]
 mod api;
+mod policy;
 #[cfg_attr(test, allow(dead_code))]
 mod site;
 
@@ -72,9 +75,21 @@ fn default_armed(hook: usize) -> bool {
 static SPEC: ShimSpec = ShimSpec { kind: shim_runtime::Kind::Ucx, hooks: HOOKS, default_armed };
 static RUNTIME: Runtime = Runtime::new(&SPEC);
 
+/// The library constructor: settings (environment + the node's UCX policy file, read once), the runtime's
+/// segment, and the site tables' fork handler.
 #[cfg_attr(test, allow(dead_code))]
 fn start() {
-    RUNTIME.init();
+    let env = |name: &str| std::env::var(name).ok();
+    let settings = policy::resolve(env, |path| shm_proto::node_policy::read(path.as_ref()));
+    for warning in &settings.warnings {
+        shim_runtime::log!("{warning}");
+    }
+    RUNTIME.init_with(|name| settings.var(name, env));
+    if settings.var("FAULTLINE_LOG", env).is_some_and(|level| matches!(level.trim(), "debug" | "2")) {
+        for note in &settings.notes {
+            shim_runtime::log!("{note}");
+        }
+    }
     // SAFETY: registering a child handler has no preconditions; the handler only resets process-local tables.
     unsafe { libc::pthread_atfork(None, None, Some(site::after_fork_in_child)) };
 }

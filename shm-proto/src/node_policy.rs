@@ -1,8 +1,10 @@
-//! The node policy file: how a node is "armed". The `faultline` node agent writes it on the host
-//! (`faultline node arm`, [`render`]); every CUDA shim rolled out by faultline points at it
-//! ([`POLICY_FILE_VAR`]) and reads it once at start-up ([`parse`]). While it says `FAULTLINE_ENABLED=1` with an
-//! XID preset, a process started on the node fails from its first CUDA call — so restarted pods fail again, as on
-//! a real dead GPU.
+//! The node policy files: how a node is "armed". The `faultline` node agent writes them on the host
+//! (`faultline node arm`, [`render`] / [`render_ucx`]); every shim rolled out by faultline points at its kind's file
+//! ([`POLICY_FILE_VAR`] for CUDA, [`UCX_POLICY_FILE_VAR`] for UCX) and reads it once at start-up ([`load`],
+//! [`parse`]). While the CUDA file says `FAULTLINE_ENABLED=1` with an XID preset, a process started on the node
+//! fails from its first CUDA call; while the UCX file says `FAULTLINE_ENABLED=1` (with `FAULTLINE_SITE=endpoint`),
+//! its UCX operations fail their endpoints as on a dead NIC — so restarted pods fail again, as on real broken
+//! hardware.
 //!
 //! Format: one `NAME=VALUE` per line; blank lines and lines starting with `#` are ignored (no trailing comments),
 //! except the `# faultline-fault=<id>` comment naming the fault that armed the node. `NAME` is one of
@@ -23,6 +25,22 @@ pub const POLICY_FILE: &str = "/var/lib/faultline/cuda.policy";
 
 /// The variable naming the policy file (set in shimmed pods to [`POLICY_FILE`]).
 pub const POLICY_FILE_VAR: &str = "FAULTLINE_POLICY_FILE";
+
+/// The UCX shim's node policy file, in [`LIBRARY_DIR`] beside the CUDA one.
+pub const UCX_POLICY_FILE: &str = "/var/lib/faultline/ucx.policy";
+
+/// The variable naming the UCX shim's policy file (set in UCX-shimmed pods to [`UCX_POLICY_FILE`]).
+pub const UCX_POLICY_FILE_VAR: &str = "FAULTLINE_UCX_POLICY_FILE";
+
+/// The fault site a UCX node policy fails at.
+pub const UCX_POLICY_SITE: &str = "endpoint";
+
+/// The UCX hooks a NIC failure fails: the operations on an endpoint, its flush, and creating one (a new endpoint
+/// fails as an unreachable peer's). Not closing one (the application's force close and reconnect must work), nor
+/// memory registration or the worker's own operations.
+pub const UCX_POLICY_HOOKS: &str = "ucp_get_nbx,ucp_put_nbx,ucp_tag_send_nbx,ucp_tag_send_sync_nbx,ucp_am_send_nbx,\
+                                    ucp_stream_send_nbx,ucp_stream_recv_nbx,ucp_atomic_op_nbx,ucp_ep_flush_nbx,\
+                                    ucp_ep_create";
 
 /// Larger policy files are refused (it is a handful of lines).
 pub const MAX_POLICY_BYTES: u64 = 64 * 1024;
@@ -74,6 +92,65 @@ pub fn render(xid: u32, fault_id: &str, expires_at: Option<&str>) -> String {
     }
     text.push_str(&format!("FAULTLINE_ENABLED=1\nFAULTLINE_XID={xid}\n"));
     text
+}
+
+/// The UCX policy file's text arming a node so that every operation on an endpoint ([`UCX_POLICY_HOOKS`]) fails
+/// the endpoint with `code` (a UCX status, e.g. -80 `UCS_ERR_ENDPOINT_TIMEOUT`), as on a dead NIC, for fault
+/// `fault_id` (until `expires_at`, as in [`render`]). Random mode at 100 %, whatever the pod's own start-up
+/// strategy: the node's word wins.
+pub fn render_ucx(code: i32, fault_id: &str, expires_at: Option<&str>) -> String {
+    let id = one_line(fault_id);
+    let mut text = format!(
+        "# Written by faultline: UCX shims started on this node fail their endpoints with {code}, as on a dead NIC.\n\
+         # `faultline cluster recover {id}` disarms the node.\n{FAULT_COMMENT}{id}\n",
+    );
+    if let Some(expires) = expires_at {
+        text.push_str(&format!("# expires-at={}\n", one_line(expires)));
+    }
+    text.push_str(&format!(
+        "FAULTLINE_ENABLED=1\nFAULTLINE_SITE={UCX_POLICY_SITE}\nFAULTLINE_STRATEGY=random\n\
+         FAULTLINE_PROBABILITY=100\nFAULTLINE_ERROR_CODES={code}\nFAULTLINE_HOOKS={UCX_POLICY_HOOKS}\n"
+    ));
+    text
+}
+
+/// A policy file loaded at start-up ([`load`]): its settings, and what a shim says about it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Loaded {
+    /// Canonical setting names ([`SETTINGS`]) → values, from the file (empty: no file, or none named).
+    pub values: BTreeMap<&'static str, String>,
+    /// One line per ignored input (said on stderr).
+    pub warnings: Vec<String>,
+    /// Where the settings came from (said at `FAULTLINE_LOG=debug`).
+    pub notes: Vec<String>,
+}
+
+/// Loads the policy file that variable `file_var` of `env` names, read with `read_file` (a shim passes [`read`]):
+/// a missing file is a node that is not armed (a note, no warning); an unreadable one, and each ignored line, a
+/// warning. The one loader of both shims: the caller overlays [`Loaded::values`] on the environment.
+pub fn load(
+    env: impl Fn(&str) -> Option<String>,
+    file_var: &str,
+    read_file: impl Fn(&str) -> std::io::Result<String>,
+) -> Loaded {
+    let mut loaded = Loaded::default();
+    let Some(path) = env(file_var).filter(|p| !p.trim().is_empty()) else { return loaded };
+    match read_file(&path) {
+        Ok(text) => {
+            let policy = parse(&text);
+            for issue in &policy.issues {
+                let line = issue.line().map(|n| format!(" line {n}")).unwrap_or_default();
+                loaded.warnings.push(format!("policy file {path}{line}: {issue}"));
+            }
+            loaded.notes.push(format!("policy file {path}: {} setting(s)", policy.values.len()));
+            loaded.values = policy.values;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            loaded.notes.push(format!("policy file {path} does not exist: this node is not armed"));
+        }
+        Err(e) => loaded.warnings.push(format!("{file_var}={path}: {e}; ignored")),
+    }
+    loaded
 }
 
 fn one_line(text: &str) -> String {
@@ -213,6 +290,48 @@ mod tests {
         let text = render(48, "fl-2", None);
         assert!(!text.contains("expires-at"), "{text}");
         assert_eq!((parse(&text).fault_id.as_deref(), parse(&text).xid()), (Some("fl-2"), Some(48)));
+    }
+
+    #[test]
+    fn the_ucx_policy_fails_every_operation_at_the_endpoint_with_the_code() {
+        let text = render_ucx(-80, "fl-000000000003", Some("2026-11-22T10:10:00Z"));
+        let policy = parse(&text);
+        assert!(policy.issues.is_empty(), "{:?}", policy.issues);
+        assert_eq!(policy.fault_id.as_deref(), Some("fl-000000000003"));
+        let values: Vec<(&str, &str)> = policy.values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(
+            values,
+            [
+                ("FAULTLINE_ENABLED", "1"),
+                ("FAULTLINE_ERROR_CODES", "-80"),
+                ("FAULTLINE_HOOKS", UCX_POLICY_HOOKS),
+                ("FAULTLINE_PROBABILITY", "100"),
+                ("FAULTLINE_SITE", "endpoint"),
+                ("FAULTLINE_STRATEGY", "random"),
+            ]
+        );
+        assert_eq!(policy.xid(), None);
+        let hostile = parse(&render_ucx(-25, "fl-1\nFAULTLINE_SEED=1", None));
+        assert_eq!(hostile.get("FAULTLINE_SEED"), None);
+    }
+
+    #[test]
+    fn load_overlays_nothing_without_a_file_and_reports_what_it_ignores() {
+        let env = |path: &'static str| move |name: &str| (name == UCX_POLICY_FILE_VAR).then(|| path.to_string());
+        let missing = load(env("/x/ucx.policy"), UCX_POLICY_FILE_VAR, |_| Err(std::io::ErrorKind::NotFound.into()));
+        assert!(missing.values.is_empty() && missing.warnings.is_empty(), "{missing:?}");
+        assert_eq!(missing.notes, ["policy file /x/ucx.policy does not exist: this node is not armed"]);
+        let unnamed = load(|_| None, UCX_POLICY_FILE_VAR, |_| panic!("no file is named"));
+        assert_eq!(unnamed, Loaded::default());
+        let denied = load(env("p"), UCX_POLICY_FILE_VAR, |_| Err(std::io::ErrorKind::PermissionDenied.into()));
+        assert!(denied.warnings[0].starts_with("FAULTLINE_UCX_POLICY_FILE=p: permission denied"), "{denied:?}");
+        let loaded = load(env("p"), UCX_POLICY_FILE_VAR, |path| {
+            assert_eq!(path, "p");
+            Ok("site=endpoint\nbogus=1\n".to_string())
+        });
+        assert_eq!(loaded.values.get("FAULTLINE_SITE").map(String::as_str), Some("endpoint"));
+        assert_eq!(loaded.warnings.len(), 1, "{loaded:?}");
+        assert!(loaded.warnings[0].starts_with("policy file p line 2: 'bogus' is not a setting"), "{loaded:?}");
     }
 
     #[test]
