@@ -145,11 +145,7 @@ fn summarize(object_type: ObjectType, object: &Value) -> String {
             labels(&object["spec"]["selector"]["labelSelectors"]),
             object["spec"]["direction"].as_str().unwrap_or("to"),
         ),
-        ObjectType::CONFIG_MAP => format!(
-            "node {} armed: CUDA shims fail from start-up as with XID {}",
-            object["data"][arm::NODE_KEY].as_str().unwrap_or("?"),
-            object["data"][arm::XID_KEY].as_str().unwrap_or("?"),
-        ),
+        ObjectType::CONFIG_MAP => arm::record_summary(object),
         _ => {
             let shims: Vec<String> = shim_rollout::shims(object)
                 .iter()

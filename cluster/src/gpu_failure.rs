@@ -10,18 +10,21 @@
 //! `faultline cluster recover <id>` reverses it: the arming record remembers that live processes were failed, so
 //! disarming also turns their faults off (the XID line stays in the kernel log; the cordon is NVSentinel's).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::agent::{self, node_command};
-use super::arm;
+use super::arm::{self, LiveFailed};
 use super::exec::PodExec;
 use super::kube_api::KubeApi;
 use super::ledger::{FaultKind, Stamp};
+use super::scenario::{self, Timeline, Watch};
 use super::xid_inject::{self, XidInjectRequest};
 use super::ClusterError;
+use crate::node::arm::Arming;
+
+pub use super::scenario::{PodPlacement, Step};
 
 /// What to fail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,26 +43,6 @@ pub struct GpuFailureRequest {
     pub watch_timeout: Duration,
     /// How often to look.
     pub interval: Duration,
-}
-
-/// One step of the timeline.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Step {
-    /// Seconds since the start.
-    pub at_s: u64,
-    /// What happened.
-    pub text: String,
-}
-
-/// Where a pod ran before and runs after.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PodPlacement {
-    /// The pod.
-    pub pod: String,
-    /// Its node.
-    pub node: Option<String>,
-    /// Its phase.
-    pub phase: Option<String>,
 }
 
 /// The scenario's outcome.
@@ -83,12 +66,6 @@ pub struct GpuFailure {
     pub timeline: Vec<Step>,
 }
 
-/// The answer of `faultline node --kind cuda ps --json`.
-#[derive(Debug, Deserialize)]
-struct ProcessList {
-    processes: Vec<serde_json::Value>,
-}
-
 /// Runs the scenario (see the module docs); `progress` hears each step as it happens.
 pub async fn run(
     api: &KubeApi,
@@ -97,22 +74,20 @@ pub async fn run(
     progress: &mut (dyn FnMut(&Step) + Send),
 ) -> Result<GpuFailure, ClusterError> {
     let preset = crate::node::arm::cuda_preset(request.xid).map_err(|e| ClusterError::Usage(e.to_string()))?;
-    let started = Instant::now();
-    let mut timeline = Vec::new();
-    let mut step = |text: String| {
-        let step = Step { at_s: started.elapsed().as_secs(), text };
-        progress(&step);
-        timeline.push(step);
-    };
+    let mut timeline = Timeline::start(progress);
     let agent = agent::find(api, &request.node).await?;
-    let pods_before = placements(&api.list_pods(Some(&request.namespace), Some(&request.node)).await?);
-    step(format!("{} pod(s) of namespace {} on node {}", pods_before.len(), request.namespace, request.node));
+    let pods_before = scenario::placements(api, &request.namespace, Some(&request.node)).await?;
+    timeline.step(format!("{} pod(s) of namespace {} on node {}", pods_before.len(), request.namespace, request.node));
 
     let stamp = Stamp::new(FaultKind::ArmedNode, request.ttl);
-    let list: ProcessList = agent.run(exec, &node_command(["--kind", "cuda", "--json", "ps"])).await?;
-    let live = list.processes.iter().filter(|p| p["alive"].as_bool().unwrap_or(true)).count();
-    let armed = arm::arm_node_recording(api, exec, &request.node, request.xid, &stamp, live > 0).await?;
-    step(format!("node armed: CUDA shims started there fail as with XID {} (fault {})", request.xid, armed.fault_id));
+    let live = scenario::live_processes(&agent, exec, shm_proto::Kind::Cuda).await?.len();
+    let failed = (live > 0).then(LiveFailed::default);
+    let arming = Arming::Cuda { xid: request.xid };
+    let armed = arm::arm_node_recording(api, exec, &request.node, arming, &stamp, failed.as_ref()).await?;
+    timeline.step(format!(
+        "node armed: CUDA shims started there fail as with XID {} (fault {})",
+        request.xid, armed.fault_id
+    ));
 
     if live > 0 {
         let code = preset.runtime.to_string();
@@ -121,9 +96,9 @@ pub async fn run(
         command.push(code.clone());
         agent.run::<serde_json::Value>(exec, &command).await?;
         agent.run::<serde_json::Value>(exec, &node_command(["--kind", "cuda", "--json", "enable"])).await?;
-        step(format!("{live} CUDA process(es) on the node now fail every call with code {code}"));
+        timeline.step(format!("{live} CUDA process(es) on the node now fail every call with code {code}"));
     } else {
-        step("no shimmed CUDA process runs on the node yet".to_string());
+        timeline.step("no shimmed CUDA process runs on the node yet".to_string());
     }
 
     let inject = XidInjectRequest {
@@ -131,7 +106,7 @@ pub async fn run(
         ..XidInjectRequest::new(&request.node, request.gpu, request.xid)
     };
     let injected = xid_inject::inject(api, exec, &inject, &mut |_| {}).await?;
-    step(format!(
+    timeline.step(format!(
         "XID {} written to the kernel log of {} (GPU {}, PCI {}); Event {}",
         request.xid,
         request.node,
@@ -140,58 +115,16 @@ pub async fn run(
         injected.event.unwrap_or_default()
     ));
 
-    let watched =
-        xid_inject::watch_cordon(api, &request.node, request.watch_timeout, request.interval, &mut |_| {}).await?;
-    let cordoned = watched.cordoned;
-    if cordoned {
-        step(format!("node cordoned after {:.0}s", watched.waited_s));
-    } else {
-        step(format!("node not cordoned within {}s (is NVSentinel running?)", request.watch_timeout.as_secs()));
-    }
-
-    let mut evicted = pods_before.is_empty();
-    if cordoned && !evicted {
-        let deadline = Instant::now() + request.watch_timeout;
-        loop {
-            let left = api.list_pods(Some(&request.namespace), Some(&request.node)).await?;
-            let remaining =
-                pods_before.iter().filter(|p| left.iter().any(|l| l.metadata.name.as_deref() == Some(&p.pod))).count();
-            if remaining == 0 {
-                evicted = true;
-                step(format!("all {} pod(s) left the node", pods_before.len()));
-                break;
-            }
-            if Instant::now() >= deadline {
-                step(format!("{remaining} pod(s) still on the node after {}s", request.watch_timeout.as_secs()));
-                break;
-            }
-            tokio::time::sleep(request.interval).await;
-        }
-    }
-    let pods_after = placements(&api.list_pods(Some(&request.namespace), None).await?);
-    let elsewhere = pods_after.iter().filter(|p| p.node.as_deref() != Some(&request.node)).count();
-    step(format!("{elsewhere} pod(s) of namespace {} run on other nodes now", request.namespace));
+    let watch = Watch { timeout: request.watch_timeout, interval: request.interval };
+    let after = scenario::aftermath(api, &request.node, &request.namespace, &pods_before, watch, &mut timeline).await?;
     Ok(GpuFailure {
         fault_id: armed.fault_id,
         node: request.node.clone(),
         processes_failed: live,
-        cordoned,
+        cordoned: after.cordoned,
         pods_before,
-        evicted,
-        pods_after,
-        timeline,
+        evicted: after.evicted,
+        pods_after: after.pods_after,
+        timeline: timeline.into_steps(),
     })
-}
-
-fn placements(pods: &[Pod]) -> Vec<PodPlacement> {
-    let mut placements: Vec<PodPlacement> = pods
-        .iter()
-        .map(|p| PodPlacement {
-            pod: p.metadata.name.clone().unwrap_or_default(),
-            node: p.spec.as_ref().and_then(|s| s.node_name.clone()),
-            phase: p.status.as_ref().and_then(|s| s.phase.clone()),
-        })
-        .collect();
-    placements.sort_by(|a, b| a.pod.cmp(&b.pod));
-    placements
 }

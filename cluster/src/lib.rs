@@ -8,11 +8,14 @@
 //! - [`kube_api`]: the one module that makes Kubernetes API calls; each call declares the RBAC rule it needs
 //!   ([`kube_api::KubeApi::CALLS`]), and a test holds `deploy/rbac.yaml` to exactly that list;
 //! - [`agent`]: the ready node-agent pod on a node, and `faultline node …` commands run in it;
-//! - [`arm`]: arm/disarm a node (the policy file CUDA shims read at start-up), recorded as a ledger ConfigMap;
+//! - [`arm`]: arm/disarm a node (the policy file CUDA or UCX shims read at start-up), recorded as a ledger ConfigMap;
 //! - [`exec`]: the [`exec::PodExec`] trait (running a command in the node agent's pod), its kube implementation
 //!   and a scripted test double;
 //! - [`faults`]: the ledger read back from the cluster: list, recover, reap;
 //! - [`gpu_failure`]: the GPU-failure scenario: arm, fail live processes, inject the XID, watch cordon and evictions;
+//! - [`nic_failure`]: its RDMA twin: arm the UCX shims, fail live UCX processes at the endpoint, write the NIC's
+//!   fatal kernel line, watch cordon and evictions;
+//! - [`scenario`]: what the two scenarios share: the timeline, pods on the node, live processes, the aftermath;
 //! - [`ledger`]: the labels and annotations on everything faultline creates or changes (fault id, kind, expiry,
 //!   who/when): the cluster itself is the record of active faults;
 //! - [`names`]: Kubernetes names, labels and selectors, checked once for every front end;
@@ -44,10 +47,12 @@ pub mod ledger;
 pub mod live;
 pub mod names;
 pub mod network;
+pub mod nic_failure;
 pub mod node;
 pub mod nodes;
 pub mod partition;
 pub mod processes;
+pub mod scenario;
 pub mod shim;
 pub mod shim_rollout;
 pub mod signal_inject;

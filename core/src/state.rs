@@ -177,6 +177,38 @@ impl ProcessState {
         Ok(state)
     }
 
+    /// The `set` command (its words, `set` first) that puts a process back to this state's settings: enabled,
+    /// mode, pattern, probability, pool, hooks, seed, skip, limit, delay, replay loop and site (not the recording
+    /// switch). The experiment runner and the NIC-failure scenario put processes back with it.
+    pub fn restoring_set(&self) -> Vec<String> {
+        let armed: Vec<&str> = self.hooks.iter().filter(|h| h.armed).map(|h| h.name.as_str()).collect();
+        let codes: Vec<String> = self.error_codes.iter().map(|c| c.code.to_string()).collect();
+        let on_off = |on: bool| if on { "on" } else { "off" }.to_string();
+        let mut settings: std::collections::BTreeMap<&str, String> = std::collections::BTreeMap::new();
+        settings.insert("--enabled", on_off(self.enabled));
+        settings.insert("--mode", self.mode.to_string());
+        settings.insert("--probability", shm_proto::config::format_probability(self.probability_ppm));
+        settings.insert("--seed", self.seed.to_string());
+        settings.insert("--skip", self.skip.to_string());
+        settings.insert("--limit", self.limit.to_string());
+        settings.insert("--delay", self.delay_us.to_string());
+        settings.insert("--delay-mode", self.delay_mode.to_string());
+        settings.insert("--replay-loop", on_off(self.replay_loop));
+        settings.insert("--site", self.site.to_string());
+        settings.insert("--hooks", if armed.is_empty() { "none".to_string() } else { armed.join(",") });
+        if !codes.is_empty() {
+            settings.insert("--error-codes", codes.join(","));
+        }
+        let mut set = vec!["set".to_string()];
+        if !self.pattern.is_empty() {
+            set.extend(["--pattern".to_string(), self.pattern.clone()]);
+        }
+        for (flag, value) in settings {
+            set.extend([flag.to_string(), value]);
+        }
+        set
+    }
+
     /// Reads `target`'s current state.
     pub fn read(target: &Target) -> Result<ProcessState, Error> {
         let strategy = current_strategy(target)?;

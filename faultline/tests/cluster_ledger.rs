@@ -1,8 +1,8 @@
 //! The fault ledger against a local Kubernetes API emulator (PyPI `kmock`): partitions, Chaos Mesh objects, shim
 //! rollouts and armed nodes are created, listed from the cluster by a fresh `faultline` process each time (nothing
-//! is held in memory), recovered idempotently, and reaped exactly when expired. Arming and the GPU-failure scenario
-//! run the agent's real `faultline node …` commands on this machine through the emulator's exec endpoint; what
-//! NVSentinel and the node drainer would do is played by a thread acting on the emulator.
+//! is held in memory), recovered idempotently, and reaped exactly when expired. Arming and the GPU- and NIC-failure
+//! scenarios run the agent's real `faultline node …` commands on this machine through the emulator's exec endpoint;
+//! what NVSentinel and the node drainer would do is played by a thread acting on the emulator.
 
 mod kmock;
 
@@ -488,7 +488,7 @@ fn gpu_failure_runs_its_steps_in_order_and_recover_cleans_up() {
         json!({"FAULTLINE_POLICY_FILE": policy, "FAULTLINE_SHM_DIR": shm.path(), "FAULTLINE_NVIDIA_PROC": fixtures});
     spec["exec"] = exec(&[("faultline-node-a", agent_env)]);
     let kmock = Kmock::start(&spec);
-    let _monitor = Monitor::start(kmock.port);
+    let _monitor = Monitor::start(kmock.port, EVENT_REASON);
     let mut log = kmsg::Reader::open_at_end(Path::new(kmsg::DEV_KMSG)).expect("/dev/kmsg is readable");
 
     let output = kmock.faultline(&[
@@ -559,30 +559,198 @@ fn gpu_failure_runs_its_steps_in_order_and_recover_cleans_up() {
     assert!(records.is_empty(), "the arming record is gone: {records:?}");
 }
 
+/// `ucx_sites --stdin` (real UCX over TCP, two endpoints to itself with error handlers) under the UCX shim, as in
+/// pod `pod` on gpu-a: its segment in `shm`, the node's UCX policy file `policy` named as the shim roll-out names it,
+/// faults off and its site `completion` to begin with (so that putting its settings back shows). Waits for its
+/// segment.
+fn start_ucx_program(shm: &ShmDir, policy: &Path, pod: &str) -> Program {
+    let program = testkit::c_program("shim-ucx/tests/c/ucx_sites.c", &["-lucp", "-lucs"]);
+    let env = [
+        ("FAULTLINE_UCX_POLICY_FILE", policy.to_str().unwrap()),
+        ("FAULTLINE_SITE", "completion"),
+        ("FAULTLINE_POD_NAMESPACE", APP_NAMESPACE),
+        ("FAULTLINE_POD_NAME", pod),
+        ("FAULTLINE_CONTAINER_NAME", "worker"),
+    ];
+    let mut command = testkit::shimmed(&testkit::artifacts().ucx_shim, shm, &program, &["--stdin"], &env);
+    // Peer error handling needs a transport that reports peer failures (UCX 1.13: not self / shared memory).
+    command.env("UCX_TLS", "tcp").env("UCX_WARN_UNUSED_ENV_VARS", "n");
+    let program = Program::spawn(command);
+    let segment = shm.segment("ucx", program.pid());
+    testkit::wait_until("the UCX shim creates its segment", || segment.exists());
+    program
+}
+
+/// Sends `commands` (one per line) to a `ucx_sites --stdin` program; the lines it printed until the last `DONE`.
+fn ucx_commands(program: &mut Program, commands: &[&str]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for command in commands {
+        program.send(command);
+        lines.extend(program.lines_until(|line| line == "DONE"));
+    }
+    lines
+}
+
+/// Whether `lines` say that put number `i` failed with `code`: at the call, or through its request.
+fn put_failed(lines: &[String], i: u32, code: i32) -> bool {
+    let (post, cb) = (format!("POST put {i} ret=err:{code}"), format!("CB put {i} status={code} "));
+    lines.iter().any(|l| *l == post || l.starts_with(&cb))
+}
+
+#[test]
+fn nic_failure_fails_the_nodes_ucx_endpoints_writes_the_nic_line_and_recover_puts_everything_back() {
+    assert!(faultline::targets::running_as_root(), "the agent writes the NIC's line into /dev/kmsg: needs root");
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("ucx.policy");
+    // A real-UCX program in pod decode-1 on gpu-a, its endpoints healthy before the failure.
+    let shm = ShmDir::new();
+    let mut decode = start_ucx_program(&shm, &policy, "decode-1");
+    let before = ucx_commands(&mut decode, &["put A", "get A"]);
+    assert!(before.iter().any(|l| l.starts_with("CB put 0 status=0 ")), "{before:?}");
+    assert!(before.iter().any(|l| l == "DATA get 0 ok"), "{before:?}");
+
+    // The real exec path: every `faultline node …` of the scenario (ps, status, arm --kind ucx, set, nic; then
+    // disarm, ps, set) run by the emulator's exec endpoint, the agent pointed at the private policy file and
+    // segment directory; the NIC's line goes to the real kernel log (the device's address given: this machine has
+    // no ConnectX in its sysfs).
+    let mut spec = cluster(false);
+    spec["objects"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"resource": "v1/pods", "body": workload_pod("decode-1", "gpu-a")}));
+    let agent_env = json!({"FAULTLINE_UCX_POLICY_FILE": policy, "FAULTLINE_SHM_DIR": shm.path()});
+    spec["exec"] = exec(&[("faultline-node-a", agent_env)]);
+    let kmock = Kmock::start(&spec);
+    let _monitor = Monitor::start(kmock.port, faultline::cluster::signal_inject::EVENT_REASON);
+    let mut log = kmsg::Reader::open_at_end(Path::new(kmsg::DEV_KMSG)).expect("/dev/kmsg is readable");
+
+    let output = kmock.faultline(&[
+        "cluster",
+        "nic-failure",
+        "--node",
+        "gpu-a",
+        "--device",
+        "mlx5_0",
+        "--pci",
+        "0000:65:00.0",
+        "-n",
+        APP_NAMESPACE,
+        "--ttl",
+        "10m",
+        "--watch-timeout",
+        &testkit::WATCHDOG.as_secs().to_string(),
+        "--interval",
+        "0.05",
+        "--json",
+    ]);
+    let outcome = json_of(&output);
+    assert_eq!((outcome["cordoned"].as_bool(), outcome["evicted"].as_bool()), (Some(true), Some(true)), "{outcome}");
+    assert_eq!((outcome["processes_failed"].as_u64(), outcome["code"].as_i64()), (Some(1), Some(-80)), "{outcome}");
+    assert_eq!((outcome["device"].as_str(), outcome["event"].as_str()), (Some("mlx5_0"), Some("unrecoverable")));
+    assert_eq!(outcome["pods_after"], json!([{"pod": "decode-2", "node": "gpu-b", "phase": "Running"}]));
+    let steps: Vec<&str> =
+        outcome["timeline"].as_array().unwrap().iter().map(|s| s["text"].as_str().unwrap()).collect();
+    let order = [
+        "pod(s) of namespace",
+        "node armed: UCX shims started there fail their endpoints with -80 (UCS_ERR_ENDPOINT_TIMEOUT)",
+        "1 UCX process(es) on the node now fail their endpoints",
+        "unrecoverable written to the kernel log of gpu-a",
+        "node cordoned",
+        "left the node",
+        "run on other nodes",
+    ];
+    assert_eq!(steps.len(), order.len(), "{steps:?}");
+    for (step, wanted) in steps.iter().zip(order) {
+        assert!(step.contains(wanted), "{step:?} should say {wanted:?}: {steps:?}");
+    }
+
+    // The NIC's fatal line landed in the kernel log under the fault id, as mlx5_core prints it.
+    let fault_id = outcome["fault_id"].as_str().unwrap().to_string();
+    let lines = log.find_all(&format!("{FAULT_MARKER}{fault_id}"), 1, testkit::WATCHDOG).unwrap();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].text.contains("mlx5_core 0000:65:00.0: print_health_info")
+            && lines[0].text.contains("unrecoverable hardware error"),
+        "{lines:?}"
+    );
+    // The node's UCX shims are armed.
+    let text = std::fs::read_to_string(&policy).unwrap();
+    assert!(text.contains("FAULTLINE_SITE=endpoint") && text.contains("FAULTLINE_ERROR_CODES=-80"), "{text}");
+    assert!(text.contains(&fault_id), "{text}");
+    let listing = json_of(&kmock.faultline(&["cluster", "faults", "-A", "--json"]));
+    let kinds = fault_ids(&listing);
+    assert!(kinds.contains(&(fault_id.clone(), "armed-node".into())), "{kinds:?}");
+    assert!(kinds.contains(&(fault_id.clone(), "kernel-signal".into())), "one fault id for every step: {kinds:?}");
+    assert!(listing.to_string().contains("UCX shims fail their endpoints from start-up with -80"), "{listing}");
+
+    // The program in the pod sees its endpoint fail as a dead peer's: the operation fails with the code, the error
+    // handler runs once from progress, and every later operation on the endpoint fails at the call.
+    let failing = ucx_commands(&mut decode, &["put A", "progress", "put A"]);
+    assert!(put_failed(&failing, 1, -80), "{failing:?}");
+    let handlers: Vec<&String> = failing.iter().filter(|l| l.starts_with("EPERR A")).collect();
+    assert_eq!(handlers.len(), 1, "{failing:?}");
+    assert!(handlers[0].starts_with("EPERR A -80 count=1"), "{failing:?}");
+    assert!(failing.iter().any(|l| l == "POST put 2 ret=err:-80"), "{failing:?}");
+    // A pod restarted on the node fails from its first call: it reads the policy file at start-up.
+    let mut restarted = start_ucx_program(&shm, &policy, "decode-1");
+    let first = ucx_commands(&mut restarted, &["put A", "progress"]);
+    assert!(put_failed(&first, 0, -80), "{first:?}");
+
+    // Recovering removes the policy file and the record, puts the failed program's settings back (faults off, its
+    // own site) and turns the restarted one's off; then the program's new endpoint works.
+    let recovered = json_of(&kmock.faultline(&["cluster", "recover", &fault_id, "--json"]));
+    assert!(!recovered["recovered"].as_array().unwrap().is_empty(), "{recovered}");
+    assert!(!policy.exists(), "disarmed");
+    let records = kmock.items("/api/v1/namespaces/faultline-system/configmaps");
+    assert!(records.is_empty(), "the arming record is gone: {records:?}");
+    let listing = json_of(&kmock.faultline(&["cluster", "faults", "-A", "--json"]));
+    assert!(fault_ids(&listing).iter().all(|(id, kind)| id != &fault_id || kind == "kernel-signal"), "{listing}");
+    let state = ucx_state(&shm, decode.pid());
+    assert_eq!((state["enabled"].as_bool(), state["site"].as_str()), (Some(false), Some("completion")), "{state}");
+    assert_eq!(state["hooks_armed"], 17, "its own hooks again, every one but ucp_request_check_status: {state}");
+    assert_eq!(ucx_state(&shm, restarted.pid())["enabled"], false);
+    let again = ucx_commands(&mut decode, &["close A force", "create A", "put A", "get A"]);
+    assert!(again.iter().any(|l| l == "CLOSE A 0") && again.iter().any(|l| l == "CREATE A 0"), "{again:?}");
+    assert!(again.iter().any(|l| l.starts_with("CB put 3 status=0 ")), "the new endpoint works: {again:?}");
+    assert!(again.iter().any(|l| l.starts_with("DATA get") && l.ends_with(" ok")), "{again:?}");
+    for program in [decode, restarted] {
+        let mut program = program;
+        program.send("quit");
+        assert!(program.finish().success());
+    }
+}
+
+/// `faultline --pid <pid> status --json` of a UCX process in `shm`.
+fn ucx_state(shm: &ShmDir, pid: u32) -> Value {
+    let output = testkit::faultline(shm, &["--pid", &pid.to_string(), "status", "--json"]);
+    json_of(&output)["processes"][0].clone()
+}
+
 /// `faultline --pid <pid> status --json` of a CUDA process in `shm`.
 fn cuda_state(shm: &ShmDir, pid: u32) -> Value {
     let output = testkit::faultline(shm, &["--pid", &pid.to_string(), "status", "--json"]);
     json_of(&output)["processes"][0].clone()
 }
 
-/// NVSentinel's and the node drainer's part, played from outside as they would: once the XID's Event is on the
-/// node, cordon gpu-a and evict decode-1, whose replacement starts on gpu-b. Stops when dropped.
+/// NVSentinel's and the node drainer's part, played from outside as they would: once the kernel-log Event
+/// (`reason`: the XID's, or another signal's) is on the node, cordon gpu-a and evict decode-1, whose replacement
+/// starts on gpu-b. Stops when dropped.
 struct Monitor {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Monitor {
-    fn start(port: u16) -> Monitor {
+    fn start(port: u16, reason: &'static str) -> Monitor {
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
         let thread = std::thread::spawn(move || {
             let events = format!("/api/v1/namespaces/{}/events", kmock::NAMESPACE);
-            let xid_event = || {
+            let signal_event = || {
                 let list = kmock::http(port, "GET", &events, None);
-                list["items"].as_array().is_some_and(|items| items.iter().any(|e| e["reason"] == EVENT_REASON))
+                list["items"].as_array().is_some_and(|items| items.iter().any(|e| e["reason"] == reason))
             };
-            testkit::wait_until("the XID's Event", || stopped.load(Ordering::SeqCst) || xid_event());
+            testkit::wait_until("the kernel-log signal's Event", || stopped.load(Ordering::SeqCst) || signal_event());
             if stopped.load(Ordering::SeqCst) {
                 return;
             }

@@ -369,6 +369,13 @@ impl Cluster for Recording {
     ) -> Result<faultline::cluster::gpu_failure::GpuFailure, faultline::cluster::ClusterError> {
         unreachable!("not asked")
     }
+    fn nic_failure(
+        &self,
+        _: &faultline::cluster::nic_failure::NicFailureRequest,
+        _: &mut (dyn FnMut(&faultline::cluster::gpu_failure::Step) + Send),
+    ) -> Result<faultline::cluster::nic_failure::NicFailure, faultline::cluster::ClusterError> {
+        unreachable!("not asked")
+    }
     fn processes(
         &self,
         _: &faultline::cluster::processes::ProcessScope,

@@ -9,6 +9,7 @@ use crate::faults::{self, Listing, Recovered, Which};
 use crate::gpu_failure::{self, GpuFailure, GpuFailureRequest, Step};
 use crate::ledger::{FaultKind, Stamp};
 use crate::network::{self, Created};
+use crate::nic_failure::{self, NicFailure, NicFailureRequest};
 use crate::nodes::{self, GpuNode};
 use crate::processes::{self, NodeReply, ProcessListing, ProcessScope};
 use crate::shim::{self, ShimChange};
@@ -54,7 +55,7 @@ pub trait Cluster {
     ) -> Result<ShimChange, ClusterError>;
     /// Arms a node.
     fn arm_node(&self, request: &ArmRequest) -> Result<ArmedNode, ClusterError>;
-    /// The fault that armed `node`, if faultline armed it.
+    /// The fault that armed `node`'s CUDA shims, if faultline armed them.
     fn armed_by(&self, node: &str) -> Result<Option<String>, ClusterError>;
     /// Undoes the faults `which` selects in `namespace` (`None`: every namespace).
     fn recover(
@@ -69,6 +70,12 @@ pub trait Cluster {
         request: &GpuFailureRequest,
         progress: &mut (dyn FnMut(&Step) + Send),
     ) -> Result<GpuFailure, ClusterError>;
+    /// Runs the NIC-failure scenario.
+    fn nic_failure(
+        &self,
+        request: &NicFailureRequest,
+        progress: &mut (dyn FnMut(&Step) + Send),
+    ) -> Result<NicFailure, ClusterError>;
     /// The shimmed processes in scope.
     fn processes(&self, scope: &ProcessScope) -> Result<ProcessListing, ClusterError>;
     /// Sends a process command to the processes in scope.
@@ -145,7 +152,7 @@ impl Cluster for Session {
     }
 
     fn armed_by(&self, node: &str) -> Result<Option<String>, ClusterError> {
-        self.block_on(arm::armed_by(self.api(), node))
+        self.block_on(arm::armed_by(self.api(), node, shm_proto::Kind::Cuda))
     }
 
     fn recover(
@@ -163,6 +170,14 @@ impl Cluster for Session {
         progress: &mut (dyn FnMut(&Step) + Send),
     ) -> Result<GpuFailure, ClusterError> {
         self.block_on(gpu_failure::run(self.api(), self.api(), request, progress))
+    }
+
+    fn nic_failure(
+        &self,
+        request: &NicFailureRequest,
+        progress: &mut (dyn FnMut(&Step) + Send),
+    ) -> Result<NicFailure, ClusterError> {
+        self.block_on(nic_failure::run(self.api(), self.api(), request, progress))
     }
 
     fn processes(&self, scope: &ProcessScope) -> Result<ProcessListing, ClusterError> {

@@ -21,6 +21,7 @@ pub use replay::{replay_site_words, ReplayRequest, ReplayedFrom};
 
 use super::faults::{Recovered, Which};
 use super::gpu_failure::{GpuFailureRequest, Step};
+use super::nic_failure::NicFailureRequest;
 use super::partition::{self, ChaosSpec, PartitionSpec};
 use super::processes::ProcessScope;
 use super::shim::Follow;
@@ -147,6 +148,8 @@ pub enum ClusterRequest {
     },
     /// The GPU-failure scenario (see [`crate::gpu_failure`]).
     GpuFailure(Box<GpuFailureRequest>),
+    /// The NIC-failure scenario, the RDMA twin of the GPU failure (see [`crate::nic_failure`]).
+    NicFailure(Box<NicFailureRequest>),
     /// List the cluster's shimmed processes (see [`crate::processes::list`]).
     ListProcesses(Box<ProcessScope>),
     /// A process command (its words, e.g. `["strategy", "XO"]`) for the cluster's processes in scope; the agents'
@@ -188,6 +191,7 @@ impl ClusterRequest {
             ClusterRequest::Recover { which: Which::Expired, .. } => ClusterChange::Reap,
             ClusterRequest::Recover { .. } => ClusterChange::Recover,
             ClusterRequest::GpuFailure(_) => ClusterChange::GpuFailure,
+            ClusterRequest::NicFailure(_) => ClusterChange::NicFailure,
         })
     }
 
@@ -209,6 +213,13 @@ impl ClusterRequest {
             ClusterRequest::Recover { which: Which::All, .. } => "recovering every fault".to_string(),
             ClusterRequest::Recover { which: Which::Expired, .. } => "reaping expired faults".to_string(),
             ClusterRequest::GpuFailure(r) => format!("failing GPU {} of node {} with XID {}", r.gpu, r.node, r.xid),
+            ClusterRequest::NicFailure(r) => format!(
+                "failing NIC {} of node {} ({}; UCX endpoints fail with {})",
+                r.device,
+                r.node,
+                r.event().name(),
+                crate::node::arm::ucx_code_text(r.code)
+            ),
             ClusterRequest::ListProcesses(_) => "listing the shimmed processes".to_string(),
             ClusterRequest::ProcessCommand { args, .. } => format!("sending `{}` to the processes", args.join(" ")),
             ClusterRequest::Replay(r) => format!("replaying the recording of {} in the processes", r.describe_source()),
@@ -248,6 +259,8 @@ pub enum ClusterChange {
     Reap,
     /// `gpu-failure`.
     GpuFailure,
+    /// `nic-failure`.
+    NicFailure,
 }
 
 impl ClusterChange {
@@ -264,6 +277,7 @@ impl ClusterChange {
             ClusterChange::Recover => "recover faults",
             ClusterChange::Reap => "reap expired faults",
             ClusterChange::GpuFailure => "simulate a GPU failure",
+            ClusterChange::NicFailure => "simulate a NIC failure",
         }
     }
 }
@@ -298,7 +312,7 @@ pub enum ClusterProgress {
     Recovered(Recovered),
     /// A step of a shim rollout, in words.
     Rollout(String),
-    /// A step of the GPU-failure scenario.
+    /// A step of the GPU- or NIC-failure scenario.
     Step(Step),
 }
 
@@ -413,6 +427,10 @@ pub fn execute(
         ClusterRequest::GpuFailure(request) => {
             let mut each = |step: &Step| progress(ClusterProgress::Step(step.clone()));
             ClusterOutcome::GpuFailure(Box::new(cluster.gpu_failure(request, &mut each)?))
+        }
+        ClusterRequest::NicFailure(request) => {
+            let mut each = |step: &Step| progress(ClusterProgress::Step(step.clone()));
+            ClusterOutcome::NicFailure(Box::new(cluster.nic_failure(request, &mut each)?))
         }
         ClusterRequest::ListProcesses(scope) => ClusterOutcome::Processes(cluster.processes(scope)?),
         ClusterRequest::ProcessCommand { scope, args } => {

@@ -11,6 +11,7 @@ use crate::arm::ArmedNode;
 use crate::faults::{Listing, Recovered, Which};
 use crate::gpu_failure::GpuFailure;
 use crate::network::Created;
+use crate::nic_failure::NicFailure;
 use crate::nodes::GpuNode;
 use crate::shim::{Follow, ShimChange};
 use crate::signal_inject::SignalInjectResult;
@@ -60,6 +61,8 @@ pub enum ClusterOutcome {
     },
     /// The GPU-failure scenario ran.
     GpuFailure(Box<GpuFailure>),
+    /// The NIC-failure scenario ran.
+    NicFailure(Box<NicFailure>),
     /// The cluster's shimmed processes.
     Processes(ProcessListing),
     /// Each node's answer to a process command.
@@ -82,6 +85,7 @@ impl ClusterOutcome {
             ClusterOutcome::Signal(result) => result.watch_timed_out(),
             ClusterOutcome::Shim { change, .. } => change.rollout.as_ref().is_some_and(|r| !r.done),
             ClusterOutcome::GpuFailure(outcome) => !(outcome.cordoned && outcome.evicted),
+            ClusterOutcome::NicFailure(outcome) => !(outcome.cordoned && outcome.evicted),
             ClusterOutcome::ProcessReplies(replies) | ClusterOutcome::Replayed { replies, .. } => {
                 replies.iter().any(|r| r.reply["exit"] != 0)
             }
@@ -115,6 +119,7 @@ impl ClusterOutcome {
             ClusterOutcome::NotArmed { node } => Ok(json!({ "node": node, "armed": false })),
             ClusterOutcome::Recovered { objects, .. } => Ok(json!({ "recovered": objects })),
             ClusterOutcome::GpuFailure(outcome) => serde_json::to_value(outcome),
+            ClusterOutcome::NicFailure(outcome) => serde_json::to_value(outcome),
             ClusterOutcome::Processes(listing) => serde_json::to_value(listing),
             ClusterOutcome::ProcessReplies(replies) => Ok(json!({ "nodes": replies })),
             ClusterOutcome::Replayed { from, replies } => Ok(json!({ "from": from, "nodes": replies })),
@@ -224,9 +229,9 @@ impl fmt::Display for ClusterOutcome {
             }
             ClusterOutcome::Armed(armed) => write!(
                 f,
-                "node {} armed: CUDA shims started there fail as with XID {} (fault {}, until {})",
+                "node {} armed: {} (fault {}, until {})",
                 armed.node,
-                armed.xid,
+                armed.describe(),
                 armed.fault_id,
                 armed.expires_at.as_deref().unwrap_or("recovered")
             ),
@@ -263,6 +268,18 @@ impl fmt::Display for ClusterOutcome {
                  it",
                 outcome.node,
                 outcome.fault_id,
+                if outcome.cordoned { "yes" } else { "no" },
+                if outcome.evicted { "yes" } else { "no" },
+                outcome.fault_id
+            ),
+            ClusterOutcome::NicFailure(outcome) => write!(
+                f,
+                "NIC failure of {} on node {} (fault {}): {} UCX process(es) failed at the endpoint, cordoned {}, \
+                 evicted {}; `faultline cluster recover {}` reverses it",
+                outcome.device,
+                outcome.node,
+                outcome.fault_id,
+                outcome.processes_failed,
                 if outcome.cordoned { "yes" } else { "no" },
                 if outcome.evicted { "yes" } else { "no" },
                 outcome.fault_id

@@ -8,7 +8,8 @@
 //! - a `hostPath` volume (type `Directory`) of the node agent's [`LIBRARY_DIR`], mounted read-only at the same path
 //!   in every app container (init containers are left alone);
 //! - `LD_PRELOAD` = the existing value + `:` + the shim, or the shim alone; `FAULTLINE_ENABLED` (`0` with
-//!   passthrough), and for CUDA `FAULTLINE_POLICY_FILE` ([`POLICY_FILE`], how a node is armed) and `FAULTLINE_XID`;
+//!   passthrough), and for CUDA `FAULTLINE_POLICY_FILE` ([`POLICY_FILE`], how a node is armed) and `FAULTLINE_XID`,
+//!   for UCX `FAULTLINE_UCX_POLICY_FILE` ([`UCX_POLICY_FILE`], how a node's NIC is failed: `cluster nic-failure`);
 //! - node affinity merged into what is there: required `nodeSelectorTerms` are ORed, so the GPU-node requirement
 //!   (and `--node`) is ANDed into every term; preferred terms and pod (anti-)affinity are not touched;
 //! - the fault's ledger labels and annotations on the workload, and its fault-id label on the pods;
@@ -36,7 +37,7 @@ mod workload;
 
 use shm_proto::Kind;
 
-pub use crate::node::arm::{LIBRARY_DIR, POLICY_FILE};
+pub use crate::node::arm::{LIBRARY_DIR, POLICY_FILE, UCX_POLICY_FILE};
 pub use merge_patch::merge_patch_diff;
 pub use patch::{disable_all_patch, disable_patch, enable_patch};
 pub use record::{shimmed, shims};

@@ -651,7 +651,8 @@ mod tests {
         let worker = &ucx["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(env(worker, "LD_PRELOAD"), Some("/usr/lib/libjemalloc.so.2:/var/lib/faultline/libfaultline_ucx.so"));
         assert_eq!(env(worker, "FAULTLINE_ENABLED"), Some("1"));
-        assert_eq!(env(worker, "FAULTLINE_POLICY_FILE"), None, "the node policy file is the CUDA shim's");
+        assert_eq!(env(worker, "FAULTLINE_POLICY_FILE"), None, "that node policy file is the CUDA shim's");
+        assert_eq!(env(worker, "FAULTLINE_UCX_POLICY_FILE"), Some("/var/lib/faultline/ucx.policy"), "this one UCX's");
         assert_eq!(env(worker, "FAULTLINE_XID"), None);
         assert_eq!(shimmed(&ucx, &workload).unwrap().kind, Kind::Ucx);
     }

@@ -8,10 +8,11 @@ use serde_json::Value;
 use shm_proto::Kind;
 
 use super::json_path::{keys, lookup, pointer, Seg};
-use super::POLICY_FILE;
+use super::{POLICY_FILE, UCX_POLICY_FILE};
 use crate::kube_api::ObjectType;
 use crate::node::xid;
 use crate::ClusterError;
+use shm_proto::node_policy;
 
 /// The object whose pods get the shim.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -154,11 +155,14 @@ impl ShimSpec {
             field(shm_proto::pod::POD_VAR, "metadata.name"),
             value(shm_proto::pod::CONTAINER_VAR, container.to_string()),
         ];
-        if self.kind == Kind::Cuda {
-            env.push(value("FAULTLINE_POLICY_FILE", POLICY_FILE.to_string()));
-            if let Some(code) = self.xid {
-                env.push(value("FAULTLINE_XID", code.to_string()));
+        match self.kind {
+            Kind::Cuda => {
+                env.push(value(node_policy::POLICY_FILE_VAR, POLICY_FILE.to_string()));
+                if let Some(code) = self.xid {
+                    env.push(value("FAULTLINE_XID", code.to_string()));
+                }
             }
+            Kind::Ucx => env.push(value(node_policy::UCX_POLICY_FILE_VAR, UCX_POLICY_FILE.to_string())),
         }
         env
     }
@@ -209,6 +213,7 @@ mod tests {
         assert_eq!(Workload::StatefulSet("s".into()).to_string(), "StatefulSet s");
         assert_eq!(library_path(Kind::Ucx), "/var/lib/faultline/libfaultline_ucx.so");
         assert!(POLICY_FILE.starts_with(LIBRARY_DIR), "the mount carries the policy file too");
+        assert!(UCX_POLICY_FILE.starts_with(LIBRARY_DIR), "and the UCX one");
         for preset in shm_proto::xid::presets() {
             assert!(xid::lookup(preset.xid).is_some(), "preset XID {} is in the catalog", preset.xid);
         }

@@ -76,6 +76,11 @@ pub enum ClusterCommand {
     /// Simulate a dead GPU end to end: arm the node, fail its live CUDA processes, inject the XID, watch the cordon
     /// and the evictions, report where the pods went. `faultline cluster recover <id>` reverses it.
     GpuFailure(faults::GpuFailureArgs),
+    /// Simulate a dead NIC end to end, the RDMA twin of gpu-failure: arm the node's UCX shims, fail its live UCX
+    /// processes at the endpoint site (error handler, every later operation fails until the endpoint is closed),
+    /// write the NIC's fatal kernel-log line, watch the cordon and the evictions, report where the pods went.
+    /// `faultline cluster recover <id>` reverses it.
+    NicFailure(faults::NicFailureArgs),
     /// Every shimmed process in the cluster, through the node agents: NODE, NAMESPACE, POD, CONTAINER, PID (host),
     /// KIND, EXE, STATE, INJECT, MODE, CALLS/S, FAULTS/S.
     Ps(processes::PsArgs),
@@ -235,6 +240,7 @@ pub fn prepare(args: ClusterArgs, pids: &[u32]) -> anyhow::Result<(Session, Clus
             ClusterRequest::Recover { namespace: namespace.scope(&scope), which: Which::Expired }
         }
         ClusterCommand::GpuFailure(gpu_failure) => faults::gpu_failure(&namespace, &gpu_failure)?,
+        ClusterCommand::NicFailure(nic_failure) => faults::nic_failure(&namespace, &nic_failure)?,
         ClusterCommand::Ps(ps) => processes::ps(&namespace, ps)?,
         ClusterCommand::Process(words) => processes::command(&namespace, words)?,
     };

@@ -398,32 +398,8 @@ fn collect_fault_ids(json: &Value, ids: &mut Vec<String>) {
 /// The commands that put a process back to `state` (a cluster process: its settings through `set`, and its
 /// recording switch).
 fn restoring_words(state: &ProcessState) -> Vec<Vec<String>> {
-    let armed: Vec<&str> = state.hooks.iter().filter(|h| h.armed).map(|h| h.name.as_str()).collect();
-    let codes: Vec<String> = state.error_codes.iter().map(|c| c.code.to_string()).collect();
-    let on_off = |on: bool| if on { "on" } else { "off" }.to_string();
-    let mut settings: BTreeMap<&str, String> = BTreeMap::new();
-    settings.insert("--enabled", on_off(state.enabled));
-    settings.insert("--mode", state.mode.to_string());
-    settings.insert("--probability", shm_proto::config::format_probability(state.probability_ppm));
-    settings.insert("--seed", state.seed.to_string());
-    settings.insert("--skip", state.skip.to_string());
-    settings.insert("--limit", state.limit.to_string());
-    settings.insert("--delay", state.delay_us.to_string());
-    settings.insert("--delay-mode", state.delay_mode.to_string());
-    settings.insert("--replay-loop", on_off(state.replay_loop));
-    settings.insert("--site", state.site.to_string());
-    settings.insert("--hooks", if armed.is_empty() { "none".to_string() } else { armed.join(",") });
-    if !codes.is_empty() {
-        settings.insert("--error-codes", codes.join(","));
-    }
-    let mut set = vec!["set".to_string()];
-    if !state.pattern.is_empty() {
-        set.extend(["--pattern".to_string(), state.pattern.clone()]);
-    }
-    for (flag, value) in settings {
-        set.extend([flag.to_string(), value]);
-    }
-    vec![set, vec!["record".to_string(), on_off(state.recording)]]
+    let recording = if state.recording { "on" } else { "off" };
+    vec![state.restoring_set(), vec!["record".to_string(), recording.to_string()]]
 }
 
 #[cfg(test)]

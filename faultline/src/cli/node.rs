@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use faultline::error::EXIT_OK;
 use faultline::node::{self, arm, xid, NodeError, Nvl5Options, XidInjection};
 use faultline::targets;
+use shm_proto::Kind;
 
 use super::signals::{self, register, FallenOffArgs, NicArgs, SxidArgs};
 use super::{Cli, KindArg};
@@ -38,12 +39,15 @@ pub enum NodeCommand {
                             unrecoverable, efa-admin-timeout, efa-queue-closed, efa-reset-failed, efa-not-ready) make \
                             NVSentinel recommend replacing the machine. Prints a JSON report.")]
     Nic(NicArgs),
-    /// Arm this node: CUDA shims started here fail from their first call with an XID's codes (node policy file).
-    #[command(after_help = "Writes the node policy file (default /var/lib/faultline/cuda.policy) that CUDA shims \
-                            rolled out by `faultline cluster shim enable` read at start-up, so restarted pods fail \
-                            again. Refused when another fault armed the node. Prints a JSON report.")]
+    /// Arm this node: CUDA shims started here fail from their first call with an XID's codes (--xid), or with
+    /// --kind ucx, UCX shims fail their endpoints with a code (node policy file).
+    #[command(after_help = "Writes the node policy file (default /var/lib/faultline/cuda.policy; with --kind ucx \
+                            /var/lib/faultline/ucx.policy: FAULTLINE_SITE=endpoint, probability 100 %, the code) \
+                            that shims rolled out by `faultline cluster shim enable` read at start-up, so restarted \
+                            pods fail again. Refused when another fault armed the node. Prints a JSON report.")]
     Arm(ArmArgs),
-    /// Disarm this node: remove the node policy file (only if --fault-id armed it, when given).
+    /// Disarm this node: remove the node policy file of --kind (default cuda; only if --fault-id armed it, when
+    /// given).
     Disarm(DisarmArgs),
     /// A long-lived session for the cluster side: JSON-line snapshots of every shimmed process on the node, and
     /// process commands read from standard input, each answered with its outcome.
@@ -124,18 +128,48 @@ pub struct XidArgs {
 /// The options of `faultline node arm`.
 #[derive(Debug, Args)]
 pub struct ArmArgs {
-    /// The XID whose CUDA error codes processes will see (an XID with a CUDA shim preset).
+    /// The XID whose CUDA error codes processes will see (an XID with a CUDA shim preset; CUDA only, required).
     #[arg(long, value_name = "N")]
-    pub xid: u32,
+    pub xid: Option<u32>,
+    /// With --kind ucx: the UCX status every endpoint fails with, by number or name (default
+    /// UCS_ERR_ENDPOINT_TIMEOUT).
+    #[arg(long, value_name = "CODE", allow_hyphen_values = true)]
+    pub code: Option<String>,
     /// The fault id to record in the file (faultline cluster passes its own).
     #[arg(long, value_name = "ID")]
     pub fault_id: Option<String>,
     /// When the fault ends (RFC 3339), noted in the file.
     #[arg(long, value_name = "TIME", hide = true)]
     pub expires_at: Option<String>,
-    /// The policy file (the CUDA shims read the same `FAULTLINE_POLICY_FILE`).
+    #[command(flatten)]
+    pub files: PolicyFiles,
+}
+
+/// Where the node policy files are (hidden: a test's private files).
+#[derive(Debug, Args)]
+pub struct PolicyFiles {
+    /// The CUDA policy file (the CUDA shims read the same `FAULTLINE_POLICY_FILE`).
     #[arg(long, value_name = "FILE", env = "FAULTLINE_POLICY_FILE", default_value = arm::POLICY_FILE, hide = true)]
     pub policy_file: PathBuf,
+    /// The UCX policy file (the UCX shims read the same `FAULTLINE_UCX_POLICY_FILE`).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "FAULTLINE_UCX_POLICY_FILE",
+        default_value = arm::UCX_POLICY_FILE,
+        hide = true
+    )]
+    pub ucx_policy_file: PathBuf,
+}
+
+impl PolicyFiles {
+    /// The file of `kind`'s shims.
+    fn of(&self, kind: Kind) -> PathBuf {
+        match kind {
+            Kind::Cuda => self.policy_file.clone(),
+            Kind::Ucx => self.ucx_policy_file.clone(),
+        }
+    }
 }
 
 /// The options of `faultline node disarm`.
@@ -144,9 +178,8 @@ pub struct DisarmArgs {
     /// Only disarm if this fault armed the node.
     #[arg(long, value_name = "ID")]
     pub fault_id: Option<String>,
-    /// The policy file (the CUDA shims read the same `FAULTLINE_POLICY_FILE`).
-    #[arg(long, value_name = "FILE", env = "FAULTLINE_POLICY_FILE", default_value = arm::POLICY_FILE, hide = true)]
-    pub policy_file: PathBuf,
+    #[command(flatten)]
+    pub files: PolicyFiles,
 }
 
 /// The global options given before or after `node`.
@@ -185,11 +218,27 @@ fn arm_command(args: ArmArgs, globals: &Globals) -> anyhow::Result<u8> {
     if globals.read_only {
         return Err(faultline::Error::ReadOnly("arm the node").into());
     }
+    let arming = match (arming_kind(globals), args.xid, args.code) {
+        (Kind::Cuda, Some(xid), None) => arm::Arming::Cuda { xid },
+        (Kind::Cuda, None, _) => {
+            return Err(faultline::Error::usage("node arm: --xid is required (or --kind ucx [--code CODE])").into())
+        }
+        (Kind::Cuda, Some(_), Some(_)) => {
+            return Err(faultline::Error::usage("node arm: --code applies to --kind ucx; CUDA takes --xid").into())
+        }
+        (Kind::Ucx, Some(_), _) => {
+            return Err(faultline::Error::usage("node arm: --xid applies to the CUDA shim; UCX takes --code").into())
+        }
+        (Kind::Ucx, None, code) => {
+            let code = code.as_deref().map(arm::parse_ucx_code).transpose()?.unwrap_or(arm::DEFAULT_UCX_CODE);
+            arm::Arming::Ucx { code }
+        }
+    };
     let request = arm::ArmRequest {
-        xid: args.xid,
+        arming,
         fault_id: args.fault_id.unwrap_or_else(node::new_fault_id),
         expires_at: args.expires_at,
-        path: args.policy_file,
+        path: args.files.of(arming.kind()),
     };
     let report = arm::arm(&request)?;
     writeln!(std::io::stdout().lock(), "{}", serde_json::to_string_pretty(&report)?)?;
@@ -200,9 +249,15 @@ fn disarm_command(args: DisarmArgs, globals: &Globals) -> anyhow::Result<u8> {
     if globals.read_only {
         return Err(faultline::Error::ReadOnly("disarm the node").into());
     }
-    let report = arm::disarm(&args.policy_file, args.fault_id.as_deref())?;
+    let kind = arming_kind(globals);
+    let report = arm::disarm(kind, &args.files.of(kind), args.fault_id.as_deref())?;
     writeln!(std::io::stdout().lock(), "{}", serde_json::to_string_pretty(&report)?)?;
     Ok(EXIT_OK)
+}
+
+/// Whose policy file `arm` / `disarm` write: `--kind` (default cuda).
+fn arming_kind(globals: &Globals) -> Kind {
+    globals.kind.map_or(Kind::Cuda, Into::into)
 }
 
 fn xid_command(args: XidArgs, globals: &Globals) -> anyhow::Result<u8> {

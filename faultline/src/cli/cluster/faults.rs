@@ -9,6 +9,7 @@ use faultline::cluster::action::{ArmRequest, ClusterRequest, ShimTarget};
 use faultline::cluster::faults::{Listing, Which};
 use faultline::cluster::gpu_failure::GpuFailureRequest;
 use faultline::cluster::ledger::{self, parse_ttl};
+use faultline::cluster::nic_failure::NicFailureRequest;
 use faultline::cluster::partition::{ChaosAction, ChaosDirection, ChaosParams, Preset};
 use faultline::cluster::shim::Follow;
 use faultline::cluster::shim_rollout::{ShimSpec, Workload};
@@ -242,6 +243,36 @@ pub struct GpuFailureArgs {
     pub interval: f64,
 }
 
+/// The options of `faultline cluster nic-failure`.
+#[derive(Debug, Args)]
+pub struct NicFailureArgs {
+    /// The node.
+    #[arg(long, value_name = "NODE")]
+    pub node: String,
+    /// The NIC: an RDMA device (mlx5_0, rdmap0s6, efa_0) or network interface, as in the node's
+    /// /sys/class/infiniband or /sys/class/net.
+    #[arg(long, value_name = "DEV")]
+    pub device: String,
+    /// The UCX status every endpoint fails with, by number or name (UCS_ERR_CONNECTION_RESET is -25).
+    #[arg(long, value_name = "CODE", default_value = "UCS_ERR_ENDPOINT_TIMEOUT", allow_hyphen_values = true)]
+    pub code: String,
+    /// The fatal kernel-log event (default: unrecoverable for mlx5, efa-queue-closed for an EFA device).
+    #[arg(long, value_name = "EVENT", value_parser = super::super::signals::nic_event)]
+    pub event: Option<faultline::node::NicEvent>,
+    /// The NIC's PCI address, when the node's sysfs does not know the device.
+    #[arg(long, value_name = "ADDRESS")]
+    pub pci: Option<String>,
+    /// How long the node stays armed; the reaper disarms it then.
+    #[arg(long, value_name = "DURATION", default_value = "30m")]
+    pub ttl: String,
+    /// How long to wait for the cordon, and then for the evictions.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    pub watch_timeout: u64,
+    /// How often to look.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0, hide = true)]
+    pub interval: f64,
+}
+
 /// The namespace of workloads and partitions: `--namespace`, else the kubeconfig context's (as kubectl).
 pub struct Namespace {
     /// `--namespace`.
@@ -444,6 +475,25 @@ pub fn gpu_failure(namespace: &Namespace, args: &GpuFailureArgs) -> anyhow::Resu
         watch_timeout: Duration::from_secs(args.watch_timeout),
         interval,
     })))
+}
+
+/// `faultline cluster nic-failure`.
+pub fn nic_failure(namespace: &Namespace, args: &NicFailureArgs) -> anyhow::Result<ClusterRequest> {
+    let Some(interval) = positive_seconds(args.interval) else {
+        return Err(faultline::Error::usage("--interval must be a positive number of seconds").into());
+    };
+    let code = faultline::node::arm::parse_ucx_code(&args.code)?;
+    let request = NicFailureRequest {
+        event: args.event,
+        pci: args.pci.clone(),
+        code,
+        ttl: Some(ttl(&args.ttl)?),
+        watch_timeout: Duration::from_secs(args.watch_timeout),
+        interval,
+        ..NicFailureRequest::new(&args.node, &args.device, &namespace.get())
+    };
+    request.check()?;
+    Ok(ClusterRequest::NicFailure(Box::new(request)))
 }
 
 /// `faultline cluster recover`.

@@ -274,6 +274,7 @@ mod tests {
     use crate::cluster::faults::{Recovered, Which};
     use crate::cluster::gpu_failure::{GpuFailure, GpuFailureRequest, Step};
     use crate::cluster::network::Created;
+    use crate::cluster::nic_failure::{NicFailure, NicFailureRequest};
     use crate::cluster::processes::{NodeReply, ProcessListing, ProcessScope};
     use crate::cluster::shim::{self, ShimChange};
     use crate::cluster::signal_inject::{SignalInjectRequest, SignalInjectResult};
@@ -366,6 +367,14 @@ mod tests {
             _: &mut (dyn FnMut(&Step) + Send),
         ) -> Result<GpuFailure, ClusterError> {
             Err(ClusterError::Usage(format!("no GPU failure on {}", request.node)))
+        }
+
+        fn nic_failure(
+            &self,
+            request: &NicFailureRequest,
+            _: &mut (dyn FnMut(&Step) + Send),
+        ) -> Result<NicFailure, ClusterError> {
+            Err(ClusterError::Usage(format!("no NIC failure on {}", request.node)))
         }
 
         fn processes(&self, _: &ProcessScope) -> Result<ProcessListing, ClusterError> {
