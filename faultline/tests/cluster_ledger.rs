@@ -624,6 +624,16 @@ fn nic_failure_fails_the_nodes_ucx_endpoints_writes_the_nic_line_and_recover_put
     let _monitor = Monitor::start(kmock.port, faultline::cluster::signal_inject::EVENT_REASON);
     let mut log = kmsg::Reader::open_at_end(Path::new(kmsg::DEV_KMSG)).expect("/dev/kmsg is readable");
 
+    // Bad input is refused before anything reaches the node: a code that is not a UCX error, a NIC event the
+    // monitor would not cordon for.
+    for (bad, says) in [(["--code", "3"], "a UCX error status"), (["--event", "cable-unplugged"], "is not fatal")] {
+        let mut args = vec!["cluster", "nic-failure", "--node", "gpu-a", "--device", "mlx5_0"];
+        args.extend(bad);
+        let (_, stderr) = expect(&kmock.faultline(&args), 2);
+        assert!(stderr.contains(says), "{stderr}");
+    }
+    assert!(!policy.exists() && kmock.items("/api/v1/namespaces/faultline-system/configmaps").is_empty());
+
     let output = kmock.faultline(&[
         "cluster",
         "nic-failure",

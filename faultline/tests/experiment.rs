@@ -294,12 +294,14 @@ phases:
         .any(|l| l.contains("phase later: an Event") && l.contains("FAILED: measured not in the phase")));
     assert_eq!(exit.code(), Some(1), "one expectation failed");
 
-    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/gpu-failure.yaml");
-    let output = Command::new(&testkit::artifacts().faultline)
-        .args(["experiment", "validate", example.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    for example in ["gpu-failure.yaml", "nic-failure.yaml"] {
+        let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(example);
+        let output = Command::new(&testkit::artifacts().faultline)
+            .args(["experiment", "validate", example.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}: {}", example.display(), String::from_utf8_lossy(&output.stderr));
+    }
 }
 
 /// A cluster process as the target: the actions reach it through its node's agent (the emulator's exec endpoint,
