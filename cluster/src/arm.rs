@@ -21,6 +21,7 @@ use super::agent::{self, node_command};
 use super::exec::PodExec;
 use super::kube_api::{KubeApi, ObjectType};
 use super::ledger::{FaultKind, Stamp};
+use super::scenario;
 use super::ClusterError;
 use crate::node::arm::{ArmReport, Arming};
 
@@ -258,22 +259,18 @@ async fn turn_off_live(
         }
         return Ok(());
     }
-    let mut alive: Vec<u32> = processes
-        .iter()
-        .filter(|p| p["state"].as_str().is_none_or(|state| state == "alive"))
-        .filter_map(|p| p["pid"].as_u64().and_then(|pid| u32::try_from(pid).ok()))
-        .collect();
+    let mut alive = scenario::alive_pids(&listed);
     for (pid, words) in &live.restore {
-        let Some(at) = alive.iter().position(|p| p == pid) else { continue };
+        let Some(at) = alive.iter().position(|p| *p == u64::from(*pid)) else { continue };
         alive.remove(at);
-        let mut command = node_command(["--pid".to_string(), pid.to_string()]);
+        let mut command = node_command(scenario::pid_flags(&[u64::from(*pid)]));
         command.extend(["--kind", "ucx", "--json"].map(String::from));
         command.extend(words.iter().cloned());
         agent.run::<Value>(exec, &command).await?;
     }
     // Started after the node was armed: their faults came from the policy file.
     if !alive.is_empty() {
-        let mut command = node_command(alive.iter().flat_map(|pid| ["--pid".to_string(), pid.to_string()]));
+        let mut command = node_command(scenario::pid_flags(&alive));
         command.extend(["--kind", "ucx", "--json", "disable"].map(String::from));
         agent.run::<Value>(exec, &command).await?;
     }

@@ -82,13 +82,7 @@ fn placements_of(pods: &[Pod]) -> Vec<PodPlacement> {
 /// pids; empty when none runs).
 pub async fn live_processes(agent: &Agent, exec: &impl PodExec, kind: Kind) -> Result<Vec<Value>, ClusterError> {
     let listed: Value = agent.run(exec, &node_command(["--kind", kind.name(), "--json", "ps"])).await?;
-    let pids: Vec<u64> = listed["processes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|p| p["state"].as_str().is_none_or(|state| state == "alive"))
-        .filter_map(|p| p["pid"].as_u64())
-        .collect();
+    let pids = alive_pids(&listed);
     if pids.is_empty() {
         return Ok(Vec::new());
     }
@@ -96,6 +90,17 @@ pub async fn live_processes(agent: &Agent, exec: &impl PodExec, kind: Kind) -> R
     command.extend(["--kind", kind.name(), "--json", "status"].map(String::from));
     let status: Value = agent.run(exec, &command).await?;
     Ok(status["processes"].as_array().cloned().unwrap_or_default())
+}
+
+/// The host pids of the live processes in `faultline node ps --json`'s answer.
+pub fn alive_pids(listed: &Value) -> Vec<u64> {
+    listed["processes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["state"].as_str().is_none_or(|state| state == "alive"))
+        .filter_map(|p| p["pid"].as_u64())
+        .collect()
 }
 
 /// `--pid P` for each of `pids`.
@@ -164,4 +169,18 @@ pub async fn aftermath(
     let elsewhere = pods_after.iter().filter(|p| p.node.as_deref() != Some(node)).count();
     timeline.step(format!("{elsewhere} pod(s) of namespace {namespace} run on other nodes now"));
     Ok(Aftermath { cordoned, evicted, pods_after })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_live_processes_are_taken_and_named_by_pid() {
+        let listed = serde_json::json!({"processes": [
+            {"pid": 41, "state": "alive"}, {"pid": 42, "state": "dead"}, {"pid": 43}, {"state": "alive"}]});
+        assert_eq!(alive_pids(&listed), [41, 43]);
+        assert!(alive_pids(&serde_json::json!({})).is_empty());
+        assert_eq!(pid_flags(&[41, 43]), ["--pid", "41", "--pid", "43"]);
+    }
 }
