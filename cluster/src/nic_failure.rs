@@ -11,6 +11,9 @@
 //! 4. watch the node until it is cordoned, then until the pods of `--namespace` on it are evicted;
 //! 5. report where those workloads' pods run now.
 //!
+//! Bad input changes nothing: the request is checked here, and the agent formats the NIC's line in a dry run (the
+//! device known to the node's sysfs, its driver the event's) before the node is armed.
+//!
 //! `faultline cluster recover <id>` reverses it: the arming record remembers the live processes it failed and the
 //! settings each had (site, hooks, strategy, pool, enabled), so disarming removes the policy file and puts them
 //! back (the application's new endpoint then works; the kernel line stays in the log, the cordon is
@@ -182,6 +185,11 @@ pub async fn run(
     let agent = agent::find(api, &request.node).await?;
     let pods_before = scenario::placements(api, &request.namespace, Some(&request.node)).await?;
     timeline.step(format!("{} pod(s) of namespace {} on node {}", pods_before.len(), request.namespace, request.node));
+
+    // The node's sysfs knows the device, and its driver is the event's: asked with a dry run (no line, no Event),
+    // before anything changes.
+    let check = SignalInjectRequest { dry_run: true, ..SignalInjectRequest::new(&request.node, request.signal()) };
+    signal_inject::inject(api, exec, &check, &mut |_| {}).await?;
 
     let stamp = Stamp::new(FaultKind::ArmedNode, request.ttl);
     let live = scenario::live_processes(&agent, exec, Kind::Ucx).await?;

@@ -31,6 +31,14 @@ fn expect(output: &Output, code: i32) -> (String, String) {
     (stdout, stderr)
 }
 
+/// A `faultline` that failed (any non-zero status): its stdout and stderr.
+fn failed(output: &Output) -> (String, String) {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    (stdout, stderr)
+}
+
 fn json_of(output: &Output) -> Value {
     let (stdout, _) = expect(output, 0);
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
@@ -632,7 +640,13 @@ fn nic_failure_fails_the_nodes_ucx_endpoints_writes_the_nic_line_and_recover_put
         let (_, stderr) = expect(&kmock.faultline(&args), 2);
         assert!(stderr.contains(says), "{stderr}");
     }
+    // A device the node does not know (no ConnectX in this machine's sysfs, and no --pci) is found out by the
+    // agent before anything changes.
+    let unknown = kmock.faultline(&["cluster", "nic-failure", "--node", "gpu-a", "--device", "mlx5_0", "-n", "dynamo"]);
+    let (_, stderr) = failed(&unknown);
+    assert!(stderr.contains("mlx5_0"), "{stderr}");
     assert!(!policy.exists() && kmock.items("/api/v1/namespaces/faultline-system/configmaps").is_empty());
+    assert!(kmock.items(&format!("/api/v1/namespaces/{}/events", kmock::NAMESPACE)).is_empty(), "no Event");
 
     let output = kmock.faultline(&[
         "cluster",
