@@ -96,11 +96,12 @@ fn start() {
 
 shim_runtime::constructor!(init = start, runtime = RUNTIME);
 
-/// A data hook on an endpoint: faults surface at the process's site ([`site::ep_op`], or `$via`), and the gate
-/// answers for failed endpoints first.
-macro_rules! ep_hook {
-    ($id:ident, fn $name:ident($($arg:ident: $ty:ty),*) -> StatusPtr, ep = $ep:ident, param = $param:ident,
-     size = $size:expr, kind = $kind:ident $(, via = $via:path)?) => {
+/// A data hook on an endpoint (`ep = …`) or a worker (`worker = …`): faults surface at the process's site
+/// ([`site::ep_op`] / [`site::worker_op`], or `$via`), given a `post` that makes the real call with another param;
+/// the gate answers first for failed endpoints and reused request memory.
+macro_rules! data_hook {
+    ($id:ident, fn $name:ident($($arg:ident: $ty:ty),*) -> StatusPtr, $on:ident = $target:ident,
+     param = $param:ident, size = $size:expr, kind = $kind:ident $(, via = $via:path)?) => {
         hook!($id, fn $name($($arg: $ty),*) -> StatusPtr, size = $size,
             fail = status_ptr, missing = UCS_ERR_NO_ELEM,
             fault = |code, site, real| {
@@ -111,44 +112,27 @@ macro_rules! ep_hook {
                     // SAFETY: the real function (not null), the caller's arguments with the shim's param.
                     unsafe { forward(real, $($arg),*) }
                 };
-                // SAFETY: the caller's endpoint and param; `post` is the real call.
-                unsafe { ep_hook!(@via $($via)?)(code, site, $ep, site::requests::CbKind::$kind, $param, post) }
+                // SAFETY: the caller's endpoint or worker and param; `post` is the real call.
+                unsafe { data_hook!(@via $on $($via)?)(code, site, $target, site::requests::CbKind::$kind, $param, post) }
             },
-            // SAFETY: the caller's param, as given to the real function.
-            gate = site::gated() => unsafe { site::ep_gate(Hook::$id, $ep, $size as u64, site::requests::CbKind::$kind, $param) });
+            // SAFETY: the caller's arguments, as given to the real function.
+            gate = site::gated() => unsafe { data_hook!(@gate $on, $id, $target, $size, $kind, $param) });
     };
-    (@via) => { site::ep_op };
-    (@via $via:path) => { $via };
+    (@via ep) => { site::ep_op };
+    (@via worker) => { site::worker_op };
+    (@via $on:ident $via:path) => { $via };
+    (@gate ep, $id:ident, $ep:ident, $size:expr, $kind:ident, $param:ident) => {
+        site::ep_gate(Hook::$id, $ep, $size as u64, site::requests::CbKind::$kind, $param)
+    };
+    (@gate worker, $id:ident, $worker:ident, $size:expr, $kind:ident, $param:ident) => { site::worker_gate($param) };
 }
 
-/// A data hook on a worker: faults surface at completion in both later sites.
-macro_rules! worker_hook {
-    ($id:ident, fn $name:ident($($arg:ident: $ty:ty),*) -> StatusPtr, worker = $worker:ident, param = $param:ident,
-     size = $size:expr, kind = $kind:ident) => {
-        hook!($id, fn $name($($arg: $ty),*) -> StatusPtr, size = $size,
-            fail = status_ptr, missing = UCS_ERR_NO_ELEM,
-            fault = |code, site, real| {
-                let post = |$param: *const c_void| {
-                    if real.is_null() {
-                        return status_ptr(UCS_ERR_NO_ELEM);
-                    }
-                    // SAFETY: the real function (not null), the caller's arguments with the shim's param.
-                    unsafe { forward(real, $($arg),*) }
-                };
-                // SAFETY: the caller's worker and param; `post` is the real call.
-                unsafe { site::worker_op(code, site, $worker, site::requests::CbKind::$kind, $param, post) }
-            },
-            // SAFETY: the caller's param, as given to the real function.
-            gate = site::gated() => unsafe { site::worker_gate($param) });
-    };
-}
-
-ep_hook!(GetNbx, fn ucp_get_nbx(ep: Handle, buffer: *mut c_void, count: usize, remote_addr: u64, rkey: Handle, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = count, kind = Send);
-ep_hook!(PutNbx, fn ucp_put_nbx(ep: Handle, buffer: *const c_void, count: usize, remote_addr: u64, rkey: Handle, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = count, kind = Send);
-ep_hook!(TagSendNbx, fn ucp_tag_send_nbx(ep: Handle, buffer: *const c_void, count: usize, tag: u64, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = count, kind = Send);
-ep_hook!(TagSendSyncNbx, fn ucp_tag_send_sync_nbx(ep: Handle, buffer: *const c_void, count: usize, tag: u64, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = count, kind = Send);
-worker_hook!(TagRecvNbx, fn ucp_tag_recv_nbx(worker: Handle, buffer: *mut c_void, count: usize, tag: u64, tag_mask: u64, param: *const c_void) -> StatusPtr, worker = worker, param = param, size = count, kind = TagRecv);
-ep_hook!(AmSendNbx, fn ucp_am_send_nbx(ep: Handle, id: c_uint, header: *const c_void, header_length: usize, buffer: *const c_void, count: usize, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = count, kind = Send);
+data_hook!(GetNbx, fn ucp_get_nbx(ep: Handle, buffer: *mut c_void, count: usize, remote_addr: u64, rkey: Handle, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = count, kind = Send);
+data_hook!(PutNbx, fn ucp_put_nbx(ep: Handle, buffer: *const c_void, count: usize, remote_addr: u64, rkey: Handle, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = count, kind = Send);
+data_hook!(TagSendNbx, fn ucp_tag_send_nbx(ep: Handle, buffer: *const c_void, count: usize, tag: u64, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = count, kind = Send);
+data_hook!(TagSendSyncNbx, fn ucp_tag_send_sync_nbx(ep: Handle, buffer: *const c_void, count: usize, tag: u64, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = count, kind = Send);
+data_hook!(TagRecvNbx, fn ucp_tag_recv_nbx(worker: Handle, buffer: *mut c_void, count: usize, tag: u64, tag_mask: u64, param: *const c_void) -> StatusPtr, worker = worker, param = param, size = count, kind = TagRecv);
+data_hook!(AmSendNbx, fn ucp_am_send_nbx(ep: Handle, id: c_uint, header: *const c_void, header_length: usize, buffer: *const c_void, count: usize, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = count, kind = Send);
 hook!(AmRecvDataNbx, fn ucp_am_recv_data_nbx(worker: Handle, data_desc: *mut c_void, buffer: *mut c_void, count: usize, param: *const c_void) -> StatusPtr, size = count, fail = status_ptr, missing = UCS_ERR_NO_ELEM,
     fault = |code, site, real| {
         let post = |param: *const c_void| {
@@ -163,7 +147,7 @@ hook!(AmRecvDataNbx, fn ucp_am_recv_data_nbx(worker: Handle, data_desc: *mut c_v
     },
     // SAFETY: the caller's param, as given to the real function.
     gate = site::gated() => unsafe { site::worker_gate(param) });
-ep_hook!(StreamSendNbx, fn ucp_stream_send_nbx(ep: Handle, buffer: *const c_void, count: usize, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = count, kind = Send);
+data_hook!(StreamSendNbx, fn ucp_stream_send_nbx(ep: Handle, buffer: *const c_void, count: usize, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = count, kind = Send);
 hook!(StreamRecvNbx, fn ucp_stream_recv_nbx(ep: Handle, buffer: *mut c_void, count: usize, length: *mut usize, param: *const c_void) -> StatusPtr, size = count, fail = status_ptr, missing = UCS_ERR_NO_ELEM,
     fault = |code, site, real| {
         let post = |param: *const c_void| {
@@ -184,28 +168,31 @@ hook!(StreamRecvNbx, fn ucp_stream_recv_nbx(ep: Handle, buffer: *mut c_void, cou
     },
     // SAFETY: the caller's param, as given to the real function.
     gate = site::gated() => unsafe { site::ep_gate(Hook::StreamRecvNbx, ep, count as u64, site::requests::CbKind::StreamRecv, param) });
-ep_hook!(AtomicOpNbx, fn ucp_atomic_op_nbx(ep: Handle, opcode: c_int, buffer: *const c_void, count: usize, remote_addr: u64, rkey: Handle, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = count, kind = Send);
-ep_hook!(EpFlushNbx, fn ucp_ep_flush_nbx(ep: Handle, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = 0, kind = Send, via = site_ep_flush);
-hook!(WorkerFlushNbx, fn ucp_worker_flush_nbx(worker: Handle, param: *const c_void) -> StatusPtr, size = 0, fail = status_ptr, missing = UCS_ERR_NO_ELEM,
-    fault = |code, site, real| {
-        let post = |p: *const c_void| {
-            if real.is_null() {
-                return status_ptr(UCS_ERR_NO_ELEM);
-            }
-            // SAFETY: the real function (not null), the caller's worker with the shim's param `p`.
-            unsafe { forward(real, worker, p) }
-        };
-        // SAFETY: the caller's worker and param; `post` is the real call.
-        unsafe { site::worker_flush(code, site, worker, param, post) }
-    },
-    // SAFETY: the caller's param, as given to the real function.
-    gate = site::gated() => unsafe { site::worker_gate(param) });
+data_hook!(AtomicOpNbx, fn ucp_atomic_op_nbx(ep: Handle, opcode: c_int, buffer: *const c_void, count: usize, remote_addr: u64, rkey: Handle, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = count, kind = Send);
+data_hook!(EpFlushNbx, fn ucp_ep_flush_nbx(ep: Handle, param: *const c_void) -> StatusPtr, ep = ep, param = param, size = 0, kind = Send, via = site_ep_flush);
+data_hook!(WorkerFlushNbx, fn ucp_worker_flush_nbx(worker: Handle, param: *const c_void) -> StatusPtr, worker = worker, param = param, size = 0, kind = Send, via = site_worker_flush);
 hook!(MemMap, fn ucp_mem_map(context: Handle, params: *const c_void, memh_p: *mut Handle) -> Status, size = 0, fail = status, missing = UCS_ERR_NO_ELEM);
 hook!(RkeyPack, fn ucp_rkey_pack(context: Handle, memh: Handle, rkey_buffer_p: *mut *mut c_void, size_p: *mut usize) -> Status, size = 0, fail = status, missing = UCS_ERR_NO_ELEM);
 hook!(EpRkeyUnpack, fn ucp_ep_rkey_unpack(ep: Handle, rkey_buffer: *const c_void, rkey_p: *mut Handle) -> Status, size = 0, fail = status, missing = UCS_ERR_NO_ELEM);
 hook!(RequestCheckStatus, fn ucp_request_check_status(request: *mut c_void) -> Status, size = 0, fail = status, missing = UCS_ERR_NO_ELEM,
     // SAFETY: the caller's request; `api::real_check_status` asks UCX about a real one.
     gate = site::gated() => site::requests::status_of(request, || unsafe { api::real_check_status(request) }));
+
+/// `ucp_worker_flush_nbx`'s site: [`site::worker_flush`] (the same shape as [`site::worker_op`]).
+///
+/// # Safety
+/// As [`site::worker_flush`].
+unsafe fn site_worker_flush(
+    code: Status,
+    site: shm_proto::layout::Site,
+    worker: Handle,
+    _kind: site::requests::CbKind,
+    param: *const c_void,
+    post: impl FnOnce(*const c_void) -> StatusPtr,
+) -> StatusPtr {
+    // SAFETY: this function's contract.
+    unsafe { site::worker_flush(code, site, worker, param, post) }
+}
 
 /// `ucp_ep_flush_nbx`'s site: [`site::ep_flush`] (the same shape as [`site::ep_op`]).
 ///

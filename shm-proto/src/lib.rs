@@ -22,6 +22,7 @@ pub mod guard;
 pub mod process;
 pub mod ring;
 pub mod seqlock;
+pub mod site;
 pub mod sync;
 
 #[cfg(not(loom))]

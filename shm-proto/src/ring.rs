@@ -14,7 +14,7 @@
 //! number of records ever written.
 
 use crate::clock::{ClockPair, TickScale, TickSource};
-use crate::layout::Site;
+use crate::site::Site;
 use crate::sync::{fence, AtomicU64, Ordering};
 
 /// One recorded call, as a reader sees it.

@@ -9,10 +9,10 @@
 //! are untouched. The real endpoint stays healthy underneath, so a force close works as for a dead peer.
 
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::AcqRel, Ordering::Acquire};
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicUsize, Ordering::AcqRel, Ordering::Acquire};
 use std::sync::atomic::{Ordering::Relaxed, Ordering::Release};
 
-use super::index::PtrIndex;
+use super::index::{Bitmap, PtrIndex};
 use super::param::{FIELD_CALLBACK, FIELD_USER_DATA};
 use super::{is_err, log_once, requests, workers, Once, FAILED_EPS, GATE, PENDING};
 use crate::{Handle, Status, StatusPtr};
@@ -51,7 +51,7 @@ struct Slot {
 
 struct Table {
     slots: [Slot; SLOTS],
-    used: [AtomicU64; SLOTS / 64],
+    used: Bitmap<{ SLOTS / 64 }>,
     index: PtrIndex<{ SLOTS * 2 }>,
 }
 
@@ -67,7 +67,7 @@ static TABLE: Table = Table {
             generation: AtomicU32::new(0),
         }
     }; SLOTS],
-    used: [const { AtomicU64::new(0) }; SLOTS / 64],
+    used: Bitmap::new(),
     index: PtrIndex::new(),
 };
 
@@ -134,21 +134,11 @@ pub(crate) unsafe fn register(ep: Handle, worker: Handle, params: *const c_void)
 }
 
 fn alloc() -> Option<usize> {
-    for (word_index, word) in TABLE.used.iter().enumerate() {
-        let mut bits = word.load(Relaxed);
-        while bits != u64::MAX {
-            let bit = (!bits).trailing_zeros() as usize;
-            match word.compare_exchange_weak(bits, bits | 1 << bit, AcqRel, Relaxed) {
-                Ok(_) => return Some(word_index * 64 + bit),
-                Err(now) => bits = now,
-            }
-        }
-    }
-    None
+    TABLE.used.take()
 }
 
 fn free_slot(idx: usize) {
-    TABLE.used[idx / 64].fetch_and(!(1 << (idx % 64)), Release);
+    TABLE.used.give(idx);
 }
 
 /// The application closed (or destroyed) `ep`: forget it. A failure not yet reported is dropped (UCX calls no

@@ -7,7 +7,7 @@
 //! caller falls back to something simpler. User-space pointers on the supported platforms fit in 48 bits.
 
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicU64, Ordering::AcqRel, Ordering::Acquire};
+use std::sync::atomic::{AtomicU64, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 
 /// Words a key may occupy.
 pub(crate) const WINDOW: usize = 16;
@@ -75,6 +75,40 @@ impl<const N: usize> PtrIndex<N> {
     }
 }
 
+/// Which of `WORDS * 64` slots are taken: a slot is taken with one CAS, given back with one atomic AND.
+pub(crate) struct Bitmap<const WORDS: usize> {
+    words: [AtomicU64; WORDS],
+}
+
+impl<const WORDS: usize> Bitmap<WORDS> {
+    /// All free.
+    pub(crate) const fn new() -> Self {
+        Bitmap { words: [const { AtomicU64::new(0) }; WORDS] }
+    }
+
+    /// Takes a free slot (the lowest found); `None` when all are taken.
+    pub(crate) fn take(&self) -> Option<usize> {
+        for (word_index, word) in self.words.iter().enumerate() {
+            let mut bits = word.load(Relaxed);
+            while bits != u64::MAX {
+                let bit = (!bits).trailing_zeros() as usize;
+                match word.compare_exchange_weak(bits, bits | 1 << bit, AcqRel, Relaxed) {
+                    Ok(_) => return Some(word_index * 64 + bit),
+                    Err(now) => bits = now,
+                }
+            }
+        }
+        None
+    }
+
+    /// Gives slot `index` back.
+    pub(crate) fn give(&self, index: usize) {
+        if let Some(word) = self.words.get(index / 64) {
+            word.fetch_and(!(1 << (index % 64)), Release);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +129,17 @@ mod tests {
         assert_eq!((index.get(ptr(0x7f00_1000)), index.remove(ptr(0x7f00_1000))), (None, None));
         assert_eq!(index.get(ptr(0)), None);
         assert!(!index.insert(ptr(0), 1) && !index.insert(ptr(1 << 50), 1), "null and non-canonical keys");
+    }
+
+    #[test]
+    fn a_bitmap_hands_out_each_slot_once_until_given_back() {
+        let bitmap = Bitmap::<2>::new();
+        let taken: Vec<usize> = (0..128).map(|_| bitmap.take().unwrap()).collect();
+        assert_eq!(taken, (0..128).collect::<Vec<_>>());
+        assert_eq!(bitmap.take(), None);
+        bitmap.give(70);
+        bitmap.give(500); // out of range: nothing
+        assert_eq!((bitmap.take(), bitmap.take()), (Some(70), None));
     }
 
     #[test]

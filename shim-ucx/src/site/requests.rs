@@ -17,7 +17,7 @@ use std::ffi::c_void;
 use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::AcqRel, Ordering::Acquire};
 use std::sync::atomic::{Ordering::Relaxed, Ordering::Release};
 
-use super::index::PtrIndex;
+use super::index::{Bitmap, PtrIndex};
 use super::param::{self, Substitute, View};
 use super::{is_err, log_once, status_ptr, workers, Once, GATE, PENDING};
 use crate::{Handle, Status, StatusPtr};
@@ -146,7 +146,7 @@ struct Area([u8; 64]);
 
 struct Table {
     slots: [Slot; SLOTS],
-    used: [AtomicU64; SLOTS / 64],
+    used: Bitmap<{ SLOTS / 64 }>,
     index: PtrIndex<{ SLOTS * 4 }>,
     areas: [Area; SLOTS],
     /// Top of the delivery stack (slot + 1; 0: empty).
@@ -155,7 +155,7 @@ struct Table {
 
 static TABLE: Table = Table {
     slots: [const { Slot::new() }; SLOTS],
-    used: [const { AtomicU64::new(0) }; SLOTS / 64],
+    used: Bitmap::new(),
     index: PtrIndex::new(),
     areas: [const { Area([0; 64]) }; SLOTS],
     queue: AtomicU32::new(0),
@@ -201,20 +201,9 @@ fn tid() -> u32 {
 
 /// Takes a free slot.
 fn alloc() -> Option<usize> {
-    for (word_index, word) in TABLE.used.iter().enumerate() {
-        let mut bits = word.load(Relaxed);
-        while bits != u64::MAX {
-            let bit = (!bits).trailing_zeros() as usize;
-            match word.compare_exchange_weak(bits, bits | 1 << bit, AcqRel, Relaxed) {
-                Ok(_) => {
-                    GATE.fetch_add(1, Relaxed);
-                    return Some(word_index * 64 + bit);
-                }
-                Err(now) => bits = now,
-            }
-        }
-    }
-    None
+    let idx = TABLE.used.take()?;
+    GATE.fetch_add(1, Relaxed);
+    Some(idx)
 }
 
 /// Gives slot `idx` back. Its handle must already be out of the index.
@@ -222,7 +211,7 @@ fn release(idx: usize) {
     let slot = &TABLE.slots[idx];
     slot.state.store(0, Release);
     slot.handle.store(std::ptr::null_mut(), Relaxed);
-    TABLE.used[idx / 64].fetch_and(!(1 << (idx % 64)), Release);
+    TABLE.used.give(idx);
     GATE.fetch_sub(1, Relaxed);
 }
 
@@ -450,8 +439,15 @@ fn deliver(idx: usize) {
 
 /// Queues slot `idx`'s callback for its worker's next progress.
 fn enqueue(idx: usize) {
-    let slot = &TABLE.slots[idx];
     PENDING.fetch_add(1, AcqRel);
+    push(idx);
+    workers::signal(TABLE.slots[idx].worker.load(Relaxed));
+}
+
+/// Puts slot `idx` on top of the delivery stack (a Treiber push; the stack is only ever emptied whole, so the
+/// CAS cannot succeed on a recycled top by mistake).
+fn push(idx: usize) {
+    let slot = &TABLE.slots[idx];
     let mut head = TABLE.queue.load(Acquire);
     loop {
         slot.next.store(head, Relaxed);
@@ -460,7 +456,6 @@ fn enqueue(idx: usize) {
             Err(now) => head = now,
         }
     }
-    workers::signal(slot.worker.load(Relaxed));
 }
 
 /// Delivers the queued callbacks of `worker` (and those of unknown worker posted by this thread), oldest first.
@@ -488,14 +483,7 @@ pub(crate) fn deliver_queued(worker: Handle) -> u32 {
             delivered += 1;
         } else {
             // Someone else's: back on the stack, for their worker's progress.
-            let mut head = TABLE.queue.load(Acquire);
-            loop {
-                slot.next.store(head, Relaxed);
-                match TABLE.queue.compare_exchange_weak(head, idx as u32 + 1, AcqRel, Acquire) {
-                    Ok(_) => break,
-                    Err(now) => head = now,
-                }
-            }
+            push(idx);
         }
     }
     delivered
@@ -653,7 +641,7 @@ pub(crate) fn forget_all() {
     TABLE.queue.store(0, Relaxed);
     for (idx, slot) in TABLE.slots.iter().enumerate() {
         if slot.state.swap(0, Relaxed) != 0 {
-            TABLE.used[idx / 64].fetch_and(!(1 << (idx % 64)), Relaxed);
+            TABLE.used.give(idx);
         }
     }
 }
