@@ -12,8 +12,6 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
-
 use super::agent::{self, node_command};
 use super::arm::{self, LiveFailed};
 use super::exec::PodExec;
@@ -45,26 +43,8 @@ pub struct GpuFailureRequest {
     pub interval: Duration,
 }
 
-/// The scenario's outcome.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct GpuFailure {
-    /// The fault id (`faultline cluster recover` it).
-    pub fault_id: String,
-    /// The node.
-    pub node: String,
-    /// CUDA processes failed on the node.
-    pub processes_failed: usize,
-    /// Whether the node was cordoned in time.
-    pub cordoned: bool,
-    /// Pods of the namespace on the node at the start.
-    pub pods_before: Vec<PodPlacement>,
-    /// Whether they all left the node in time.
-    pub evicted: bool,
-    /// Pods of the namespace at the end.
-    pub pods_after: Vec<PodPlacement>,
-    /// Everything that happened, in order.
-    pub timeline: Vec<Step>,
-}
+/// The scenario's outcome (the shape both node-failure scenarios share).
+pub type GpuFailure = scenario::NodeFailure;
 
 /// Runs the scenario (see the module docs); `progress` hears each step as it happens.
 pub async fn run(
@@ -117,14 +97,5 @@ pub async fn run(
 
     let watch = Watch { timeout: request.watch_timeout, interval: request.interval };
     let after = scenario::aftermath(api, &request.node, &request.namespace, &pods_before, watch, &mut timeline).await?;
-    Ok(GpuFailure {
-        fault_id: armed.fault_id,
-        node: request.node.clone(),
-        processes_failed: live,
-        cordoned: after.cordoned,
-        pods_before,
-        evicted: after.evicted,
-        pods_after: after.pods_after,
-        timeline: timeline.into_steps(),
-    })
+    Ok(GpuFailure::new(armed.fault_id, &request.node, live, pods_before, after, timeline))
 }

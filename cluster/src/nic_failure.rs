@@ -33,7 +33,7 @@ use super::arm::{self, LiveFailed};
 use super::exec::PodExec;
 use super::kube_api::KubeApi;
 use super::ledger::{FaultKind, Stamp};
-use super::scenario::{self, PodPlacement, Step, Timeline, Watch};
+use super::scenario::{self, Step, Timeline, Watch};
 use super::signal_inject::{self, KernelSignal, SignalInjectRequest};
 use super::ClusterError;
 use crate::node::arm::{ucx_code_text, Arming, DEFAULT_UCX_CODE};
@@ -122,31 +122,18 @@ pub fn default_event(device: &str) -> NicEvent {
     }
 }
 
-/// The scenario's outcome.
+/// The scenario's outcome: what every node-failure scenario reports, and the NIC's fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NicFailure {
-    /// The fault id (`faultline cluster recover` it).
-    pub fault_id: String,
-    /// The node.
-    pub node: String,
+    /// The fault, the node, the processes failed, the cordon, the evictions and the timeline.
+    #[serde(flatten)]
+    pub failure: scenario::NodeFailure,
     /// The NIC.
     pub device: String,
     /// The kernel-log event written.
     pub event: &'static str,
     /// The UCX status the endpoints fail with.
     pub code: i32,
-    /// UCX processes failed on the node.
-    pub processes_failed: usize,
-    /// Whether the node was cordoned in time.
-    pub cordoned: bool,
-    /// Pods of the namespace on the node at the start.
-    pub pods_before: Vec<PodPlacement>,
-    /// Whether they all left the node in time.
-    pub evicted: bool,
-    /// Pods of the namespace at the end.
-    pub pods_after: Vec<PodPlacement>,
-    /// Everything that happened, in order.
-    pub timeline: Vec<Step>,
 }
 
 /// The words that fail the live UCX processes `pids` as the UCX node policy fails new ones: the endpoint site, the
@@ -230,17 +217,10 @@ pub async fn run(
     let watch = Watch { timeout: request.watch_timeout, interval: request.interval };
     let after = scenario::aftermath(api, &request.node, &request.namespace, &pods_before, watch, &mut timeline).await?;
     Ok(NicFailure {
-        fault_id: armed.fault_id,
-        node: request.node.clone(),
+        failure: scenario::NodeFailure::new(armed.fault_id, &request.node, pids.len(), pods_before, after, timeline),
         device: request.device.clone(),
         event: request.event().name(),
         code: request.code,
-        processes_failed: pids.len(),
-        cordoned: after.cordoned,
-        pods_before,
-        evicted: after.evicted,
-        pods_after: after.pods_after,
-        timeline: timeline.into_steps(),
     })
 }
 

@@ -108,6 +108,51 @@ pub fn pid_flags(pids: &[u64]) -> Vec<String> {
     pids.iter().flat_map(|pid| ["--pid".to_string(), pid.to_string()]).collect()
 }
 
+/// What a node-failure scenario did: `gpu-failure`'s whole outcome, and `nic-failure`'s with the NIC's fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeFailure {
+    /// The fault id (`faultline cluster recover` it).
+    pub fault_id: String,
+    /// The node.
+    pub node: String,
+    /// Shimmed processes failed on the node.
+    pub processes_failed: usize,
+    /// Whether the node was cordoned in time.
+    pub cordoned: bool,
+    /// Pods of the namespace on the node at the start.
+    pub pods_before: Vec<PodPlacement>,
+    /// Whether they all left the node in time.
+    pub evicted: bool,
+    /// Pods of the namespace at the end.
+    pub pods_after: Vec<PodPlacement>,
+    /// Everything that happened, in order.
+    pub timeline: Vec<Step>,
+}
+
+impl NodeFailure {
+    /// The outcome of fault `fault_id` on `node`, which failed `processes_failed` live processes, from the pods
+    /// there at the start, what happened after, and the timeline.
+    pub fn new(
+        fault_id: String,
+        node: &str,
+        processes_failed: usize,
+        pods_before: Vec<PodPlacement>,
+        after: Aftermath,
+        timeline: Timeline<'_>,
+    ) -> Self {
+        NodeFailure {
+            fault_id,
+            node: node.to_string(),
+            processes_failed,
+            cordoned: after.cordoned,
+            pods_before,
+            evicted: after.evicted,
+            pods_after: after.pods_after,
+            timeline: timeline.into_steps(),
+        }
+    }
+}
+
 /// What happened after the node's failure was signalled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Aftermath {

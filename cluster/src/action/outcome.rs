@@ -85,7 +85,7 @@ impl ClusterOutcome {
             ClusterOutcome::Signal(result) => result.watch_timed_out(),
             ClusterOutcome::Shim { change, .. } => change.rollout.as_ref().is_some_and(|r| !r.done),
             ClusterOutcome::GpuFailure(outcome) => !(outcome.cordoned && outcome.evicted),
-            ClusterOutcome::NicFailure(outcome) => !(outcome.cordoned && outcome.evicted),
+            ClusterOutcome::NicFailure(outcome) => !(outcome.failure.cordoned && outcome.failure.evicted),
             ClusterOutcome::ProcessReplies(replies) | ClusterOutcome::Replayed { replies, .. } => {
                 replies.iter().any(|r| r.reply["exit"] != 0)
             }
@@ -277,12 +277,12 @@ impl fmt::Display for ClusterOutcome {
                 "NIC failure of {} on node {} (fault {}): {} UCX process(es) failed at the endpoint, cordoned {}, \
                  evicted {}; `faultline cluster recover {}` reverses it",
                 outcome.device,
-                outcome.node,
-                outcome.fault_id,
-                outcome.processes_failed,
-                if outcome.cordoned { "yes" } else { "no" },
-                if outcome.evicted { "yes" } else { "no" },
-                outcome.fault_id
+                outcome.failure.node,
+                outcome.failure.fault_id,
+                outcome.failure.processes_failed,
+                if outcome.failure.cordoned { "yes" } else { "no" },
+                if outcome.failure.evicted { "yes" } else { "no" },
+                outcome.failure.fault_id
             ),
         }
     }
