@@ -232,6 +232,14 @@ pub struct GpuFailureArgs {
     /// The XID (one with a CUDA shim preset: 79, 48, 94, 95, 74, 119, 120, 43).
     #[arg(long, value_name = "N", default_value_t = shm_proto::xid::DEFAULT_XID)]
     pub xid: u32,
+    /// How long the node stays armed, and how the scenario watches it.
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+}
+
+/// What both node-failure scenarios take: how long the node stays armed, and how they watch it.
+#[derive(Debug, Args)]
+pub struct ScenarioArgs {
     /// How long the node stays armed; the reaper disarms it then.
     #[arg(long, value_name = "DURATION", default_value = "30m")]
     pub ttl: String,
@@ -241,6 +249,16 @@ pub struct GpuFailureArgs {
     /// How often to look.
     #[arg(long, value_name = "SECONDS", default_value_t = 2.0, hide = true)]
     pub interval: f64,
+}
+
+impl ScenarioArgs {
+    /// The TTL, the watch timeout and the interval, checked.
+    fn parsed(&self) -> anyhow::Result<(Duration, Duration, Duration)> {
+        let Some(interval) = positive_seconds(self.interval) else {
+            return Err(faultline::Error::usage("--interval must be a positive number of seconds").into());
+        };
+        Ok((ttl(&self.ttl)?, Duration::from_secs(self.watch_timeout), interval))
+    }
 }
 
 /// The options of `faultline cluster nic-failure`.
@@ -262,15 +280,9 @@ pub struct NicFailureArgs {
     /// The NIC's PCI address, when the node's sysfs does not know the device.
     #[arg(long, value_name = "ADDRESS")]
     pub pci: Option<String>,
-    /// How long the node stays armed; the reaper disarms it then.
-    #[arg(long, value_name = "DURATION", default_value = "30m")]
-    pub ttl: String,
-    /// How long to wait for the cordon, and then for the evictions.
-    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
-    pub watch_timeout: u64,
-    /// How often to look.
-    #[arg(long, value_name = "SECONDS", default_value_t = 2.0, hide = true)]
-    pub interval: f64,
+    /// How long the node stays armed, and how the scenario watches it.
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
 }
 
 /// The namespace of workloads and partitions: `--namespace`, else the kubeconfig context's (as kubectl).
@@ -463,32 +475,28 @@ pub fn render_listing(listing: &Listing, now: Timestamp) -> String {
 
 /// `faultline cluster gpu-failure`.
 pub fn gpu_failure(namespace: &Namespace, args: &GpuFailureArgs) -> anyhow::Result<ClusterRequest> {
-    let Some(interval) = positive_seconds(args.interval) else {
-        return Err(faultline::Error::usage("--interval must be a positive number of seconds").into());
-    };
+    let (ttl, watch_timeout, interval) = args.scenario.parsed()?;
     Ok(ClusterRequest::GpuFailure(Box::new(GpuFailureRequest {
         node: args.node.clone(),
         gpu: args.gpu,
         xid: args.xid,
         namespace: namespace.get(),
-        ttl: Some(ttl(&args.ttl)?),
-        watch_timeout: Duration::from_secs(args.watch_timeout),
+        ttl: Some(ttl),
+        watch_timeout,
         interval,
     })))
 }
 
 /// `faultline cluster nic-failure`.
 pub fn nic_failure(namespace: &Namespace, args: &NicFailureArgs) -> anyhow::Result<ClusterRequest> {
-    let Some(interval) = positive_seconds(args.interval) else {
-        return Err(faultline::Error::usage("--interval must be a positive number of seconds").into());
-    };
+    let (ttl, watch_timeout, interval) = args.scenario.parsed()?;
     let code = faultline::node::arm::parse_ucx_code(&args.code)?;
     let request = NicFailureRequest {
         event: args.event,
         pci: args.pci.clone(),
         code,
-        ttl: Some(ttl(&args.ttl)?),
-        watch_timeout: Duration::from_secs(args.watch_timeout),
+        ttl: Some(ttl),
+        watch_timeout,
         interval,
         ..NicFailureRequest::new(&args.node, &args.device, &namespace.get())
     };
