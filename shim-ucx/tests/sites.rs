@@ -362,3 +362,29 @@ fn the_site_is_read_per_fault_so_faultline_site_switches_a_live_process() {
     program.send("quit");
     assert!(program.finish().success());
 }
+
+#[test]
+fn the_other_request_queries_report_the_code_too() {
+    // ucp_request_query (ucxx asks it of every request) and ucp_tag_recv_request_test answer as check_status does,
+    // for real requests and for the shim's own (a flush with nothing to flush completes at the call).
+    let shm = ShmDir::new();
+    let hooks = "ucp_tag_recv_nbx,ucp_ep_flush_nbx,ucp_put_nbx";
+    let run = run(&shm, &["--n", "4", "--ops", "tag_recv,flush,put", "--queries"], None, &env("completion", hooks));
+    run.assert_clean();
+    let checks = run.words("CHECK");
+    let queries = run.words("QUERY");
+    for check in &checks {
+        let query = queries.iter().find(|q| q[1..3] == check[1..3]).expect("a QUERY after each CHECK");
+        assert_eq!((query[3].as_str(), &query[4]), ("0", &check[3]), "{check:?} {query:?}");
+    }
+    // Every faulted op has its CHECK (its request); the unfaulted sends only when they did not complete inline.
+    let faulted: Vec<&Vec<String>> = checks.iter().filter(|c| c[1] != "tag_send").collect();
+    assert_eq!(faulted.len(), 4 * 3, "{:?}", run.lines);
+    assert!(faulted.iter().all(|c| c[3] != "0"), "every faulted op reports its code: {faulted:?}");
+    let tests = run.words("TEST");
+    assert_eq!(tests.len(), 4, "{:?}", run.lines);
+    for test in &tests {
+        let check = checks.iter().find(|c| c[1..3] == test[1..3]).unwrap();
+        assert_eq!(test[3], check[3], "{test:?}");
+    }
+}

@@ -47,6 +47,11 @@
  *                   was not provided"), not even with --free-in-cb.
  *   --no-callback   no callback and no user_data; completion is polled with
  *                   ucp_request_check_status.
+ *   --queries       after CHECK, also print what ucp_request_query (its
+ *                   status field) and, for a tag receive,
+ *                   ucp_tag_recv_request_test say of the completed handle:
+ *                   QUERY <op> <i> <query's return> <attr.status>
+ *                   TEST <op> <i> <status>
  *   --free-in-cb    the callback calls ucp_request_free on its request (not
  *                   for user-provided requests, see above).
  *   --user-no-imm   add UCP_OP_ATTR_FLAG_NO_IMM_CMPL (UCX may then run the
@@ -173,6 +178,7 @@ static int opt_ep = 0;                       /* index into ep_names */
 static int opt_stdin;
 static int opt_user_requests;
 static int opt_no_callback;
+static int opt_queries;
 static int opt_free_in_cb;
 static int opt_user_no_imm;
 static size_t opt_size = 64;
@@ -528,6 +534,22 @@ static void post_release(struct post *p)
     }
 }
 
+/* --queries: what the other request queries say of a completed handle. */
+static void print_queries(struct post *p)
+{
+    ucp_request_attr_t attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.field_mask = UCP_REQUEST_ATTR_FIELD_STATUS;
+    ucs_status_t queried = ucp_request_query(p->handle, &attr);
+    printf("QUERY %s %lu %d %d\n", p->op, p->i, (int)queried,
+           queried == UCS_OK ? (int)attr.status : 0);
+    if (strcmp(p->op, "tag_recv") == 0) {
+        ucp_tag_recv_info_t info;
+        printf("TEST %s %lu %d\n", p->op, p->i,
+               (int)ucp_tag_recv_request_test(p->handle, &info));
+    }
+}
+
 /* Waits (bounded) for a returned request, prints CHECK and frees it; sets
  * p->final.  No-op for posts that returned NULL or an error. */
 static void post_wait(struct post *p)
@@ -566,6 +588,9 @@ static void post_wait(struct post *p)
     if (!p->freed) {
         ucs_status_t st = ucp_request_check_status(p->handle);
         printf("CHECK %s %lu %d\n", p->op, p->i, (int)st);
+        if (opt_queries) {
+            print_queries(p);
+        }
         post_release(p);
         p->final = opt_no_callback ? st : p->cb_status;
     } else {
@@ -1342,7 +1367,7 @@ static void usage(const char *why)
 static void parse_args(int argc, char **argv)
 {
     enum { O_N = 256, O_OPS, O_EP, O_SIZE, O_STDIN, O_UREQ, O_NOCB, O_FREECB,
-           O_NOIMM };
+           O_NOIMM, O_QUERIES };
     static const struct option longopts[] = {
         { "n",             required_argument, NULL, O_N },
         { "ops",           required_argument, NULL, O_OPS },
@@ -1353,6 +1378,7 @@ static void parse_args(int argc, char **argv)
         { "no-callback",   no_argument,       NULL, O_NOCB },
         { "free-in-cb",    no_argument,       NULL, O_FREECB },
         { "user-no-imm",   no_argument,       NULL, O_NOIMM },
+        { "queries",       no_argument,       NULL, O_QUERIES },
         { NULL, 0, NULL, 0 },
     };
     int opt;
@@ -1385,6 +1411,7 @@ static void parse_args(int argc, char **argv)
         case O_NOCB:   opt_no_callback = 1;   break;
         case O_FREECB: opt_free_in_cb = 1;    break;
         case O_NOIMM:  opt_user_no_imm = 1;   break;
+        case O_QUERIES: opt_queries = 1;      break;
         default:
             usage("unknown option");
         }
