@@ -122,17 +122,9 @@ shim_runtime::constructor!(init = crate::init, runtime = RUNTIME);
 fn init() {
     let env = |name: &str| std::env::var(name).ok();
     let settings = policy::resolve(env, |path| shm_proto::node_policy::read(path.as_ref()));
-    for warning in &settings.warnings {
-        shim_runtime::log!("{warning}");
-    }
     xid::activate(settings.xid);
     device::set_target(settings.device);
-    RUNTIME.init_with(|name| settings.var(name, env));
-    if settings.var("FAULTLINE_LOG", env).is_some_and(|level| matches!(level.trim(), "debug" | "2")) {
-        for note in &settings.notes {
-            shim_runtime::log!("{note}");
-        }
-    }
+    RUNTIME.init_layered(&settings.layered, env);
     dlsym::resolve();
 }
 

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::ffi::c_int;
 
-use shm_proto::node_policy::{self, POLICY_FILE_VAR, SETTINGS};
+use shm_proto::node_policy::{Layered, POLICY_FILE_VAR};
 use shm_proto::xid::{Severity, DEFAULT_XID};
 
 use crate::xid::{self, Preset};
@@ -23,46 +23,26 @@ use crate::xid::{self, Preset};
 /// The resolved start-up settings.
 #[derive(Debug, Default)]
 pub struct Settings {
-    /// Values of [`SETTINGS`] after layering (what the runtime's start-up parser sees).
-    values: BTreeMap<&'static str, String>,
+    /// The environment overlaid by the policy file, with what an XID preset implies (what the runtime's start-up
+    /// parser sees), and what loading the file had to say.
+    pub layered: Layered,
     /// The XID preset, if any.
     pub xid: Option<Preset>,
     /// The targeted device ordinal, if any.
     pub device: Option<c_int>,
-    /// One line per ignored input.
-    pub warnings: Vec<String>,
-    /// Where the settings came from (logged at `FAULTLINE_LOG=debug`).
-    pub notes: Vec<String>,
-}
-
-impl Settings {
-    /// The value of start-up variable `name` (others: from `env`).
-    pub fn var(&self, name: &str, env: impl Fn(&str) -> Option<String>) -> Option<String> {
-        match SETTINGS.iter().find(|s| **s == name) {
-            Some(setting) => self.values.get(setting).cloned(),
-            None => env(name),
-        }
-    }
 }
 
 /// Resolves the settings from `env` and the policy file it names (read with `read_file`).
 pub fn resolve(env: impl Fn(&str) -> Option<String>, read_file: impl Fn(&str) -> std::io::Result<String>) -> Settings {
-    let mut settings = Settings::default();
-    let loaded = node_policy::load(&env, POLICY_FILE_VAR, read_file);
-    let policy = loaded.values;
-    settings.warnings = loaded.warnings;
-    settings.notes = loaded.notes;
-    let env_values: BTreeMap<&'static str, String> =
-        SETTINGS.iter().filter_map(|name| env(name).map(|value| (*name, value))).collect();
-    let mut values = env_values.clone();
-    values.extend(policy.iter().map(|(k, v)| (*k, v.clone())));
-
+    let mut settings = Settings { layered: Layered::resolve(&env, POLICY_FILE_VAR, read_file), ..Settings::default() };
+    let Layered { values, file } = &mut settings.layered;
+    let policy = &file.values;
     if let Some(text) = values.get("FAULTLINE_XID") {
         match text.trim().parse::<u32>().ok().and_then(xid::preset_for) {
             Some(preset) => {
                 settings.xid = Some(preset);
                 // Defaults from the source that named the XID: a policy XID overrides the pod's pool.
-                let source = if policy.contains_key("FAULTLINE_XID") { &policy } else { &values };
+                let source: &BTreeMap<_, _> = if policy.contains_key("FAULTLINE_XID") { policy } else { values };
                 let (codes_given, probability_given) =
                     (source.contains_key("FAULTLINE_ERROR_CODES"), source.contains_key("FAULTLINE_PROBABILITY"));
                 if !codes_given {
@@ -71,13 +51,13 @@ pub fn resolve(env: impl Fn(&str) -> Option<String>, read_file: impl Fn(&str) ->
                 if !probability_given {
                     values.insert("FAULTLINE_PROBABILITY", "100".to_string());
                 }
-                settings.notes.push(format!(
+                file.notes.push(format!(
                     "XID {} ({}): runtime calls fail with {}, driver calls with {}",
                     preset.xid, preset.name, preset.runtime, preset.driver
                 ));
             }
             None => {
-                settings.warnings.push(format!(
+                file.warnings.push(format!(
                     "FAULTLINE_XID={text}: not an XID with a preset (known: {}); ignored",
                     known_presets().join(", ")
                 ));
@@ -87,10 +67,9 @@ pub fn resolve(env: impl Fn(&str) -> Option<String>, read_file: impl Fn(&str) ->
     if let Some(text) = values.get("FAULTLINE_DEVICE") {
         match text.trim().parse::<c_int>() {
             Ok(ordinal) if ordinal >= 0 => settings.device = Some(ordinal),
-            _ => settings.warnings.push(format!("FAULTLINE_DEVICE={text}: not a device ordinal (0, 1, …); ignored")),
+            _ => file.warnings.push(format!("FAULTLINE_DEVICE={text}: not a device ordinal (0, 1, …); ignored")),
         }
     }
-    settings.values = values;
     settings
 }
 
@@ -117,26 +96,30 @@ mod tests {
     #[test]
     fn without_a_policy_file_the_environment_is_used_as_is() {
         let s = resolve(env_of(&[("FAULTLINE_ENABLED", "1"), ("FAULTLINE_PROBABILITY", "30")]), no_file);
-        assert_eq!(s.var("FAULTLINE_ENABLED", |_| None).as_deref(), Some("1"));
-        assert_eq!(s.var("FAULTLINE_PROBABILITY", |_| None).as_deref(), Some("30"));
-        assert_eq!(s.var("FAULTLINE_SHM_DIR", |_| Some("/x".into())).as_deref(), Some("/x"), "others: environment");
-        assert!(s.xid.is_none() && s.device.is_none() && s.warnings.is_empty());
+        assert_eq!(s.layered.var("FAULTLINE_ENABLED", |_| None).as_deref(), Some("1"));
+        assert_eq!(s.layered.var("FAULTLINE_PROBABILITY", |_| None).as_deref(), Some("30"));
+        assert_eq!(
+            s.layered.var("FAULTLINE_SHM_DIR", |_| Some("/x".into())).as_deref(),
+            Some("/x"),
+            "others: environment"
+        );
+        assert!(s.xid.is_none() && s.device.is_none() && s.layered.file.warnings.is_empty());
     }
 
     #[test]
     fn an_xid_preset_sets_pool_and_probability_unless_given() {
         let s = resolve(env_of(&[("FAULTLINE_XID", "79")]), no_file);
         assert_eq!(s.xid.map(|p| p.xid), Some(79));
-        assert_eq!(s.var("FAULTLINE_ERROR_CODES", |_| None).as_deref(), Some("100"));
-        assert_eq!(s.var("FAULTLINE_PROBABILITY", |_| None).as_deref(), Some("100"));
-        assert_eq!(s.var("FAULTLINE_ENABLED", |_| None), None, "an XID alone does not enable faults");
+        assert_eq!(s.layered.var("FAULTLINE_ERROR_CODES", |_| None).as_deref(), Some("100"));
+        assert_eq!(s.layered.var("FAULTLINE_PROBABILITY", |_| None).as_deref(), Some("100"));
+        assert_eq!(s.layered.var("FAULTLINE_ENABLED", |_| None), None, "an XID alone does not enable faults");
 
         let s = resolve(
             env_of(&[("FAULTLINE_XID", "48"), ("FAULTLINE_PROBABILITY", "5"), ("FAULTLINE_ERROR_CODES", "719")]),
             no_file,
         );
-        assert_eq!(s.var("FAULTLINE_ERROR_CODES", |_| None).as_deref(), Some("719"));
-        assert_eq!(s.var("FAULTLINE_PROBABILITY", |_| None).as_deref(), Some("5"));
+        assert_eq!(s.layered.var("FAULTLINE_ERROR_CODES", |_| None).as_deref(), Some("719"));
+        assert_eq!(s.layered.var("FAULTLINE_PROBABILITY", |_| None).as_deref(), Some("5"));
     }
 
     #[test]
@@ -152,22 +135,22 @@ mod tests {
             Ok("# armed by faultline node arm\nenabled = 1\n  xid=\"79\"\nFaultline_Device=1\n".to_string())
         };
         let s = resolve(env, file);
-        assert_eq!(s.var("FAULTLINE_ENABLED", |_| None).as_deref(), Some("1"));
-        assert_eq!(s.var("FAULTLINE_ERROR_CODES", |_| None).as_deref(), Some("100"), "the node's XID wins");
-        assert_eq!(s.var("FAULTLINE_SEED", |_| None).as_deref(), Some("7"));
+        assert_eq!(s.layered.var("FAULTLINE_ENABLED", |_| None).as_deref(), Some("1"));
+        assert_eq!(s.layered.var("FAULTLINE_ERROR_CODES", |_| None).as_deref(), Some("100"), "the node's XID wins");
+        assert_eq!(s.layered.var("FAULTLINE_SEED", |_| None).as_deref(), Some("7"));
         assert_eq!(s.xid.map(|p| p.xid), Some(79));
         assert_eq!(s.device, Some(1));
-        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        assert!(s.layered.file.warnings.is_empty(), "{:?}", s.layered.file.warnings);
     }
 
     #[test]
     fn bad_input_is_reported_and_ignored() {
         let env = env_of(&[("FAULTLINE_POLICY_FILE", "p"), ("FAULTLINE_DEVICE", "-1")]);
         let s = resolve(env, |_| Ok("xid=13\nbogus=1\nno equals sign\nenabled=1\n".to_string()));
-        assert_eq!(s.var("FAULTLINE_ENABLED", |_| None).as_deref(), Some("1"));
+        assert_eq!(s.layered.var("FAULTLINE_ENABLED", |_| None).as_deref(), Some("1"));
         assert!(s.xid.is_none() && s.device.is_none());
-        let all = s.warnings.join("\n");
-        assert_eq!(s.warnings.len(), 4, "{all}");
+        let all = s.layered.file.warnings.join("\n");
+        assert_eq!(s.layered.file.warnings.len(), 4, "{all}");
         assert!(all.contains("FAULTLINE_XID=13: not an XID with a preset (known: 79, 48"), "{all}");
         assert!(all.contains("line 2: 'bogus' is not a setting"), "{all}");
         assert!(all.contains("line 3: 'no equals sign' is not NAME=VALUE"), "{all}");
@@ -175,9 +158,13 @@ mod tests {
 
         let s =
             resolve(env_of(&[("FAULTLINE_POLICY_FILE", "p")]), |_| Err(std::io::ErrorKind::PermissionDenied.into()));
-        assert_eq!(s.warnings.len(), 1);
-        assert!(s.warnings[0].starts_with("FAULTLINE_POLICY_FILE=p: permission denied"), "{:?}", s.warnings);
+        assert_eq!(s.layered.file.warnings.len(), 1);
+        assert!(
+            s.layered.file.warnings[0].starts_with("FAULTLINE_POLICY_FILE=p: permission denied"),
+            "{:?}",
+            s.layered.file.warnings
+        );
         let s = resolve(env_of(&[("FAULTLINE_POLICY_FILE", "p")]), no_file);
-        assert!(s.warnings.is_empty(), "a missing file is a node that is not armed");
+        assert!(s.layered.file.warnings.is_empty(), "a missing file is a node that is not armed");
     }
 }

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering::Acquire, Order
 
 use shm_proto::config::{self, LogLevel, StatsInterval};
 use shm_proto::layout::{Site, COUNTER_STRIPES, MAX_HOOKS};
+use shm_proto::node_policy::Layered;
 use shm_proto::pod::PodIdentity;
 use shm_proto::segment::{self, Created, Identity};
 use shm_proto::{codes, Decision, Kind, Segment, SegmentMap, Strategy, ThreadCtx};
@@ -238,8 +239,23 @@ impl Runtime {
         self.init_with(|name| std::env::var(name).ok());
     }
 
+    /// Like [`Runtime::init`], from the environment `env` overlaid by a node policy file (`settings`): what the
+    /// file's loading had to say goes to stderr (its notes only at `FAULTLINE_LOG=debug`).
+    #[cold]
+    pub fn init_layered(&'static self, settings: &Layered, env: impl Fn(&str) -> Option<String> + Copy) {
+        for warning in &settings.file.warnings {
+            crate::log!("{warning}");
+        }
+        self.init_with(|name| settings.var(name, env));
+        if settings.var("FAULTLINE_LOG", env).is_some_and(|level| matches!(level.trim(), "debug" | "2")) {
+            for note in &settings.file.notes {
+                crate::log!("{note}");
+            }
+        }
+    }
+
     /// Like [`Runtime::init`], with the `FAULTLINE_*` start-up settings looked up through `var` instead of the
-    /// process environment (a shim that layers another source, such as a node policy file, over it).
+    /// process environment (a shim that layers another source over it).
     #[cold]
     pub fn init_with(&'static self, var: impl Fn(&str) -> Option<String>) {
         if self.state.compare_exchange(UNINIT, INITIALISING, Acquire, Relaxed).is_err() {

@@ -15,11 +15,11 @@
 use std::ffi::{c_int, c_uint, c_void};
 
 use shim_runtime::{hook, Runtime, ShimSpec};
+use shm_proto::node_policy::{self, Layered, UCX_POLICY_FILE_VAR};
 
 // Under `cfg(test)` nothing is exported (unit tests do not interpose on themselves), so much is unused there.
 #[cfg_attr(test, allow(dead_code))]
 mod api;
-mod policy;
 #[cfg_attr(test, allow(dead_code))]
 mod site;
 
@@ -77,19 +77,16 @@ static RUNTIME: Runtime = Runtime::new(&SPEC);
 
 /// The library constructor: settings (environment + the node's UCX policy file, read once), the runtime's
 /// segment, and the site tables' fork handler.
+///
+/// The policy file (`FAULTLINE_UCX_POLICY_FILE`) is how a node's NIC is "armed" (`faultline cluster nic-failure`):
+/// the node agent writes it on the host, every UCX-shimmed pod points at it, and a process started while it says
+/// `FAULTLINE_ENABLED=1` fails its endpoints from its first armed call, so a restarted pod fails again, as on a
+/// dead NIC. Its values override the environment's; a missing file means "not armed" (see [`node_policy`]).
 #[cfg_attr(test, allow(dead_code))]
 fn start() {
     let env = |name: &str| std::env::var(name).ok();
-    let settings = policy::resolve(env, |path| shm_proto::node_policy::read(path.as_ref()));
-    for warning in &settings.warnings {
-        shim_runtime::log!("{warning}");
-    }
-    RUNTIME.init_with(|name| settings.var(name, env));
-    if settings.var("FAULTLINE_LOG", env).is_some_and(|level| matches!(level.trim(), "debug" | "2")) {
-        for note in &settings.notes {
-            shim_runtime::log!("{note}");
-        }
-    }
+    let settings = Layered::resolve(env, UCX_POLICY_FILE_VAR, |path| node_policy::read(path.as_ref()));
+    RUNTIME.init_layered(&settings, env);
     // SAFETY: registering a child handler has no preconditions; the handler only resets process-local tables.
     unsafe { libc::pthread_atfork(None, None, Some(site::after_fork_in_child)) };
 }

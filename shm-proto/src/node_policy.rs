@@ -127,7 +127,7 @@ pub struct Loaded {
 
 /// Loads the policy file that variable `file_var` of `env` names, read with `read_file` (a shim passes [`read`]):
 /// a missing file is a node that is not armed (a note, no warning); an unreadable one, and each ignored line, a
-/// warning. The one loader of both shims: the caller overlays [`Loaded::values`] on the environment.
+/// warning. The one loader of both shims, through [`Layered::resolve`], which overlays it on the environment.
 pub fn load(
     env: impl Fn(&str) -> Option<String>,
     file_var: &str,
@@ -151,6 +151,41 @@ pub fn load(
         Err(e) => loaded.warnings.push(format!("{file_var}={path}: {e}; ignored")),
     }
     loaded
+}
+
+/// A shim's start-up settings: the environment's [`SETTINGS`], overlaid by the policy file's (the node's word wins
+/// over the pod's); what is not a setting still comes from the environment. Both shims resolve theirs with
+/// [`Layered::resolve`]; the CUDA shim then adds what an XID preset implies.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Layered {
+    /// Each setting's value after layering.
+    pub values: BTreeMap<&'static str, String>,
+    /// The policy file as loaded: its own values, warnings and notes.
+    pub file: Loaded,
+}
+
+impl Layered {
+    /// The environment `env`, overlaid by the policy file that its variable `file_var` names (see [`load`]).
+    pub fn resolve(
+        env: impl Fn(&str) -> Option<String>,
+        file_var: &str,
+        read_file: impl Fn(&str) -> std::io::Result<String>,
+    ) -> Layered {
+        let file = load(&env, file_var, read_file);
+        let mut values: BTreeMap<&'static str, String> =
+            SETTINGS.iter().filter_map(|name| env(name).map(|value| (*name, value))).collect();
+        values.extend(file.values.iter().map(|(name, value)| (*name, value.clone())));
+        Layered { values, file }
+    }
+
+    /// The value of start-up variable `name`: a setting's after layering, anything else (such as the seed
+    /// injector's `UCX_FAULT_*`) from `env`.
+    pub fn var(&self, name: &str, env: impl Fn(&str) -> Option<String>) -> Option<String> {
+        match SETTINGS.iter().find(|s| **s == name) {
+            Some(setting) => self.values.get(setting).cloned(),
+            None => env(name),
+        }
+    }
 }
 
 fn one_line(text: &str) -> String {
@@ -313,6 +348,29 @@ mod tests {
         assert_eq!(policy.xid(), None);
         let hostile = parse(&render_ucx(-25, "fl-1\nFAULTLINE_SEED=1", None));
         assert_eq!(hostile.get("FAULTLINE_SEED"), None);
+    }
+
+    #[test]
+    fn the_policy_file_overrides_the_environment_and_a_missing_one_changes_nothing() {
+        let pairs = [
+            ("FAULTLINE_UCX_POLICY_FILE", "/var/lib/faultline/ucx.policy"),
+            ("FAULTLINE_ENABLED", "0"),
+            ("FAULTLINE_SEED", "7"),
+            ("UCX_FAULT_PROBABILITY", "5"),
+        ];
+        let env = |name: &str| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_string());
+        let armed = Layered::resolve(env, UCX_POLICY_FILE_VAR, |_| Ok(render_ucx(-80, "fl-1", None)));
+        assert_eq!(armed.var("FAULTLINE_ENABLED", env).as_deref(), Some("1"), "the node's word wins");
+        assert_eq!(armed.var("FAULTLINE_SITE", env).as_deref(), Some("endpoint"));
+        assert_eq!(armed.var("FAULTLINE_ERROR_CODES", env).as_deref(), Some("-80"));
+        assert_eq!(armed.var("FAULTLINE_SEED", env).as_deref(), Some("7"), "what the file leaves is the pod's");
+        assert_eq!(armed.var("UCX_FAULT_PROBABILITY", env).as_deref(), Some("5"), "not a setting: the environment");
+        assert!(armed.file.warnings.is_empty(), "{:?}", armed.file.warnings);
+
+        let unarmed = Layered::resolve(env, UCX_POLICY_FILE_VAR, |_| Err(std::io::ErrorKind::NotFound.into()));
+        assert_eq!(unarmed.var("FAULTLINE_ENABLED", env).as_deref(), Some("0"));
+        assert_eq!(unarmed.var("FAULTLINE_SITE", env), None);
+        assert!(unarmed.file.warnings.is_empty(), "a missing file is a node that is not armed");
     }
 
     #[test]
