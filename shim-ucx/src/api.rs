@@ -153,9 +153,41 @@ pub unsafe extern "C" fn ucp_request_cancel(worker: Handle, request: *mut c_void
     call_real!(REQUEST_CANCEL, unsafe extern "C" fn(Handle, *mut c_void), (), (worker, request))
 }
 
-/// `ucp_request_attr_t`'s status field bit, and its offsets (field_mask@0, status@24, mem_type@28).
+/// `ucp_request_attr_t`'s field bits, and its offsets (field_mask@0, debug_string@8, debug_string_size@16,
+/// status@24, mem_type@28).
+const REQUEST_ATTR_FIELD_INFO_STRING: u64 = 1 << 0;
+const REQUEST_ATTR_FIELD_INFO_STRING_SIZE: u64 = 1 << 1;
 const REQUEST_ATTR_FIELD_STATUS: u64 = 1 << 2;
 const REQUEST_ATTR_FIELD_MEM_TYPE: u64 = 1 << 3;
+
+/// What a shim-made request says of itself (`ucp_request_query`'s debug string), as UCX describes its own.
+const SYNTHETIC_DESCRIPTION: &[u8] = b"faultline: completed at the call; its fault is reported at completion";
+
+/// Fills the debug-string fields of `attr` (at `base`, field mask `mask`) for a shim-made request.
+///
+/// # Safety
+/// `base` is the caller's `ucp_request_attr_t`, with the fields its mask names; with `INFO_STRING`, its
+/// `debug_string` points to `debug_string_size` writable bytes (UCX's contract).
+unsafe fn describe_synthetic(base: *mut u8, mask: u64) {
+    if mask & REQUEST_ATTR_FIELD_INFO_STRING != 0 {
+        // SAFETY: the caller asked for the string, so both fields are there.
+        let (text, size) =
+            unsafe { (base.add(8).cast::<*mut u8>().read_unaligned(), base.add(16).cast::<usize>().read_unaligned()) };
+        if !text.is_null() && size > 0 {
+            let len = SYNTHETIC_DESCRIPTION.len().min(size - 1);
+            // SAFETY: `text` has `size` writable bytes (the caller's contract); `len + 1 <= size`.
+            unsafe {
+                std::ptr::copy_nonoverlapping(SYNTHETIC_DESCRIPTION.as_ptr(), text, len);
+                text.add(len).write(0);
+            }
+        }
+    }
+    if mask & REQUEST_ATTR_FIELD_INFO_STRING_SIZE != 0 {
+        // SAFETY: the caller asked for the size, so the field is there (written after the string's
+        // own size was read from it).
+        unsafe { base.add(16).cast::<usize>().write_unaligned(SYNTHETIC_DESCRIPTION.len() + 1) };
+    }
+}
 
 /// Intercepts `ucp_request_query`: the status of a followed request is the reported one.
 ///
@@ -172,6 +204,8 @@ pub unsafe extern "C" fn ucp_request_query(request: *mut c_void, attr: *mut c_vo
     let mask = unsafe { base.cast::<u64>().read_unaligned() };
     let synthetic = requests::is_synthetic(request);
     let status = if synthetic == Some(true) {
+        // SAFETY: the caller's attr, with the fields its mask names.
+        unsafe { describe_synthetic(base, mask) };
         if mask & REQUEST_ATTR_FIELD_MEM_TYPE != 0 {
             // SAFETY: the caller asked for the memory type, so the field is there (host: the shim made no transfer).
             unsafe { base.add(28).cast::<u32>().write_unaligned(0) };
@@ -181,11 +215,10 @@ pub unsafe extern "C" fn ucp_request_query(request: *mut c_void, attr: *mut c_vo
         call_real!(REQUEST_QUERY, Query, UCS_ERR_NO_ELEM, (request, attr))
     };
     if status == 0 && mask & REQUEST_ATTR_FIELD_STATUS != 0 && synthetic.is_some() {
-        // SAFETY: as above; the real query filled it (or, for a shim-made request, it is the shim's to fill).
-        let current = unsafe { base.add(24).cast::<Status>().read_unaligned() };
-        // SAFETY: the caller's request.
-        let reported = requests::status_of(request, || if synthetic == Some(true) { 0 } else { current });
-        if let Some(reported) = reported {
+        // What the real query filled in (asked of real requests only; a shim-made one's is the shim's to fill).
+        // SAFETY: as above: the caller asked for the status field, and the real query wrote it.
+        let real_status = || unsafe { base.add(24).cast::<Status>().read_unaligned() };
+        if let Some(reported) = requests::status_of(request, real_status) {
             // SAFETY: as above.
             unsafe { base.add(24).cast::<Status>().write_unaligned(reported) };
         }
@@ -206,24 +239,13 @@ pub unsafe extern "C" fn ucp_request_is_completed(request: *mut c_void) -> c_int
     call_real!(REQUEST_IS_COMPLETED, unsafe extern "C" fn(*mut c_void) -> c_int, 1, (request))
 }
 
-/// The receive-test family: `real` fills the info for a real request; the status is the reported one.
+/// The receive-test family: `real` asks UCX (filling the info) for a real request; a followed request's status is
+/// the reported one.
 fn test_status(request: *mut c_void, real: impl FnOnce() -> Status) -> Status {
-    if !site::gated() {
+    if !site::gated() || requests::is_synthetic(request).is_none() {
         return real();
     }
-    match requests::is_synthetic(request) {
-        Some(true) => requests::status_of(request, || 0).unwrap_or(0),
-        Some(false) => {
-            let mut result = None;
-            let reported = requests::status_of(request, || {
-                let status = real();
-                result = Some(status);
-                status
-            });
-            reported.or(result).unwrap_or(UCS_ERR_NO_ELEM)
-        }
-        None => real(),
-    }
+    requests::status_of(request, real).unwrap_or(UCS_ERR_NO_ELEM)
 }
 
 /// Intercepts `ucp_request_test` (deprecated).
@@ -451,5 +473,42 @@ shim_runtime::__hook_skeleton! {
             }
             ret
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ucp_request_attr_t` as UCX 1.13 lays it out.
+    #[repr(C)]
+    struct RequestAttr {
+        field_mask: u64,
+        debug_string: *mut u8,
+        debug_string_size: usize,
+        status: Status,
+        mem_type: u32,
+    }
+
+    #[test]
+    fn a_shim_made_request_describes_itself_within_the_callers_buffer() {
+        let mut buffer = [0xAAu8; 16];
+        let mut attr = RequestAttr {
+            field_mask: REQUEST_ATTR_FIELD_INFO_STRING | REQUEST_ATTR_FIELD_INFO_STRING_SIZE,
+            debug_string: buffer.as_mut_ptr(),
+            debug_string_size: buffer.len(),
+            status: 0,
+            mem_type: 0,
+        };
+        // SAFETY: a whole attr whose string points to its 16 bytes.
+        unsafe { describe_synthetic((&mut attr as *mut RequestAttr).cast(), attr.field_mask) };
+        assert_eq!(&buffer[..15], &SYNTHETIC_DESCRIPTION[..15], "truncated to the caller's size");
+        assert_eq!(buffer[15], 0, "and terminated");
+        assert_eq!(attr.debug_string_size, SYNTHETIC_DESCRIPTION.len() + 1, "the size a whole one needs");
+
+        let mut untouched = RequestAttr { field_mask: 0, debug_string_size: 3, ..attr };
+        // SAFETY: as above; no field asked for.
+        unsafe { describe_synthetic((&mut untouched as *mut RequestAttr).cast(), 0) };
+        assert_eq!(untouched.debug_string_size, 3);
     }
 }
