@@ -17,7 +17,7 @@ const UCS_ERR_BUSY: Status = -15;
 
 macro_rules! real {
     ($name:ident: $literal:literal) => {
-        static $name: RealFn = RealFn::new($literal, LIBUCP);
+        pub(crate) static $name: RealFn = RealFn::new($literal, LIBUCP);
     };
 }
 

@@ -18,7 +18,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 use shim_runtime::RealFn;
 use shm_proto::layout::Site;
 
-use crate::{status_ptr as encode, Handle, Hook, Status, StatusPtr, LIBUCP, RUNTIME};
+pub(crate) use crate::status_ptr;
+use crate::{Handle, Hook, Status, StatusPtr, LIBUCP, REAL, RUNTIME};
 use requests::{CbKind, Faulted};
 
 /// Requests the shim follows plus endpoints it failed: while non-zero, the data hooks and request queries look
@@ -51,18 +52,13 @@ pub(crate) fn log_once(once: &Once, text: &str) {
     }
 }
 
-pub(crate) fn status_ptr(code: Status) -> StatusPtr {
-    encode(code)
-}
-
 /// `UCS_PTR_IS_ERR`.
 pub(crate) fn is_err(ptr: StatusPtr) -> bool {
     (ptr as usize) >= (-100isize) as usize
 }
 
-static EP_FLUSH: RealFn = RealFn::new(c"ucp_ep_flush_nbx", LIBUCP);
-static WORKER_FLUSH: RealFn = RealFn::new(c"ucp_worker_flush_nbx", LIBUCP);
-static REQUEST_FREE: RealFn = RealFn::new(c"ucp_request_free", LIBUCP);
+// The shim's own calls of UCP functions it does not hook (the hooked ones are the hook table's `REAL`; the
+// followed ones, `api`'s).
 static AM_DATA_RELEASE: RealFn = RealFn::new(c"ucp_am_data_release", LIBUCP);
 static WORKER_SIGNAL: RealFn = RealFn::new(c"ucp_worker_signal", LIBUCP);
 pub(crate) static WORKER_PROGRESS: RealFn = RealFn::new(c"ucp_worker_progress", LIBUCP);
@@ -72,7 +68,7 @@ pub(crate) static WORKER_PROGRESS: RealFn = RealFn::new(c"ucp_worker_progress", 
 /// # Safety
 /// As the real function's.
 pub(crate) unsafe fn real_ep_flush(ep: Handle, param: *const c_void) -> StatusPtr {
-    let real = EP_FLUSH.get();
+    let real = REAL[Hook::EpFlushNbx as usize].get();
     if real.is_null() {
         return status_ptr(crate::UCS_ERR_NO_ELEM);
     }
@@ -85,7 +81,7 @@ pub(crate) unsafe fn real_ep_flush(ep: Handle, param: *const c_void) -> StatusPt
 /// # Safety
 /// As the real function's.
 pub(crate) unsafe fn real_worker_flush(worker: Handle, param: *const c_void) -> StatusPtr {
-    let real = WORKER_FLUSH.get();
+    let real = REAL[Hook::WorkerFlushNbx as usize].get();
     if real.is_null() {
         return status_ptr(crate::UCS_ERR_NO_ELEM);
     }
@@ -98,7 +94,7 @@ pub(crate) unsafe fn real_worker_flush(worker: Handle, param: *const c_void) -> 
 /// # Safety
 /// As the real function's.
 pub(crate) unsafe fn real_request_free(request: *mut c_void) {
-    let real = REQUEST_FREE.get();
+    let real = crate::api::REQUEST_FREE.get();
     if !real.is_null() {
         // SAFETY: as above.
         unsafe { shim_runtime::fn_at::<unsafe extern "C" fn(*mut c_void)>(real)(request) }
