@@ -112,8 +112,8 @@ macro_rules! __hook_skeleton {
 ///   the call is entered, with `real` the real function's address (null if not found) and `forward` in scope;
 /// - `gate = check => gated`: before anything else the export evaluates `check` (one load, say); when true it
 ///   tail-jumps to a layer that first evaluates `gated` (an `Option`, with the arguments in scope: `Some` is the
-///   answer) and otherwise goes on as the export would have. For state a shim keeps beyond a single call (a failed endpoint, a request whose
-///   completion it reports), which must hold whether or not faults are enabled.
+///   answer) and otherwise goes on as the export would have. For state a shim keeps beyond a single call (a
+///   failed endpoint, a request whose completion it reports), which must hold whether or not faults are enabled.
 #[macro_export]
 macro_rules! hook {
     ($id:ident, fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty, size = $size:expr, fail = $fail:expr,
